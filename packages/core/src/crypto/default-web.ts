@@ -1,0 +1,2 @@
+// Selected through the '#crypto-default' import condition 'web' (package.json "imports").
+export const defaultProviderName = 'web';

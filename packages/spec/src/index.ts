@@ -1,0 +1,17 @@
+/**
+ * `@deadbolt/spec`: the contracts every Deadbolt package shares.
+ *
+ * Adapters depend on this package only, never on `@deadbolt/core`.
+ *
+ * @example
+ * ```ts
+ * import { type StorageAdapter, isDeadboltError, userId } from '@deadbolt/spec';
+ * ```
+ *
+ * @module
+ */
+export * from './errors.js';
+export * from './ids.js';
+export * from './storage.js';
+export * from './transport.js';
+export * from './validate.js';

@@ -33,13 +33,16 @@ export function assertStorageValue(value: unknown, field = 'value'): asserts val
 export function assertStorageBatch(ops: unknown): asserts ops is readonly StorageOp[] {
   if (!Array.isArray(ops)) throw invalid('ops', 'an array of operations');
   if (ops.length > STORAGE_LIMITS.maxBatchOps) throw invalid('ops', `at most ${STORAGE_LIMITS.maxBatchOps} operations`);
-  ops.forEach((op: unknown, i) => {
+  // An index loop, not `forEach`: `forEach` skips the holes of a sparse array, which would
+  // let `[put, <hole>]` through validation and fail half-way through applying it.
+  for (let i = 0; i < ops.length; i++) {
+    const op: unknown = ops[i];
     if (typeof op !== 'object' || op === null) throw invalid(`ops[${i}]`, 'an operation');
     const o = op as { type?: unknown; key?: unknown; value?: unknown };
     assertStorageKey(o.key, `ops[${i}].key`);
     if (o.type === 'put') assertStorageValue(o.value, `ops[${i}].value`);
     else if (o.type !== 'delete') throw invalid(`ops[${i}].type`, "'put' or 'delete'");
-  });
+  }
 }
 
 /** A compact copy of exactly the bytes a view covers. */

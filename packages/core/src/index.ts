@@ -1,0 +1,49 @@
+/**
+ * `@deadbolt/core`: Deadbolt's crypto provider, PQXDH + Double Ratchet pairwise sessions,
+ * safety numbers and wire formats. docs/protocol.md is the specification.
+ *
+ * @example
+ * ```ts
+ * import { createSessionManager } from '@deadbolt/core';
+ * import { createMemoryStorage } from '@deadbolt/storage-memory';
+ *
+ * const sessions = createSessionManager({ storage: createMemoryStorage() });
+ * await sessions.createIdentity({ userId: 'alice', deviceId: 'laptop' });
+ * ```
+ *
+ * @module
+ */
+export * from './crypto/index.js';
+export { concatBytes, fromHex, toHex, utf8, fromUtf8 } from './codec/bytes.js';
+export { Capability, Label, Limits, MessageType, PqPrekeyKind, WIRE_VERSION } from './protocol/constants.js';
+export {
+  decodeDeviceCertificate,
+  encodeDeviceCertificate,
+  verifyDeviceCertificate,
+  certificateAddress,
+  type DeviceCertificate,
+} from './protocol/device-certificate.js';
+export type { OneTimePrekeyPublic, PqPrekeyPublic, SignedPrekeyPublic } from './protocol/prekeys.js';
+export { decodePrekeyBundle, encodePrekeyBundle, verifyPrekeyBundle, type PrekeyBundle } from './protocol/prekey-bundle.js';
+export { decodePrekeyMessage, peekMessageType, type PrekeyMessage } from './protocol/prekey-message.js';
+export { decodeRatchetMessage, type RatchetHeader, type RatchetMessage } from './protocol/ratchet-message.js';
+export { pad, unpad, paddedLength } from './protocol/padding.js';
+export {
+  safetyNumber,
+  formatSafetyNumber,
+  compareSafetyNumberQr,
+  fingerprint,
+  type SafetyNumber,
+  type SafetyNumberParty,
+} from './protocol/safety-number.js';
+export {
+  createSessionManager,
+  type DecryptOptions,
+  type DecryptResult,
+  type GeneratePrekeysOptions,
+  type PublicPrekeys,
+  type SessionLimits,
+  type SessionManager,
+  type SessionManagerOptions,
+  type TrustInfo,
+} from './session/session-manager.js';

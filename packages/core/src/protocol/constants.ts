@@ -1,0 +1,105 @@
+/**
+ * Every protocol constant: versions, message types, KDF labels and limits.
+ * docs/protocol.md lists the same values; a test checks the two agree.
+ *
+ * @module
+ */
+import { utf8 } from '../codec/bytes.js';
+
+/** Wire-format version of every v1 structure (docs/protocol.md §2). */
+export const WIRE_VERSION = 1;
+
+/**
+ * Message type bytes (docs/protocol.md §2.2). The type is the second byte of every message
+ * and is authenticated in the associated data, so a message of one type never decrypts
+ * as another (SECURITY.md C22).
+ */
+export const MessageType = Object.freeze({
+  /** A PQXDH initial message carrying the first ratchet message (§5.3). */
+  PREKEY: 0x01,
+  /** A Double Ratchet message (§6.4). */
+  RATCHET: 0x02,
+  /** Reserved for group (sender-key) messages. */
+  GROUP: 0x10,
+});
+
+/** Kinds of post-quantum prekey (§4.3). */
+export const PqPrekeyKind = Object.freeze({ ONE_TIME: 1, LAST_RESORT: 2 });
+
+/** Capability bits in a device certificate (§3.2). */
+export const Capability = Object.freeze({ PQXDH_MLKEM768: 0x01 });
+
+/**
+ * Domain-separation labels (SECURITY.md A4). Every signature, KDF and MAC input in
+ * Deadbolt begins with exactly one of these, so a value made for one purpose never
+ * verifies or decrypts in another. docs/protocol.md §2.3 lists them.
+ */
+export const Label = Object.freeze({
+  deviceCertificate: 'Deadbolt_v1_DeviceCertificate',
+  signedPrekey: 'Deadbolt_v1_SignedPrekey',
+  pqPrekey: 'Deadbolt_v1_PqPrekey',
+  pqxdh: 'Deadbolt_v1_PQXDH_X25519_SHA-256_ML-KEM-768',
+  ratchetRoot: 'Deadbolt_v1_RatchetRoot',
+  pairwiseMessageKeys: 'Deadbolt_v1_PairwiseMessageKeys',
+  groupMessageKeys: 'Deadbolt_v1_GroupMessageKeys',
+  storageKeys: 'Deadbolt_v1_StorageKeys',
+  attachmentKeys: 'Deadbolt_v1_AttachmentKeys',
+  frankingKeys: 'Deadbolt_v1_FrankingKeys',
+  relayAuth: 'Deadbolt_v1_RelayAuth',
+  pairwiseAd: 'Deadbolt_v1_PairwiseAD',
+  safetyNumber: 'Deadbolt_v1_SafetyNumber',
+});
+
+/** A label as bytes, with a one-byte length prefix, ready to prepend to an input. */
+export function labelPrefix(label: string): Uint8Array {
+  const raw = utf8(label);
+  const out = new Uint8Array(raw.length + 1);
+  out[0] = raw.length;
+  out.set(raw, 1);
+  return out;
+}
+
+/** Chain-key constants of the symmetric-key ratchet (Double Ratchet §5.2, as in libsignal). */
+export const CHAIN_MESSAGE_KEY_SEED = Uint8Array.of(0x01);
+export const CHAIN_NEXT_KEY_SEED = Uint8Array.of(0x02);
+
+/** Fixed byte lengths (§2.1). */
+export const Len = Object.freeze({
+  key: 32,
+  signature: 64,
+  mlkemPublic: 1184,
+  mlkemSecret: 2400,
+  mlkemCiphertext: 1088,
+  /** The key commitment at the start of every message body (§6.3). */
+  commitment: 32,
+  aeadTag: 16,
+  aeadNonce: 12,
+});
+
+/** Limits (§8). The session limits are defaults and may be lowered, never raised past the maxima. */
+export const Limits = Object.freeze({
+  /** Largest plaintext a pairwise message may carry, before padding. */
+  maxPlaintext: 256 * 1024,
+  /** Largest encoded ratchet message. */
+  maxRatchetMessage: 256 * 1024 + 4096,
+  /** Largest encoded prekey message. */
+  maxPrekeyMessage: 256 * 1024 + 8192,
+  /** Largest encoded device certificate. */
+  maxCertificate: 512,
+  /** Largest encoded prekey bundle. */
+  maxBundle: 4096,
+  /** Default and maximum forward skip within one chain (libsignal: 25,000). */
+  maxForwardSkip: 25_000,
+  /** Default and maximum stored skipped message keys per session (libsignal: 2,000). */
+  maxSkippedKeys: 2_000,
+  /** Sessions kept per peer device: the active one and older ones still decrypting. */
+  maxSessionsPerDevice: 5,
+  /** Previous receiving chains remembered per session, to tell duplicates from new chains. */
+  maxPreviousChains: 5,
+  /** Replayable initial messages accepted per last-resort PQ prekey before it must rotate. */
+  maxLastResortUses: 10_000,
+  /** Largest stored record core reads. */
+  maxRecord: 4 * 1024 * 1024,
+  /** SHA-512 iterations of the safety-number fingerprint (as Signal's 5,200). */
+  safetyNumberIterations: 5_200,
+});

@@ -1,0 +1,637 @@
+/**
+ * The pairwise session manager: identities, prekeys, PQXDH and the Double Ratchet over a
+ * storage adapter (docs/protocol.md §5–§7).
+ *
+ * Every state change is computed in memory first and written in **one atomic batch**
+ * afterwards; nothing is written when any step fails. So a failed decrypt leaves the store
+ * byte-identical (SECURITY.md B9, B14), and an encrypt returns ciphertext only after the
+ * advanced sending chain is persisted, so a crash can never make a message key be used
+ * twice (SECURITY.md D28).
+ *
+ * @module
+ */
+import {
+  CodecError,
+  ProtocolError,
+  UsageError,
+  sameAddress,
+  type Address,
+  type DeviceId,
+  type Ed25519PublicKey,
+  type Ed25519SecretKey,
+  type StorageAdapter,
+  type StorageKey,
+  type StorageOp,
+  type UserId,
+  userId as toUserId,
+  deviceId as toDeviceId,
+} from '@deadbolt/spec';
+import { toHex } from '../codec/bytes.js';
+import type { ByteReader } from '../codec/reader.js';
+import { createDefaultCryptoProvider } from '#crypto-default';
+import { equalBytes } from '../crypto/checks.js';
+import type { CryptoProvider } from '../crypto/provider.js';
+import { pairwiseAdPrefix } from '../protocol/associated-data.js';
+import { Capability, Limits, MessageType, PqPrekeyKind } from '../protocol/constants.js';
+import { certificateAddress, signDeviceCertificate, verifyDeviceCertificate, type DeviceCertificate } from '../protocol/device-certificate.js';
+import { ratchetDecrypt, ratchetEncrypt, ratchetInitInitiator, ratchetInitResponder, type RatchetLimits } from '../protocol/double-ratchet.js';
+import { pad, unpad } from '../protocol/padding.js';
+import { decodePrekeyBundle, verifyPrekeyBundle, type PrekeyBundle } from '../protocol/prekey-bundle.js';
+import { decodePrekeyMessage, encodePrekeyMessage, peekMessageType, type PrekeyMessage } from '../protocol/prekey-message.js';
+import { signPqPrekey, signSignedPrekey, type OneTimePrekeyPublic, type PqPrekeyPublic, type SignedPrekeyPublic } from '../protocol/prekeys.js';
+import { pqxdhInitiate, pqxdhRespond } from '../protocol/pqxdh.js';
+import { decodeRatchetMessage, encodeRatchetMessage } from '../protocol/ratchet-message.js';
+import { safetyNumber, type SafetyNumber } from '../protocol/safety-number.js';
+import { RecordType, openRecord, sealRecord } from './record-envelope.js';
+import { SerialQueue } from './serial-queue.js';
+import { encodeSessionRecord, readSessionRecord, type SessionRecord, type SessionState } from './session-state.js';
+import {
+  encodeIdentityRecord,
+  encodeOneTimePrekeyRecord,
+  encodePqPrekeyRecord,
+  encodePrekeyMetaRecord,
+  encodeSignedPrekeyRecord,
+  encodeTrustRecord,
+  readIdentityRecord,
+  readOneTimePrekeyRecord,
+  readPqPrekeyRecord,
+  readPrekeyMetaRecord,
+  readSignedPrekeyRecord,
+  readTrustRecord,
+  storageKeys,
+  type IdentityRecord,
+  type PqPrekeyRecord,
+  type PrekeyMetaRecord,
+  type TrustRecord,
+} from './stored-records.js';
+
+/** Session limits (docs/protocol.md §8). Each may be lowered, never raised past its default. */
+export interface SessionLimits extends RatchetLimits {
+  /** Sessions kept per peer device (default 5). */
+  readonly maxSessionsPerDevice: number;
+}
+
+/** Options of {@link createSessionManager}. */
+export interface SessionManagerOptions {
+  /** Where identity, prekeys, sessions and trust decisions are kept. */
+  readonly storage: StorageAdapter;
+  /** The crypto provider; defaults to the platform's fastest. */
+  readonly crypto?: CryptoProvider;
+  /** Tighter limits than the defaults. */
+  readonly limits?: Partial<SessionLimits>;
+  /** The clock, in milliseconds (for prekey timestamps). */
+  readonly now?: () => number;
+}
+
+/** Everything a device uploads to the key directory (public halves only). */
+export interface PublicPrekeys {
+  readonly certificate: DeviceCertificate;
+  readonly signedPrekey: SignedPrekeyPublic;
+  readonly lastResortPqPrekey: PqPrekeyPublic;
+  readonly oneTimePrekeys: readonly OneTimePrekeyPublic[];
+  readonly pqPrekeys: readonly PqPrekeyPublic[];
+}
+
+/** Options of {@link SessionManager.generatePrekeys}. */
+export interface GeneratePrekeysOptions {
+  /** New X25519 one-time prekeys (default 0, at most 1,000 per call). */
+  readonly oneTime?: number;
+  /** New ML-KEM-768 one-time prekeys (default 0, at most 200 per call). */
+  readonly pqOneTime?: number;
+  /** Replace the signed prekey (the previous two are kept for messages in flight). */
+  readonly rotateSigned?: boolean;
+  /** Replace the last-resort PQ prekey (the previous one is kept). */
+  readonly rotateLastResort?: boolean;
+}
+
+/** The outcome of a successful decrypt. */
+export interface DecryptResult {
+  readonly plaintext: Uint8Array;
+  /** The authenticated sender. */
+  readonly sender: Address;
+  /** The sender's account key, as certified in the session. */
+  readonly senderAccountKey: Ed25519PublicKey;
+  /** True if this message created a new session. */
+  readonly sessionCreated: boolean;
+  /**
+   * True if the sender's account key differs from the trusted one: the message was
+   * decrypted, but sending to this user is refused until {@link SessionManager.acceptIdentity}.
+   */
+  readonly identityChanged: boolean;
+}
+
+/** Options of {@link SessionManager.decrypt}. */
+export interface DecryptOptions {
+  /**
+   * Extra storage operations to commit in the same atomic batch as the new session
+   * state (for example the decrypted message and its dedup marker), so a crash never
+   * separates them (SECURITY.md D24).
+   */
+  readonly extraOps?: (result: DecryptResult) => readonly StorageOp[];
+}
+
+/** What this device knows about a contact's account key. */
+export interface TrustInfo {
+  readonly accountKey: Ed25519PublicKey;
+  readonly verified: boolean;
+  /** A different account key seen since, awaiting {@link SessionManager.acceptIdentity}. */
+  readonly pendingKey?: Ed25519PublicKey;
+}
+
+/**
+ * Pairwise sessions for one device. Create with {@link createSessionManager}.
+ *
+ * @example
+ * ```ts
+ * const alice = createSessionManager({ storage: createMemoryStorage() });
+ * await alice.createIdentity({ userId: 'alice', deviceId: 'phone' });
+ * await alice.processBundle(bobBundle);            // fetched from the key directory
+ * const wire = await alice.encrypt(bob, utf8('hi'));
+ * // ... on Bob's device:
+ * const { plaintext } = await bobSessions.decrypt(aliceAddress, wire);
+ * ```
+ */
+export interface SessionManager {
+  /** The crypto provider in use. */
+  readonly crypto: CryptoProvider;
+  /** Creates this device's account and device identity. Fails if one exists. */
+  createIdentity(params: { userId: string; deviceId: string }): Promise<DeviceCertificate>;
+  /** This device's certificate. Throws `NOT_INITIALIZED` before {@link createIdentity}. */
+  certificate(): Promise<DeviceCertificate>;
+  /** Generates and persists prekeys, then returns their public halves for upload. */
+  generatePrekeys(options?: GeneratePrekeysOptions): Promise<PublicPrekeys>;
+  /** Verifies a peer's bundle and starts a session with it (PQXDH as initiator). */
+  processBundle(bundle: PrekeyBundle | Uint8Array): Promise<Address>;
+  /** Whether a session exists with a peer device. */
+  hasSession(peer: Address): Promise<boolean>;
+  /** Encrypts for a peer device. The returned bytes are safe to send once it resolves. */
+  encrypt(peer: Address, plaintext: Uint8Array): Promise<Uint8Array>;
+  /** Decrypts a message the transport says came from `from`. */
+  decrypt(from: Address, message: Uint8Array, options?: DecryptOptions): Promise<DecryptResult>;
+  /** The trust decision for a contact, if any. */
+  trust(userId: string): Promise<TrustInfo | undefined>;
+  /** Accepts a contact's new account key (clears `pendingKey`; the contact is then unverified). */
+  acceptIdentity(userId: string): Promise<void>;
+  /** Marks a contact's current account key as verified (or not). */
+  setVerified(userId: string, verified: boolean): Promise<void>;
+  /** The safety number with a contact, from the trusted account keys. */
+  safetyNumber(userId: string): Promise<SafetyNumber>;
+}
+
+const DEFAULT_LIMITS: SessionLimits = {
+  maxForwardSkip: Limits.maxForwardSkip,
+  maxSkippedKeys: Limits.maxSkippedKeys,
+  maxSessionsPerDevice: Limits.maxSessionsPerDevice,
+};
+
+const SIGNED_PREKEYS_KEPT = 3;
+const MAX_ONE_TIME_PER_CALL = 1000;
+const MAX_PQ_PER_CALL = 200;
+
+function checkLimits(limits: Partial<SessionLimits> | undefined): SessionLimits {
+  const out = { ...DEFAULT_LIMITS };
+  for (const name of Object.keys(DEFAULT_LIMITS) as (keyof SessionLimits)[]) {
+    const v = limits?.[name];
+    if (v === undefined) continue;
+    if (!Number.isInteger(v) || v < 1 || v > DEFAULT_LIMITS[name]) {
+      throw new UsageError('INVALID_ARGUMENT', {
+        message: `limits.${name} must be an integer from 1 to ${DEFAULT_LIMITS[name]}`,
+        details: { field: `limits.${name}`, expected: `1..${DEFAULT_LIMITS[name]}` },
+      });
+    }
+    out[name] = v;
+  }
+  return out;
+}
+
+function compareAddresses(a: Address, b: Address): number {
+  if (a.userId !== b.userId) return a.userId < b.userId ? -1 : 1;
+  if (a.deviceId !== b.deviceId) return a.deviceId < b.deviceId ? -1 : 1;
+  return 0;
+}
+
+function untrusted(userId: string): UsageError<'UNTRUSTED_IDENTITY'> {
+  return new UsageError('UNTRUSTED_IDENTITY', {
+    message: `the identity of ${userId} changed and must be accepted before sending`,
+    details: { userId },
+  });
+}
+
+/**
+ * Creates a session manager over a storage adapter.
+ *
+ * @example
+ * ```ts
+ * import { createSessionManager } from '@deadbolt/core';
+ * import { createMemoryStorage } from '@deadbolt/storage-memory';
+ *
+ * const sessions = createSessionManager({ storage: createMemoryStorage() });
+ * await sessions.createIdentity({ userId: 'alice', deviceId: 'laptop' });
+ * const upload = await sessions.generatePrekeys({ oneTime: 100, pqOneTime: 20 });
+ * ```
+ */
+export function createSessionManager(options: SessionManagerOptions): SessionManager {
+  const storage = options.storage;
+  const crypto = options.crypto ?? createDefaultCryptoProvider();
+  const limits = checkLimits(options.limits);
+  const now = options.now ?? Date.now;
+  const queue = new SerialQueue();
+  let identityCache: IdentityRecord | undefined;
+
+  async function load<T>(key: StorageKey, type: number, read: (r: ByteReader) => T): Promise<T | undefined> {
+    const bytes = await storage.get(key);
+    return bytes === undefined ? undefined : openRecord(crypto, key, type, bytes, read);
+  }
+
+  function put(key: StorageKey, type: number, body: Uint8Array): StorageOp {
+    return { type: 'put', key, value: sealRecord(crypto, type, body) };
+  }
+
+  async function identity(): Promise<IdentityRecord> {
+    if (identityCache) return identityCache;
+    const found = await load(storageKeys.identity(), RecordType.IDENTITY, readIdentityRecord);
+    if (!found) throw new UsageError('NOT_INITIALIZED', { message: 'no identity: call createIdentity first', details: { what: 'identity' } });
+    identityCache = found;
+    return found;
+  }
+
+  const loadSessions = (peer: Address): Promise<SessionRecord | undefined> =>
+    load(storageKeys.session(peer), RecordType.SESSION, readSessionRecord);
+  const putSessions = (peer: Address, record: SessionRecord): StorageOp =>
+    put(storageKeys.session(peer), RecordType.SESSION, encodeSessionRecord(record));
+  const loadTrust = (userId: string): Promise<TrustRecord | undefined> =>
+    load(storageKeys.trust(userId), RecordType.TRUST, readTrustRecord);
+  const putTrust = (userId: string, record: TrustRecord): StorageOp =>
+    put(storageKeys.trust(userId), RecordType.TRUST, encodeTrustRecord(record));
+  const loadMeta = async (): Promise<PrekeyMetaRecord> =>
+    (await load(storageKeys.prekeyMeta(), RecordType.PREKEY_META, readPrekeyMetaRecord)) ?? {
+      nextId: 1,
+      currentSignedId: 0,
+      currentLastResortId: 0,
+      previousLastResortId: 0,
+    };
+
+  /**
+   * Trust on first use, then pinning (docs/protocol.md §7.4). Returns the trust record to
+   * write (if any) and whether the key differs from the trusted one.
+   */
+  function evaluateTrust(current: TrustRecord | undefined, accountKey: Ed25519PublicKey): { write?: TrustRecord; changed: boolean } {
+    if (!current) return { write: { accountKey, verified: false }, changed: false };
+    if (equalBytes(current.accountKey, accountKey)) return { changed: false };
+    if (current.pendingKey && equalBytes(current.pendingKey, accountKey)) return { changed: true };
+    return { write: { ...current, pendingKey: accountKey }, changed: true };
+  }
+
+  async function createIdentity(params: { userId: string; deviceId: string }): Promise<DeviceCertificate> {
+    const user: UserId = toUserId(params.userId);
+    const device: DeviceId = toDeviceId(params.deviceId);
+    if (await storage.get(storageKeys.identity())) {
+      throw new UsageError('INVALID_ARGUMENT', { message: 'an identity already exists', details: { field: 'identity', expected: 'none yet' } });
+    }
+    const account = await crypto.ed25519GenerateKeyPair();
+    const signing = await crypto.ed25519GenerateKeyPair();
+    const dh = await crypto.x25519GenerateKeyPair();
+    const certificate = await signDeviceCertificate(crypto, account.secretKey as Ed25519SecretKey, {
+      userId: user,
+      deviceId: device,
+      accountKey: account.publicKey,
+      signingKey: signing.publicKey,
+      identityKey: dh.publicKey,
+      capabilities: Capability.PQXDH_MLKEM768,
+    });
+    const record: IdentityRecord = { accountSecret: account.secretKey, signingSecret: signing.secretKey, identitySecret: dh.secretKey, certificate };
+    await storage.batch([put(storageKeys.identity(), RecordType.IDENTITY, encodeIdentityRecord(record))]);
+    identityCache = record;
+    return certificate;
+  }
+
+  async function generatePrekeys(opts: GeneratePrekeysOptions = {}): Promise<PublicPrekeys> {
+    const oneTime = opts.oneTime ?? 0;
+    const pqOneTime = opts.pqOneTime ?? 0;
+    for (const [field, v, max] of [['oneTime', oneTime, MAX_ONE_TIME_PER_CALL], ['pqOneTime', pqOneTime, MAX_PQ_PER_CALL]] as const) {
+      if (!Number.isInteger(v) || v < 0 || v > max) {
+        throw new UsageError('INVALID_ARGUMENT', { message: `${field} must be 0..${max}`, details: { field, expected: `0..${max}` } });
+      }
+    }
+    const me = await identity();
+    const meta = await loadMeta();
+    let nextId = meta.nextId;
+    const takeId = (): number => {
+      if (nextId >= 0xffffffff) throw new ProtocolError('LIMIT_EXCEEDED', { message: 'prekey ids exhausted', details: { limit: 'prekeyId', max: 0xffffffff } });
+      return nextId++;
+    };
+    const ops: StorageOp[] = [];
+    const t = now();
+
+    // Signed prekey: create or rotate, keeping the last few for messages in flight.
+    let signed = meta.currentSignedId ? await load(storageKeys.signedPrekey(meta.currentSignedId), RecordType.SIGNED_PREKEY, readSignedPrekeyRecord) : undefined;
+    if (!signed || opts.rotateSigned) {
+      const kp = await crypto.x25519GenerateKeyPair();
+      const pub = await signSignedPrekey(crypto, me.signingSecret, takeId(), kp.publicKey);
+      signed = { id: pub.id, createdAt: t, publicKey: kp.publicKey, secretKey: kp.secretKey, signature: pub.signature };
+      ops.push(put(storageKeys.signedPrekey(signed.id), RecordType.SIGNED_PREKEY, encodeSignedPrekeyRecord(signed)));
+      const existing = (await storage.range(storageKeys.signedPrekeys())).map((e) => Number(e.key[2])).sort((a, b) => b - a);
+      for (const id of existing.slice(SIGNED_PREKEYS_KEPT - 1)) ops.push({ type: 'delete', key: storageKeys.signedPrekey(id) });
+    }
+
+    // Last-resort PQ prekey: create or rotate, keeping the previous one; delete older ones
+    // with their replay markers.
+    let lastResort = meta.currentLastResortId ? await load(storageKeys.pqPrekey(meta.currentLastResortId), RecordType.PQ_PREKEY, readPqPrekeyRecord) : undefined;
+    let previousLastResortId = meta.previousLastResortId;
+    if (!lastResort || opts.rotateLastResort) {
+      const kp = crypto.mlkem768GenerateKeyPair();
+      const pub = await signPqPrekey(crypto, me.signingSecret, takeId(), PqPrekeyKind.LAST_RESORT, kp.publicKey);
+      lastResort = { id: pub.id, kind: PqPrekeyKind.LAST_RESORT, createdAt: t, uses: 0, publicKey: kp.publicKey, secretKey: kp.secretKey, signature: pub.signature };
+      ops.push(put(storageKeys.pqPrekey(lastResort.id), RecordType.PQ_PREKEY, encodePqPrekeyRecord(lastResort)));
+      const stale = meta.previousLastResortId;
+      if (stale) {
+        ops.push({ type: 'delete', key: storageKeys.pqPrekey(stale) });
+        for (const e of await storage.range(storageKeys.replayMarkers(stale), { limit: Limits.maxLastResortUses })) ops.push({ type: 'delete', key: e.key });
+      }
+      previousLastResortId = meta.currentLastResortId;
+    }
+
+    const oneTimePrekeys: OneTimePrekeyPublic[] = [];
+    for (let i = 0; i < oneTime; i++) {
+      const kp = await crypto.x25519GenerateKeyPair();
+      const id = takeId();
+      ops.push(put(storageKeys.oneTimePrekey(id), RecordType.ONE_TIME_PREKEY, encodeOneTimePrekeyRecord({ id, ...kp })));
+      oneTimePrekeys.push({ id, publicKey: kp.publicKey });
+    }
+    const pqPrekeys: PqPrekeyPublic[] = [];
+    for (let i = 0; i < pqOneTime; i++) {
+      const kp = crypto.mlkem768GenerateKeyPair();
+      const pub = await signPqPrekey(crypto, me.signingSecret, takeId(), PqPrekeyKind.ONE_TIME, kp.publicKey);
+      const rec: PqPrekeyRecord = { id: pub.id, kind: PqPrekeyKind.ONE_TIME, createdAt: t, uses: 0, publicKey: kp.publicKey, secretKey: kp.secretKey, signature: pub.signature };
+      ops.push(put(storageKeys.pqPrekey(rec.id), RecordType.PQ_PREKEY, encodePqPrekeyRecord(rec)));
+      pqPrekeys.push(pub);
+    }
+    ops.push(
+      put(
+        storageKeys.prekeyMeta(),
+        RecordType.PREKEY_META,
+        encodePrekeyMetaRecord({ nextId, currentSignedId: signed.id, currentLastResortId: lastResort.id, previousLastResortId }),
+      ),
+    );
+    // Private halves are persisted before anything is returned for upload (SECURITY.md D25).
+    await storage.batch(ops);
+    return {
+      certificate: me.certificate,
+      signedPrekey: { id: signed.id, publicKey: signed.publicKey, signature: signed.signature },
+      lastResortPqPrekey: { id: lastResort.id, kind: lastResort.kind, publicKey: lastResort.publicKey, signature: lastResort.signature },
+      oneTimePrekeys,
+      pqPrekeys,
+    };
+  }
+
+  async function processBundle(input: PrekeyBundle | Uint8Array): Promise<Address> {
+    const bundle = input instanceof Uint8Array ? decodePrekeyBundle(input) : input;
+    const me = await identity();
+    await verifyPrekeyBundle(crypto, bundle);
+    const cert = bundle.certificate;
+    const peer = certificateAddress(cert);
+    if (sameAddress(peer, certificateAddress(me.certificate))) {
+      throw new UsageError('INVALID_ARGUMENT', { message: 'cannot start a session with this device itself', details: { field: 'bundle', expected: 'another device' } });
+    }
+    const trust = evaluateTrust(await loadTrust(cert.userId), cert.accountKey);
+    if (trust.changed) {
+      if (trust.write) await storage.batch([putTrust(cert.userId, trust.write)]);
+      throw untrusted(cert.userId);
+    }
+    const pq = bundle.pqPrekey as PqPrekeyPublic; // verifyPrekeyBundle refused bundles without it
+    const init = await pqxdhInitiate(
+      crypto,
+      { publicKey: me.certificate.identityKey, secretKey: me.identitySecret },
+      {
+        identityKey: cert.identityKey,
+        signedPrekey: bundle.signedPrekey.publicKey,
+        pqPrekey: pq.publicKey,
+        ...(bundle.oneTimePrekey ? { oneTimePrekey: bundle.oneTimePrekey.publicKey } : {}),
+      },
+    );
+    const ratchet = await ratchetInitInitiator(crypto, init.sharedKey, bundle.signedPrekey.publicKey);
+    const session: SessionState = {
+      baseKey: init.baseKey.publicKey,
+      role: 'initiator',
+      confirmed: false,
+      remoteCertificate: cert,
+      ratchet,
+      pending: {
+        signedPrekeyId: bundle.signedPrekey.id,
+        ...(bundle.oneTimePrekey ? { oneTimePrekeyId: bundle.oneTimePrekey.id } : {}),
+        pqId: pq.id,
+        pqKind: pq.kind,
+        kemCiphertext: init.kemCiphertext,
+      },
+    };
+    const existing = await loadSessions(peer);
+    const sessions = [session, ...(existing?.sessions ?? [])].slice(0, limits.maxSessionsPerDevice);
+    const ops = [putSessions(peer, { sessions })];
+    if (trust.write) ops.push(putTrust(cert.userId, trust.write));
+    await storage.batch(ops);
+    return peer;
+  }
+
+  async function encrypt(peer: Address, plaintext: Uint8Array): Promise<Uint8Array> {
+    if (!(plaintext instanceof Uint8Array)) {
+      throw new UsageError('INVALID_ARGUMENT', { message: 'plaintext must be a Uint8Array', details: { field: 'plaintext', expected: 'Uint8Array' } });
+    }
+    const me = await identity();
+    const record = await loadSessions(peer);
+    const active = record?.sessions[0];
+    if (!record || !active) throw new UsageError('NO_SESSION', { message: 'no session with this device', details: { userId: peer.userId, deviceId: peer.deviceId } });
+    const trust = await loadTrust(peer.userId);
+    if (!trust || trust.pendingKey || !equalBytes(trust.accountKey, active.remoteCertificate.accountKey)) throw untrusted(peer.userId);
+
+    const ad = pairwiseAdPrefix(me.certificate, active.remoteCertificate);
+    const out = ratchetEncrypt(crypto, active.ratchet, pad(plaintext), ad);
+    let wire = encodeRatchetMessage(out.headerBytes, out.body);
+    if (active.pending) {
+      const p = active.pending;
+      const initial: PrekeyMessage = {
+        certificate: me.certificate,
+        signedPrekeyId: p.signedPrekeyId,
+        ...(p.oneTimePrekeyId !== undefined ? { oneTimePrekeyId: p.oneTimePrekeyId } : {}),
+        pq: { id: p.pqId, kind: p.pqKind, ciphertext: p.kemCiphertext },
+        baseKey: active.baseKey,
+        message: wire,
+      };
+      wire = encodePrekeyMessage(initial);
+    }
+    const sessions = [{ ...active, ratchet: out.state }, ...record.sessions.slice(1)];
+    // Persist the advanced chain before the ciphertext can leave (SECURITY.md D28).
+    await storage.batch([putSessions(peer, { sessions })]);
+    return wire;
+  }
+
+  /** Tries a ratchet message on each session with the peer, active first. */
+  async function decryptOnSessions(
+    me: IdentityRecord,
+    record: SessionRecord,
+    wire: Uint8Array,
+  ): Promise<{ index: number; session: SessionState; padded: Uint8Array }> {
+    const message = decodeRatchetMessage(wire);
+    let firstError: unknown;
+    let duplicate: unknown;
+    for (let index = 0; index < record.sessions.length; index++) {
+      const s = record.sessions[index] as SessionState;
+      try {
+        const ad = pairwiseAdPrefix(s.remoteCertificate, me.certificate);
+        const out = await ratchetDecrypt(crypto, s.ratchet, message, ad, limits);
+        // A reply on a session confirms it: the peer holds it, so stop sending the initial message.
+        const { pending: _dropped, ...rest } = s;
+        return { index, session: { ...rest, ratchet: out.state, confirmed: true }, padded: out.paddedPlaintext };
+      } catch (e) {
+        if (e instanceof ProtocolError && e.code === 'DUPLICATE_MESSAGE') duplicate ??= e;
+        firstError ??= e;
+      }
+    }
+    throw duplicate ?? firstError;
+  }
+
+  async function decryptRatchet(me: IdentityRecord, from: Address, wire: Uint8Array, options: DecryptOptions | undefined): Promise<DecryptResult> {
+    const record = await loadSessions(from);
+    if (!record) throw new ProtocolError('UNKNOWN_KEY', { message: 'no session with the sender', details: { what: 'session' } });
+    const { index, session, padded } = await decryptOnSessions(me, record, wire);
+    const plaintext = unpad(padded);
+    const sessions = record.sessions.slice();
+    sessions[index] = session;
+    const result: DecryptResult = {
+      plaintext,
+      sender: from,
+      senderAccountKey: session.remoteCertificate.accountKey,
+      sessionCreated: false,
+      identityChanged: false,
+    };
+    await storage.batch([putSessions(from, { sessions }), ...(options?.extraOps?.(result) ?? [])]);
+    return result;
+  }
+
+  async function decryptPrekey(me: IdentityRecord, from: Address, wire: Uint8Array, options: DecryptOptions | undefined): Promise<DecryptResult> {
+    const msg = decodePrekeyMessage(wire);
+    const cert = msg.certificate;
+    // The sender the transport claims must be the one the certificate names (SECURITY.md B11).
+    if (!sameAddress(certificateAddress(cert), from)) throw new ProtocolError('SENDER_MISMATCH', { message: 'claimed sender differs from the certified sender' });
+    await verifyDeviceCertificate(crypto, cert);
+    if (!msg.pq) throw new ProtocolError('DOWNGRADE', { message: 'initial message without its PQ part', details: { what: 'pq ciphertext' } });
+
+    const record = await loadSessions(from);
+    const sameSession = record?.sessions.findIndex((s) => equalBytes(s.baseKey, msg.baseKey)) ?? -1;
+    if (record && sameSession >= 0) {
+      // A repeat of the initial message of a session we already have: treat its inner
+      // message as an ordinary ratchet message of that session (duplicates are caught there).
+      const known = record.sessions[sameSession] as SessionState;
+      if (!equalBytes(known.remoteCertificate.signature, cert.signature)) throw new ProtocolError('SENDER_MISMATCH', { message: 'certificate differs from the session' });
+      return decryptRatchet(me, from, msg.message, options);
+    }
+
+    // A new session: load every private key the message names (SECURITY.md B10).
+    const spk = await load(storageKeys.signedPrekey(msg.signedPrekeyId), RecordType.SIGNED_PREKEY, readSignedPrekeyRecord);
+    if (!spk) throw new ProtocolError('UNKNOWN_KEY', { message: 'unknown signed prekey', details: { what: 'signed prekey' } });
+    const opk = msg.oneTimePrekeyId === undefined ? undefined : await load(storageKeys.oneTimePrekey(msg.oneTimePrekeyId), RecordType.ONE_TIME_PREKEY, readOneTimePrekeyRecord);
+    if (msg.oneTimePrekeyId !== undefined && !opk) throw new ProtocolError('UNKNOWN_KEY', { message: 'unknown or used one-time prekey', details: { what: 'one-time prekey' } });
+    const pq = await load(storageKeys.pqPrekey(msg.pq.id), RecordType.PQ_PREKEY, readPqPrekeyRecord);
+    if (!pq || pq.kind !== msg.pq.kind) throw new ProtocolError('UNKNOWN_KEY', { message: 'unknown or used PQ prekey', details: { what: 'pq prekey' } });
+    const baseKeyHex = toHex(msg.baseKey);
+    if (pq.kind === PqPrekeyKind.LAST_RESORT) {
+      // Without a one-time key nothing is consumed, so remember the base key to refuse replays.
+      if (await storage.get(storageKeys.replayMarker(pq.id, baseKeyHex))) throw new ProtocolError('DUPLICATE_MESSAGE');
+      if (pq.uses >= Limits.maxLastResortUses) {
+        throw new ProtocolError('LIMIT_EXCEEDED', { message: 'last-resort prekey must be rotated', details: { limit: 'maxLastResortUses', max: Limits.maxLastResortUses } });
+      }
+    }
+
+    const sk = await pqxdhRespond(
+      crypto,
+      {
+        identityKey: me.identitySecret,
+        signedPrekey: spk.secretKey,
+        pqPrekey: pq.secretKey,
+        ...(opk ? { oneTimePrekey: opk.secretKey } : {}),
+      },
+      cert.identityKey,
+      msg.baseKey,
+      msg.pq.ciphertext,
+    );
+    const fresh: SessionState = {
+      baseKey: msg.baseKey,
+      role: 'responder',
+      confirmed: true,
+      remoteCertificate: cert,
+      ratchet: ratchetInitResponder(sk, { publicKey: spk.publicKey, secretKey: spk.secretKey }),
+    };
+    const { session, padded } = await decryptOnSessions(me, { sessions: [fresh] }, msg.message);
+    const plaintext = unpad(padded);
+
+    const trust = evaluateTrust(await loadTrust(cert.userId), cert.accountKey);
+    // Simultaneous initiation (docs/protocol.md §7.3): if our own unconfirmed initiation
+    // is active and our address sorts first, both sides keep ours; otherwise the new one.
+    const old = record?.sessions ?? [];
+    const active = old[0];
+    const keepOurs = active !== undefined && active.role === 'initiator' && !active.confirmed && compareAddresses(certificateAddress(me.certificate), from) < 0;
+    const sessions = (keepOurs ? [active, session, ...old.slice(1)] : [session, ...old]).slice(0, limits.maxSessionsPerDevice);
+
+    const result: DecryptResult = {
+      plaintext,
+      sender: from,
+      senderAccountKey: cert.accountKey,
+      sessionCreated: true,
+      identityChanged: trust.changed,
+    };
+    const ops: StorageOp[] = [putSessions(from, { sessions })];
+    if (opk) ops.push({ type: 'delete', key: storageKeys.oneTimePrekey(opk.id) });
+    if (pq.kind === PqPrekeyKind.ONE_TIME) ops.push({ type: 'delete', key: storageKeys.pqPrekey(pq.id) });
+    else {
+      ops.push({ type: 'put', key: storageKeys.replayMarker(pq.id, baseKeyHex), value: sealRecord(crypto, RecordType.REPLAY_MARKER, new Uint8Array(0)) });
+      ops.push(put(storageKeys.pqPrekey(pq.id), RecordType.PQ_PREKEY, encodePqPrekeyRecord({ ...pq, uses: pq.uses + 1 })));
+    }
+    if (trust.write) ops.push(putTrust(cert.userId, trust.write));
+    ops.push(...(options?.extraOps?.(result) ?? []));
+    await storage.batch(ops);
+    return result;
+  }
+
+  async function decrypt(from: Address, wire: Uint8Array, options?: DecryptOptions): Promise<DecryptResult> {
+    const me = await identity();
+    const type = wire instanceof Uint8Array ? peekMessageType(wire) : undefined;
+    if (type === MessageType.PREKEY) return decryptPrekey(me, from, wire, options);
+    if (type === MessageType.RATCHET) return decryptRatchet(me, from, wire, options);
+    // Group ciphertexts and anything else are refused before any crypto (SECURITY.md C22).
+    throw new CodecError({ structure: 'PairwiseMessage', field: 'type', offset: 1, reason: 'not a pairwise message type' });
+  }
+
+  async function safetyNumberWith(userId: string): Promise<SafetyNumber> {
+    const me = await identity();
+    const trust = await loadTrust(userId);
+    if (!trust) throw new UsageError('NOT_INITIALIZED', { message: 'no key known for this contact', details: { what: 'contact key' } });
+    return safetyNumber(crypto, { userId: me.certificate.userId, accountKey: me.certificate.accountKey }, { userId, accountKey: trust.accountKey });
+  }
+
+  const serial =
+    <A extends unknown[], R>(fn: (...args: A) => Promise<R>) =>
+    (...args: A): Promise<R> =>
+      queue.run(() => fn(...args));
+
+  return {
+    crypto,
+    createIdentity: serial(createIdentity),
+    certificate: serial(async () => (await identity()).certificate),
+    generatePrekeys: serial(generatePrekeys),
+    processBundle: serial(processBundle),
+    hasSession: serial(async (peer: Address) => (await loadSessions(peer)) !== undefined),
+    encrypt: serial(encrypt),
+    decrypt: serial(decrypt),
+    trust: serial(async (userId: string) => loadTrust(userId)),
+    acceptIdentity: serial(async (userId: string) => {
+      const t = await loadTrust(userId);
+      if (!t?.pendingKey) return;
+      await storage.batch([putTrust(userId, { accountKey: t.pendingKey, verified: false })]);
+    }),
+    setVerified: serial(async (userId: string, verified: boolean) => {
+      const t = await loadTrust(userId);
+      if (!t) throw new UsageError('NOT_INITIALIZED', { message: 'no key known for this contact', details: { what: 'contact key' } });
+      await storage.batch([putTrust(userId, { ...t, verified })]);
+    }),
+    safetyNumber: serial(safetyNumberWith),
+  };
+}

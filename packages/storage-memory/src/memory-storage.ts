@@ -1,0 +1,254 @@
+/**
+ * An in-memory {@link StorageAdapter}: for tests, demos and ephemeral clients.
+ *
+ * Entries live in a `Map` keyed by an unambiguous encoding of the key, so `get` and each
+ * `batch` operation cost O(1) on average (plus the copy of the value); `range` scans the
+ * map and sorts its matches, O(n + m log m).
+ *
+ * Every method body runs synchronously after its arguments are checked, so a `batch` can
+ * never interleave with another call: batches are atomic and isolated (invariants 5 and
+ * 10) without locks.
+ *
+ * @module
+ */
+import {
+  assertStorageBatch,
+  assertStorageKey,
+  compareStorageKeys,
+  copyBytes,
+  keyHasPrefix,
+  STORAGE_LIMITS,
+  STORAGE_SPECIFICATION_VERSION,
+  UsageError,
+  type RangeOptions,
+  type StorageAdapter,
+  type StorageEntry,
+  type StorageKey,
+  type StorageOp,
+} from '@deadbolt/spec';
+
+interface StoredEntry {
+  /** A frozen private copy of the key. */
+  readonly key: StorageKey;
+  /** A compact private copy of the value, never handed out. */
+  readonly value: Uint8Array;
+}
+
+type Entries = Map<string, StoredEntry>;
+
+/**
+ * A backing store that several memory adapters can share, one after the other, to
+ * simulate closing and reopening a persistent backend. Opaque: only its size is visible.
+ *
+ * @example
+ * ```ts
+ * const backing = createMemoryStorageBacking();
+ * const first = createMemoryStorage({ backing });
+ * await first.batch([{ type: 'put', key: ['k'], value: new Uint8Array([1]) }]);
+ * await first.close();
+ * const second = createMemoryStorage({ backing });
+ * await second.get(['k']); // Uint8Array [1]
+ * backing.size; // 1
+ * ```
+ */
+export interface MemoryStorageBacking {
+  /** How many entries the backing holds. */
+  readonly size: number;
+}
+
+/**
+ * Options for {@link createMemoryStorage}.
+ *
+ * @example
+ * ```ts
+ * const options: MemoryStorageOptions = { backing: createMemoryStorageBacking() };
+ * const storage = createMemoryStorage(options);
+ * ```
+ */
+export interface MemoryStorageOptions {
+  /**
+   * Share one backing between instances, to simulate reopening a persistent store. The
+   * backing outlives `close()`. Without it the adapter has a private backing, which
+   * `close()` wipes.
+   */
+  readonly backing?: MemoryStorageBacking;
+}
+
+const backings = new WeakMap<MemoryStorageBacking, Entries>();
+
+/**
+ * Creates an empty backing for {@link createMemoryStorage}'s `backing` option.
+ *
+ * @example
+ * ```ts
+ * const backing = createMemoryStorageBacking();
+ * let storage = createMemoryStorage({ backing });
+ * // ... write, then "restart":
+ * await storage.close();
+ * storage = createMemoryStorage({ backing }); // sees everything written before
+ * ```
+ */
+export function createMemoryStorageBacking(): MemoryStorageBacking {
+  const entries: Entries = new Map();
+  const backing: MemoryStorageBacking = Object.freeze({
+    get size() {
+      return entries.size;
+    },
+  });
+  backings.set(backing, entries);
+  return backing;
+}
+
+/**
+ * An injective encoding of a key as one string: each segment prefixed by its length.
+ * (Joining with a separator would map `['a','b']` and `['a/b']` to the same entry.)
+ */
+function encodeKey(key: StorageKey): string {
+  let out = '';
+  for (const segment of key) out += `${segment.length}:${segment}`;
+  return out;
+}
+
+/**
+ * A private copy of a key-like argument, taken *before* it is validated, so that a getter
+ * or proxy cannot show the check one key and the map another. Anything that is not a
+ * small array is returned as is, for the validator to reject.
+ */
+function snapshotKey(key: unknown): unknown {
+  return Array.isArray(key) && key.length <= STORAGE_LIMITS.maxKeySegments ? Object.freeze(Array.from(key)) : key;
+}
+
+/** The same for a batch: each operation's fields are read exactly once. */
+function snapshotOps(ops: unknown): unknown {
+  if (!Array.isArray(ops) || ops.length > STORAGE_LIMITS.maxBatchOps) return ops;
+  // `Array.from` visits holes (as `undefined`), so a sparse batch is rejected below.
+  return Array.from(ops as unknown[], (op) => {
+    if (typeof op !== 'object' || op === null) return op;
+    const { type, key, value } = op as { type?: unknown; key?: unknown; value?: unknown };
+    return { type, key: snapshotKey(key), value };
+  });
+}
+
+function readLimit(options: unknown): number {
+  if (options === undefined) return Infinity;
+  if (typeof options !== 'object' || options === null) {
+    throw new UsageError('INVALID_ARGUMENT', {
+      message: 'options: expected an object',
+      details: { field: 'options', expected: 'an object' },
+    });
+  }
+  const { limit } = options as { limit?: unknown };
+  if (limit === undefined) return Infinity;
+  if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 0) {
+    throw new UsageError('INVALID_ARGUMENT', {
+      message: 'options.limit: expected a non-negative integer',
+      details: { field: 'options.limit', expected: 'a non-negative integer' },
+    });
+  }
+  return limit;
+}
+
+/**
+ * Creates an in-memory storage adapter implementing the whole storage contract
+ * (`deadbolt.storage.v1`): values are copied in and out, `range` is ordered by
+ * `compareStorageKeys`, `batch` validates every operation before applying any, and every
+ * method rejects with `UsageError` `CLOSED` after `close()`.
+ *
+ * Deleted and overwritten values are zeroed before they are dropped, and `close()` wipes a
+ * private backing, so consumed key material does not linger in the adapter's memory
+ * (the JavaScript heap may still hold copies the caller made).
+ *
+ * @param options - `backing`: share entries with earlier instances (see
+ *   {@link createMemoryStorageBacking})
+ *
+ * @example
+ * ```ts
+ * import { createMemoryStorage } from '@deadbolt/storage-memory';
+ *
+ * const storage = createMemoryStorage();
+ * await storage.batch([
+ *   { type: 'put', key: ['session', 'bob', 'phone'], value: new Uint8Array([1, 2]) },
+ *   { type: 'put', key: ['session', 'bob', 'laptop'], value: new Uint8Array([3]) },
+ * ]);
+ * const sessions = await storage.range(['session', 'bob']); // laptop, then phone
+ * await storage.close();
+ * ```
+ */
+export function createMemoryStorage(options: MemoryStorageOptions = {}): StorageAdapter {
+  const shared = options.backing;
+  let entries: Entries;
+  if (shared === undefined) {
+    entries = new Map();
+  } else {
+    const found = backings.get(shared);
+    if (found === undefined) {
+      throw new UsageError('INVALID_ARGUMENT', {
+        message: 'options.backing: expected a backing from createMemoryStorageBacking()',
+        details: { field: 'options.backing', expected: 'a backing from createMemoryStorageBacking()' },
+      });
+    }
+    entries = found;
+  }
+  let closed = false;
+
+  function assertOpen(): void {
+    if (closed) throw new UsageError('CLOSED', { message: 'storage: used after close()', details: { what: 'storage' } });
+  }
+
+  function drop(id: string): void {
+    const old = entries.get(id);
+    if (old === undefined) return;
+    old.value.fill(0);
+    entries.delete(id);
+  }
+
+  const adapter: StorageAdapter = {
+    specificationVersion: STORAGE_SPECIFICATION_VERSION,
+
+    async get(key: StorageKey): Promise<Uint8Array | undefined> {
+      assertOpen();
+      const k = snapshotKey(key);
+      assertStorageKey(k);
+      const entry = entries.get(encodeKey(k));
+      return entry === undefined ? undefined : copyBytes(entry.value);
+    },
+
+    async range(prefix: StorageKey, rangeOptions?: RangeOptions): Promise<StorageEntry[]> {
+      assertOpen();
+      const p = snapshotKey(prefix);
+      assertStorageKey(p, 'prefix');
+      const limit = readLimit(rangeOptions);
+      if (limit === 0) return [];
+      const matches: StoredEntry[] = [];
+      for (const entry of entries.values()) if (keyHasPrefix(entry.key, p)) matches.push(entry);
+      matches.sort((a, b) => compareStorageKeys(a.key, b.key));
+      if (matches.length > limit) matches.length = limit;
+      return matches.map((entry) => ({ key: [...entry.key], value: copyBytes(entry.value) }));
+    },
+
+    async batch(ops: readonly StorageOp[]): Promise<void> {
+      assertOpen();
+      const checked = snapshotOps(ops);
+      assertStorageBatch(checked); // invariant 5: every operation checked before any applies
+      // Encode and copy everything first; the loop that changes the map cannot throw.
+      const staged = checked.map((op) =>
+        op.type === 'put'
+          ? { id: encodeKey(op.key), entry: { key: op.key, value: copyBytes(op.value) } as StoredEntry }
+          : { id: encodeKey(op.key), entry: undefined },
+      );
+      for (const { id, entry } of staged) {
+        drop(id);
+        if (entry !== undefined) entries.set(id, entry);
+      }
+    },
+
+    async close(): Promise<void> {
+      if (closed) return;
+      closed = true;
+      if (shared === undefined) {
+        for (const id of [...entries.keys()]) drop(id);
+      }
+    },
+  };
+  return Object.freeze(adapter);
+}

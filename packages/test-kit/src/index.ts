@@ -1,0 +1,17 @@
+/**
+ * `@deadbolt/test-kit`: the conformance suites every Deadbolt adapter package runs, and
+ * the byte helpers they use. Test-only: it imports `vitest` (a peer dependency) and never
+ * `@deadbolt/core`.
+ *
+ * @example
+ * ```ts
+ * import { describeStorageConformance } from '@deadbolt/test-kit';
+ * import { createMemoryStorage } from '@deadbolt/storage-memory';
+ *
+ * describeStorageConformance('memory', { create: async () => createMemoryStorage() });
+ * ```
+ *
+ * @module
+ */
+export { expectBytesEqual, patternBytes } from './bytes.js';
+export { describeStorageConformance, type StorageConformanceFactory } from './storage-conformance.js';

@@ -30,8 +30,9 @@
  * 6. **Deletion is real.** A deleted value is removed from the backend (not marked), so
  *    consumed key material does not linger (SECURITY.md D31). Deleting an absent key is
  *    not an error.
- * 7. **Values** up to {@link STORAGE_LIMITS}.maxValueBytes (at least 1 MiB) are stored
- *    exactly; an empty value is a value (distinct from absent).
+ * 7. **Values** up to {@link STORAGE_LIMITS}.maxValueBytes (4 MiB) are stored exactly; an
+ *    empty value is a value (distinct from absent). Keys and values beyond the limits are
+ *    rejected with `INVALID_ARGUMENT` (the shared checks in `validate.ts`).
  * 8. **Durability.** Once `batch` resolves, the data survives `close()` and reopening the
  *    same backend (for persistent adapters).
  * 9. **Close.** `close()` is idempotent. Every other method after `close()` rejects with a
@@ -70,11 +71,14 @@ export type StorageOp =
 
 /** Options for {@link StorageAdapter.range}. */
 export interface RangeOptions {
-  /** Return at most this many entries (the first ones in key order). */
+  /**
+   * Return at most this many entries (the first ones in key order). A non-negative
+   * integer; `0` returns nothing (unlike IndexedDB's `getAll(range, 0)`).
+   */
   readonly limit?: number;
 }
 
-/** Limits every adapter must accept (and may exceed). */
+/** Limits: every adapter accepts keys and values up to them and rejects anything beyond. */
 export const STORAGE_LIMITS = Object.freeze({
   /** Segments in one key. */
   maxKeySegments: 8,

@@ -11,7 +11,7 @@ function invalid(field: string, expected: string): UsageError<'INVALID_ARGUMENT'
   return new UsageError('INVALID_ARGUMENT', { message: `${field}: expected ${expected}`, details: { field, expected } });
 }
 
-/** Throws `INVALID_ARGUMENT` unless `key` is a valid {@link StorageKey} (`minSegments` 1 for full keys, 1 for prefixes). */
+/** Throws `INVALID_ARGUMENT` unless `key` is a valid {@link StorageKey} (full keys and prefixes alike: 1 to 8 segments). */
 export function assertStorageKey(key: unknown, field = 'key'): asserts key is StorageKey {
   if (!Array.isArray(key) || key.length < 1 || key.length > STORAGE_LIMITS.maxKeySegments) {
     throw invalid(field, `an array of 1-${STORAGE_LIMITS.maxKeySegments} strings`);

@@ -4,7 +4,7 @@
  * `it` calls) so that the test-kit's own tests can run each case against deliberately
  * broken adapters and prove the case catches the bug it is written for.
  *
- * Internal: adapters use {@link describeStorageConformance} instead.
+ * Internal: adapters use `describeStorageConformance` instead.
  *
  * @module
  */
@@ -22,7 +22,7 @@ import {
 } from '@deadbolt/spec';
 import { expectBytesEqual, patternBytes } from './bytes.js';
 
-/** What a case gets to open adapters with. Every adapter opened is closed after the case. */
+/** @internal What a case gets to open adapters with. Every adapter opened is closed after the case. */
 export interface StorageCaseContext {
   /** A fresh, empty adapter (`factory.create()`). */
   open(): Promise<StorageAdapter>;
@@ -30,7 +30,7 @@ export interface StorageCaseContext {
   reopen(previous: StorageAdapter): Promise<StorageAdapter>;
 }
 
-/** One conformance case. */
+/** @internal One conformance case. */
 export interface StorageConformanceCase {
   /** The invariant number in `storage.ts` (0: the interface itself). */
   readonly invariant: number;
@@ -314,7 +314,7 @@ const INVALID_OPS: ReadonlyArray<readonly [string, unknown]> = [
 // Cases
 // ---------------------------------------------------------------------------------------
 
-/** Every case, in suite order. */
+/** @internal Every case, in suite order. */
 export const storageConformanceCases: readonly StorageConformanceCase[] = [
   // --- 0. the interface ----------------------------------------------------------------
   {

@@ -67,6 +67,8 @@ const INVARIANT_TITLES: Readonly<Record<number, string>> = {
 const CASE_TIMEOUT_MS = 30_000;
 
 /**
+ * @internal Used by {@link describeStorageConformance} and by the test-kit's own tests.
+ *
  * Runs one case against `factory`, closing every adapter it opened and tearing down after
  * it, whether it passes or fails. An error from the case wins over a cleanup error.
  */

@@ -1,8 +1,3 @@
-import { defineConfig } from 'vitest/config';
+import { deadboltVitestConfig } from '../../vitest.shared.js';
 
-// '@deadbolt/source' makes workspace packages resolve to their src/, so tests need no build.
-export default defineConfig({
-  resolve: { conditions: ['@deadbolt/source'] },
-  ssr: { resolve: { conditions: ['@deadbolt/source'], externalConditions: ['@deadbolt/source'] } },
-  test: { include: ['test/**/*.test.ts'] },
-});
+export default deadboltVitestConfig();

@@ -25,7 +25,7 @@ export {
 } from './protocol/device-certificate.js';
 export type { OneTimePrekeyPublic, PqPrekeyPublic, SignedPrekeyPublic } from './protocol/prekeys.js';
 export { decodePrekeyBundle, encodePrekeyBundle, verifyPrekeyBundle, type PrekeyBundle } from './protocol/prekey-bundle.js';
-export { decodePrekeyMessage, peekMessageType, type PrekeyMessage } from './protocol/prekey-message.js';
+export { decodePrekeyMessage, peekMessageType, type PrekeyMessage, type PrekeyMessagePq } from './protocol/prekey-message.js';
 export { decodeRatchetMessage, type RatchetHeader, type RatchetMessage } from './protocol/ratchet-message.js';
 export { pad, unpad, paddedLength } from './protocol/padding.js';
 export {

@@ -4,7 +4,7 @@
  * outputs. Agreement between providers is in `provider-equivalence.test.ts`; the
  * Wycheproof suites are in `test/vectors/`.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { isDeadboltError, type ErrorCode, type MlKemSecretKey, type X25519PublicKey } from '@deadbolt/spec';
 import {
   createDefaultCryptoProvider,
@@ -556,6 +556,35 @@ describe('equalBytes (SECURITY.md A3)', () => {
   it('refuses non-Uint8Array arguments with INVALID_ARGUMENT', () => {
     expectInvalidArgument(() => equalBytes('a' as never, tag), 'a');
     expectInvalidArgument(() => equalBytes(tag, [1] as never), 'b');
+  });
+});
+
+describe('node provider key import', () => {
+  it('falls back to the RFC 8410 DER encodings if Node ever refuses the JWK form, with the same results', async () => {
+    vi.resetModules();
+    vi.doMock('node:crypto', async (importOriginal) => {
+      const real = await importOriginal<typeof import('node:crypto')>();
+      const refuseJwk =
+        <A extends unknown[], R>(f: (...args: A) => R) =>
+        (...args: A): R => {
+          if ((args[0] as { format?: unknown } | undefined)?.format === 'jwk') throw new TypeError('JWK refused (test)');
+          return f(...args);
+        };
+      return { ...real, createPrivateKey: refuseJwk(real.createPrivateKey), createPublicKey: refuseJwk(real.createPublicKey) };
+    });
+    try {
+      const { createNodeCryptoProvider: createWithDer } = await import('../../src/crypto/node-provider.js');
+      const crypto = createWithDer();
+      expect(toHex(await crypto.x25519PublicKey(RFC7748.aliceSecret as never))).toBe(RFC7748.alicePublic);
+      expect(toHex(await crypto.x25519(RFC7748.aliceSecret as never, hex(RFC7748.bobPublic) as never))).toBe(RFC7748.shared);
+      expect(toHex(await crypto.ed25519PublicKey(RFC8032.secret as never))).toBe(RFC8032.public);
+      const sig = await crypto.ed25519Sign(RFC8032.secret as never, RFC8032.message);
+      expect(toHex(sig)).toBe(RFC8032.signature);
+      expect(await crypto.ed25519Verify(hex(RFC8032.public), RFC8032.message, sig)).toBe(true);
+    } finally {
+      vi.doUnmock('node:crypto');
+      vi.resetModules();
+    }
   });
 });
 

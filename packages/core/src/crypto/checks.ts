@@ -105,7 +105,7 @@ export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
 /** WebCrypto's `getRandomValues` refuses more than 65,536 bytes per call. */
 const GET_RANDOM_VALUES_MAX = 65_536;
 
-/** Largest single request {@link CryptoProvider.randomBytes} accepts (1 GiB, far beyond any use). */
+/** Largest single request `randomBytes` accepts (1 GiB, far beyond any use). */
 export const MAX_RANDOM_BYTES = 2 ** 30;
 
 /**

@@ -39,7 +39,9 @@ export interface CryptoProviderOptions {
   /**
    * **Insecure. For deterministic test vectors only** (SECURITY.md A6). Replaces the
    * platform CSPRNG. Every key generation and encapsulation draws from `randomBytes`, so a
-   * deterministic source makes every output reproducible.
+   * deterministic source makes every output reproducible. Each call must return a
+   * `Uint8Array` of exactly the requested length (else `INVALID_ARGUMENT` on
+   * `unsafeRandomSource`); its output is copied.
    */
   readonly unsafeRandomSource?: RandomSource;
 }
@@ -80,7 +82,7 @@ export interface CryptoProvider {
   /** `'node'`, `'web'` or `'noble'`. */
   readonly name: string;
 
-  /** `length` bytes from the CSPRNG (or the injected unsafe source). */
+  /** `length` bytes (an integer from 0 to 2^30) from the CSPRNG (or the injected unsafe source). */
   randomBytes(length: number): Uint8Array;
 
   // --- X25519 (RFC 7748) ----------------------------------------------------------------
@@ -91,7 +93,8 @@ export interface CryptoProvider {
   /**
    * The shared secret. Throws `ProtocolError` `INVALID_KEY` when the public key is
    * non-canonical (u >= 2^255 - 19, or the unused top bit set) or of low order, and when
-   * the result is all zero (SECURITY.md A2).
+   * the result is all zero (SECURITY.md A2). Points on the twist are accepted (RFC 7748 §5).
+   * Keys that are not 32 bytes throw `UsageError` `INVALID_ARGUMENT`.
    */
   x25519(secretKey: X25519SecretKey, publicKey: X25519PublicKey): Promise<Uint8Array>;
 
@@ -104,19 +107,28 @@ export interface CryptoProvider {
   ed25519Sign(secretKey: Ed25519SecretKey, message: Uint8Array): Promise<Uint8Array>;
   /**
    * Strict verification: false for any signature that is not exactly 64 bytes, has
-   * S >= L, or has a non-canonical R or public key encoding (SECURITY.md A2). Never throws
-   * for bad signatures or keys; throws only for arguments that are not `Uint8Array`s.
+   * S >= L, or has a non-canonical R or public key encoding (SECURITY.md A2), and for a
+   * public key or R that is one of the eight small-order points (as libsodium). The
+   * equation is the cofactorless `[S]B = R + [k]A` of RFC 8032 §5.1.7, which OpenSSL and
+   * BoringSSL (so node:crypto and WebCrypto) check; the noble provider checks the same one,
+   * so all providers accept exactly the same signatures. Never throws for bad signatures or
+   * keys; throws only for arguments that are not `Uint8Array`s.
    */
   ed25519Verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): Promise<boolean>;
 
   // --- hashes, MAC, KDF -----------------------------------------------------------------
+  /** SHA-256 (FIPS 180-4). */
   sha256(data: Uint8Array): Uint8Array;
+  /** SHA-512 (FIPS 180-4). */
   sha512(data: Uint8Array): Uint8Array;
+  /** HMAC-SHA256 (RFC 2104), 32 bytes, never truncated. Any key length. Compare tags with `equalBytes`. */
   hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array;
   /** HKDF-SHA256 (RFC 5869). `length` from 1 to 8160. An empty salt means 32 zero bytes. */
   hkdfSha256(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Uint8Array;
 
   // --- AEADs (256-bit keys, 96-bit nonces, 128-bit tags) ----------------------------------
+  // A key that is not 32 bytes or a nonce that is not 12 throws `UsageError`
+  // `INVALID_ARGUMENT` (checked before anything else, also when opening).
   /** ChaCha20-Poly1305 (RFC 8439): returns ciphertext || tag. */
   chacha20Poly1305Seal(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, aad: Uint8Array): Uint8Array;
   /** Throws `ProtocolError` `DECRYPT_FAILED` if the tag does not verify (any input shorter than the tag included). */
@@ -134,6 +146,10 @@ export interface CryptoProvider {
    * the FIPS 203 modulus check or has the wrong length.
    */
   mlkem768Encapsulate(publicKey: Uint8Array): { ciphertext: Uint8Array; sharedSecret: Uint8Array };
-  /** Decapsulates (implicit rejection: a bad ciphertext yields a pseudorandom secret). */
+  /**
+   * Decapsulates (implicit rejection: a bad ciphertext yields a pseudorandom secret). A
+   * ciphertext that is not 1088 bytes, or a secret key that is not 2400 bytes or fails the
+   * FIPS 203 §7.3 hash check, throws `UsageError` `INVALID_ARGUMENT`.
+   */
   mlkem768Decapsulate(secretKey: MlKemSecretKey, ciphertext: Uint8Array): Uint8Array;
 }

@@ -47,3 +47,13 @@ export {
   type SessionManagerOptions,
   type TrustInfo,
 } from './session/session-manager.js';
+export {
+  bundleFromUpload,
+  decodePrekeyUpload,
+  encodePrekeyUpload,
+  verifyPrekeyUpload,
+  MAX_UPLOAD_ONE_TIME,
+  MAX_UPLOAD_PQ,
+  type PrekeyUpload,
+} from './protocol/prekey-upload.js';
+export { relayAuthSignatureInput } from './protocol/relay-auth.js';

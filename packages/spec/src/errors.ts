@@ -65,6 +65,12 @@ export interface ErrorDetails {
   TRANSPORT_FAILED: { operation: string };
   /** A frame exceeded the declared maximum size. */
   FRAME_TOO_LARGE: { size: number; max: number };
+  /** The relay asks to slow down; retry after the given delay. */
+  RATE_LIMITED: { retryAfterMs: number };
+  /** The relay knows no such user (or none of its devices). */
+  UNKNOWN_USER: { userId: string };
+  /** The relay refused a request for another reason (its own code). */
+  RELAY_REJECTED: { code: string };
   // --- us -----------------------------------------------------------------------------
   /** An invariant inside Deadbolt did not hold. A bug: please report it. */
   INTERNAL: undefined;

@@ -15,3 +15,7 @@ export * from './ids.js';
 export * from './storage.js';
 export * from './transport.js';
 export * from './validate.js';
+export { ByteReader } from './codec/reader.js';
+export { ByteWriter } from './codec/writer.js';
+export { concatBytes, fromHex, fromUtf8, toHex, utf8, wipe } from './codec/bytes.js';
+export * from './relay-protocol.js';

@@ -134,3 +134,11 @@ export function keyHasPrefix(key: StorageKey, prefix: StorageKey): boolean {
   for (let i = 0; i < prefix.length; i++) if (key[i] !== prefix[i]) return false;
   return true;
 }
+
+/**
+ * What a storage package exports so that a client can be configured by name
+ * (`{ storage: { adapter: 'sqlite', options: { path } } }`) without code changes.
+ */
+export interface StorageAdapterModule {
+  createStorageAdapter(options: Record<string, unknown>): StorageAdapter | Promise<StorageAdapter>;
+}

@@ -1,0 +1,150 @@
+/**
+ * Raw primitive costs, measured with the same crypto provider in the same run, and the
+ * primitive baselines they add up to: what one message (or one set-up) must cost at the
+ * very least with that provider, before any protocol logic, encoding or state handling.
+ *
+ * @module
+ */
+import { Label, equalBytes, utf8, type CryptoProvider } from '@deadbolt/core';
+import type { Ed25519PublicKey, MlKemPublicKey, X25519PublicKey } from '@deadbolt/spec';
+import { composeRate, measure, type Measurement } from './harness.js';
+
+/** The measured primitives, by name. */
+export interface PrimitiveRates {
+  readonly hmac: Measurement;
+  readonly hkdf76: Measurement;
+  readonly hkdf64: Measurement;
+  readonly seal1088: Measurement;
+  readonly open1088: Measurement;
+  readonly compare32: Measurement;
+  readonly x25519: Measurement;
+  readonly x25519Keygen: Measurement;
+  readonly hkdfPqxdh: Measurement;
+  readonly ed25519VerifyShort: Measurement;
+  readonly ed25519VerifyPq: Measurement;
+  readonly mlkemEncaps: Measurement;
+  readonly mlkemDecaps: Measurement;
+}
+
+/** A composite baseline: its description, its rate and its parts. */
+export interface PrimitiveBaseline {
+  readonly name: string;
+  readonly perSecond: number;
+}
+
+/** Inputs shaped like the protocol's: a 1 KiB plaintext pads to 1088 bytes. */
+export interface PrimitiveShapes {
+  /** Padded plaintext length (1088 for 1 KiB). */
+  readonly paddedLength: number;
+  /** AD length: the pairwise AD prefix plus the 42-byte header. */
+  readonly adLength: number;
+}
+
+/**
+ * Measures every primitive one message or one set-up uses, in the shapes the protocol
+ * uses them (docs/protocol.md §5, §6).
+ */
+export async function measurePrimitives(crypto: CryptoProvider, shapes: PrimitiveShapes, minMs: number, log: (s: string) => void): Promise<PrimitiveRates> {
+  const key32 = crypto.randomBytes(32);
+  const mk = crypto.randomBytes(32);
+  const seed = Uint8Array.of(0x01);
+  const zeroSalt = new Uint8Array(32);
+  const msgInfo = utf8(Label.pairwiseMessageKeys);
+  const rootInfo = utf8(Label.ratchetRoot);
+  const pqxdhInfo = utf8(Label.pqxdh);
+  const pqxdhIkm = crypto.randomBytes(32 * 5 + 32); // F | DH1..DH4 | SS
+  const nonce = crypto.randomBytes(12);
+  const padded = crypto.randomBytes(shapes.paddedLength);
+  const ad = crypto.randomBytes(shapes.adLength);
+  const sealed = crypto.chacha20Poly1305Seal(key32, nonce, padded, ad);
+  const c1 = crypto.randomBytes(32);
+  const c2 = c1.slice();
+  const a = await crypto.x25519GenerateKeyPair();
+  const b = await crypto.x25519GenerateKeyPair();
+  const signer = await crypto.ed25519GenerateKeyPair();
+  // Signature inputs shaped like a certificate (~170 B) and a PQ prekey (label + 1189 B).
+  const shortMsg = crypto.randomBytes(170);
+  const shortSig = await crypto.ed25519Sign(signer.secretKey, shortMsg);
+  const pqMsg = crypto.randomBytes(21 + 1189);
+  const pqSig = await crypto.ed25519Sign(signer.secretKey, pqMsg);
+  const kem = crypto.mlkem768GenerateKeyPair();
+  const { ciphertext: kemCt } = crypto.mlkem768Encapsulate(kem.publicKey);
+
+  const opts = { minMs };
+  const m = async (name: string, fn: () => unknown): Promise<Measurement> => {
+    const r = await measure(name, fn, opts);
+    log(`  primitive ${name}: ${Math.round(r.perSecond).toLocaleString('en-US')}/s`);
+    return r;
+  };
+  return {
+    hmac: await m('HMAC-SHA256 (32 B key, 1 B)', () => crypto.hmacSha256(key32, seed)),
+    hkdf76: await m('HKDF-SHA256 L=76', () => crypto.hkdfSha256(mk, zeroSalt, msgInfo, 76)),
+    hkdf64: await m('HKDF-SHA256 L=64', () => crypto.hkdfSha256(key32, mk, rootInfo, 64)),
+    seal1088: await m(`ChaCha20-Poly1305 seal ${shapes.paddedLength} B`, () => crypto.chacha20Poly1305Seal(key32, nonce, padded, ad)),
+    open1088: await m(`ChaCha20-Poly1305 open ${shapes.paddedLength} B`, () => crypto.chacha20Poly1305Open(key32, nonce, sealed, ad)),
+    compare32: await m('constant-time compare 32 B', () => equalBytes(c1, c2)),
+    x25519: await m('X25519 agreement', () => crypto.x25519(a.secretKey, b.publicKey as X25519PublicKey)),
+    x25519Keygen: await m('X25519 key generation', () => crypto.x25519GenerateKeyPair()),
+    hkdfPqxdh: await m('HKDF-SHA256 L=32 (PQXDH, 192 B ikm)', () => crypto.hkdfSha256(pqxdhIkm, zeroSalt, pqxdhInfo, 32)),
+    ed25519VerifyShort: await m('Ed25519 verify (170 B)', () => crypto.ed25519Verify(signer.publicKey as Ed25519PublicKey, shortMsg, shortSig)),
+    ed25519VerifyPq: await m('Ed25519 verify (1210 B)', () => crypto.ed25519Verify(signer.publicKey as Ed25519PublicKey, pqMsg, pqSig)),
+    mlkemEncaps: await m('ML-KEM-768 encapsulate', () => crypto.mlkem768Encapsulate(kem.publicKey as MlKemPublicKey)),
+    mlkemDecaps: await m('ML-KEM-768 decapsulate', () => crypto.mlkem768Decapsulate(kem.secretKey, kemCt)),
+  };
+}
+
+/**
+ * One steady message, both sides: on each side 2 HMAC-SHA256 (chain step) and HKDF-SHA256
+ * (L=76, message keys); the sender seals and the receiver opens the padded plaintext, and
+ * the receiver compares the 32-byte commitment.
+ */
+export function steadyBaseline(p: PrimitiveRates): PrimitiveBaseline {
+  return {
+    name: 'per message: 4 HMAC-SHA256 + 2 HKDF-SHA256(76) + ChaCha20-Poly1305 seal + open (1088 B) + 32 B compare',
+    perSecond: composeRate([
+      { perSecond: p.hmac.perSecond, count: 4 },
+      { perSecond: p.hkdf76.perSecond, count: 2 },
+      { perSecond: p.seal1088.perSecond, count: 1 },
+      { perSecond: p.open1088.perSecond, count: 1 },
+      { perSecond: p.compare32.perSecond, count: 1 },
+    ]),
+  };
+}
+
+/** A ping-pong message: the steady cost plus the receiver's DH ratchet step. */
+export function pingPongBaseline(p: PrimitiveRates): PrimitiveBaseline {
+  return {
+    name: 'steady + 2 X25519 + 1 X25519 keygen + 2 HKDF-SHA256(64)',
+    perSecond: composeRate([
+      { perSecond: steadyBaseline(p).perSecond, count: 1 },
+      { perSecond: p.x25519.perSecond, count: 2 },
+      { perSecond: p.x25519Keygen.perSecond, count: 1 },
+      { perSecond: p.hkdf64.perSecond, count: 2 },
+    ]),
+  };
+}
+
+/**
+ * One set-up, both sides (docs/protocol.md §5, §6.1): 3 Ed25519 verifies of the bundle
+ * (certificate, SPK, PQPK) and 1 of the initiator's certificate by the responder; PQXDH
+ * with a one-time prekey (4 X25519 each side, 1 keygen for EK_A, ML-KEM-768 encaps and
+ * decaps, one HKDF each side); the initiator's ratchet init (keygen, X25519, HKDF 64); the
+ * responder's DH ratchet step on the first message (2 X25519, keygen, 2 HKDF 64); and the
+ * first message's symmetric work (as a steady message).
+ */
+export function setupBaseline(p: PrimitiveRates): PrimitiveBaseline {
+  return {
+    name: '4 Ed25519 verify + ML-KEM-768 encaps + decaps + 11 X25519 + 3 X25519 keygen + 2 HKDF(32) + 3 HKDF(64) + steady message',
+    perSecond: composeRate([
+      { perSecond: p.ed25519VerifyShort.perSecond, count: 3 },
+      { perSecond: p.ed25519VerifyPq.perSecond, count: 1 },
+      { perSecond: p.mlkemEncaps.perSecond, count: 1 },
+      { perSecond: p.mlkemDecaps.perSecond, count: 1 },
+      { perSecond: p.x25519.perSecond, count: 4 + 4 + 1 + 2 },
+      { perSecond: p.x25519Keygen.perSecond, count: 3 },
+      { perSecond: p.hkdfPqxdh.perSecond, count: 2 },
+      { perSecond: p.hkdf64.perSecond, count: 3 },
+      { perSecond: steadyBaseline(p).perSecond, count: 1 },
+    ]),
+  };
+}

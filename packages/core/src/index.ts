@@ -57,3 +57,11 @@ export {
   type PrekeyUpload,
 } from './protocol/prekey-upload.js';
 export { relayAuthSignatureInput } from './protocol/relay-auth.js';
+export {
+  createClient,
+  type AdapterConfig,
+  type Client,
+  type ClientEvents,
+  type ClientOptions,
+} from './client/client.js';
+export type { Conversation, DeliveryStatus, StoredMessage } from './client/history.js';

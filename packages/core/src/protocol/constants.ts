@@ -80,10 +80,10 @@ export const Len = Object.freeze({
 export const Limits = Object.freeze({
   /** Largest plaintext a pairwise message may carry, before padding. */
   maxPlaintext: 256 * 1024,
-  /** Largest encoded ratchet message. */
-  maxRatchetMessage: 256 * 1024 + 4096,
-  /** Largest encoded prekey message. */
-  maxPrekeyMessage: 256 * 1024 + 8192,
+  /** Largest encoded ratchet message (the largest plaintext pads to 270,336 bytes; encoded 270,430). */
+  maxRatchetMessage: 272 * 1024,
+  /** Largest encoded prekey message (a maximal ratchet message plus the PQXDH fields). */
+  maxPrekeyMessage: 280 * 1024,
   /** Largest encoded device certificate. */
   maxCertificate: 512,
   /** Largest encoded prekey bundle. */
@@ -98,6 +98,8 @@ export const Limits = Object.freeze({
   maxPreviousChains: 5,
   /** Replayable initial messages accepted per last-resort PQ prekey before it must rotate. */
   maxLastResortUses: 10_000,
+  /** Largest encoded prekey upload (§4.5). */
+  maxPrekeyUpload: 1 + 2 + 512 + 100 + 1252 + 2 + 1000 * 36 + 2 + 200 * 1252,
   /** Largest stored record core reads. */
   maxRecord: 4 * 1024 * 1024,
   /** SHA-512 iterations of the safety-number fingerprint (as Signal's 5,200). */

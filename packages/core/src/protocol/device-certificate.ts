@@ -28,7 +28,7 @@ import { concatBytes } from '../codec/bytes.js';
 import { ByteReader } from '../codec/reader.js';
 import { ByteWriter } from '../codec/writer.js';
 import type { CryptoProvider } from '../crypto/provider.js';
-import { Label, Len, Limits, WIRE_VERSION, labelPrefix } from './constants.js';
+import { Capability, Label, Len, Limits, WIRE_VERSION, labelPrefix } from './constants.js';
 
 /** A device's public identity, signed by its account. */
 export interface DeviceCertificate {
@@ -92,11 +92,19 @@ export function decodeDeviceCertificate(bytes: Uint8Array): DeviceCertificate {
     accountKey: r.fixed('accountKey', Len.key) as Ed25519PublicKey,
     signingKey: r.fixed('signingKey', Len.key) as Ed25519PublicKey,
     identityKey: r.fixed('identityKey', Len.key) as X25519PublicKey,
-    capabilities: r.u8('capabilities'),
+    capabilities: readCapabilities(r),
     signature: r.fixed('signature', Len.signature),
   };
   r.end();
   return cert;
+}
+
+/** Capability bits other than those defined must be 0 (§3.2). */
+function readCapabilities(r: ByteReader): number {
+  const at = r.offset;
+  const bits = r.u8('capabilities');
+  if ((bits & ~Capability.PQXDH_MLKEM768) !== 0) throw r.fail('capabilities', 'reserved bits set', at);
+  return bits;
 }
 
 /** Reads and checks the leading version byte. */

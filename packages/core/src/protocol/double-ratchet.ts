@@ -145,6 +145,20 @@ function skipKeys(
   return chain;
 }
 
+/**
+ * The chain steps decrypting `message` would derive on `state` (skipped keys included),
+ * computed without deriving anything. Callers use it to bound the work one message may
+ * cause across several sessions.
+ */
+export function skipCost(state: RatchetState, message: RatchetMessage): number {
+  const { header } = message;
+  const dhHex = toHex(header.dh);
+  if (state.MKSKIPPED.has(skippedId(dhHex, header.n))) return 0;
+  if (state.DHr !== undefined && dhHex === toHex(state.DHr)) return Math.max(0, header.n - state.Nr);
+  const pnSkip = state.CKr && header.pn > state.Nr ? header.pn - state.Nr : 0;
+  return pnSkip + header.n;
+}
+
 /** The result of {@link ratchetDecrypt}. */
 export interface RatchetDecryptResult {
   readonly state: RatchetState;
@@ -185,9 +199,9 @@ export async function ratchetDecrypt(
 
   if (newChain) {
     if (state.previousDHr.includes(dhHex)) throw new ProtocolError('DUPLICATE_MESSAGE');
-    // Every limit is checked before any DH or chain step (no derivation storm).
-    if (CKr && header.pn > Nr && header.pn - Nr > limits.maxForwardSkip) throw limitError(limits.maxForwardSkip);
-    if (header.n > limits.maxForwardSkip) throw limitError(limits.maxForwardSkip);
+    // One budget for the whole message, checked before any DH or chain step, so a forged
+    // header costs at most maxForwardSkip chain steps (no derivation storm).
+    if (skipCost(state, message) > limits.maxForwardSkip) throw limitError(limits.maxForwardSkip);
     // §3.5 SkipMessageKeys(state, header.pn) on the current receiving chain
     if (CKr && DHr && header.pn > Nr) skipKeys(crypto, CKr, DHr, toHex(DHr), Nr, header.pn, limits.maxSkippedKeys, added);
     // §3.5 DHRatchet
@@ -196,9 +210,16 @@ export async function ratchetDecrypt(
     Ns = 0;
     Nr = 0;
     DHr = header.dh;
-    [RK, CKr] = kdfRk(crypto, RK, await crypto.x25519(DHs.secretKey, DHr));
-    DHs = await crypto.x25519GenerateKeyPair();
-    [RK, CKs] = kdfRk(crypto, RK, await crypto.x25519(DHs.secretKey, DHr));
+    try {
+      [RK, CKr] = kdfRk(crypto, RK, await crypto.x25519(DHs.secretKey, DHr));
+      DHs = await crypto.x25519GenerateKeyPair();
+      [RK, CKs] = kdfRk(crypto, RK, await crypto.x25519(DHs.secretKey, DHr));
+    } catch (e) {
+      // A low-order or non-canonical ratchet key in a header is an undecryptable
+      // message like any other: the same error as every decrypt failure (§6.3).
+      if (e instanceof ProtocolError && e.code === 'INVALID_KEY') throw decryptFailed();
+      throw e;
+    }
   } else if (header.n < Nr) {
     throw new ProtocolError('DUPLICATE_MESSAGE');
   } else if (header.n - Nr > limits.maxForwardSkip) {

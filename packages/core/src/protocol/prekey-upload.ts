@@ -13,11 +13,11 @@
  *
  * @module
  */
-import { ProtocolError, type MlKemPublicKey, type X25519PublicKey } from '@deadbolt/spec';
+import { CodecError, type MlKemPublicKey, type X25519PublicKey } from '@deadbolt/spec';
 import { ByteReader } from '../codec/reader.js';
 import { ByteWriter } from '../codec/writer.js';
 import type { CryptoProvider } from '../crypto/provider.js';
-import { Len, PqPrekeyKind, WIRE_VERSION } from './constants.js';
+import { Len, Limits, PqPrekeyKind, WIRE_VERSION } from './constants.js';
 import { decodeDeviceCertificate, encodeDeviceCertificate, readVersion, verifyDeviceCertificate, type DeviceCertificate } from './device-certificate.js';
 import type { PrekeyBundle } from './prekey-bundle.js';
 import { verifyPqPrekey, verifySignedPrekey, type OneTimePrekeyPublic, type PqPrekeyPublic, type SignedPrekeyPublic } from './prekeys.js';
@@ -35,7 +35,7 @@ const STRUCTURE = 'PrekeyUpload';
 /** Most one-time prekeys and PQ one-time prekeys in one upload. */
 export const MAX_UPLOAD_ONE_TIME = 1000;
 export const MAX_UPLOAD_PQ = 200;
-const MAX_SIZE = 1 + 2 + 512 + 100 + 1252 + 2 + MAX_UPLOAD_ONE_TIME * 36 + 2 + MAX_UPLOAD_PQ * 1252;
+const MAX_SIZE = Limits.maxPrekeyUpload;
 
 /** Encodes an upload (§4.5). */
 export function encodePrekeyUpload(u: PrekeyUpload): Uint8Array {
@@ -110,7 +110,7 @@ export async function verifyPrekeyUpload(crypto: CryptoProvider, u: PrekeyUpload
   for (const k of u.pqPrekeys) await verifyPqPrekey(crypto, signer, k);
   const ids = new Set<number>([u.signedPrekey.id, u.lastResortPqPrekey.id]);
   for (const k of [...u.oneTimePrekeys, ...u.pqPrekeys]) {
-    if (ids.has(k.id)) throw new ProtocolError('BAD_SIGNATURE', { message: 'duplicate prekey id in upload', details: { what: 'prekey upload' } });
+    if (ids.has(k.id)) throw new CodecError({ structure: 'PrekeyUpload', field: 'id', offset: 0, reason: `duplicate prekey id ${k.id}` });
     ids.add(k.id);
   }
 }

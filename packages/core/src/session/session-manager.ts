@@ -34,13 +34,14 @@ import type { CryptoProvider } from '../crypto/provider.js';
 import { pairwiseAdPrefix } from '../protocol/associated-data.js';
 import { Capability, Limits, MessageType, PqPrekeyKind } from '../protocol/constants.js';
 import { certificateAddress, signDeviceCertificate, verifyDeviceCertificate, type DeviceCertificate } from '../protocol/device-certificate.js';
-import { ratchetDecrypt, ratchetEncrypt, ratchetInitInitiator, ratchetInitResponder, type RatchetLimits } from '../protocol/double-ratchet.js';
+import { ratchetDecrypt, ratchetEncrypt, ratchetInitInitiator, ratchetInitResponder, skipCost, type RatchetLimits } from '../protocol/double-ratchet.js';
 import { pad, unpad } from '../protocol/padding.js';
 import { decodePrekeyBundle, verifyPrekeyBundle, type PrekeyBundle } from '../protocol/prekey-bundle.js';
 import { decodePrekeyMessage, encodePrekeyMessage, peekMessageType, type PrekeyMessage } from '../protocol/prekey-message.js';
 import { signPqPrekey, signSignedPrekey, type OneTimePrekeyPublic, type PqPrekeyPublic, type SignedPrekeyPublic } from '../protocol/prekeys.js';
 import { pqxdhInitiate, pqxdhRespond } from '../protocol/pqxdh.js';
 import { decodeRatchetMessage, encodeRatchetMessage } from '../protocol/ratchet-message.js';
+import { relayAuthSignatureInput } from '../protocol/relay-auth.js';
 import { safetyNumber, type SafetyNumber } from '../protocol/safety-number.js';
 import { RecordType, openRecord, sealRecord } from './record-envelope.js';
 import { SerialQueue } from './serial-queue.js';
@@ -102,6 +103,12 @@ export interface GeneratePrekeysOptions {
   readonly rotateSigned?: boolean;
   /** Replace the last-resort PQ prekey (the previous one is kept). */
   readonly rotateLastResort?: boolean;
+  /**
+   * Extra storage operations committed in the same atomic batch as the new private
+   * keys, given their public halves: the client records the pending upload here, so a
+   * crash between generating and publishing re-publishes the same keys (SECURITY.md D25).
+   */
+  readonly extraOps?: (publicPrekeys: PublicPrekeys) => readonly StorageOp[];
 }
 
 /** The outcome of a successful decrypt. */
@@ -164,18 +171,36 @@ export interface SessionManager {
   processBundle(bundle: PrekeyBundle | Uint8Array): Promise<Address>;
   /** Whether a session exists with a peer device. */
   hasSession(peer: Address): Promise<boolean>;
+  /** The devices of `userId` this device has sessions with. */
+  devices(userId: string): Promise<Address[]>;
   /** Encrypts for a peer device. The returned bytes are safe to send once it resolves. */
   encrypt(peer: Address, plaintext: Uint8Array): Promise<Uint8Array>;
   /** Decrypts a message the transport says came from `from`. */
   decrypt(from: Address, message: Uint8Array, options?: DecryptOptions): Promise<DecryptResult>;
   /** The trust decision for a contact, if any. */
   trust(userId: string): Promise<TrustInfo | undefined>;
-  /** Accepts a contact's new account key (clears `pendingKey`; the contact is then unverified). */
-  acceptIdentity(userId: string): Promise<void>;
+  /**
+   * Accepts a contact's new account key. `expectedKey` must be the pending key the user
+   * was shown (for example through {@link safetyNumber} with `pending: true`): if the
+   * pending key changed since, nothing is accepted and `UNTRUSTED_IDENTITY` is thrown.
+   * The contact is then unverified, and sessions with the new key become active.
+   */
+  acceptIdentity(userId: string, expectedKey: Uint8Array): Promise<void>;
+  /** Refuses a contact's pending key: forgets it and every session certified by it. */
+  rejectIdentity(userId: string): Promise<void>;
   /** Marks a contact's current account key as verified (or not). */
   setVerified(userId: string, verified: boolean): Promise<void>;
-  /** The safety number with a contact, from the trusted account keys. */
-  safetyNumber(userId: string): Promise<SafetyNumber>;
+  /**
+   * The safety number with a contact, from the trusted account key, or with
+   * `{ pending: true }` from the pending (changed) key, so the user can verify a change
+   * before accepting it.
+   */
+  safetyNumber(userId: string, options?: { readonly pending?: boolean }): Promise<SafetyNumber>;
+  /**
+   * Signs a relay's authentication challenge with the device signing key
+   * (docs/relay-protocol.md §2). The key never leaves the manager.
+   */
+  signRelayChallenge(relayId: string, challenge: Uint8Array): Promise<Uint8Array>;
 }
 
 const DEFAULT_LIMITS: SessionLimits = {
@@ -208,6 +233,37 @@ function compareAddresses(a: Address, b: Address): number {
   if (a.userId !== b.userId) return a.userId < b.userId ? -1 : 1;
   if (a.deviceId !== b.deviceId) return a.deviceId < b.deviceId ? -1 : 1;
   return 0;
+}
+
+/** Whether two certificates name the same device keys (the same device installation). */
+function sameDevice(a: DeviceCertificate, b: DeviceCertificate): boolean {
+  return equalBytes(a.identityKey, b.identityKey) && equalBytes(a.signingKey, b.signingKey);
+}
+
+/** Whether `s` was initiated by whichever of the two addresses sorts first (§7.3). */
+function initiatedByLower(me: IdentityRecord, peer: Address, s: SessionState): boolean {
+  const weAreLower = compareAddresses(certificateAddress(me.certificate), peer) < 0;
+  return (s.role === 'initiator') === weAreLower;
+}
+
+/**
+ * Sesame-style promotion (Sesame §3.2, docs/protocol.md §7.3): a session that decrypts a
+ * message becomes active, unless that would trade the session the lower address
+ * initiated for one the higher address initiated with the same device (both sides keep
+ * the lower address's session, so they converge), or trade a trusted key for an
+ * untrusted one.
+ */
+function shouldPromote(
+  me: IdentityRecord,
+  peer: Address,
+  active: SessionState,
+  candidate: SessionState,
+  trusted: (s: SessionState) => boolean,
+): boolean {
+  if (!trusted(candidate)) return false;
+  if (!trusted(active)) return true;
+  if (sameDevice(active.remoteCertificate, candidate.remoteCertificate) && initiatedByLower(me, peer, active) && !initiatedByLower(me, peer, candidate)) return false;
+  return true;
 }
 
 function untrusted(userId: string): UsageError<'UNTRUSTED_IDENTITY'> {
@@ -275,7 +331,18 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
    * Trust on first use, then pinning (docs/protocol.md §7.4). Returns the trust record to
    * write (if any) and whether the key differs from the trusted one.
    */
-  function evaluateTrust(current: TrustRecord | undefined, accountKey: Ed25519PublicKey): { write?: TrustRecord; changed: boolean } {
+  function evaluateTrust(
+    me: IdentityRecord,
+    userId: string,
+    current: TrustRecord | undefined,
+    accountKey: Ed25519PublicKey,
+  ): { write?: TrustRecord; changed: boolean } {
+    // This user's own devices are anchored to this device's own account key, never to
+    // trust on first use: a device certified by any other key is not ours.
+    if (userId === me.certificate.userId) {
+      if (equalBytes(accountKey, me.certificate.accountKey)) return { changed: false };
+      throw new ProtocolError('UNTRUSTED_IDENTITY', { message: 'a device of this user certified by another account key', details: { userId } });
+    }
     if (!current) return { write: { accountKey, verified: false }, changed: false };
     if (equalBytes(current.accountKey, accountKey)) return { changed: false };
     if (current.pendingKey && equalBytes(current.pendingKey, accountKey)) return { changed: true };
@@ -373,15 +440,16 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
         encodePrekeyMetaRecord({ nextId, currentSignedId: signed.id, currentLastResortId: lastResort.id, previousLastResortId }),
       ),
     );
-    // Private halves are persisted before anything is returned for upload (SECURITY.md D25).
-    await storage.batch(ops);
-    return {
+    const published: PublicPrekeys = {
       certificate: me.certificate,
       signedPrekey: { id: signed.id, publicKey: signed.publicKey, signature: signed.signature },
       lastResortPqPrekey: { id: lastResort.id, kind: lastResort.kind, publicKey: lastResort.publicKey, signature: lastResort.signature },
       oneTimePrekeys,
       pqPrekeys,
     };
+    // Private halves are persisted before anything is returned for upload (SECURITY.md D25).
+    await storage.batch([...ops, ...(opts.extraOps?.(published) ?? [])]);
+    return published;
   }
 
   async function processBundle(input: PrekeyBundle | Uint8Array): Promise<Address> {
@@ -393,8 +461,10 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     if (sameAddress(peer, certificateAddress(me.certificate))) {
       throw new UsageError('INVALID_ARGUMENT', { message: 'cannot start a session with this device itself', details: { field: 'bundle', expected: 'another device' } });
     }
-    const trust = evaluateTrust(await loadTrust(cert.userId), cert.accountKey);
+    const trust = evaluateTrust(me, cert.userId, await loadTrust(cert.userId), cert.accountKey);
     if (trust.changed) {
+      // The one failing call that writes: the changed key is remembered as pending so the
+      // application can show it (docs/protocol.md §7.4). Nothing else is stored.
       if (trust.write) await storage.batch([putTrust(cert.userId, trust.write)]);
       throw untrusted(cert.userId);
     }
@@ -440,8 +510,9 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     const record = await loadSessions(peer);
     const active = record?.sessions[0];
     if (!record || !active) throw new UsageError('NO_SESSION', { message: 'no session with this device', details: { userId: peer.userId, deviceId: peer.deviceId } });
-    const trust = await loadTrust(peer.userId);
-    if (!trust || trust.pendingKey || !equalBytes(trust.accountKey, active.remoteCertificate.accountKey)) throw untrusted(peer.userId);
+    // Own devices are anchored to our own account key; contacts to the trusted key, with no change pending.
+    const anchor = peer.userId === me.certificate.userId ? me.certificate.accountKey : await loadTrust(peer.userId).then((t) => (t?.pendingKey ? undefined : t?.accountKey));
+    if (!anchor || !equalBytes(anchor, active.remoteCertificate.accountKey)) throw untrusted(peer.userId);
 
     const ad = pairwiseAdPrefix(me.certificate, active.remoteCertificate);
     const out = ratchetEncrypt(crypto, active.ratchet, pad(plaintext), ad);
@@ -473,8 +544,20 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     const message = decodeRatchetMessage(wire);
     let firstError: unknown;
     let duplicate: unknown;
-    for (let index = 0; index < record.sessions.length; index++) {
+    // One derivation budget for the message across every session tried (docs/protocol.md
+    // §6.5): a forged header cannot make each of several sessions skip the maximum.
+    let budget = limits.maxForwardSkip;
+    // Cheapest first: sessions that already know the header's chain, then the rest in order.
+    const order = record.sessions
+      .map((s, index) => ({ index, cost: skipCost(s.ratchet, message) }))
+      .sort((a, b) => Number(b.cost === 0) - Number(a.cost === 0) || a.index - b.index);
+    for (const { index, cost } of order) {
       const s = record.sessions[index] as SessionState;
+      if (cost > budget) {
+        firstError ??= new ProtocolError('LIMIT_EXCEEDED', { message: 'message number too far ahead', details: { limit: 'maxForwardSkip', max: limits.maxForwardSkip } });
+        continue;
+      }
+      budget -= cost;
       try {
         const ad = pairwiseAdPrefix(s.remoteCertificate, me.certificate);
         const out = await ratchetDecrypt(crypto, s.ratchet, message, ad, limits);
@@ -494,14 +577,23 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     if (!record) throw new ProtocolError('UNKNOWN_KEY', { message: 'no session with the sender', details: { what: 'session' } });
     const { index, session, padded } = await decryptOnSessions(me, record, wire);
     const plaintext = unpad(padded);
+    const trust = from.userId === me.certificate.userId ? undefined : await loadTrust(from.userId);
+    const trusted = (s: SessionState): boolean =>
+      from.userId === me.certificate.userId ? equalBytes(s.remoteCertificate.accountKey, me.certificate.accountKey) : trust !== undefined && equalBytes(s.remoteCertificate.accountKey, trust.accountKey);
     const sessions = record.sessions.slice();
     sessions[index] = session;
+    const active = sessions[0] as SessionState;
+    if (index > 0 && shouldPromote(me, from, active, session, trusted)) {
+      sessions.splice(index, 1);
+      sessions.unshift(session);
+    }
     const result: DecryptResult = {
       plaintext,
       sender: from,
       senderAccountKey: session.remoteCertificate.accountKey,
       sessionCreated: false,
-      identityChanged: false,
+      // Every message certified by a key other than the trusted one is flagged, not just the first.
+      identityChanged: !trusted(session),
     };
     await storage.batch([putSessions(from, { sessions }), ...(options?.extraOps?.(result) ?? [])]);
     return result;
@@ -515,6 +607,9 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     await verifyDeviceCertificate(crypto, cert);
     if (!msg.pq) throw new ProtocolError('DOWNGRADE', { message: 'initial message without its PQ part', details: { what: 'pq ciphertext' } });
 
+    // Checked before any key agreement: a device of our own user certified by another
+    // account key is refused outright (docs/protocol.md §7.4), at no crypto cost.
+    const trust = evaluateTrust(me, cert.userId, await loadTrust(cert.userId), cert.accountKey);
     const record = await loadSessions(from);
     const sameSession = record?.sessions.findIndex((s) => equalBytes(s.baseKey, msg.baseKey)) ?? -1;
     if (record && sameSession >= 0) {
@@ -563,13 +658,16 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     const { session, padded } = await decryptOnSessions(me, { sessions: [fresh] }, msg.message);
     const plaintext = unpad(padded);
 
-    const trust = evaluateTrust(await loadTrust(cert.userId), cert.accountKey);
-    // Simultaneous initiation (docs/protocol.md §7.3): if our own unconfirmed initiation
-    // is active and our address sorts first, both sides keep ours; otherwise the new one.
+    // Which session becomes active (docs/protocol.md §7.3): a session certified by a key
+    // that is not trusted never displaces a trusted one; the same peer device starting a
+    // second session is simultaneous initiation, resolved by address order; a peer with
+    // new device keys (a re-install) gets the new session.
     const old = record?.sessions ?? [];
     const active = old[0];
-    const keepOurs = active !== undefined && active.role === 'initiator' && !active.confirmed && compareAddresses(certificateAddress(me.certificate), from) < 0;
-    const sessions = (keepOurs ? [active, session, ...old.slice(1)] : [session, ...old]).slice(0, limits.maxSessionsPerDevice);
+    const behind =
+      active !== undefined &&
+      (trust.changed || (sameDevice(active.remoteCertificate, cert) && initiatedByLower(me, from, active)));
+    const sessions = (behind ? [active, session, ...old.slice(1)] : [session, ...old]).slice(0, limits.maxSessionsPerDevice);
 
     const result: DecryptResult = {
       plaintext,
@@ -600,11 +698,43 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     throw new CodecError({ structure: 'PairwiseMessage', field: 'type', offset: 1, reason: 'not a pairwise message type' });
   }
 
-  async function safetyNumberWith(userId: string): Promise<SafetyNumber> {
+  async function safetyNumberWith(userId: string, opts: { readonly pending?: boolean } = {}): Promise<SafetyNumber> {
     const me = await identity();
     const trust = await loadTrust(userId);
-    if (!trust) throw new UsageError('NOT_INITIALIZED', { message: 'no key known for this contact', details: { what: 'contact key' } });
-    return safetyNumber(crypto, { userId: me.certificate.userId, accountKey: me.certificate.accountKey }, { userId, accountKey: trust.accountKey });
+    const key = opts.pending ? trust?.pendingKey : trust?.accountKey;
+    if (!key) throw new UsageError('NOT_INITIALIZED', { message: opts.pending ? 'no pending key for this contact' : 'no key known for this contact', details: { what: 'contact key' } });
+    return safetyNumber(crypto, { userId: me.certificate.userId, accountKey: me.certificate.accountKey }, { userId, accountKey: key });
+  }
+
+  /** Rewrites every session record of `userId`: keeps sessions `keep` accepts, those with `first` key first. */
+  async function reorderSessions(userId: string, keep: (s: SessionState) => boolean, first: Uint8Array): Promise<StorageOp[]> {
+    const ops: StorageOp[] = [];
+    for (const entry of await storage.range(storageKeys.sessionsOf(userId), { limit: 10_000 })) {
+      const peer: Address = { userId: toUserId(userId), deviceId: toDeviceId(entry.key[2] as string) };
+      const record = openRecord(crypto, entry.key, RecordType.SESSION, entry.value, readSessionRecord);
+      const kept = record.sessions.filter(keep);
+      const ordered = [...kept.filter((s) => equalBytes(s.remoteCertificate.accountKey, first)), ...kept.filter((s) => !equalBytes(s.remoteCertificate.accountKey, first))];
+      ops.push(ordered.length > 0 ? putSessions(peer, { sessions: ordered }) : { type: 'delete', key: entry.key });
+    }
+    return ops;
+  }
+
+  async function acceptIdentity(userId: string, expectedKey: Uint8Array): Promise<void> {
+    const t = await loadTrust(userId);
+    if (!t?.pendingKey || !(expectedKey instanceof Uint8Array) || !equalBytes(t.pendingKey, expectedKey)) {
+      // The key the user was shown is no longer the pending one: accept nothing.
+      throw untrusted(userId);
+    }
+    const accepted = t.pendingKey;
+    await storage.batch([putTrust(userId, { accountKey: accepted, verified: false }), ...(await reorderSessions(userId, () => true, accepted))]);
+  }
+
+  async function rejectIdentity(userId: string): Promise<void> {
+    const t = await loadTrust(userId);
+    if (!t?.pendingKey) return;
+    const { pendingKey: _rejected, ...rest } = t;
+    const ops = await reorderSessions(userId, (s) => equalBytes(s.remoteCertificate.accountKey, t.accountKey), t.accountKey);
+    await storage.batch([putTrust(userId, rest), ...ops]);
   }
 
   const serial =
@@ -619,19 +749,27 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     generatePrekeys: serial(generatePrekeys),
     processBundle: serial(processBundle),
     hasSession: serial(async (peer: Address) => (await loadSessions(peer)) !== undefined),
+    devices: serial(async (userId: string) => {
+      const user = toUserId(userId);
+      const entries = await storage.range(storageKeys.sessionsOf(user), { limit: 10_000 });
+      return entries.map((e) => ({ userId: user, deviceId: toDeviceId(e.key[2] as string) }));
+    }),
     encrypt: serial(encrypt),
     decrypt: serial(decrypt),
     trust: serial(async (userId: string) => loadTrust(userId)),
-    acceptIdentity: serial(async (userId: string) => {
-      const t = await loadTrust(userId);
-      if (!t?.pendingKey) return;
-      await storage.batch([putTrust(userId, { accountKey: t.pendingKey, verified: false })]);
-    }),
+    acceptIdentity: serial(acceptIdentity),
+    rejectIdentity: serial(rejectIdentity),
     setVerified: serial(async (userId: string, verified: boolean) => {
       const t = await loadTrust(userId);
       if (!t) throw new UsageError('NOT_INITIALIZED', { message: 'no key known for this contact', details: { what: 'contact key' } });
       await storage.batch([putTrust(userId, { ...t, verified })]);
     }),
     safetyNumber: serial(safetyNumberWith),
+    signRelayChallenge: serial(async (relayId: string, challenge: Uint8Array) => {
+      if (!(challenge instanceof Uint8Array) || challenge.length !== 32) {
+        throw new UsageError('INVALID_ARGUMENT', { message: 'challenge must be 32 bytes', details: { field: 'challenge', expected: '32 bytes' } });
+      }
+      return crypto.ed25519Sign((await identity()).signingSecret, relayAuthSignatureInput(relayId, challenge));
+    }),
   };
 }

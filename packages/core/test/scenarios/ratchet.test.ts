@@ -4,9 +4,9 @@
  */
 import { describe, expect, test } from 'vitest';
 import { isDeadboltError } from '@deadbolt/spec';
-import { createNodeCryptoProvider, decodeRatchetMessage, type CryptoProvider } from '../../src/index.js';
+import { createNodeCryptoProvider, decodeRatchetMessage, Limits, type CryptoProvider } from '../../src/index.js';
 import { encodeRatchetMessage, encodeRatchetHeader } from '../../src/protocol/ratchet-message.js';
-import { establishedPair, str, text, type Party } from '../helpers/parties.js';
+import { createParty, establishedPair, str, takeBundle, text, type Party } from '../helpers/parties.js';
 import { expectFailsWithoutMutation } from '../helpers/no-mutation.js';
 
 async function send(from: Party, to: Party, count: number, tag: string): Promise<Uint8Array[]> {
@@ -150,5 +150,49 @@ describe('limits (B13)', () => {
     const without = (await bob.storage.get(['session', 'alice', 'phone']))!.length;
     // Each stored skipped key is dh(32) + n(4) + mk(32) = 68 bytes.
     expect(withSkipped - without).toBe(2 * 68);
+  });
+});
+
+describe('review follow-ups', () => {
+  test('the largest allowed plaintext round-trips, both as an initial and as a ratchet message (M3)', async () => {
+    const alice = await createParty('alice', 'phone');
+    const bob = await createParty('bob', 'laptop');
+    await alice.sessions.processBundle(takeBundle(bob));
+    const big = new Uint8Array(Limits.maxPlaintext).fill(7);
+    const initial = await alice.sessions.encrypt(bob.address, big);
+    expect((await bob.sessions.decrypt(alice.address, initial)).plaintext.length).toBe(Limits.maxPlaintext);
+    const reply = await bob.sessions.encrypt(alice.address, big);
+    expect((await alice.sessions.decrypt(bob.address, reply)).plaintext.length).toBe(Limits.maxPlaintext);
+  });
+
+  test('one forged header costs at most one skip budget across all sessions (M4)', async () => {
+    const { crypto, counts } = countingProvider();
+    const alice = await createParty('alice', 'phone', { crypto, limits: { maxForwardSkip: 1000 } });
+    const bob = await createParty('bob', 'laptop', { crypto, limits: { maxForwardSkip: 1000 } });
+    // Five sessions between them.
+    for (let i = 0; i < 5; i++) {
+      await alice.sessions.processBundle(takeBundle(bob, { oneTime: false, pq: 'last-resort' }));
+      await bob.sessions.decrypt(alice.address, await alice.sessions.encrypt(bob.address, text(`s${i}`)));
+      await alice.sessions.decrypt(bob.address, await bob.sessions.encrypt(alice.address, text(`r${i}`)));
+    }
+    const genuine = decodeRatchetMessage(await alice.sessions.encrypt(bob.address, text('g')));
+    const forged = encodeRatchetMessage(encodeRatchetHeader({ dh: (await crypto.x25519GenerateKeyPair()).publicKey, pn: 500, n: 500 }), genuine.body);
+    counts.hmac = 0;
+    await expect(bob.sessions.decrypt(alice.address, forged)).rejects.toSatisfy((e) => isDeadboltError(e));
+    // Each chain step is 2 HMACs (plus a handful for KDF_RK and message keys).
+    expect(counts.hmac).toBeLessThanOrEqual(2 * 1000 + 50);
+  });
+
+  test('skips on a new chain evict the oldest stored keys first (T2)', async () => {
+    const { alice, bob } = await establishedPair({ limits: { maxSkippedKeys: 4 } });
+    const first = await send(alice, bob, 4, 'f');
+    await bob.sessions.decrypt(alice.address, first[3]!); // stores f0, f1, f2
+    await alice.sessions.decrypt(bob.address, await bob.sessions.encrypt(alice.address, text('turn')));
+    const second = await send(alice, bob, 3, 's');
+    await bob.sessions.decrypt(alice.address, second[2]!); // stores s0, s1: f0 is evicted
+    await expectFailsWithoutMutation([bob.storage], () => bob.sessions.decrypt(alice.address, first[0]!), 'DUPLICATE_MESSAGE');
+    for (const [w, t] of [[first[1], 'f1'], [first[2], 'f2'], [second[0], 's0'], [second[1], 's1']] as const) {
+      expect(str((await bob.sessions.decrypt(alice.address, w!)).plaintext)).toBe(t);
+    }
   });
 });

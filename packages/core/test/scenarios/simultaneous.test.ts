@@ -105,3 +105,40 @@ describe('simultaneous initiation (B15)', () => {
     expect(await activeBaseKey(alice, bob)).toBe(await activeBaseKey(bob, alice));
   });
 });
+
+describe('delayed initial messages (review M2)', () => {
+  test('an initial message held back until after the other session is confirmed does not split the pair', async () => {
+    const alice = await createParty('alice', 'phone'); // 'alice' sorts before 'bob'
+    const bob = await createParty('bob', 'laptop');
+    await alice.sessions.processBundle(takeBundle(bob));
+    await bob.sessions.processBundle(takeBundle(alice));
+    const a1 = await alice.sessions.encrypt(bob.address, text('a1'));
+    const b1 = await bob.sessions.encrypt(alice.address, text('b1')); // the relay holds this back
+    await bob.sessions.decrypt(alice.address, a1);
+    await alice.sessions.decrypt(bob.address, await bob.sessions.encrypt(alice.address, text('b2')));
+    expect(str((await alice.sessions.decrypt(bob.address, b1)).plaintext)).toBe('b1');
+    expect(await activeBaseKey(alice, bob)).toBe(await activeBaseKey(bob, alice));
+    for (let i = 0; i < 3; i++) {
+      // Concurrent sends each round: the preference is deterministic, so no flip-flop.
+      const x = await alice.sessions.encrypt(bob.address, text(`x${i}`));
+      const y = await bob.sessions.encrypt(alice.address, text(`y${i}`));
+      expect(str((await bob.sessions.decrypt(alice.address, x)).plaintext)).toBe(`x${i}`);
+      expect(str((await alice.sessions.decrypt(bob.address, y)).plaintext)).toBe(`y${i}`);
+      expect(await activeBaseKey(alice, bob)).toBe(await activeBaseKey(bob, alice));
+    }
+  });
+
+  test('with one session kept per device, simultaneous initiation still ends working both ways', async () => {
+    const limits = { maxSessionsPerDevice: 1 };
+    const alice = await createParty('alice', 'phone', { limits });
+    const bob = await createParty('bob', 'laptop', { limits });
+    await alice.sessions.processBundle(takeBundle(bob));
+    await bob.sessions.processBundle(takeBundle(alice));
+    const a1 = await alice.sessions.encrypt(bob.address, text('a1'));
+    await bob.sessions.decrypt(alice.address, a1); // Bob drops his own session for Alice's
+    const b = await bob.sessions.encrypt(alice.address, text('b'));
+    expect(str((await alice.sessions.decrypt(bob.address, b)).plaintext)).toBe('b');
+    const a = await alice.sessions.encrypt(bob.address, text('a'));
+    expect(str((await bob.sessions.decrypt(alice.address, a)).plaintext)).toBe('a');
+  });
+});

@@ -3,8 +3,9 @@
  */
 import { describe, expect, test } from 'vitest';
 import { isDeadboltError } from '@deadbolt/spec';
-import { compareSafetyNumberQr, formatSafetyNumber } from '../../src/index.js';
-import { createParty, establishedPair, str, takeBundle, text } from '../helpers/parties.js';
+import { compareSafetyNumberQr, decodePrekeyMessage, formatSafetyNumber } from '../../src/index.js';
+import { encodePrekeyMessage } from '../../src/protocol/prekey-message.js';
+import { createParty, createSiblingDevice, establishedPair, str, takeBundle, text } from '../helpers/parties.js';
 import { expectFailsWithoutMutation } from '../helpers/no-mutation.js';
 
 describe('identity changes (B16)', () => {
@@ -26,8 +27,8 @@ describe('identity changes (B16)', () => {
     expect(str(got.plaintext)).toBe('it is me, new phone');
     await expectFailsWithoutMutation([alice.storage], () => alice.sessions.encrypt(newBob.address, text('x')), 'UNTRUSTED_IDENTITY');
 
-    // Accepting makes the new key the trusted one; sending works on the new session.
-    await alice.sessions.acceptIdentity('bob');
+    // Accepting (with the key the user was shown) makes it the trusted one; sending works on the new session.
+    await alice.sessions.acceptIdentity('bob', (await newBob.sessions.certificate()).accountKey);
     expect((await alice.sessions.trust('bob'))?.pendingKey).toBeUndefined();
     const reply = await alice.sessions.encrypt(newBob.address, text('welcome back'));
     expect(str((await newBob.sessions.decrypt(alice.address, reply)).plaintext)).toBe('welcome back');
@@ -44,7 +45,7 @@ describe('identity changes (B16)', () => {
     const t = await alice.sessions.trust('bob');
     expect(t?.verified).toBe(true); // still the old, verified key until the user decides
     await expectFailsWithoutMutation([alice.storage], () => alice.sessions.encrypt(bob.address, text('x')), 'UNTRUSTED_IDENTITY');
-    await alice.sessions.acceptIdentity('bob');
+    await alice.sessions.acceptIdentity('bob', got.senderAccountKey);
     expect((await alice.sessions.trust('bob'))?.verified).toBe(false);
   });
 
@@ -54,6 +55,58 @@ describe('identity changes (B16)', () => {
     // another account key is an identity change, however plausible its address.
     const other = await createParty('bob', 'tablet');
     await expect(alice.sessions.processBundle(takeBundle(other))).rejects.toSatisfy((e) => isDeadboltError(e, 'UNTRUSTED_IDENTITY'));
+  });
+});
+
+describe('identity changes under an active attacker (B16, review H1/H2/M1)', () => {
+  test('a device claiming this user but certified by another account key is never trusted', async () => {
+    const alice = await createParty('alice', 'phone');
+    const fakeTablet = await createParty('alice', 'tablet'); // the relay's own account key
+    await expectFailsWithoutMutation([alice.storage], () => alice.sessions.processBundle(takeBundle(fakeTablet)), 'UNTRUSTED_IDENTITY');
+    // Nor through an initial message pushed at us: an initial message carrying the forged
+    // certificate (the fake device's own API refuses to make one, so splice it in).
+    const mallory = await createParty('mallory', 'phone');
+    await mallory.sessions.processBundle(takeBundle(alice));
+    const initial = decodePrekeyMessage(await mallory.sessions.encrypt(alice.address, text('hi')));
+    const forged = encodePrekeyMessage({ ...initial, certificate: await fakeTablet.sessions.certificate() });
+    await expectFailsWithoutMutation([alice.storage], () => alice.sessions.decrypt(fakeTablet.address, forged), 'UNTRUSTED_IDENTITY');
+    expect(await alice.sessions.trust('alice')).toBeUndefined();
+    // A genuine sibling device (certified by Alice's account key) works.
+    const realTablet = await createSiblingDevice(alice, 'tablet2');
+    await alice.sessions.processBundle(takeBundle(realTablet));
+    const note = await alice.sessions.encrypt(realTablet.address, text('note to self'));
+    expect(str((await realTablet.sessions.decrypt(alice.address, note)).plaintext)).toBe('note to self');
+  });
+
+  test('accepting needs the key the user was shown: a swapped pending key is not accepted', async () => {
+    const { alice } = await establishedPair();
+    const newBob = await createParty('bob', 'laptop');
+    await newBob.sessions.processBundle(takeBundle(alice));
+    const shown = (await alice.sessions.decrypt(newBob.address, await newBob.sessions.encrypt(alice.address, text('new phone')))).senderAccountKey;
+    const pendingNumber = await alice.sessions.safetyNumber('bob', { pending: true });
+    expect(pendingNumber.digits).toBe((await newBob.sessions.safetyNumber('alice')).digits); // verifiable before accepting
+    // The relay now swaps in its own key.
+    const mallory = await createParty('bob', 'laptop');
+    await expect(alice.sessions.processBundle(takeBundle(mallory))).rejects.toSatisfy((e) => isDeadboltError(e, 'UNTRUSTED_IDENTITY'));
+    await expectFailsWithoutMutation([alice.storage], () => alice.sessions.acceptIdentity('bob', shown), 'UNTRUSTED_IDENTITY');
+    // Rejecting forgets the pending key and its sessions; the old key stays trusted.
+    await alice.sessions.rejectIdentity('bob');
+    expect((await alice.sessions.trust('bob'))?.pendingKey).toBeUndefined();
+  });
+
+  test('a forged session never displaces the trusted one; rejecting restores sending', async () => {
+    const { alice, bob } = await establishedPair();
+    const mallory = await createParty('bob', 'laptop');
+    await mallory.sessions.processBundle(takeBundle(alice));
+    const forged = await alice.sessions.decrypt(bob.address, await mallory.sessions.encrypt(alice.address, text('x')));
+    expect(forged.identityChanged).toBe(true);
+    // Every later message on the forged session is flagged too, not just the first.
+    expect((await alice.sessions.decrypt(bob.address, await mallory.sessions.encrypt(alice.address, text('y')))).identityChanged).toBe(true);
+    // Genuine Bob still decrypts, unflagged.
+    expect((await alice.sessions.decrypt(bob.address, await bob.sessions.encrypt(alice.address, text('real')))).identityChanged).toBe(false);
+    await alice.sessions.rejectIdentity('bob');
+    const reply = await alice.sessions.encrypt(bob.address, text('reply'));
+    expect(str((await bob.sessions.decrypt(alice.address, reply)).plaintext)).toBe('reply');
   });
 });
 
@@ -74,7 +127,7 @@ describe('safety numbers (B17)', () => {
     const newBob = await createParty('bob', 'laptop');
     await newBob.sessions.processBundle(takeBundle(alice));
     await alice.sessions.decrypt(bob.address, await newBob.sessions.encrypt(alice.address, text('hi')));
-    await alice.sessions.acceptIdentity('bob');
+    await alice.sessions.acceptIdentity('bob', (await newBob.sessions.certificate()).accountKey);
     const after = await alice.sessions.safetyNumber('bob');
     expect(after.digits).not.toBe(before.digits);
     expect(compareSafetyNumberQr(after.qr, before.qr)).toBe(false);
@@ -83,7 +136,7 @@ describe('safety numbers (B17)', () => {
     const newAlice = await createParty('alice', 'phone');
     await newAlice.sessions.processBundle(takeBundle(newBob));
     await newBob.sessions.decrypt(newAlice.address, await newAlice.sessions.encrypt(newBob.address, text('hi')));
-    await newBob.sessions.acceptIdentity('alice');
+    await newBob.sessions.acceptIdentity('alice', (await newAlice.sessions.certificate()).accountKey);
     expect((await newBob.sessions.safetyNumber('alice')).digits).not.toBe(after.digits);
   });
 });

@@ -98,3 +98,16 @@ describe('decoders', () => {
     expect(codecError(() => decodePrekeyMessage(bad)).details).toMatchObject({ field: 'hasOneTime', offset: flagAt });
   });
 });
+
+describe('certificate capability bits (review L1)', () => {
+  test('reserved capability bits are refused', async () => {
+    const bob = await createParty('bob', 'laptop');
+    const cert = encodeDeviceCertificate(takeBundle(bob).certificate);
+    const at = cert.length - 64 - 1;
+    for (const bits of [0x02, 0x80, 0xfe]) {
+      const bad = cert.slice();
+      bad[at] = bits;
+      expect(codecError(() => decodeDeviceCertificate(bad)).details).toMatchObject({ field: 'capabilities', offset: at });
+    }
+  });
+});

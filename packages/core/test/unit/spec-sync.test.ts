@@ -40,7 +40,8 @@ describe('docs/protocol.md matches the code', () => {
     expect(num(row('PrekeyMessage encoding'))).toBe(Limits.maxPrekeyMessage);
     expect(num(row('DeviceCertificate encoding'))).toBe(Limits.maxCertificate);
     expect(num(row('PrekeyBundle encoding'))).toBe(Limits.maxBundle);
-    expect(num(row('forward skip within one chain'))).toBe(Limits.maxForwardSkip);
+    expect(num(row('forward skip per message'))).toBe(Limits.maxForwardSkip);
+    expect(num(row('PrekeyUpload encoding'))).toBe(Limits.maxPrekeyUpload);
     expect(num(row('stored skipped keys per session'))).toBe(Limits.maxSkippedKeys);
     expect(num(row('sessions per peer device'))).toBe(Limits.maxSessionsPerDevice);
     expect(num(row('previous receiving chains remembered per session'))).toBe(Limits.maxPreviousChains);

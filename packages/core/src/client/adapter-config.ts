@@ -1,0 +1,72 @@
+/**
+ * Adapters named by configuration (a config file or an environment variable) instead of
+ * code: `{ adapter: 'sqlite', options: { path: 'chat.db' } }`. Short names map to the
+ * Deadbolt packages; any other name is imported as a package that exports
+ * `createStorageAdapter` / `createTransportAdapter`. Core never imports an adapter
+ * statically: the import happens only when a configuration asks for one.
+ *
+ * @module
+ */
+import {
+  UsageError,
+  type StorageAdapter,
+  type StorageAdapterModule,
+  type TransportAdapter,
+  type TransportAdapterModule,
+} from '@deadbolt/spec';
+
+/** An adapter named by configuration. */
+export interface AdapterConfig {
+  /** A short name (`memory`, `sqlite`, `indexeddb`, `websocket`, `http-polling`, `webrtc`) or a package name. */
+  readonly adapter: string;
+  /** Passed to the package's factory. */
+  readonly options?: Record<string, unknown>;
+}
+
+const STORAGE_PACKAGES: Record<string, string> = {
+  memory: '@deadbolt/storage-memory',
+  sqlite: '@deadbolt/storage-sqlite',
+  indexeddb: '@deadbolt/storage-indexeddb',
+};
+
+const TRANSPORT_PACKAGES: Record<string, string> = {
+  websocket: '@deadbolt/transport-websocket',
+  'http-polling': '@deadbolt/transport-http-polling',
+  webrtc: '@deadbolt/transport-webrtc',
+};
+
+async function load<T>(specifier: string, field: string): Promise<T> {
+  try {
+    return (await import(/* @vite-ignore */ specifier)) as T;
+  } catch (cause) {
+    throw new UsageError('INVALID_ARGUMENT', {
+      message: `${field}: cannot load adapter package ${specifier} (is it installed?)`,
+      details: { field, expected: 'an installed adapter package' },
+      cause,
+    });
+  }
+}
+
+function isConfig(value: unknown): value is AdapterConfig {
+  return typeof value === 'object' && value !== null && typeof (value as AdapterConfig).adapter === 'string';
+}
+
+/** A storage adapter instance, or one created from its configuration. */
+export async function resolveStorage(value: StorageAdapter | AdapterConfig): Promise<StorageAdapter> {
+  if (!isConfig(value)) return value;
+  const mod = await load<Partial<StorageAdapterModule>>(STORAGE_PACKAGES[value.adapter] ?? value.adapter, 'storage.adapter');
+  if (typeof mod.createStorageAdapter !== 'function') {
+    throw new UsageError('INVALID_ARGUMENT', { message: 'storage.adapter: package has no createStorageAdapter', details: { field: 'storage.adapter', expected: 'a storage adapter package' } });
+  }
+  return mod.createStorageAdapter(value.options ?? {});
+}
+
+/** A transport adapter instance, or one created from its configuration. */
+export async function resolveTransport(value: TransportAdapter | AdapterConfig): Promise<TransportAdapter> {
+  if (!isConfig(value)) return value;
+  const mod = await load<Partial<TransportAdapterModule>>(TRANSPORT_PACKAGES[value.adapter] ?? value.adapter, 'transport.adapter');
+  if (typeof mod.createTransportAdapter !== 'function') {
+    throw new UsageError('INVALID_ARGUMENT', { message: 'transport.adapter: package has no createTransportAdapter', details: { field: 'transport.adapter', expected: 'a transport adapter package' } });
+  }
+  return mod.createTransportAdapter(value.options ?? {});
+}

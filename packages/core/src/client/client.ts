@@ -1,0 +1,401 @@
+/**
+ * The Deadbolt client: identities, prekeys, 1:1 messaging, history and trust over any
+ * storage and transport adapter (docs/protocol.md §11).
+ *
+ * Exactly-once processing (SECURITY.md E32, D24): an inbound frame is decrypted and its
+ * message written to history **in the same atomic batch** as the advanced session state;
+ * only then does the handler resolve and the transport acknowledge the frame. A frame
+ * delivered again after a crash is recognised by the ratchet as a duplicate and
+ * acknowledged without a second event or history entry.
+ *
+ * @module
+ */
+import {
+  isDeadboltError,
+  UsageError,
+  userId as toUserId,
+  deviceId as toDeviceId,
+  type Address,
+  type ErrorCode,
+  type InboundFrame,
+  type StorageAdapter,
+  type StorageOp,
+  type TransportAdapter,
+  type TransportState,
+  type UserId,
+} from '@deadbolt/spec';
+import { createDefaultCryptoProvider } from '#crypto-default';
+import { toHex, utf8 } from '../codec/bytes.js';
+import { equalBytes } from '../crypto/checks.js';
+import type { CryptoProvider } from '../crypto/provider.js';
+import { encodeDeviceCertificate } from '../protocol/device-certificate.js';
+import { decodePrekeyBundle } from '../protocol/prekey-bundle.js';
+import { encodePrekeyUpload } from '../protocol/prekey-upload.js';
+import type { SafetyNumber } from '../protocol/safety-number.js';
+import { openRecord, sealRecord } from '../session/record-envelope.js';
+import { SerialQueue } from '../session/serial-queue.js';
+import { createSessionManager, type SessionLimits, type SessionManager } from '../session/session-manager.js';
+import { resolveStorage, resolveTransport, type AdapterConfig } from './adapter-config.js';
+import { decodeContent, encodeContent, MAX_MESSAGE_BODY, type Content } from './content.js';
+import { Emitter, type Subscribe } from './events.js';
+import {
+  ClientRecordType,
+  encodeConversation,
+  encodeStoredMessage,
+  historyKeys,
+  readConversation,
+  readStoredMessage,
+  type Conversation,
+  type DeliveryStatus,
+  type StoredMessage,
+} from './history.js';
+
+/** Options of {@link createClient}. */
+export interface ClientOptions {
+  /** This user. */
+  readonly userId: string;
+  /** This device. */
+  readonly deviceId: string;
+  /** A storage adapter, or its configuration (`{ adapter: 'memory' }`). */
+  readonly storage: StorageAdapter | AdapterConfig;
+  /** A transport adapter, or its configuration (`{ adapter: 'websocket', options: { url } }`). */
+  readonly transport: TransportAdapter | AdapterConfig;
+  /** The crypto provider; defaults to the platform's fastest. */
+  readonly crypto?: CryptoProvider;
+  /** A token from the product's own login, for relays that require one. */
+  readonly registrationToken?: string;
+  /** Tighter session limits. */
+  readonly limits?: Partial<SessionLimits>;
+  /** One-time prekeys generated per batch (default 100 X25519 and 20 ML-KEM). */
+  readonly prekeyBatch?: { readonly oneTime: number; readonly pqOneTime: number };
+  /** The clock, in milliseconds. */
+  readonly now?: () => number;
+}
+
+/** Events a client emits (noun-verb names). */
+export interface ClientEvents {
+  /** A message arrived and is in history. Emitted once per message. */
+  'message-received': StoredMessage;
+  /** A frame was refused (undecryptable, forged, malformed) and dropped. */
+  'message-rejected': { readonly from: Address; readonly code: ErrorCode };
+  /** A contact's account key changed; sending to them is refused until accepted or rejected. */
+  'identity-changed': { readonly userId: UserId; readonly accountKey: Uint8Array };
+  /** A peer device started a new session with this device. */
+  'session-established': { readonly peer: Address };
+  /** The transport's connection state changed. */
+  'transport-state-changed': { readonly state: TransportState };
+  /** New prekeys were published. */
+  'prekeys-published': { readonly oneTime: number; readonly pqOneTime: number };
+  /** A background failure (for example replenishing prekeys). */
+  error: unknown;
+}
+
+/**
+ * A Deadbolt client. Create with {@link createClient}.
+ *
+ * @example
+ * ```ts
+ * const client = await createClient({
+ *   userId: 'alice',
+ *   deviceId: 'laptop',
+ *   storage: { adapter: 'memory' },
+ *   transport: { adapter: 'websocket', options: { url: 'ws://127.0.0.1:8080/v1/ws' } },
+ * });
+ * client.on('message-received', (m) => console.log(m.sender.userId, new TextDecoder().decode(m.body)));
+ * await client.start();
+ * await client.send('bob', 'hello');
+ * ```
+ */
+export interface Client {
+  /** This device's address. */
+  readonly address: Address;
+  /** The session manager underneath (for advanced use). */
+  readonly sessions: SessionManager;
+  /** Subscribes to an event; returns a function that unsubscribes. */
+  readonly on: Subscribe<ClientEvents>;
+  /** Creates the identity on first run, connects, and publishes prekeys. */
+  start(): Promise<void>;
+  /** Sends to every device of a user, and a copy to this user's other devices. */
+  send(to: string, body: string | Uint8Array): Promise<StoredMessage>;
+  /** Conversations, most recent first. */
+  conversations(): Promise<Conversation[]>;
+  /** A conversation's messages, oldest first (the last `limit`, default 100, at most 1,000). */
+  history(userId: string, options?: { readonly limit?: number }): Promise<StoredMessage[]>;
+  /** The safety number with a contact. */
+  safetyNumber(userId: string): Promise<SafetyNumber>;
+  /**
+   * Compares a safety number the user read or scanned (60 digits, or the QR payload) and
+   * marks the contact verified when it matches.
+   */
+  verifySafetyNumber(userId: string, scanned: string | Uint8Array): Promise<boolean>;
+  /** The safety number with a contact's pending (changed) key, to verify before accepting. */
+  pendingSafetyNumber(userId: string): Promise<SafetyNumber>;
+  /**
+   * Accepts a contact's changed account key: `expectedKey` is the key from the
+   * `identity-changed` event the user saw (the contact is then unverified).
+   */
+  acceptIdentity(userId: string, expectedKey: Uint8Array): Promise<void>;
+  /** Refuses a contact's changed account key and drops its sessions. */
+  rejectIdentity(userId: string): Promise<void>;
+  /** Disconnects and closes the storage and transport. Idempotent. */
+  close(): Promise<void>;
+}
+
+const DEFAULT_BATCH = { oneTime: 100, pqOneTime: 20 };
+const REJECTED_KINDS = new Set(['protocol', 'codec']);
+
+/**
+ * Creates a client from adapter instances or configuration objects.
+ *
+ * @example
+ * ```ts
+ * // Adapters by configuration (a config file or environment variable can supply this):
+ * const client = await createClient({
+ *   userId: 'alice', deviceId: 'laptop',
+ *   storage: JSON.parse(process.env.DEADBOLT_STORAGE ?? '{"adapter":"memory"}'),
+ *   transport: { adapter: 'http-polling', options: { url: 'http://127.0.0.1:8080' } },
+ * });
+ * // ...or instances:
+ * const other = await createClient({ userId: 'bob', deviceId: 'phone', storage: createMemoryStorage(), transport });
+ * ```
+ */
+export async function createClient(options: ClientOptions): Promise<Client> {
+  const address: Address = { userId: toUserId(options.userId), deviceId: toDeviceId(options.deviceId) };
+  const crypto = options.crypto ?? createDefaultCryptoProvider();
+  const storage = await resolveStorage(options.storage);
+  const transport = await resolveTransport(options.transport);
+  const now = options.now ?? Date.now;
+  const batch = options.prekeyBatch ?? DEFAULT_BATCH;
+  const sessions = createSessionManager({ storage, crypto, now, ...(options.limits ? { limits: options.limits } : {}) });
+  const events = new Emitter<ClientEvents>();
+  const sendQueue = new SerialQueue();
+  const prekeyQueue = new SerialQueue();
+  const unsubscribe: (() => void)[] = [];
+  let started: Promise<void> | undefined;
+  let closed = false;
+
+  const assertOpen = (): void => {
+    if (closed) throw new UsageError('CLOSED', { message: 'client is closed', details: { what: 'client' } });
+  };
+
+  const conversationOp = (user: string, at: number): StorageOp => ({
+    type: 'put',
+    key: historyKeys.conversation(user),
+    value: sealRecord(crypto, ClientRecordType.CONVERSATION, encodeConversation({ lastActivity: at })),
+  });
+  const messageOp = (m: StoredMessage, messageId: Uint8Array): StorageOp => ({
+    type: 'put',
+    key: historyKeys.message(m.conversation, m.sentAt, m.id),
+    value: sealRecord(crypto, ClientRecordType.MESSAGE, encodeStoredMessage(m, messageId)),
+  });
+
+  /** Publishes a pending upload, then forgets it (docs/protocol.md §11.3). */
+  async function publishPending(): Promise<void> {
+    const key = historyKeys.pendingUpload();
+    const pending = await storage.get(key);
+    if (!pending) return;
+    const upload = openRecord(crypto, key, ClientRecordType.PENDING_UPLOAD, pending, (r) => r.fixed('upload', r.remaining));
+    await transport.publishPrekeys(upload);
+    await storage.batch([{ type: 'delete', key }]);
+  }
+
+  /**
+   * Generates prekeys and publishes them. The pending upload is written in the same batch
+   * as the private keys, so a crash anywhere re-publishes the same keys (SECURITY.md D25).
+   */
+  function replenish(counts: { oneTime: number; pqOneTime: number }): Promise<void> {
+    return prekeyQueue.run(async () => {
+      await sessions.generatePrekeys({
+        ...counts,
+        extraOps: (pub) => [
+          { type: 'put', key: historyKeys.pendingUpload(), value: sealRecord(crypto, ClientRecordType.PENDING_UPLOAD, encodePrekeyUpload(pub)) },
+        ],
+      });
+      await publishPending();
+      events.emit('prekeys-published', counts);
+    });
+  }
+
+  async function handleFrame(frame: InboundFrame): Promise<void> {
+    let message: StoredMessage | undefined;
+    try {
+      const result = await sessions.decrypt(frame.from, frame.bytes, {
+        extraOps: (r) => {
+          const content: Content = decodeContent(r.plaintext);
+          let conversation: UserId;
+          let direction: StoredMessage['direction'];
+          if (content.kind === 'sent-sync') {
+            // Only this user's own devices may tell us what "we" sent.
+            if (r.sender.userId !== address.userId) throw new UsageError('INVALID_ARGUMENT', { message: 'sync from another user', details: { field: 'content', expected: 'own device' } });
+            conversation = content.recipient;
+            direction = 'outgoing';
+          } else {
+            conversation = r.sender.userId;
+            direction = 'incoming';
+          }
+          message = {
+            id: toHex(content.messageId),
+            conversation,
+            direction,
+            sender: r.sender,
+            sentAt: content.sentAt,
+            receivedAt: now(),
+            status: direction === 'incoming' ? 'received' : 'sent',
+            body: content.body,
+          };
+          return [messageOp(message, content.messageId), conversationOp(conversation, message.receivedAt)];
+        },
+      });
+      if (result.sessionCreated) events.emit('session-established', { peer: result.sender });
+      if (result.identityChanged) events.emit('identity-changed', { userId: result.sender.userId, accountKey: result.senderAccountKey });
+      if (message) events.emit('message-received', message);
+    } catch (e) {
+      if (isDeadboltError(e, 'DUPLICATE_MESSAGE')) return; // already processed: acknowledge, no second event
+      if (isDeadboltError(e) && (REJECTED_KINDS.has(e.kind) || e.code === 'INVALID_ARGUMENT')) {
+        // A frame that can never be processed is dropped (acknowledged), and reported
+        // without details: the network sees the same acknowledgement either way (E36).
+        events.emit('message-rejected', { from: frame.from, code: e.code });
+        return;
+      }
+      throw e; // storage or internal failure: leave unacknowledged for redelivery
+    }
+  }
+
+  /** Starts sessions with every device of `user` we have none with. */
+  async function discover(user: UserId): Promise<Address[]> {
+    const bundles = await transport.fetchBundles(user);
+    const known = new Set((await sessions.devices(user)).map((a) => a.deviceId));
+    for (const bytes of bundles) {
+      const bundle = decodePrekeyBundle(bytes);
+      if (bundle.certificate.userId !== user) continue; // a directory answering for someone else
+      if (bundle.certificate.userId === address.userId && bundle.certificate.deviceId === address.deviceId) continue;
+      if (known.has(bundle.certificate.deviceId)) continue;
+      await sessions.processBundle(bundle);
+    }
+    return sessions.devices(user);
+  }
+
+  async function start(): Promise<void> {
+    assertOpen();
+    const firstRun = !(await storage.get(['identity']));
+    if (firstRun) await sessions.createIdentity({ userId: address.userId, deviceId: address.deviceId });
+    const certificate = encodeDeviceCertificate(await sessions.certificate());
+    if (certificate.length === 0 || (await sessions.certificate()).deviceId !== address.deviceId) {
+      throw new UsageError('INVALID_ARGUMENT', { message: 'the stored identity belongs to another device', details: { field: 'deviceId', expected: 'the stored device id' } });
+    }
+    unsubscribe.push(
+      transport.onStateChange((state) => events.emit('transport-state-changed', { state })),
+      transport.onNotice((notice) => {
+        if (notice.type === 'prekeys-low') replenish(batch).catch((e: unknown) => events.emit('error', e));
+      }),
+      transport.onFrame(handleFrame),
+    );
+    await transport.connect({
+      certificate,
+      sign: (relayId, challenge) => sessions.signRelayChallenge(relayId, challenge),
+      ...(options.registrationToken !== undefined ? { token: options.registrationToken } : {}),
+    });
+    if (!(await storage.get(['prekey-meta']))) await replenish(batch);
+    else await prekeyQueue.run(publishPending);
+    // Our other devices, so our sent messages appear on them too.
+    await discover(address.userId).catch((e: unknown) => {
+      if (!isDeadboltError(e, 'UNKNOWN_USER')) throw e;
+    });
+  }
+
+  async function send(to: string, body: string | Uint8Array): Promise<StoredMessage> {
+    assertOpen();
+    if (!started) throw new UsageError('NOT_INITIALIZED', { message: 'call start() first', details: { what: 'client' } });
+    await started;
+    const recipient = toUserId(to);
+    const bytes = typeof body === 'string' ? utf8(body) : body.slice();
+    if (bytes.length > MAX_MESSAGE_BODY) {
+      throw new UsageError('INVALID_ARGUMENT', { message: `message body over ${MAX_MESSAGE_BODY} bytes`, details: { field: 'body', expected: `at most ${MAX_MESSAGE_BODY} bytes` } });
+    }
+    return sendQueue.run(async () => {
+      let peers = await sessions.devices(recipient);
+      if (peers.length === 0) peers = await discover(recipient);
+      if (recipient === address.userId) peers = peers.filter((p) => p.deviceId !== address.deviceId);
+      if (peers.length === 0) throw new UsageError('NO_SESSION', { message: 'the user has no devices', details: { userId: recipient, deviceId: '*' } });
+      const own = recipient === address.userId ? [] : (await sessions.devices(address.userId)).filter((d) => d.deviceId !== address.deviceId);
+      const messageId = crypto.randomBytes(16);
+      const sentAt = now();
+      const base = { messageId, sentAt, body: bytes };
+      const direct = encodeContent({ kind: 'direct', ...base });
+      const sync = encodeContent({ kind: 'sent-sync', ...base, recipient });
+      const record = (status: DeliveryStatus): StoredMessage => ({
+        id: toHex(messageId),
+        conversation: recipient,
+        direction: 'outgoing',
+        sender: address,
+        sentAt,
+        receivedAt: sentAt,
+        status,
+        body: bytes,
+      });
+      await storage.batch([messageOp(record('pending'), messageId), conversationOp(recipient, sentAt)]);
+      // Each encrypt persists its advanced chain before returning (SECURITY.md D28).
+      const outbound = [];
+      for (const peer of peers) outbound.push({ to: peer, frame: await sessions.encrypt(peer, direct) });
+      for (const device of own) outbound.push({ to: device, frame: await sessions.encrypt(device, sync) });
+      try {
+        await transport.send(outbound);
+      } catch (e) {
+        await storage.batch([messageOp(record('failed'), messageId)]);
+        throw e;
+      }
+      const sent = record('sent');
+      await storage.batch([messageOp(sent, messageId)]);
+      return sent;
+    });
+  }
+
+  async function history(userId: string, opts: { limit?: number } = {}): Promise<StoredMessage[]> {
+    const user = toUserId(userId);
+    const limit = Math.min(Math.max(1, opts.limit ?? 100), 1000);
+    const entries = await storage.range(historyKeys.messages(user), { limit: 100_000 });
+    return entries.slice(-limit).map((e) => openRecord(crypto, e.key, ClientRecordType.MESSAGE, e.value, (r) => readStoredMessage(r, user)));
+  }
+
+  async function conversations(): Promise<Conversation[]> {
+    const entries = await storage.range(historyKeys.conversations(), { limit: 100_000 });
+    return entries
+      .map((e) => ({ userId: toUserId(e.key[1] as string), ...openRecord(crypto, e.key, ClientRecordType.CONVERSATION, e.value, readConversation) }))
+      .sort((a, b) => b.lastActivity - a.lastActivity);
+  }
+
+  async function verifySafetyNumber(userId: string, scanned: string | Uint8Array): Promise<boolean> {
+    const mine = await sessions.safetyNumber(userId);
+    const ok =
+      typeof scanned === 'string'
+        ? equalBytes(utf8(scanned.replace(/\s+/g, '')), utf8(mine.digits))
+        : equalBytes(scanned, mine.qr);
+    if (ok) await sessions.setVerified(userId, true);
+    return ok;
+  }
+
+  return {
+    address,
+    sessions,
+    on: (event, listener) => events.on(event, listener),
+    start: () => (started ??= start()),
+    send,
+    conversations,
+    history,
+    safetyNumber: (userId) => sessions.safetyNumber(userId),
+    verifySafetyNumber,
+    pendingSafetyNumber: (userId) => sessions.safetyNumber(userId, { pending: true }),
+    acceptIdentity: (userId, expectedKey) => sessions.acceptIdentity(userId, expectedKey),
+    rejectIdentity: (userId) => sessions.rejectIdentity(userId),
+    async close() {
+      if (closed) return;
+      closed = true;
+      for (const u of unsubscribe) u();
+      await transport.close();
+      await storage.close();
+      events.clear();
+    },
+  };
+}
+
+export type { AdapterConfig };

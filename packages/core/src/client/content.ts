@@ -1,0 +1,70 @@
+/**
+ * What the client puts inside a pairwise plaintext (docs/protocol.md §11.1).
+ *
+ * ```
+ * Content = version u8 (=1) | kind u8 | messageId[16] | sentAt u64 | kind body
+ * kind 0x01 DIRECT:     body bytes32                              a message to the recipient's user
+ * kind 0x02 SENT_SYNC:  recipientUserId string8 | body bytes32    a copy of a message this user sent,
+ *                                                                 for the sender's own other devices
+ * ```
+ *
+ * `messageId` is 16 random bytes chosen by the sender; all copies of one message (to each
+ * recipient device and each own device) carry the same id.
+ *
+ * @module
+ */
+import { userId as toUserId, type UserId } from '@deadbolt/spec';
+import { ByteReader } from '../codec/reader.js';
+import { ByteWriter } from '../codec/writer.js';
+import { Limits, WIRE_VERSION } from '../protocol/constants.js';
+import { readVersion } from '../protocol/device-certificate.js';
+
+/** Content kinds (§11.1). */
+export const ContentKind = Object.freeze({ DIRECT: 0x01, SENT_SYNC: 0x02 });
+
+/** Decoded content. */
+export type Content =
+  | { readonly kind: 'direct'; readonly messageId: Uint8Array; readonly sentAt: number; readonly body: Uint8Array }
+  | { readonly kind: 'sent-sync'; readonly messageId: Uint8Array; readonly sentAt: number; readonly recipient: UserId; readonly body: Uint8Array };
+
+const STRUCTURE = 'Content';
+const MAX_BODY = Limits.maxPlaintext - 128;
+
+/** Encodes content (§11.1). */
+export function encodeContent(c: Content): Uint8Array {
+  const w = new ByteWriter(64 + c.body.length)
+    .u8(WIRE_VERSION)
+    .u8(c.kind === 'direct' ? ContentKind.DIRECT : ContentKind.SENT_SYNC)
+    .fixed(c.messageId, 16)
+    .u64(c.sentAt);
+  if (c.kind === 'sent-sync') w.string8(c.recipient);
+  return w.bytes32(c.body).finish();
+}
+
+/** Decodes content. Throws `CodecError`. */
+export function decodeContent(bytes: Uint8Array): Content {
+  const r = new ByteReader(bytes, STRUCTURE, Limits.maxPlaintext);
+  readVersion(r, STRUCTURE);
+  const kind = r.enumU8('kind', [ContentKind.DIRECT, ContentKind.SENT_SYNC]);
+  const messageId = r.fixed('messageId', 16);
+  const sentAt = r.u64('sentAt');
+  if (kind === ContentKind.DIRECT) {
+    const body = r.bytes32('body', MAX_BODY);
+    r.end();
+    return { kind: 'direct', messageId, sentAt, body };
+  }
+  const at = r.offset;
+  const raw = r.string8('recipient');
+  let recipient: UserId;
+  try {
+    recipient = toUserId(raw);
+  } catch {
+    throw r.fail('recipient', 'invalid user id', at);
+  }
+  const body = r.bytes32('body', MAX_BODY);
+  r.end();
+  return { kind: 'sent-sync', messageId, sentAt, recipient, body };
+}
+
+/** The largest body a message may carry. */
+export const MAX_MESSAGE_BODY = MAX_BODY;

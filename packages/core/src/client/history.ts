@@ -1,0 +1,100 @@
+/**
+ * The client's message history and conversation list (docs/protocol.md §11.2), stored
+ * through the same storage adapter as the sessions, and written in the same atomic batch
+ * as the session state that decrypted each message (SECURITY.md D24).
+ *
+ * ```
+ * ["msg", conversationUserId, sortKey]   StoredMessage record (type 16)
+ *     sortKey = sentAt as 16 decimal digits | "-" | hex(messageId)   (orders by time, then id)
+ * ["conv", conversationUserId]           ConversationRecord (type 17)
+ * ["client", "pending-upload"]           an encoded PrekeyUpload not yet acknowledged (type 18)
+ *
+ * StoredMessage      = messageId[16] | direction u8 (1 incoming, 2 outgoing) | senderUser string8
+ *                    | senderDevice string8 | sentAt u64 | receivedAt u64 | status u8 | body bytes32
+ * ConversationRecord = lastActivity u64
+ * ```
+ *
+ * @module
+ */
+import { deviceId as toDeviceId, userId as toUserId, type Address, type UserId } from '@deadbolt/spec';
+import type { ByteReader } from '../codec/reader.js';
+import { toHex } from '../codec/bytes.js';
+import { ByteWriter } from '../codec/writer.js';
+
+/** Client record types (continuing the core record types of §7.1). */
+export const ClientRecordType = Object.freeze({ MESSAGE: 16, CONVERSATION: 17, PENDING_UPLOAD: 18 });
+
+/** Delivery state of an outgoing message. */
+export type DeliveryStatus = 'received' | 'pending' | 'sent' | 'failed';
+const STATUS: readonly DeliveryStatus[] = ['received', 'pending', 'sent', 'failed'];
+
+/** One message in a conversation. */
+export interface StoredMessage {
+  /** Hex of the sender-chosen 16-byte id. */
+  readonly id: string;
+  /** The other user of the conversation. */
+  readonly conversation: UserId;
+  readonly direction: 'incoming' | 'outgoing';
+  readonly sender: Address;
+  readonly sentAt: number;
+  readonly receivedAt: number;
+  readonly status: DeliveryStatus;
+  readonly body: Uint8Array;
+}
+
+/** A conversation summary. */
+export interface Conversation {
+  readonly userId: UserId;
+  readonly lastActivity: number;
+}
+
+export const historyKeys = Object.freeze({
+  message: (conversation: string, sentAt: number, messageIdHex: string): string[] => [
+    'msg',
+    conversation,
+    `${String(sentAt).padStart(16, '0')}-${messageIdHex}`,
+  ],
+  messages: (conversation: string): string[] => ['msg', conversation],
+  conversation: (userId: string): string[] => ['conv', userId],
+  conversations: (): string[] => ['conv'],
+  pendingUpload: (): string[] => ['client', 'pending-upload'],
+});
+
+export function encodeStoredMessage(m: StoredMessage, messageId: Uint8Array): Uint8Array {
+  return new ByteWriter(64 + m.body.length)
+    .fixed(messageId, 16)
+    .u8(m.direction === 'incoming' ? 1 : 2)
+    .string8(m.sender.userId)
+    .string8(m.sender.deviceId)
+    .u64(m.sentAt)
+    .u64(m.receivedAt)
+    .u8(STATUS.indexOf(m.status))
+    .bytes32(m.body)
+    .finish();
+}
+
+/** Reads a stored message; `conversation` comes from its key. */
+export function readStoredMessage(r: ByteReader, conversation: UserId): StoredMessage {
+  const id = toHex(r.fixed('messageId', 16));
+  const direction = r.enumU8('direction', [1, 2]) === 1 ? 'incoming' : 'outgoing';
+  const at = r.offset;
+  let sender: Address;
+  try {
+    sender = { userId: toUserId(r.string8('sender.userId')), deviceId: toDeviceId(r.string8('sender.deviceId')) };
+  } catch {
+    throw r.fail('sender', 'invalid address', at);
+  }
+  const sentAt = r.u64('sentAt');
+  const receivedAt = r.u64('receivedAt');
+  const status = STATUS[r.enumU8('status', [0, 1, 2, 3])] as DeliveryStatus;
+  const body = r.bytes32('body', 1 << 20);
+  return { id, conversation, direction, sender, sentAt, receivedAt, status, body };
+}
+
+export function encodeConversation(c: Omit<Conversation, 'userId'>): Uint8Array {
+  return new ByteWriter(8).u64(c.lastActivity).finish();
+}
+
+export function readConversation(r: ByteReader): Omit<Conversation, 'userId'> {
+  return { lastActivity: r.u64('lastActivity') };
+}

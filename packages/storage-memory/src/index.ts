@@ -18,3 +18,4 @@ export {
   type MemoryStorageBacking,
   type MemoryStorageOptions,
 } from './memory-storage.js';
+export { createStorageAdapter } from './adapter-module.js';

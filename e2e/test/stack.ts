@@ -1,0 +1,101 @@
+/**
+ * The real stack for end-to-end tests: the reference relay on loopback (SQLite or
+ * memory store), clients on the WebSocket or HTTP-polling transport, and helpers that
+ * wait on events (never on sleeps).
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import WebSocket from 'ws';
+import { createClient, type Client, type StoredMessage } from '@deadbolt/core';
+import { createRelay, createSqliteRelayStore, type Relay, type RelayOptions } from '@deadbolt/relay';
+import { createMemoryStorage } from '@deadbolt/storage-memory';
+import type { StorageAdapter, TransportAdapter } from '@deadbolt/spec';
+import { createHttpPollingTransport } from '@deadbolt/transport-http-polling';
+import { createWebSocketTransport } from '@deadbolt/transport-websocket';
+
+export type TransportKind = 'websocket' | 'http-polling';
+
+export interface Endpoint {
+  readonly url: string;
+  readonly wsUrl: string;
+}
+
+/** Rate limits loose enough for a test that sends hundreds of messages per pair. */
+export const TEST_LIMITS: RelayOptions['limits'] = {};
+
+export function tempDbPath(): string {
+  return join(mkdtempSync(join(tmpdir(), 'deadbolt-e2e-')), 'relay.db');
+}
+
+export async function startRelay(options: RelayOptions & { dbPath?: string } = {}): Promise<Relay> {
+  const { dbPath, ...rest } = options;
+  return createRelay({
+    host: '127.0.0.1',
+    port: 0,
+    limits: TEST_LIMITS,
+    ...(dbPath ? { store: createSqliteRelayStore({ path: dbPath }) } : {}),
+    ...rest,
+  });
+}
+
+export function makeTransport(kind: TransportKind, endpoint: Endpoint): TransportAdapter {
+  return kind === 'websocket'
+    ? createWebSocketTransport({ url: endpoint.wsUrl, WebSocket: WebSocket as unknown as typeof globalThis.WebSocket })
+    : createHttpPollingTransport({ url: endpoint.url });
+}
+
+export interface TestClient {
+  readonly client: Client;
+  readonly storage: StorageAdapter;
+  readonly received: StoredMessage[];
+  /** Resolves once `count` messages were received, or rejects at the deadline. */
+  waitForMessages(count: number, deadlineMs?: number): Promise<void>;
+}
+
+export async function startClient(
+  kind: TransportKind,
+  endpoint: Endpoint,
+  userId: string,
+  deviceId: string,
+  storage: StorageAdapter = createMemoryStorage(),
+  registrationToken?: string,
+): Promise<TestClient> {
+  const client = await createClient({
+    userId,
+    deviceId,
+    storage,
+    transport: makeTransport(kind, endpoint),
+    ...(registrationToken !== undefined ? { registrationToken } : {}),
+  });
+  const received: StoredMessage[] = [];
+  const waiters: { count: number; resolve: () => void }[] = [];
+  client.on('message-received', (m) => {
+    received.push(m);
+    for (const w of waiters.splice(0)) {
+      if (received.length >= w.count) w.resolve();
+      else waiters.push(w);
+    }
+  });
+  await client.start();
+  return {
+    client,
+    storage,
+    received,
+    waitForMessages(count, deadlineMs = 60_000) {
+      if (received.length >= count) return Promise.resolve();
+      return new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`only ${received.length} of ${count} messages arrived`)), deadlineMs);
+        waiters.push({
+          count,
+          resolve: () => {
+            clearTimeout(timer);
+            resolve();
+          },
+        });
+      });
+    },
+  };
+}
+
+export const text = (m: StoredMessage): string => new TextDecoder().decode(m.body);

@@ -41,9 +41,6 @@ import {
 
 type Bytes = Uint8Array<ArrayBuffer>;
 
-/** The version of libsignal-client under test. */
-export const LIBSIGNAL_VERSION = '0.103.0';
-
 function key(address: ProtocolAddress): string {
   return `${address.name()}.${address.deviceId()}`;
 }
@@ -84,10 +81,6 @@ export class SerializedSessionStore extends SessionStore {
         return r;
       }),
     );
-  }
-  /** The serialised record's length, as stored. */
-  storedLength(name: ProtocolAddress): number | undefined {
-    return this.records.get(key(name))?.length;
   }
 }
 

@@ -7,24 +7,51 @@
  */
 import { Label, equalBytes, utf8, type CryptoProvider } from '@deadbolt/core';
 import type { Ed25519PublicKey, MlKemPublicKey, X25519PublicKey } from '@deadbolt/spec';
-import { composeRate, measure, type Measurement } from './harness.js';
+import { composeRate, type Measurement, type OpBench } from './harness.js';
 
-/** The measured primitives, by name. */
-export interface PrimitiveRates {
-  readonly hmac: Measurement;
-  readonly hkdf76: Measurement;
-  readonly hkdf64: Measurement;
-  readonly seal1088: Measurement;
-  readonly open1088: Measurement;
-  readonly compare32: Measurement;
-  readonly x25519: Measurement;
-  readonly x25519Keygen: Measurement;
-  readonly hkdfPqxdh: Measurement;
-  readonly ed25519VerifyShort: Measurement;
-  readonly ed25519VerifyPq: Measurement;
-  readonly mlkemEncaps: Measurement;
-  readonly mlkemDecaps: Measurement;
+/** The primitives measured. */
+export const PRIMITIVES = [
+  'hmac',
+  'hkdf76',
+  'hkdf64',
+  'seal1088',
+  'open1088',
+  'compare32',
+  'x25519',
+  'x25519Keygen',
+  'hkdfPqxdh',
+  'ed25519VerifyShort',
+  'ed25519VerifyPq',
+  'mlkemEncaps',
+  'mlkemDecaps',
+] as const;
+
+export type PrimitiveName = (typeof PRIMITIVES)[number];
+
+/** Human-readable names of the primitives, in the shapes measured. */
+export const PRIMITIVE_LABELS: Readonly<Record<PrimitiveName, string>> = {
+  hmac: 'HMAC-SHA256 (32 B key, 1 B)',
+  hkdf76: 'HKDF-SHA256 L=76',
+  hkdf64: 'HKDF-SHA256 L=64',
+  seal1088: 'ChaCha20-Poly1305 seal, padded 1 KiB (1088 B)',
+  open1088: 'ChaCha20-Poly1305 open, padded 1 KiB (1088 B)',
+  compare32: 'constant-time compare 32 B',
+  x25519: 'X25519 agreement',
+  x25519Keygen: 'X25519 key generation',
+  hkdfPqxdh: 'HKDF-SHA256 L=32 (PQXDH, 192 B ikm)',
+  ed25519VerifyShort: 'Ed25519 verify (170 B)',
+  ed25519VerifyPq: 'Ed25519 verify (1210 B)',
+  mlkemEncaps: 'ML-KEM-768 encapsulate',
+  mlkemDecaps: 'ML-KEM-768 decapsulate',
+};
+
+/** The benchmark name of a primitive. */
+export function primitiveBenchName(p: PrimitiveName): string {
+  return `primitive/${p}`;
 }
+
+/** The measured rate of every primitive. */
+export type PrimitiveRates = Readonly<Record<PrimitiveName, Measurement>>;
 
 /** A composite baseline: its description, its rate and its parts. */
 export interface PrimitiveBaseline {
@@ -41,10 +68,10 @@ export interface PrimitiveShapes {
 }
 
 /**
- * Measures every primitive one message or one set-up uses, in the shapes the protocol
- * uses them (docs/protocol.md §5, §6).
+ * A benchmark of every primitive one message or one set-up uses, in the shapes the
+ * protocol uses them (docs/protocol.md §5, §6), for `measureInterleaved` (harness.ts).
  */
-export async function measurePrimitives(crypto: CryptoProvider, shapes: PrimitiveShapes, minMs: number, log: (s: string) => void): Promise<PrimitiveRates> {
+export async function primitiveBenches(crypto: CryptoProvider, shapes: PrimitiveShapes, minMs: number): Promise<Readonly<Record<PrimitiveName, OpBench>>> {
   const key32 = crypto.randomBytes(32);
   const mk = crypto.randomBytes(32);
   const seed = Uint8Array.of(0x01);
@@ -70,27 +97,22 @@ export async function measurePrimitives(crypto: CryptoProvider, shapes: Primitiv
   const kem = crypto.mlkem768GenerateKeyPair();
   const { ciphertext: kemCt } = crypto.mlkem768Encapsulate(kem.publicKey);
 
-  const opts = { minMs };
-  const m = async (name: string, fn: () => unknown): Promise<Measurement> => {
-    const r = await measure(name, fn, opts);
-    log(`  primitive ${name}: ${Math.round(r.perSecond).toLocaleString('en-US')}/s`);
-    return r;
+  const fns: Record<PrimitiveName, () => unknown> = {
+    hmac: () => crypto.hmacSha256(key32, seed),
+    hkdf76: () => crypto.hkdfSha256(mk, zeroSalt, msgInfo, 76),
+    hkdf64: () => crypto.hkdfSha256(key32, mk, rootInfo, 64),
+    seal1088: () => crypto.chacha20Poly1305Seal(key32, nonce, padded, ad),
+    open1088: () => crypto.chacha20Poly1305Open(key32, nonce, sealed, ad),
+    compare32: () => equalBytes(c1, c2),
+    x25519: () => crypto.x25519(a.secretKey, b.publicKey as X25519PublicKey),
+    x25519Keygen: () => crypto.x25519GenerateKeyPair(),
+    hkdfPqxdh: () => crypto.hkdfSha256(pqxdhIkm, zeroSalt, pqxdhInfo, 32),
+    ed25519VerifyShort: () => crypto.ed25519Verify(signer.publicKey as Ed25519PublicKey, shortMsg, shortSig),
+    ed25519VerifyPq: () => crypto.ed25519Verify(signer.publicKey as Ed25519PublicKey, pqMsg, pqSig),
+    mlkemEncaps: () => crypto.mlkem768Encapsulate(kem.publicKey as MlKemPublicKey),
+    mlkemDecaps: () => crypto.mlkem768Decapsulate(kem.secretKey, kemCt),
   };
-  return {
-    hmac: await m('HMAC-SHA256 (32 B key, 1 B)', () => crypto.hmacSha256(key32, seed)),
-    hkdf76: await m('HKDF-SHA256 L=76', () => crypto.hkdfSha256(mk, zeroSalt, msgInfo, 76)),
-    hkdf64: await m('HKDF-SHA256 L=64', () => crypto.hkdfSha256(key32, mk, rootInfo, 64)),
-    seal1088: await m(`ChaCha20-Poly1305 seal ${shapes.paddedLength} B`, () => crypto.chacha20Poly1305Seal(key32, nonce, padded, ad)),
-    open1088: await m(`ChaCha20-Poly1305 open ${shapes.paddedLength} B`, () => crypto.chacha20Poly1305Open(key32, nonce, sealed, ad)),
-    compare32: await m('constant-time compare 32 B', () => equalBytes(c1, c2)),
-    x25519: await m('X25519 agreement', () => crypto.x25519(a.secretKey, b.publicKey as X25519PublicKey)),
-    x25519Keygen: await m('X25519 key generation', () => crypto.x25519GenerateKeyPair()),
-    hkdfPqxdh: await m('HKDF-SHA256 L=32 (PQXDH, 192 B ikm)', () => crypto.hkdfSha256(pqxdhIkm, zeroSalt, pqxdhInfo, 32)),
-    ed25519VerifyShort: await m('Ed25519 verify (170 B)', () => crypto.ed25519Verify(signer.publicKey as Ed25519PublicKey, shortMsg, shortSig)),
-    ed25519VerifyPq: await m('Ed25519 verify (1210 B)', () => crypto.ed25519Verify(signer.publicKey as Ed25519PublicKey, pqMsg, pqSig)),
-    mlkemEncaps: await m('ML-KEM-768 encapsulate', () => crypto.mlkem768Encapsulate(kem.publicKey as MlKemPublicKey)),
-    mlkemDecaps: await m('ML-KEM-768 decapsulate', () => crypto.mlkem768Decapsulate(kem.secretKey, kemCt)),
-  };
+  return Object.fromEntries(PRIMITIVES.map((p) => [p, { name: primitiveBenchName(p), fn: fns[p], minMs }])) as Record<PrimitiveName, OpBench>;
 }
 
 /**

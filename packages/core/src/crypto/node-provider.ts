@@ -41,6 +41,7 @@ import {
   assertX25519PublicKey,
   assertX25519SharedSecret,
   decryptFailed,
+  equalBytes,
   ed25519SignatureShapeOk,
   invalidKey,
   resolveRandomSource,
@@ -63,7 +64,7 @@ import { SIZES, type CryptoProvider, type CryptoProviderOptions } from './provid
 // `x`, which Node checks only to be a string, so it is left empty rather than computed
 // (computing it needs this very import). The base64url string of the private key is an
 // immutable JS string that cannot be wiped; neither can OpenSSL's decoder copies on the DER
-// path. Nothing is cached: every call imports its keys afresh.
+// path. Only X25519 private keys are kept imported, tied to their array (see keyObjects).
 
 type OkpCurve = 'X25519' | 'Ed25519';
 
@@ -242,6 +243,25 @@ export function createNodeCryptoProvider(options?: CryptoProviderOptions): Crypt
     return rawPublicKey(privateKeyObject('Ed25519', secretKey)) as Ed25519PublicKey;
   };
 
+  /**
+   * Imported X25519 private keys, keyed by the very `Uint8Array` holding the secret.
+   * Importing costs as much as an agreement, and a Double Ratchet step uses each new key
+   * twice (docs/protocol.md §6.5). Entries live only as long as the array they belong to
+   * (a WeakMap: when the ratchet state drops a key, its entry goes too), and each hit is
+   * checked against a copy of the bytes, so a mutated or wiped array is imported afresh.
+   */
+  const keyObjects = new WeakMap<Uint8Array, { readonly bytes: Uint8Array; readonly key: KeyObject }>();
+  const remember = (secretKey: Uint8Array, key: KeyObject): void => {
+    keyObjects.set(secretKey, { bytes: secretKey.slice(), key });
+  };
+  const x25519KeyObject = (secretKey: Uint8Array): KeyObject => {
+    const hit = keyObjects.get(secretKey);
+    if (hit && equalBytes(hit.bytes, secretKey)) return hit.key;
+    const key = privateKeyObject('X25519', secretKey);
+    remember(secretKey, key);
+    return key;
+  };
+
   return {
     name: 'node',
 
@@ -252,9 +272,12 @@ export function createNodeCryptoProvider(options?: CryptoProviderOptions): Crypt
 
     async x25519GenerateKeyPair(): Promise<KeyPair<X25519PublicKey, X25519SecretKey>> {
       // From random bytes rather than generateKeyPairSync(), so that the injected source
-      // (and so the equivalence tests) controls the key.
+      // (and so the equivalence tests) controls the key. The imported key object is kept
+      // for the agreements that follow (a ratchet step uses a new key at once).
       const secretKey = random(SIZES.x25519Key) as X25519SecretKey;
-      return { publicKey: x25519PublicKey(secretKey), secretKey };
+      const key = privateKeyObject('X25519', secretKey);
+      remember(secretKey, key);
+      return { publicKey: rawPublicKey(key) as X25519PublicKey, secretKey };
     },
 
     async x25519PublicKey(secretKey: X25519SecretKey): Promise<X25519PublicKey> {
@@ -270,7 +293,7 @@ export function createNodeCryptoProvider(options?: CryptoProviderOptions): Crypt
         // RFC 7748 §5. OpenSSL itself refuses an all-zero result (an error, caught here).
         shared = plain(
           diffieHellman({
-            privateKey: privateKeyObject('X25519', secretKey),
+            privateKey: x25519KeyObject(secretKey),
             publicKey: publicKeyObject('X25519', publicKey),
           }),
         );

@@ -210,6 +210,8 @@ const DEFAULT_LIMITS: SessionLimits = {
 };
 
 const SIGNED_PREKEYS_KEPT = 3;
+/** Decoded session records kept in memory (see `recordCache`). */
+const RECORD_CACHE_SIZE = 256;
 const MAX_ONE_TIME_PER_CALL = 1000;
 const MAX_PQ_PER_CALL = 200;
 
@@ -311,10 +313,63 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     return found;
   }
 
-  const loadSessions = (peer: Address): Promise<SessionRecord | undefined> =>
-    load(storageKeys.session(peer), RecordType.SESSION, readSessionRecord);
-  const putSessions = (peer: Address, record: SessionRecord): StorageOp =>
-    put(storageKeys.session(peer), RecordType.SESSION, encodeSessionRecord(record));
+  /**
+   * Decoded session records by storage key, with the exact bytes they came from or were
+   * written as. A load whose stored bytes are byte-identical to the cached ones reuses the
+   * decoded record (records are immutable), skipping the checksum and decode, and keeping
+   * the ratchet keys' arrays, so the provider's imported key objects stay valid between
+   * messages. Any other writer (another process, a corrupted store) changes the bytes and
+   * forces a fresh, checked decode. Bounded: the least recently used entries go first.
+   */
+  const recordCache = new Map<string, { readonly bytes: Uint8Array; readonly record: SessionRecord }>();
+  const pendingRecords = new WeakMap<Uint8Array, SessionRecord>();
+  const cacheRecord = (id: string, bytes: Uint8Array, record: SessionRecord): void => {
+    recordCache.delete(id);
+    recordCache.set(id, { bytes, record });
+    if (recordCache.size > RECORD_CACHE_SIZE) recordCache.delete(recordCache.keys().next().value as string);
+  };
+  const loadSessions = async (peer: Address): Promise<SessionRecord | undefined> => {
+    const key = storageKeys.session(peer);
+    const bytes = await storage.get(key);
+    const id = JSON.stringify(key);
+    if (bytes === undefined) {
+      recordCache.delete(id);
+      return undefined;
+    }
+    const hit = recordCache.get(id);
+    if (hit && equalBytes(hit.bytes, bytes)) {
+      cacheRecord(id, hit.bytes, hit.record);
+      return hit.record;
+    }
+    const record = openRecord(crypto, key, RecordType.SESSION, bytes, readSessionRecord);
+    cacheRecord(id, bytes, record);
+    return record;
+  };
+  const putSessions = (peer: Address, record: SessionRecord): StorageOp => {
+    const op = put(storageKeys.session(peer), RecordType.SESSION, encodeSessionRecord(record));
+    if (op.type === 'put') pendingRecords.set(op.value, record);
+    return op;
+  };
+  /** Writes one atomic batch; only once it succeeded do written session records enter the cache. */
+  const commit = async (ops: readonly StorageOp[]): Promise<void> => {
+    await storage.batch(ops);
+    for (const op of ops) {
+      const id = JSON.stringify(op.key);
+      if (op.type === 'delete') recordCache.delete(id);
+      else {
+        const record = pendingRecords.get(op.value);
+        if (record) cacheRecord(id, op.value, record);
+      }
+    }
+  };
+
+  /** AD prefixes per remote certificate object (docs/protocol.md §6.3), both directions. */
+  const adCache = new WeakMap<DeviceCertificate, { readonly send: Uint8Array; readonly receive: Uint8Array }>();
+  const adFor = (me: IdentityRecord, remote: DeviceCertificate): { readonly send: Uint8Array; readonly receive: Uint8Array } => {
+    let ad = adCache.get(remote);
+    if (!ad) adCache.set(remote, (ad = { send: pairwiseAdPrefix(me.certificate, remote), receive: pairwiseAdPrefix(remote, me.certificate) }));
+    return ad;
+  };
   const loadTrust = (userId: string): Promise<TrustRecord | undefined> =>
     load(storageKeys.trust(userId), RecordType.TRUST, readTrustRecord);
   const putTrust = (userId: string, record: TrustRecord): StorageOp =>
@@ -367,7 +422,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
       capabilities: Capability.PQXDH_MLKEM768,
     });
     const record: IdentityRecord = { accountSecret: account.secretKey, signingSecret: signing.secretKey, identitySecret: dh.secretKey, certificate };
-    await storage.batch([put(storageKeys.identity(), RecordType.IDENTITY, encodeIdentityRecord(record))]);
+    await commit([put(storageKeys.identity(), RecordType.IDENTITY, encodeIdentityRecord(record))]);
     identityCache = record;
     return certificate;
   }
@@ -448,7 +503,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
       pqPrekeys,
     };
     // Private halves are persisted before anything is returned for upload (SECURITY.md D25).
-    await storage.batch([...ops, ...(opts.extraOps?.(published) ?? [])]);
+    await commit([...ops, ...(opts.extraOps?.(published) ?? [])]);
     return published;
   }
 
@@ -465,7 +520,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     if (trust.changed) {
       // The one failing call that writes: the changed key is remembered as pending so the
       // application can show it (docs/protocol.md §7.4). Nothing else is stored.
-      if (trust.write) await storage.batch([putTrust(cert.userId, trust.write)]);
+      if (trust.write) await commit([putTrust(cert.userId, trust.write)]);
       throw untrusted(cert.userId);
     }
     const pq = bundle.pqPrekey as PqPrekeyPublic; // verifyPrekeyBundle refused bundles without it
@@ -498,7 +553,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     const sessions = [session, ...(existing?.sessions ?? [])].slice(0, limits.maxSessionsPerDevice);
     const ops = [putSessions(peer, { sessions })];
     if (trust.write) ops.push(putTrust(cert.userId, trust.write));
-    await storage.batch(ops);
+    await commit(ops);
     return peer;
   }
 
@@ -514,8 +569,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     const anchor = peer.userId === me.certificate.userId ? me.certificate.accountKey : await loadTrust(peer.userId).then((t) => (t?.pendingKey ? undefined : t?.accountKey));
     if (!anchor || !equalBytes(anchor, active.remoteCertificate.accountKey)) throw untrusted(peer.userId);
 
-    const ad = pairwiseAdPrefix(me.certificate, active.remoteCertificate);
-    const out = ratchetEncrypt(crypto, active.ratchet, pad(plaintext), ad);
+    const out = ratchetEncrypt(crypto, active.ratchet, pad(plaintext), adFor(me, active.remoteCertificate).send);
     let wire = encodeRatchetMessage(out.headerBytes, out.body);
     if (active.pending) {
       const p = active.pending;
@@ -531,7 +585,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     }
     const sessions = [{ ...active, ratchet: out.state }, ...record.sessions.slice(1)];
     // Persist the advanced chain before the ciphertext can leave (SECURITY.md D28).
-    await storage.batch([putSessions(peer, { sessions })]);
+    await commit([putSessions(peer, { sessions })]);
     return wire;
   }
 
@@ -559,8 +613,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
       }
       budget -= cost;
       try {
-        const ad = pairwiseAdPrefix(s.remoteCertificate, me.certificate);
-        const out = await ratchetDecrypt(crypto, s.ratchet, message, ad, limits);
+        const out = await ratchetDecrypt(crypto, s.ratchet, message, adFor(me, s.remoteCertificate).receive, limits);
         // A reply on a session confirms it: the peer holds it, so stop sending the initial message.
         const { pending: _dropped, ...rest } = s;
         return { index, session: { ...rest, ratchet: out.state, confirmed: true }, padded: out.paddedPlaintext };
@@ -595,7 +648,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
       // Every message certified by a key other than the trusted one is flagged, not just the first.
       identityChanged: !trusted(session),
     };
-    await storage.batch([putSessions(from, { sessions }), ...(options?.extraOps?.(result) ?? [])]);
+    await commit([putSessions(from, { sessions }), ...(options?.extraOps?.(result) ?? [])]);
     return result;
   }
 
@@ -685,7 +738,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     }
     if (trust.write) ops.push(putTrust(cert.userId, trust.write));
     ops.push(...(options?.extraOps?.(result) ?? []));
-    await storage.batch(ops);
+    await commit(ops);
     return result;
   }
 
@@ -726,7 +779,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
       throw untrusted(userId);
     }
     const accepted = t.pendingKey;
-    await storage.batch([putTrust(userId, { accountKey: accepted, verified: false }), ...(await reorderSessions(userId, () => true, accepted))]);
+    await commit([putTrust(userId, { accountKey: accepted, verified: false }), ...(await reorderSessions(userId, () => true, accepted))]);
   }
 
   async function rejectIdentity(userId: string): Promise<void> {
@@ -734,7 +787,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     if (!t?.pendingKey) return;
     const { pendingKey: _rejected, ...rest } = t;
     const ops = await reorderSessions(userId, (s) => equalBytes(s.remoteCertificate.accountKey, t.accountKey), t.accountKey);
-    await storage.batch([putTrust(userId, rest), ...ops]);
+    await commit([putTrust(userId, rest), ...ops]);
   }
 
   const serial =
@@ -762,7 +815,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     setVerified: serial(async (userId: string, verified: boolean) => {
       const t = await loadTrust(userId);
       if (!t) throw new UsageError('NOT_INITIALIZED', { message: 'no key known for this contact', details: { what: 'contact key' } });
-      await storage.batch([putTrust(userId, { ...t, verified })]);
+      await commit([putTrust(userId, { ...t, verified })]);
     }),
     safetyNumber: serial(safetyNumberWith),
     signRelayChallenge: serial(async (relayId: string, challenge: Uint8Array) => {

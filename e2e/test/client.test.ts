@@ -64,7 +64,7 @@ describe('1:1 messaging through the relay', () => {
   test('typed errors a caller can act on: unknown user, not started, closed', async () => {
     const [alice] = await pair('websocket', 'http-polling');
     await expect(alice.client.send('nobody', 'x')).rejects.toSatisfy((e) => isDeadboltError(e, 'UNKNOWN_USER'));
-    const idle = await createClient({ userId: 'carol', deviceId: 'x', storage: { adapter: 'memory' }, transport: makeTransport('websocket', relay!) });
+    const idle = await createClient({ userId: 'carol', deviceId: 'x', storage: { adapter: 'memory' }, transport: makeTransport('websocket', relay!), loadModule: (name) => import(name) });
     await expect(idle.send('bob', 'x')).rejects.toSatisfy((e) => isDeadboltError(e, 'NOT_INITIALIZED'));
     await idle.close();
     await alice.client.close();
@@ -109,13 +109,14 @@ describe('1:1 messaging through the relay', () => {
       deviceId: 'cli',
       storage: { adapter: 'memory' },
       transport: { adapter: 'http-polling', options: { url: relay.url } },
+      loadModule: (name) => import(name),
     });
     await configured.start();
     await configured.send('bob', 'configured by name');
     await bob.waitForMessages(1);
     expect(text(bob.received[0]!)).toBe('configured by name');
     await configured.close();
-    await expect(createClient({ userId: 'a', deviceId: 'b', storage: { adapter: 'no-such-adapter' }, transport: { adapter: 'websocket' } })).rejects.toSatisfy((e) =>
+    await expect(createClient({ userId: 'a', deviceId: 'b', storage: { adapter: 'no-such-adapter' }, transport: { adapter: 'websocket' }, loadModule: (name) => import(name) })).rejects.toSatisfy((e) =>
       isDeadboltError(e, 'INVALID_ARGUMENT'),
     );
   });

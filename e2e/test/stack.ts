@@ -12,7 +12,7 @@ import { createRelay, createSqliteRelayStore, type Relay, type RelayOptions } fr
 import { createMemoryStorage } from '@deadbolt/storage-memory';
 import type { StorageAdapter, TransportAdapter } from '@deadbolt/spec';
 import { createHttpPollingTransport } from '@deadbolt/transport-http-polling';
-import { createWebSocketTransport } from '@deadbolt/transport-websocket';
+import { createWebSocketTransport, type WebSocketConstructor } from '@deadbolt/transport-websocket';
 
 export type TransportKind = 'websocket' | 'http-polling';
 
@@ -22,7 +22,15 @@ export interface Endpoint {
 }
 
 /** Rate limits loose enough for a test that sends hundreds of messages per pair. */
-export const TEST_LIMITS: RelayOptions['limits'] = {};
+const LOOSE = { burst: 100_000, refill: 100_000, intervalMs: 1000 };
+export const TEST_LIMITS: NonNullable<RelayOptions['limits']> = {
+  messages: LOOSE,
+  bundleFetches: LOOSE,
+  requests: LOOSE,
+  sendBytes: { burst: 1 << 30, refill: 1 << 30, intervalMs: 1000 },
+  authAttempts: LOOSE,
+  prekeyUploads: LOOSE,
+};
 
 export function tempDbPath(): string {
   return join(mkdtempSync(join(tmpdir(), 'deadbolt-e2e-')), 'relay.db');
@@ -41,7 +49,7 @@ export async function startRelay(options: RelayOptions & { dbPath?: string } = {
 
 export function makeTransport(kind: TransportKind, endpoint: Endpoint): TransportAdapter {
   return kind === 'websocket'
-    ? createWebSocketTransport({ url: endpoint.wsUrl, WebSocket: WebSocket as unknown as typeof globalThis.WebSocket })
+    ? createWebSocketTransport({ url: endpoint.wsUrl, WebSocket: WebSocket as unknown as WebSocketConstructor })
     : createHttpPollingTransport({ url: endpoint.url });
 }
 

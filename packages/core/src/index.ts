@@ -63,5 +63,6 @@ export {
   type Client,
   type ClientEvents,
   type ClientOptions,
+  type ModuleLoader,
 } from './client/client.js';
 export type { Conversation, DeliveryStatus, StoredMessage } from './client/history.js';

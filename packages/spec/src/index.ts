@@ -19,3 +19,4 @@ export { ByteReader } from './codec/reader.js';
 export { ByteWriter } from './codec/writer.js';
 export { concatBytes, fromHex, fromUtf8, toHex, utf8, wipe } from './codec/bytes.js';
 export * from './relay-protocol.js';
+export * from './transport-kit.js';

@@ -35,9 +35,19 @@ const TRANSPORT_PACKAGES: Record<string, string> = {
   webrtc: '@deadbolt/transport-webrtc',
 };
 
-async function load<T>(specifier: string, field: string): Promise<T> {
+/**
+ * Imports an adapter package by name. The default imports from `@deadbolt/core`'s own
+ * location, which finds packages installed beside it (npm, yarn, hoisted pnpm, bundlers);
+ * with pnpm's isolated layout pass `loadModule: (name) => import(name)` from the
+ * application, so the name resolves from the application's own dependencies.
+ */
+export type ModuleLoader = (specifier: string) => Promise<unknown>;
+
+const defaultLoader: ModuleLoader = (specifier) => import(/* @vite-ignore */ specifier);
+
+async function load<T>(specifier: string, field: string, loader: ModuleLoader = defaultLoader): Promise<T> {
   try {
-    return (await import(/* @vite-ignore */ specifier)) as T;
+    return (await loader(specifier)) as T;
   } catch (cause) {
     throw new UsageError('INVALID_ARGUMENT', {
       message: `${field}: cannot load adapter package ${specifier} (is it installed?)`,
@@ -52,9 +62,9 @@ function isConfig(value: unknown): value is AdapterConfig {
 }
 
 /** A storage adapter instance, or one created from its configuration. */
-export async function resolveStorage(value: StorageAdapter | AdapterConfig): Promise<StorageAdapter> {
+export async function resolveStorage(value: StorageAdapter | AdapterConfig, loader?: ModuleLoader): Promise<StorageAdapter> {
   if (!isConfig(value)) return value;
-  const mod = await load<Partial<StorageAdapterModule>>(STORAGE_PACKAGES[value.adapter] ?? value.adapter, 'storage.adapter');
+  const mod = await load<Partial<StorageAdapterModule>>(STORAGE_PACKAGES[value.adapter] ?? value.adapter, 'storage.adapter', loader);
   if (typeof mod.createStorageAdapter !== 'function') {
     throw new UsageError('INVALID_ARGUMENT', { message: 'storage.adapter: package has no createStorageAdapter', details: { field: 'storage.adapter', expected: 'a storage adapter package' } });
   }
@@ -62,9 +72,9 @@ export async function resolveStorage(value: StorageAdapter | AdapterConfig): Pro
 }
 
 /** A transport adapter instance, or one created from its configuration. */
-export async function resolveTransport(value: TransportAdapter | AdapterConfig): Promise<TransportAdapter> {
+export async function resolveTransport(value: TransportAdapter | AdapterConfig, loader?: ModuleLoader): Promise<TransportAdapter> {
   if (!isConfig(value)) return value;
-  const mod = await load<Partial<TransportAdapterModule>>(TRANSPORT_PACKAGES[value.adapter] ?? value.adapter, 'transport.adapter');
+  const mod = await load<Partial<TransportAdapterModule>>(TRANSPORT_PACKAGES[value.adapter] ?? value.adapter, 'transport.adapter', loader);
   if (typeof mod.createTransportAdapter !== 'function') {
     throw new UsageError('INVALID_ARGUMENT', { message: 'transport.adapter: package has no createTransportAdapter', details: { field: 'transport.adapter', expected: 'a transport adapter package' } });
   }

@@ -35,7 +35,7 @@ import type { SafetyNumber } from '../protocol/safety-number.js';
 import { openRecord, sealRecord } from '../session/record-envelope.js';
 import { SerialQueue } from '../session/serial-queue.js';
 import { createSessionManager, type SessionLimits, type SessionManager } from '../session/session-manager.js';
-import { resolveStorage, resolveTransport, type AdapterConfig } from './adapter-config.js';
+import { resolveStorage, resolveTransport, type AdapterConfig, type ModuleLoader } from './adapter-config.js';
 import { decodeContent, encodeContent, MAX_MESSAGE_BODY, type Content } from './content.js';
 import { Emitter, type Subscribe } from './events.js';
 import {
@@ -70,6 +70,12 @@ export interface ClientOptions {
   readonly prekeyBatch?: { readonly oneTime: number; readonly pqOneTime: number };
   /** The clock, in milliseconds. */
   readonly now?: () => number;
+  /**
+   * How adapter packages named by configuration are imported; pass
+   * `(name) => import(name)` from the application when its package manager isolates
+   * dependencies (pnpm). See {@link ModuleLoader}.
+   */
+  readonly loadModule?: ModuleLoader;
 }
 
 /** Events a client emits (noun-verb names). */
@@ -162,8 +168,8 @@ const REJECTED_KINDS = new Set(['protocol', 'codec']);
 export async function createClient(options: ClientOptions): Promise<Client> {
   const address: Address = { userId: toUserId(options.userId), deviceId: toDeviceId(options.deviceId) };
   const crypto = options.crypto ?? createDefaultCryptoProvider();
-  const storage = await resolveStorage(options.storage);
-  const transport = await resolveTransport(options.transport);
+  const storage = await resolveStorage(options.storage, options.loadModule);
+  const transport = await resolveTransport(options.transport, options.loadModule);
   const now = options.now ?? Date.now;
   const batch = options.prekeyBatch ?? DEFAULT_BATCH;
   const sessions = createSessionManager({ storage, crypto, now, ...(options.limits ? { limits: options.limits } : {}) });
@@ -398,4 +404,4 @@ export async function createClient(options: ClientOptions): Promise<Client> {
   };
 }
 
-export type { AdapterConfig };
+export type { AdapterConfig, ModuleLoader };

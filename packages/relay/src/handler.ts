@@ -1,0 +1,352 @@
+/**
+ * The one request handler both carriers share (docs/relay-protocol.md §2, §3). It takes a
+ * decoded request and the caller's context and returns the answer frame. It never
+ * decodes a message frame: SEND and DELIVER move opaque bytes.
+ *
+ * Every check that costs nothing (sizes, counts, rate limits, challenge) runs before any
+ * signature verification (SECURITY.md E34, F42).
+ *
+ * @module
+ */
+import {
+  decodeDeviceCertificate,
+  decodePrekeyUpload,
+  encodeDeviceCertificate,
+  relayAuthSignatureInput,
+  verifyDeviceCertificate,
+  verifyPrekeyUpload,
+  type DeviceCertificate,
+} from '@deadbolt/core';
+import { isDeadboltError, type RelayErrorCode, type RelayFrame } from '@deadbolt/spec';
+import { revokeUser, tellPrekeysLow, type RelayCore } from './core.js';
+import { authenticatedDevice, type AuthenticatedDevice } from './device.js';
+import { prekeyPutFromUpload, encodeTakenBundle } from './prekey-parts.js';
+import { limiterKey } from './rate-limiter.js';
+import { addressKey, sameBytes } from './store-util.js';
+import type { StoreAddress, StoredMessage } from './store.js';
+
+/** Who is asking, and over what. */
+export interface RequestContext {
+  readonly carrier: 'websocket' | 'http';
+  /** The remote address (for per-address limits only; never logged above debug). */
+  readonly remote: string;
+  /** The authenticated device, if any. */
+  readonly device: AuthenticatedDevice | undefined;
+  /** Aborted when the caller goes away (ends a long poll early). */
+  readonly signal: AbortSignal;
+  /** Checks and consumes an AUTH challenge (single-use, within its lifetime). */
+  consumeChallenge(challenge: Uint8Array): boolean;
+  /** WebSocket only: ids delivered on this connection and not yet acknowledged. */
+  readonly inFlight?: Set<string>;
+}
+
+/** The answer, and on AUTH_OK the device that authenticated. */
+export interface HandlerResult {
+  readonly frame: RelayFrame;
+  readonly authenticated?: AuthenticatedDevice;
+}
+
+type Request = Extract<RelayFrame, { kind: 'auth' | 'send' | 'fetch' | 'ack' | 'publish-prekeys' | 'fetch-bundles' }>;
+
+const REQUEST_KINDS: ReadonlySet<RelayFrame['kind']> = new Set(['auth', 'send', 'fetch', 'ack', 'publish-prekeys', 'fetch-bundles']);
+
+/** Whether a frame is something a device may send. */
+export function isRequest(frame: RelayFrame): frame is Request {
+  return REQUEST_KINDS.has(frame.kind);
+}
+
+/** An ERROR frame. */
+export function errorFrame(code: RelayErrorCode, message: string, retryAfterMs = 0): RelayFrame {
+  return { kind: 'error', code, retryAfterMs: Math.min(0xffffffff, Math.max(0, Math.ceil(retryAfterMs))), message };
+}
+
+/** Per-message overhead in a DELIVER beyond the frame bytes: id, sender, time, lengths. */
+const DELIVER_OVERHEAD = 1 + 64 + 1 + 64 + 1 + 64 + 8 + 4;
+
+/**
+ * Handles one request. Never throws: failures become ERROR frames (INTERNAL ones are
+ * logged by error name and code only).
+ */
+export async function handleRequest(core: RelayCore, ctx: RequestContext, request: Request): Promise<HandlerResult> {
+  if (core.draining) return { frame: errorFrame('UNAVAILABLE', 'the relay is shutting down') };
+  try {
+    if (request.kind === 'auth') return await authenticate(core, ctx, request);
+    const device = ctx.device;
+    if (device === undefined) return { frame: errorFrame('UNAUTHENTICATED', 'authenticate first') };
+    const wait = core.limiters.requests.attempt([device.key]);
+    if (wait > 0) return { frame: errorFrame('RATE_LIMITED', 'too many requests', wait) };
+    switch (request.kind) {
+      case 'send':
+        return { frame: await send(core, device, request.messages) };
+      case 'fetch':
+        return { frame: await fetchMail(core, ctx, device, request.waitMs, request.max) };
+      case 'ack':
+        return { frame: await ack(core, device, request.ids) };
+      case 'publish-prekeys':
+        return { frame: await publishPrekeys(core, device, request.upload) };
+      case 'fetch-bundles':
+        return { frame: await fetchBundles(core, device, request.userId) };
+    }
+  } catch (e) {
+    core.log('error', 'request-failed', {
+      kind: request.kind,
+      error: isDeadboltError(e) ? e.code : e instanceof Error ? e.name : typeof e,
+    });
+    return { frame: errorFrame('INTERNAL', 'the relay failed') };
+  }
+}
+
+// --- AUTH (docs/relay-protocol.md §2) ------------------------------------------------------
+
+async function authenticate(core: RelayCore, ctx: RequestContext, req: Extract<Request, { kind: 'auth' }>): Promise<HandlerResult> {
+  const fail = (code: RelayErrorCode, message: string, reason: string): HandlerResult => {
+    core.log('info', 'auth-failed', { reason, carrier: ctx.carrier });
+    return { frame: errorFrame(code, message) };
+  };
+  const wait = core.limiters.authAttempts.attempt([ctx.remote]);
+  if (wait > 0) return { frame: errorFrame('RATE_LIMITED', 'too many authentication attempts', wait) };
+  if (ctx.device !== undefined) return { frame: errorFrame('BAD_REQUEST', 'already authenticated') };
+
+  // 1. A challenge this relay issued within its lifetime, not yet used (consumed now).
+  if (!ctx.consumeChallenge(req.challenge)) return fail('UNAUTHENTICATED', 'unknown, used or expired challenge', 'challenge');
+
+  // 2. The certificate decodes and verifies under its own account key.
+  let cert: DeviceCertificate;
+  try {
+    cert = decodeDeviceCertificate(req.certificate);
+  } catch {
+    return fail('UNAUTHENTICATED', 'undecodable certificate', 'certificate-decode');
+  }
+  try {
+    await verifyDeviceCertificate(core.crypto, cert);
+  } catch {
+    return fail('BAD_SIGNATURE', 'certificate signature', 'certificate-signature');
+  }
+
+  // 3. The device signed this relay's id and the challenge with its signing key.
+  const signed = await core.crypto.ed25519Verify(cert.signingKey, relayAuthSignatureInput(core.relayId, req.challenge), req.signature);
+  if (!signed) return fail('UNAUTHENTICATED', 'challenge signature', 'challenge-signature');
+
+  // 4. Registration rules: the account key pinned for the user id.
+  const userId = cert.userId;
+  const pinned = await core.store.getAccountKey(userId);
+  if (pinned === undefined || !sameBytes(pinned, cert.accountKey)) {
+    if (core.verifyRegistration !== undefined) {
+      let accepted: boolean;
+      try {
+        accepted = (await core.verifyRegistration(userId, cert.accountKey.slice(), req.token)) === true;
+      } catch (e) {
+        core.log('error', 'registration-hook-failed', { error: e instanceof Error ? e.name : typeof e });
+        return { frame: errorFrame('INTERNAL', 'registration check failed') };
+      }
+      if (!accepted) return fail('UNAUTHENTICATED', 'registration refused', 'registration-refused');
+      if (!(await core.store.setAccountKey(userId, cert.accountKey, pinned))) {
+        return fail('UNAUTHENTICATED', 'account changed concurrently; retry', 'account-race');
+      }
+      if (pinned !== undefined) {
+        core.log('warn', 'account-key-replaced', {});
+        revokeUser(core, userId);
+      } else core.log('info', 'account-pinned', {});
+    } else {
+      // Development mode: first use pins; a different key is refused.
+      if (pinned !== undefined) return fail('UNAUTHENTICATED', 'account key differs from the one pinned for this user', 'account-mismatch');
+      if (!(await core.store.setAccountKey(userId, cert.accountKey, undefined))) {
+        const now = await core.store.getAccountKey(userId);
+        if (now === undefined || !sameBytes(now, cert.accountKey)) {
+          return fail('UNAUTHENTICATED', 'account key differs from the one pinned for this user', 'account-mismatch');
+        }
+      } else core.log('info', 'account-pinned', { mode: 'development' });
+    }
+  }
+
+  // 5. The device is registered on its first AUTH (with its verified certificate).
+  const certificate = encodeDeviceCertificate(cert);
+  const address = { userId: cert.userId, deviceId: cert.deviceId };
+  const registered = await core.store.registerDevice(address, cert.accountKey, certificate, core.limits.devicesPerUser);
+  if (registered === 'account-mismatch') return fail('UNAUTHENTICATED', 'account changed concurrently; retry', 'account-race');
+  if (registered === 'too-many-devices') return fail('FORBIDDEN', 'too many devices for this user', 'too-many-devices');
+  if (registered !== 'unchanged') core.log('debug', 'device-registered', { userId, deviceId: cert.deviceId, result: registered });
+
+  const device = authenticatedDevice(address, certificate);
+  const counts = await core.store.prekeyCounts(address);
+  const sessionToken = ctx.carrier === 'http' ? core.sessions.issue(device) : '';
+  core.log('debug', 'authenticated', { userId, deviceId: cert.deviceId, carrier: ctx.carrier });
+  return { frame: { kind: 'auth-ok', sessionToken, oneTimePrekeys: counts.oneTime, pqPrekeys: counts.pq }, authenticated: device };
+}
+
+// --- SEND ------------------------------------------------------------------------------
+
+async function send(core: RelayCore, device: AuthenticatedDevice, messages: Extract<Request, { kind: 'send' }>['messages']): Promise<RelayFrame> {
+  const { limits } = core;
+  if (messages.length === 0) return errorFrame('BAD_REQUEST', 'no messages');
+  if (messages.length > limits.maxRecipients) return errorFrame('TOO_LARGE', `more than ${limits.maxRecipients} recipients`);
+  let bytes = 0;
+  for (const m of messages) {
+    if (m.frame.byteLength > limits.maxMessage) return errorFrame('TOO_LARGE', `a message is over ${limits.maxMessage} bytes`);
+    bytes += m.frame.byteLength;
+  }
+  // Rate limits (SECURITY.md F39, F42): one token per recipient user per (sender user,
+  // recipient user) pair, and the bytes against the sender's byte budget. All or none.
+  const sender = device.address.userId;
+  const pairKeys = [...new Set(messages.map((m) => m.to.userId))].map((to) => limiterKey(sender, to));
+  const senderKey = [limiterKey(sender)];
+  const wait = Math.max(core.limiters.messages.check(pairKeys), core.limiters.sendBytes.check(senderKey, bytes));
+  if (wait > 0) return errorFrame('RATE_LIMITED', 'sending too fast', wait);
+  core.limiters.messages.take(pairKeys);
+  core.limiters.sendBytes.take(senderKey, bytes);
+
+  const result = await core.store.enqueue(
+    { from: device.address, receivedAt: core.now(), messages: messages.map((m) => ({ to: m.to, frame: m.frame })) },
+    { maxMessages: limits.mailboxMessages, maxBytes: limits.mailboxBytes, maxPerSender: limits.senderQueuedPerMailbox },
+  );
+  if (!result.ok) {
+    return result.reason === 'unknown-device'
+      ? errorFrame('UNKNOWN_USER', 'no such registered device')
+      : errorFrame('MAILBOX_FULL', "a recipient's mailbox is full");
+  }
+  // Committed: wake the recipients' connections and long polls.
+  for (const key of new Set(messages.map((m) => addressKey(m.to)))) core.hub.notify(key);
+  return { kind: 'ok' };
+}
+
+// --- FETCH / DELIVER ---------------------------------------------------------------------
+
+/** Reads up to `max` waiting messages that fit one DELIVER, skipping those in flight. */
+export async function readMail(core: RelayCore, ctx: RequestContext, mailbox: StoreAddress, max: number): Promise<StoredMessage[]> {
+  const limit = Math.min(max, core.limits.maxDeliver);
+  const maxBytes = Math.max(1, core.limits.maxFrame - 8 - limit * DELIVER_OVERHEAD);
+  return core.store.fetch(mailbox, { limit, maxBytes, ...(ctx.inFlight ? { exclude: ctx.inFlight } : {}) });
+}
+
+/** A DELIVER of stored messages (also used by the WebSocket push). */
+export function deliverFrame(messages: readonly StoredMessage[]): RelayFrame {
+  return {
+    kind: 'deliver',
+    messages: messages.map((m) => ({ id: m.id, from: m.from as RelayFrameAddress, receivedAt: m.receivedAt, frame: m.frame })),
+  };
+}
+
+type RelayFrameAddress = Extract<RelayFrame, { kind: 'deliver' }>['messages'][number]['from'];
+
+async function fetchMail(core: RelayCore, ctx: RequestContext, device: AuthenticatedDevice, waitMs: number, max: number): Promise<RelayFrame> {
+  // A PREKEYS_LOW waiting for an HTTP device is its answer to this FETCH (the next FETCH
+  // gets the mail): HTTP has no other way to tell it.
+  if (ctx.carrier === 'http') {
+    const low = core.pendingLow.get(device.key);
+    if (low !== undefined) {
+      core.pendingLow.delete(device.key);
+      return { kind: 'prekeys-low', oneTimePrekeys: low.oneTime, pqPrekeys: low.pq };
+    }
+  }
+  let room = max;
+  if (ctx.inFlight) room = Math.min(room, core.limits.maxDeliver - ctx.inFlight.size);
+  if (room <= 0) return deliverFrame([]);
+
+  const mailbox = device.address;
+  const wait = Math.min(waitMs, core.limits.maxWaitMs);
+  // Subscribe before reading, so mail arriving in between still wakes us.
+  let woken: (() => void) | undefined;
+  const wake = new Promise<void>((resolve) => (woken = resolve));
+  const unsubscribe = wait > 0 ? core.hub.subscribe(device.key, () => woken?.()) : () => {};
+  try {
+    let messages = await readMail(core, ctx, mailbox, room);
+    if (messages.length === 0 && wait > 0 && !ctx.signal.aborted && !core.drainSignal.aborted) {
+      const perDevice = core.waiters.perDevice.get(device.key) ?? 0;
+      if (core.waiters.total >= core.limits.maxWaiters || perDevice >= core.limits.waitersPerDevice) {
+        return errorFrame('RATE_LIMITED', 'too many waiting FETCH requests', 1000);
+      }
+      core.waiters.total++;
+      core.log('debug', 'fetch-waiting', { carrier: ctx.carrier, waiters: core.waiters.total });
+      core.waiters.perDevice.set(device.key, perDevice + 1);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const onAbort = () => woken?.();
+      try {
+        ctx.signal.addEventListener('abort', onAbort);
+        core.drainSignal.addEventListener('abort', onAbort);
+        timer = setTimeout(() => woken?.(), wait);
+        await wake;
+      } finally {
+        clearTimeout(timer);
+        ctx.signal.removeEventListener('abort', onAbort);
+        core.drainSignal.removeEventListener('abort', onAbort);
+        core.waiters.total--;
+        const n = (core.waiters.perDevice.get(device.key) ?? 1) - 1;
+        if (n <= 0) core.waiters.perDevice.delete(device.key);
+        else core.waiters.perDevice.set(device.key, n);
+      }
+      if (ctx.inFlight) room = Math.min(max, core.limits.maxDeliver - ctx.inFlight.size);
+      messages = room > 0 && !ctx.signal.aborted ? await readMail(core, ctx, mailbox, room) : [];
+    }
+    if (ctx.inFlight) for (const m of messages) ctx.inFlight.add(m.id);
+    return deliverFrame(messages);
+  } finally {
+    unsubscribe();
+  }
+}
+
+async function ack(core: RelayCore, device: AuthenticatedDevice, ids: readonly string[]): Promise<RelayFrame> {
+  if (ids.length > core.limits.maxAck) return errorFrame('TOO_LARGE', `more than ${core.limits.maxAck} ids`);
+  // Only the caller's own mailbox (SECURITY.md F37): other ids are ignored by the store.
+  await core.store.ack(device.address, ids);
+  // Release the ids on every socket of the device that has them in flight (this one
+  // included), which then delivers more.
+  for (const peer of core.peers.get(device.key) ?? []) peer.acked(ids);
+  return { kind: 'ok' };
+}
+
+// --- prekeys ---------------------------------------------------------------------------
+
+async function publishPrekeys(core: RelayCore, device: AuthenticatedDevice, bytes: Uint8Array): Promise<RelayFrame> {
+  const wait = core.limiters.prekeyUploads.attempt([device.key]);
+  if (wait > 0) return errorFrame('RATE_LIMITED', 'too many prekey uploads', wait);
+  let upload;
+  try {
+    upload = decodePrekeyUpload(bytes); // enforces its own maximum size before parsing
+  } catch {
+    return errorFrame('BAD_REQUEST', 'undecodable prekey upload');
+  }
+  // The upload's certificate must be the one this device authenticated with.
+  if (!sameBytes(encodeDeviceCertificate(upload.certificate), device.certificate)) {
+    return errorFrame('FORBIDDEN', "the upload's certificate is not the caller's");
+  }
+  // Every signature first; nothing is stored unless all verify (SECURITY.md F40).
+  try {
+    await verifyPrekeyUpload(core.crypto, upload);
+  } catch (e) {
+    if (isDeadboltError(e, 'BAD_SIGNATURE')) return errorFrame('BAD_SIGNATURE', 'a prekey signature failed');
+    return errorFrame('BAD_REQUEST', 'invalid prekey upload');
+  }
+  const result = await core.store.putPrekeys(device.address, prekeyPutFromUpload(upload), {
+    maxOneTime: core.limits.storedOneTimePrekeys,
+    maxPq: core.limits.storedPqPrekeys,
+    rememberConsumed: core.limits.rememberConsumedPrekeys,
+  });
+  if (!result.ok) {
+    return result.reason === 'quota'
+      ? errorFrame('TOO_LARGE', 'too many one-time prekeys stored for this device')
+      : errorFrame('UNAUTHENTICATED', 'this device is no longer registered');
+  }
+  if (result.counts.oneTime >= core.limits.prekeysLowThreshold && result.counts.pq >= core.limits.prekeysLowThreshold) {
+    core.pendingLow.delete(device.key);
+  }
+  return { kind: 'ok' };
+}
+
+async function fetchBundles(core: RelayCore, device: AuthenticatedDevice, targetUser: string): Promise<RelayFrame> {
+  const wait = core.limiters.bundleFetches.attempt([limiterKey(device.address.userId, targetUser)]);
+  if (wait > 0) return errorFrame('RATE_LIMITED', 'too many bundle fetches for this user', wait);
+  const devices = await core.store.listDevices(targetUser);
+  const bundles: Uint8Array[] = [];
+  for (const d of devices) {
+    // A device never needs its own bundle.
+    if (targetUser === device.address.userId && d.deviceId === device.address.deviceId) continue;
+    const address = { userId: targetUser, deviceId: d.deviceId };
+    const taken = await core.store.takeBundle(address);
+    if (taken === undefined) continue;
+    bundles.push(encodeTakenBundle(decodeDeviceCertificate(d.certificate), taken));
+    const low = core.limits.prekeysLowThreshold;
+    if (taken.remaining.oneTime < low || taken.remaining.pq < low) tellPrekeysLow(core, addressKey(address), taken.remaining);
+  }
+  if (bundles.length === 0) return errorFrame('UNKNOWN_USER', 'no such user, or no device with prekeys');
+  return { kind: 'bundles', bundles };
+}

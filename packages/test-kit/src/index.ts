@@ -16,3 +16,4 @@
 export { expectBytesEqual, patternBytes } from './bytes.js';
 export { describeStorageConformance, type StorageConformanceFactory } from './storage-conformance.js';
 export { describeRelayStoreConformance, type RelayStoreConformanceFactory, type RelayStoreContract, type RelayStoreContractAddress, type RelayStoreContractMessage, type RelayStoreContractPrekey } from './relay-store-conformance.js';
+export * from './transport-conformance.js';

@@ -168,7 +168,12 @@ export function createHttpPollingTransport(options: HttpPollingTransportOptions)
     for (let attempt = 0; ; attempt++) {
       if (closed()) throw transportClosed();
       try {
-        if (!token) await authenticate();
+        if (!token) {
+          await authenticate();
+          // The relay answered and accepted us: connected again, even while the next
+          // exchange is a long poll that may take its full wait.
+          if (core.state === 'reconnecting') core.setState('connected');
+        }
         const answer = await exchange('/v1/rpc', frame, waitMs);
         if (core.state === 'reconnecting') core.setState('connected');
         if (answer.kind === 'error') throw relayError(answer, userId);

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { createClient, type Client, type StoredMessage } from '@deadbolt/core';
-import { createRelay, createSqliteRelayStore, type Relay, type RelayOptions } from '@deadbolt/relay';
+import { createRelay, createSqliteRelayStore, silentRelayLogger, type Relay, type RelayOptions } from '@deadbolt/relay';
 import { createMemoryStorage } from '@deadbolt/storage-memory';
 import type { StorageAdapter, TransportAdapter } from '@deadbolt/spec';
 import { createHttpPollingTransport } from '@deadbolt/transport-http-polling';
@@ -42,6 +42,7 @@ export async function startRelay(options: RelayOptions & { dbPath?: string } = {
     host: '127.0.0.1',
     port: 0,
     limits: TEST_LIMITS,
+    logger: silentRelayLogger,
     ...(dbPath ? { store: createSqliteRelayStore({ path: dbPath }) } : {}),
     ...rest,
   });

@@ -66,3 +66,4 @@ export {
   type ModuleLoader,
 } from './client/client.js';
 export type { Conversation, DeliveryStatus, StoredMessage } from './client/history.js';
+export type { Subscribe } from './client/events.js';

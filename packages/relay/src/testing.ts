@@ -37,7 +37,11 @@ export function conformanceRelay(options: RelayOptions = {}): Promise<Relay> {
   return createRelay({ host: '127.0.0.1', port: 0, logger: silentRelayLogger, store: createMemoryRelayStore(), limits: LOOSE_TEST_LIMITS, ...options });
 }
 
-/** Closes `relay` and starts a fresh one (empty store) on the same port. */
+/**
+ * Closes `relay` and starts a fresh one on the same port. Its memory store starts
+ * empty, so devices must re-register when their transports reconnect: what a transport
+ * meets after a relay loses its state.
+ */
 export async function restartConformanceRelay(relay: { url: string; close(): Promise<void> }): Promise<Relay> {
   const port = Number(new URL(relay.url).port);
   await relay.close();

@@ -119,7 +119,7 @@ describe('SEND and DELIVER', () => {
     expectBytesEqual(next!.frame, patternBytes(8, 500), 'the new message on the other connection');
   });
 
-  it('pushes pause while the receiver does not read, and resume when its socket drains', async () => {
+  it('pushes pause while the receiver does not read, and resume when its socket drains', { timeout: 30_000 }, async () => {
     const { r, alice, bob, connect } = await setup({ limits: { messages: { burst: 1000, refill: 1, intervalMs: 1000 } } });
     const a = await connect(alice);
     const b = await connect(bob);

@@ -54,7 +54,10 @@ export function prng(seed: number): () => number {
   };
 }
 
-export async function startFaultProxy(relayUrl: string, rates: FaultRates, seed: number): Promise<FaultProxy> {
+/** Observes every WebSocket frame: 'up' is client to relay, 'down' relay to client. */
+export type FrameTap = (direction: 'up' | 'down', data: Uint8Array) => void;
+
+export async function startFaultProxy(relayUrl: string, rates: FaultRates, seed: number, tap?: FrameTap): Promise<FaultProxy> {
   const rand = prng(seed);
   let target = new URL(relayUrl);
   let active = true;
@@ -172,6 +175,11 @@ export async function startFaultProxy(relayUrl: string, rates: FaultRates, seed:
           }
         });
       };
+      if (tap) {
+        const bytesOf = (d: RawData): Uint8Array => (Array.isArray(d) ? Buffer.concat(d) : d instanceof ArrayBuffer ? new Uint8Array(d) : new Uint8Array(d));
+        client.on('message', (d: RawData) => tap('up', bytesOf(d)));
+        upstream.on('message', (d: RawData) => tap('down', bytesOf(d)));
+      }
       pipe(client, upstream, pendingToUpstream);
       pipe(upstream, client);
       const closeBoth = (): void => {

@@ -230,6 +230,11 @@ export async function createClient(options: ClientOptions): Promise<Client> {
           const content: Content = decodeContent(r.plaintext);
           let conversation: UserId;
           let direction: StoredMessage['direction'];
+          if (content.kind === 'device-hello') {
+            // A new device of this user announcing itself: the session it carried is the point.
+            if (r.sender.userId !== address.userId) throw new UsageError('INVALID_ARGUMENT', { message: 'device hello from another user', details: { field: 'content', expected: 'own device' } });
+            return [];
+          }
           if (content.kind === 'sent-sync') {
             // Only this user's own devices may tell us what "we" sent.
             if (r.sender.userId !== address.userId) throw new UsageError('INVALID_ARGUMENT', { message: 'sync from another user', details: { field: 'content', expected: 'own device' } });
@@ -303,10 +308,20 @@ export async function createClient(options: ClientOptions): Promise<Client> {
     });
     if (!(await storage.get(['prekey-meta']))) await replenish(batch);
     else await prekeyQueue.run(publishPending);
-    // Our other devices, so our sent messages appear on them too.
-    await discover(address.userId).catch((e: unknown) => {
-      if (!isDeadboltError(e, 'UNKNOWN_USER')) throw e;
+    // Our other devices, so our sent messages appear on them too. A device new to them
+    // announces itself, so they start copying to it as well (protocol §11.1).
+    const before = new Set((await sessions.devices(address.userId)).map((d) => d.deviceId));
+    const siblings = await discover(address.userId).catch((e: unknown) => {
+      if (isDeadboltError(e, 'UNKNOWN_USER')) return [];
+      throw e;
     });
+    const fresh = siblings.filter((d) => d.deviceId !== address.deviceId && !before.has(d.deviceId));
+    if (fresh.length > 0) {
+      const hello = encodeContent({ kind: 'device-hello', messageId: crypto.randomBytes(16), sentAt: now() });
+      const outbound = [];
+      for (const device of fresh) outbound.push({ to: device, frame: await sessions.encrypt(device, hello) });
+      await transport.send(outbound);
+    }
   }
 
   async function send(to: string, body: string | Uint8Array): Promise<StoredMessage> {

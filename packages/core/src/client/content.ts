@@ -6,6 +6,8 @@
  * kind 0x01 DIRECT:     body bytes32                              a message to the recipient's user
  * kind 0x02 SENT_SYNC:  recipientUserId string8 | body bytes32    a copy of a message this user sent,
  *                                                                 for the sender's own other devices
+ * kind 0x03 DEVICE_HELLO: (no body)                               a new device announcing itself to its
+ *                                                                 user's other devices
  * ```
  *
  * `messageId` is 16 random bytes chosen by the sender; all copies of one message (to each
@@ -20,23 +22,25 @@ import { Limits, WIRE_VERSION } from '../protocol/constants.js';
 import { readVersion } from '../protocol/device-certificate.js';
 
 /** Content kinds (§11.1). */
-export const ContentKind = Object.freeze({ DIRECT: 0x01, SENT_SYNC: 0x02 });
+export const ContentKind = Object.freeze({ DIRECT: 0x01, SENT_SYNC: 0x02, DEVICE_HELLO: 0x03 });
 
 /** Decoded content. */
 export type Content =
   | { readonly kind: 'direct'; readonly messageId: Uint8Array; readonly sentAt: number; readonly body: Uint8Array }
-  | { readonly kind: 'sent-sync'; readonly messageId: Uint8Array; readonly sentAt: number; readonly recipient: UserId; readonly body: Uint8Array };
+  | { readonly kind: 'sent-sync'; readonly messageId: Uint8Array; readonly sentAt: number; readonly recipient: UserId; readonly body: Uint8Array }
+  | { readonly kind: 'device-hello'; readonly messageId: Uint8Array; readonly sentAt: number };
 
 const STRUCTURE = 'Content';
 const MAX_BODY = Limits.maxPlaintext - 128;
 
 /** Encodes content (§11.1). */
 export function encodeContent(c: Content): Uint8Array {
-  const w = new ByteWriter(64 + c.body.length)
+  const w = new ByteWriter(64 + ('body' in c ? c.body.length : 0))
     .u8(WIRE_VERSION)
-    .u8(c.kind === 'direct' ? ContentKind.DIRECT : ContentKind.SENT_SYNC)
+    .u8(c.kind === 'direct' ? ContentKind.DIRECT : c.kind === 'sent-sync' ? ContentKind.SENT_SYNC : ContentKind.DEVICE_HELLO)
     .fixed(c.messageId, 16)
     .u64(c.sentAt);
+  if (c.kind === 'device-hello') return w.finish();
   if (c.kind === 'sent-sync') w.string8(c.recipient);
   return w.bytes32(c.body).finish();
 }
@@ -45,9 +49,13 @@ export function encodeContent(c: Content): Uint8Array {
 export function decodeContent(bytes: Uint8Array): Content {
   const r = new ByteReader(bytes, STRUCTURE, Limits.maxPlaintext);
   readVersion(r, STRUCTURE);
-  const kind = r.enumU8('kind', [ContentKind.DIRECT, ContentKind.SENT_SYNC]);
+  const kind = r.enumU8('kind', [ContentKind.DIRECT, ContentKind.SENT_SYNC, ContentKind.DEVICE_HELLO]);
   const messageId = r.fixed('messageId', 16);
   const sentAt = r.u64('sentAt');
+  if (kind === ContentKind.DEVICE_HELLO) {
+    r.end();
+    return { kind: 'device-hello', messageId, sentAt };
+  }
   if (kind === ContentKind.DIRECT) {
     const body = r.bytes32('body', MAX_BODY);
     r.end();

@@ -4,6 +4,8 @@
  * reorder traffic, and the relay (SQLite) is restarted once. Every message must arrive
  * exactly once, and the sessions must still work afterwards.
  */
+import { rmSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { expect, test } from 'vitest';
 import { startFaultProxy } from './fault-proxy.js';
 import { startClient, startRelay, tempDbPath, text } from './stack.js';
@@ -68,5 +70,6 @@ test('1,000 messages through a lossy, duplicating, reordering network and a rela
     await bob.client.close();
     await proxy.close();
     await relay.close();
+    rmSync(dirname(dbPath), { recursive: true, force: true });
   }
 });

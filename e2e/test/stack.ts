@@ -3,7 +3,7 @@
  * memory store), clients on the WebSocket or HTTP-polling transport, and helpers that
  * wait on events (never on sleeps).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
@@ -32,16 +32,9 @@ export const TEST_LIMITS: NonNullable<RelayOptions['limits']> = {
   prekeyUploads: LOOSE,
 };
 
-const tempDirs: string[] = [];
-process.on('exit', () => {
-  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
-});
-
-/** A database path in a fresh temporary folder, removed when the test process exits. */
+/** A database path in a fresh temporary folder (the test removes the folder). */
 export function tempDbPath(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'deadbolt-e2e-'));
-  tempDirs.push(dir);
-  return join(dir, 'relay.db');
+  return join(mkdtempSync(join(tmpdir(), 'deadbolt-e2e-')), 'relay.db');
 }
 
 export async function startRelay(options: RelayOptions & { dbPath?: string } = {}): Promise<Relay> {

@@ -1,0 +1,19 @@
+/** The stack bench runs end to end in --quick mode and prints well-formed --json lines (no speed assertions). */
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { expect, test } from 'vitest';
+
+test('pnpm bench:stack --quick --json prints one well-formed object per line', async () => {
+  const cwd = fileURLToPath(new URL('..', import.meta.url));
+  const { stdout } = await promisify(execFile)(process.execPath, ['--conditions=@deadbolt/source', '--import', 'tsx', 'src/stack-main.ts', '--quick', '--json'], { cwd, timeout: 120_000 });
+  const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  expect(lines.length).toBe(7);
+  const [rate, ...values] = lines;
+  expect(Object.keys(rate!).sort()).toEqual(['baseline', 'baselinePerSecond', 'name', 'perSecond', 'ratio']);
+  expect(rate!.perSecond).toBeGreaterThan(0);
+  for (const v of values) {
+    expect(Object.keys(v).sort()).toEqual(['name', 'unit', 'value']);
+    expect(typeof v.value).toBe('number');
+  }
+}, 150_000);

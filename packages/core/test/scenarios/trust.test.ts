@@ -121,6 +121,16 @@ describe('safety numbers (B17)', () => {
     expect(formatSafetyNumber(a.digits)).toMatch(/^(\d{5} ){11}\d{5}$/);
   });
 
+  test('adding a device changes no safety number (they are made from account keys only)', async () => {
+    const { alice, bob } = await establishedPair();
+    const before = await alice.sessions.safetyNumber('bob');
+    const bobTablet = await createSiblingDevice(bob, 'tablet');
+    await alice.sessions.processBundle(takeBundle(bobTablet)); // trusted silently: same account key
+    await bobTablet.sessions.decrypt(alice.address, await alice.sessions.encrypt(bobTablet.address, text('hi tablet')));
+    expect((await alice.sessions.safetyNumber('bob')).digits).toBe(before.digits);
+    expect((await bobTablet.sessions.safetyNumber('alice')).digits).toBe(before.digits);
+  });
+
   test('any account key change changes the number', async () => {
     const { alice, bob } = await establishedPair();
     const before = await alice.sessions.safetyNumber('bob');

@@ -11,7 +11,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
 import { expect, test } from 'vitest';
+import { decodeKey } from '../../packages/storage-sqlite/src/key-encoding.js';
 import { prng } from './fault-proxy.js';
 import { startClient, startRelay, text } from './stack.js';
 
@@ -92,6 +94,29 @@ test(`SIGKILL at random points, ${KILLS} times: every message exactly once, no s
     for (const r of replies) expect(got.has(r), r).toBe(true);
     expect(rejected).toEqual([]);
     console.log(`crash consistency: ${KILLS} rounds, ${killsDuringWork} SIGKILLs (${killedWhileStarting} while starting), ${sent} messages delivered exactly once, ${replies.length} replies all received`);
+
+    // Prekey uploads survived the kills too: every one-time prekey whose private half
+    // Bob holds was published (it is at the relay, or was already handed out), so no
+    // key is orphaned and a crash mid-upload re-published the same keys (issue 6).
+    const bobDb = new Database(dbPath, { readonly: true });
+    const bobKeys = (bobDb.prepare('SELECT k FROM kv').all() as { k: Uint8Array }[]).map((r) => decodeKey(r.k));
+    bobDb.close();
+    const relayDb = new Database(join(dir, 'relay.db'), { readonly: true });
+    const known = new Set(
+      (relayDb
+        .prepare(`SELECT kind, key_id FROM one_time_prekeys WHERE user_id = 'bob' UNION SELECT kind, key_id FROM consumed_prekeys WHERE user_id = 'bob'`)
+        .all() as { kind: number; key_id: number }[]).map((r) => r.key_id),
+    );
+    const lastResort = relayDb.prepare(`SELECT last_resort_prekey FROM devices WHERE user_id = 'bob'`).pluck().get() as Uint8Array;
+    relayDb.close();
+    const lastResortId = new DataView(lastResort.buffer, lastResort.byteOffset).getUint32(0);
+    const held = bobKeys
+      .filter((k) => k[0] === 'prekey' && (k[1] === 'one-time' || k[1] === 'pq'))
+      .map((k) => Number(k[2]))
+      .filter((id) => id !== lastResortId);
+    expect(held.length).toBeGreaterThan(0);
+    for (const id of held) expect(known.has(id), `prekey ${id} held by Bob but never published`).toBe(true);
+    expect(bobKeys.some((k) => k[0] === 'client' && k[1] === 'pending-upload')).toBe(false);
 
     // And the session still works after all that.
     const last = spawnBob([dbPath, relay.wsUrl, sentLog, 'report', String(sent + 1)]);

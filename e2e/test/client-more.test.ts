@@ -4,7 +4,8 @@
  * devices, and undecryptable frames handled exactly like good ones on the wire (E36).
  */
 import { afterEach, expect, test } from 'vitest';
-import { createClient, createSessionManager } from '@deadbolt/core';
+import { createClient, createSessionManager, encodeDeviceCertificate, fromHex } from '@deadbolt/core';
+import { encodeContent } from '../../packages/core/src/client/content.js';
 import type { Relay } from '@deadbolt/relay';
 import { conformanceDevice } from '@deadbolt/relay/testing';
 import { address, decodeRelayFrame, isDeadboltError, type StorageAdapter } from '@deadbolt/spec';
@@ -146,3 +147,28 @@ test('undecryptable frames look the same on the wire as good ones: one acknowled
     await proxy.close();
   }
 }, 60_000);
+
+test('a contact cannot overwrite history records, even reusing a message id and time (review H3)', async () => {
+  relay = await startRelay();
+  const alice = await startClient('websocket', relay, 'alice', 'phone');
+  const bob = await startClient('websocket', relay, 'bob', 'laptop');
+  clients.push(alice, bob);
+  const sent = await alice.client.send('bob', 'I will pay you 10');
+  await bob.waitForMessages(1);
+  // Bob forges content with Alice's message id and time, through a second connection of his device.
+  const forged = encodeContent({ kind: 'direct', messageId: fromHex(sent.id), sentAt: sent.sentAt, body: new TextEncoder().encode('(replaced by bob)') });
+  const wire = await bob.client.sessions.encrypt(alice.client.address, forged);
+  const t = makeTransport('websocket', relay);
+  await t.connect({ certificate: encodeDeviceCertificate(await bob.client.sessions.certificate()), sign: (r, c) => bob.client.sessions.signRelayChallenge(r, c) });
+  await t.send([{ to: alice.client.address, frame: wire }]);
+  await t.send([{ to: alice.client.address, frame: await bob.client.sessions.encrypt(alice.client.address, forged) }]);
+  await alice.waitForMessages(2);
+  await t.close();
+  const history = await alice.client.history('bob');
+  expect(history.map((m) => [m.direction, text(m)])).toEqual([
+    ['outgoing', 'I will pay you 10'],
+    ['incoming', '(replaced by bob)'],
+    ['incoming', '(replaced by bob)'],
+  ]);
+  expect(history.every((m) => !m.untrusted)).toBe(true);
+});

@@ -45,7 +45,13 @@ export type ModuleLoader = (specifier: string) => Promise<unknown>;
 
 const defaultLoader: ModuleLoader = (specifier) => import(/* @vite-ignore */ specifier);
 
+/** npm package names only: a configuration value must never name a URL or a file. */
+const PACKAGE_NAME = /^(@[a-z0-9][a-z0-9._-]*\/)?[a-z0-9][a-z0-9._-]*$/;
+
 async function load<T>(specifier: string, field: string, loader: ModuleLoader = defaultLoader): Promise<T> {
+  if (!PACKAGE_NAME.test(specifier)) {
+    throw new UsageError('INVALID_ARGUMENT', { message: `${field}: not a package name`, details: { field, expected: 'a short adapter name or an npm package name' } });
+  }
   try {
     return (await loader(specifier)) as T;
   } catch (cause) {

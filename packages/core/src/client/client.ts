@@ -148,6 +148,9 @@ export interface Client {
 }
 
 const DEFAULT_BATCH = { oneTime: 100, pqOneTime: 20 };
+const REPLENISH_INTERVAL_MS = 60_000;
+/** Bundles taken from one directory answer (devices per user). */
+const MAX_DEVICES_PER_USER = 100;
 const REJECTED_KINDS = new Set(['protocol', 'codec']);
 
 /**
@@ -178,6 +181,8 @@ export async function createClient(options: ClientOptions): Promise<Client> {
   const prekeyQueue = new SerialQueue();
   const unsubscribe: (() => void)[] = [];
   let started: Promise<void> | undefined;
+  let replenishing = false;
+  let lastReplenish = -Infinity;
   let closed = false;
 
   const assertOpen = (): void => {
@@ -191,7 +196,7 @@ export async function createClient(options: ClientOptions): Promise<Client> {
   });
   const messageOp = (m: StoredMessage, messageId: Uint8Array): StorageOp => ({
     type: 'put',
-    key: historyKeys.message(m.conversation, m.sentAt, m.id),
+    key: historyKeys.message(m.conversation, m.sortKey),
     value: sealRecord(crypto, ClientRecordType.MESSAGE, encodeStoredMessage(m, messageId)),
   });
 
@@ -244,14 +249,18 @@ export async function createClient(options: ClientOptions): Promise<Client> {
             conversation = r.sender.userId;
             direction = 'incoming';
           }
+          const receivedAt = now();
+          const id = toHex(content.messageId);
           message = {
-            id: toHex(content.messageId),
+            id,
             conversation,
             direction,
             sender: r.sender,
             sentAt: content.sentAt,
-            receivedAt: now(),
+            receivedAt,
             status: direction === 'incoming' ? 'received' : 'sent',
+            untrusted: r.identityChanged,
+            sortKey: historyKeys.sortKey(receivedAt, direction, id, toHex(crypto.randomBytes(4))),
             body: content.body,
           };
           return [messageOp(message, content.messageId), conversationOp(conversation, message.receivedAt)];
@@ -276,14 +285,24 @@ export async function createClient(options: ClientOptions): Promise<Client> {
   async function discover(user: UserId): Promise<Address[]> {
     const bundles = await transport.fetchBundles(user);
     const known = new Set((await sessions.devices(user)).map((a) => a.deviceId));
-    for (const bytes of bundles) {
-      const bundle = decodePrekeyBundle(bytes);
-      if (bundle.certificate.userId !== user) continue; // a directory answering for someone else
-      if (bundle.certificate.userId === address.userId && bundle.certificate.deviceId === address.deviceId) continue;
-      if (known.has(bundle.certificate.deviceId)) continue;
-      await sessions.processBundle(bundle);
+    let lastError: unknown;
+    for (const bytes of bundles.slice(0, MAX_DEVICES_PER_USER)) {
+      // One bad bundle (forged, malformed, an untrusted key) never stops the others.
+      try {
+        const bundle = decodePrekeyBundle(bytes);
+        if (bundle.certificate.userId !== user) continue; // a directory answering for someone else
+        if (bundle.certificate.userId === address.userId && bundle.certificate.deviceId === address.deviceId) continue;
+        if (known.has(bundle.certificate.deviceId)) continue;
+        await sessions.processBundle(bundle);
+      } catch (e) {
+        lastError = e;
+        events.emit('error', e);
+      }
     }
-    return sessions.devices(user);
+    const devices = await sessions.devices(user);
+    // A user whose every bundle failed surfaces the (typed) reason, for example UNTRUSTED_IDENTITY.
+    if (devices.length === 0 && lastError !== undefined) throw lastError;
+    return devices;
   }
 
   async function start(): Promise<void> {
@@ -291,13 +310,21 @@ export async function createClient(options: ClientOptions): Promise<Client> {
     const firstRun = !(await storage.get(['identity']));
     if (firstRun) await sessions.createIdentity({ userId: address.userId, deviceId: address.deviceId });
     const certificate = encodeDeviceCertificate(await sessions.certificate());
-    if (certificate.length === 0 || (await sessions.certificate()).deviceId !== address.deviceId) {
+    const stored = await sessions.certificate();
+    if (stored.userId !== address.userId || stored.deviceId !== address.deviceId) {
       throw new UsageError('INVALID_ARGUMENT', { message: 'the stored identity belongs to another device', details: { field: 'deviceId', expected: 'the stored device id' } });
     }
     unsubscribe.push(
       transport.onStateChange((state) => events.emit('transport-state-changed', { state })),
       transport.onNotice((notice) => {
-        if (notice.type === 'prekeys-low') replenish(batch).catch((e: unknown) => events.emit('error', e));
+        // At most one replenishment in flight and one per minute: a relay repeating the
+        // notice cannot make this device generate keys without bound.
+        if (notice.type !== 'prekeys-low' || replenishing || now() - lastReplenish < REPLENISH_INTERVAL_MS) return;
+        replenishing = true;
+        lastReplenish = now();
+        replenish(batch)
+          .catch((e: unknown) => events.emit('error', e))
+          .finally(() => (replenishing = false));
       }),
       transport.onFrame(handleFrame),
     );
@@ -352,6 +379,8 @@ export async function createClient(options: ClientOptions): Promise<Client> {
         sentAt,
         receivedAt: sentAt,
         status,
+        untrusted: false,
+        sortKey: historyKeys.sortKey(sentAt, 'outgoing', toHex(messageId)),
         body: bytes,
       });
       await storage.batch([messageOp(record('pending'), messageId), conversationOp(recipient, sentAt)]);
@@ -373,9 +402,11 @@ export async function createClient(options: ClientOptions): Promise<Client> {
 
   async function history(userId: string, opts: { limit?: number } = {}): Promise<StoredMessage[]> {
     const user = toUserId(userId);
-    const limit = Math.min(Math.max(1, opts.limit ?? 100), 1000);
+    const requested = opts.limit ?? 100;
+    if (!Number.isInteger(requested)) throw new UsageError('INVALID_ARGUMENT', { message: 'limit must be an integer', details: { field: 'limit', expected: 'an integer from 1 to 1000' } });
+    const limit = Math.min(Math.max(1, requested), 1000);
     const entries = await storage.range(historyKeys.messages(user), { limit: 100_000 });
-    return entries.slice(-limit).map((e) => openRecord(crypto, e.key, ClientRecordType.MESSAGE, e.value, (r) => readStoredMessage(r, user)));
+    return entries.slice(-limit).map((e) => openRecord(crypto, e.key, ClientRecordType.MESSAGE, e.value, (r) => readStoredMessage(r, user, e.key[2] as string)));
   }
 
   async function conversations(): Promise<Conversation[]> {
@@ -399,7 +430,11 @@ export async function createClient(options: ClientOptions): Promise<Client> {
     address,
     sessions,
     on: (event, listener) => events.on(event, listener),
-    start: () => (started ??= start()),
+    start: () =>
+      (started ??= start().catch((e: unknown) => {
+        started = undefined; // a failed start can be retried
+        throw e;
+      })),
     send,
     conversations,
     history,

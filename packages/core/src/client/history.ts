@@ -5,12 +5,17 @@
  *
  * ```
  * ["msg", conversationUserId, sortKey]   StoredMessage record (type 16)
- *     sortKey = sentAt as 16 decimal digits | "-" | hex(messageId)   (orders by time, then id)
+ *     sortKey = local time as 16 decimal digits | "-" | "i" or "o" | "-" | hex(messageId) | "-" | hex(4 random bytes, incoming only)
+ *     Every part a peer could choose is kept from deciding the key alone: the time is
+ *     this device's clock (receivedAt for incoming, sentAt for outgoing), the direction
+ *     is ours, and incoming records get a local random suffix, so a contact can neither
+ *     overwrite another record nor pin its messages to the end of a conversation.
  * ["conv", conversationUserId]           ConversationRecord (type 17)
  * ["client", "pending-upload"]           an encoded PrekeyUpload not yet acknowledged (type 18)
  *
  * StoredMessage      = messageId[16] | direction u8 (1 incoming, 2 outgoing) | senderUser string8
- *                    | senderDevice string8 | sentAt u64 | receivedAt u64 | status u8 | body bytes32
+ *                    | senderDevice string8 | sentAt u64 | receivedAt u64 | status u8 | flags u8 | body bytes32
+ *     flags bit 0: the sender's account key was not the trusted one (identity changed)
  * ConversationRecord = lastActivity u64
  * ```
  *
@@ -39,6 +44,10 @@ export interface StoredMessage {
   readonly sentAt: number;
   readonly receivedAt: number;
   readonly status: DeliveryStatus;
+  /** True if the sender's account key was not the trusted one when it arrived. */
+  readonly untrusted: boolean;
+  /** The storage sort key (see the module documentation). */
+  readonly sortKey: string;
   readonly body: Uint8Array;
 }
 
@@ -49,11 +58,9 @@ export interface Conversation {
 }
 
 export const historyKeys = Object.freeze({
-  message: (conversation: string, sentAt: number, messageIdHex: string): string[] => [
-    'msg',
-    conversation,
-    `${String(sentAt).padStart(16, '0')}-${messageIdHex}`,
-  ],
+  message: (conversation: string, sortKey: string): string[] => ['msg', conversation, sortKey],
+  sortKey: (localTime: number, direction: 'incoming' | 'outgoing', messageIdHex: string, suffix = ''): string =>
+    `${String(localTime).padStart(16, '0')}-${direction === 'incoming' ? 'i' : 'o'}-${messageIdHex}${suffix ? `-${suffix}` : ''}`,
   messages: (conversation: string): string[] => ['msg', conversation],
   conversation: (userId: string): string[] => ['conv', userId],
   conversations: (): string[] => ['conv'],
@@ -69,12 +76,13 @@ export function encodeStoredMessage(m: StoredMessage, messageId: Uint8Array): Ui
     .u64(m.sentAt)
     .u64(m.receivedAt)
     .u8(STATUS.indexOf(m.status))
+    .u8(m.untrusted ? 1 : 0)
     .bytes32(m.body)
     .finish();
 }
 
-/** Reads a stored message; `conversation` comes from its key. */
-export function readStoredMessage(r: ByteReader, conversation: UserId): StoredMessage {
+/** Reads a stored message; `conversation` and `sortKey` come from its key. */
+export function readStoredMessage(r: ByteReader, conversation: UserId, sortKey: string): StoredMessage {
   const id = toHex(r.fixed('messageId', 16));
   const direction = r.enumU8('direction', [1, 2]) === 1 ? 'incoming' : 'outgoing';
   const at = r.offset;
@@ -87,8 +95,9 @@ export function readStoredMessage(r: ByteReader, conversation: UserId): StoredMe
   const sentAt = r.u64('sentAt');
   const receivedAt = r.u64('receivedAt');
   const status = STATUS[r.enumU8('status', [0, 1, 2, 3])] as DeliveryStatus;
+  const untrusted = r.bool('flags');
   const body = r.bytes32('body', 1 << 20);
-  return { id, conversation, direction, sender, sentAt, receivedAt, status, body };
+  return { id, conversation, direction, sender, sentAt, receivedAt, status, untrusted, sortKey, body };
 }
 
 export function encodeConversation(c: Omit<Conversation, 'userId'>): Uint8Array {

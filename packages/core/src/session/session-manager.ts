@@ -36,7 +36,7 @@ import { Capability, Limits, MessageType, PqPrekeyKind } from '../protocol/const
 import { certificateAddress, signDeviceCertificate, verifyDeviceCertificate, type DeviceCertificate } from '../protocol/device-certificate.js';
 import { ratchetDecrypt, ratchetEncrypt, ratchetInitInitiator, ratchetInitResponder, skipCost, type RatchetLimits } from '../protocol/double-ratchet.js';
 import { pad, unpad } from '../protocol/padding.js';
-import { decodePrekeyBundle, verifyPrekeyBundle, type PrekeyBundle } from '../protocol/prekey-bundle.js';
+import { decodePrekeyBundle, encodePrekeyBundle, verifyPrekeyBundle, type PrekeyBundle } from '../protocol/prekey-bundle.js';
 import { decodePrekeyMessage, encodePrekeyMessage, peekMessageType, type PrekeyMessage } from '../protocol/prekey-message.js';
 import { signPqPrekey, signSignedPrekey, type OneTimePrekeyPublic, type PqPrekeyPublic, type SignedPrekeyPublic } from '../protocol/prekeys.js';
 import { pqxdhInitiate, pqxdhRespond } from '../protocol/pqxdh.js';
@@ -508,7 +508,8 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
   }
 
   async function processBundle(input: PrekeyBundle | Uint8Array): Promise<Address> {
-    const bundle = input instanceof Uint8Array ? decodePrekeyBundle(input) : input;
+    // Decoded from bytes either way: nothing the caller holds is kept (records are cached).
+    const bundle = decodePrekeyBundle(input instanceof Uint8Array ? input : encodePrekeyBundle(input));
     const me = await identity();
     await verifyPrekeyBundle(crypto, bundle);
     const cert = bundle.certificate;
@@ -643,12 +644,18 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     const result: DecryptResult = {
       plaintext,
       sender: from,
-      senderAccountKey: session.remoteCertificate.accountKey,
+      senderAccountKey: session.remoteCertificate.accountKey.slice() as Ed25519PublicKey,
       sessionCreated: false,
       // Every message certified by a key other than the trusted one is flagged, not just the first.
       identityChanged: !trusted(session),
     };
-    await commit([putSessions(from, { sessions }), ...(options?.extraOps?.(result) ?? [])]);
+    const ops: StorageOp[] = [putSessions(from, { sessions })];
+    // A message on an untrusted session makes its key the pending one again, so the
+    // application is always asked about the key it is actually hearing from.
+    if (result.identityChanged && trust && !(trust.pendingKey && equalBytes(trust.pendingKey, session.remoteCertificate.accountKey))) {
+      ops.push(putTrust(from.userId, { ...trust, pendingKey: session.remoteCertificate.accountKey }));
+    }
+    await commit([...ops, ...(options?.extraOps?.(result) ?? [])]);
     return result;
   }
 
@@ -725,7 +732,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     const result: DecryptResult = {
       plaintext,
       sender: from,
-      senderAccountKey: cert.accountKey,
+      senderAccountKey: cert.accountKey.slice() as Ed25519PublicKey,
       sessionCreated: true,
       identityChanged: trust.changed,
     };
@@ -779,12 +786,18 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
       throw untrusted(userId);
     }
     const accepted = t.pendingKey;
-    await commit([putTrust(userId, { accountKey: accepted, verified: false }), ...(await reorderSessions(userId, () => true, accepted))]);
+    // Sessions certified by any other key (the old one, or a forged one) are dropped.
+    await commit([
+      putTrust(userId, { accountKey: accepted, verified: false }),
+      ...(await reorderSessions(userId, (s) => equalBytes(s.remoteCertificate.accountKey, accepted), accepted)),
+    ]);
   }
 
   async function rejectIdentity(userId: string): Promise<void> {
     const t = await loadTrust(userId);
-    if (!t?.pendingKey) return;
+    if (!t) return;
+    // Always clean: sessions certified by an untrusted key are deleted even when no key
+    // is pending any more (a forged session may outlive the pending key it raised).
     const { pendingKey: _rejected, ...rest } = t;
     const ops = await reorderSessions(userId, (s) => equalBytes(s.remoteCertificate.accountKey, t.accountKey), t.accountKey);
     await commit([putTrust(userId, rest), ...ops]);

@@ -110,6 +110,37 @@ describe('identity changes under an active attacker (B16, review H1/H2/M1)', () 
   });
 });
 
+describe('forged sessions are cleaned up (review 2, H2)', () => {
+  test('accepting a key drops sessions certified by every other key; rejecting always cleans', async () => {
+    const { alice, bob } = await establishedPair();
+    const mallory = await createParty('bob', 'laptop'); // the relay's own key K2
+    await mallory.sessions.processBundle(takeBundle(alice));
+    await alice.sessions.decrypt(bob.address, await mallory.sessions.encrypt(alice.address, text('forged')));
+    const newBob = await createParty('bob', 'laptop'); // Bob genuinely re-keys: K3 replaces K2 as pending
+    await newBob.sessions.processBundle(takeBundle(alice));
+    const real = await alice.sessions.decrypt(bob.address, await newBob.sessions.encrypt(alice.address, text('new phone')));
+    await alice.sessions.acceptIdentity('bob', real.senderAccountKey);
+    // Mallory's session is gone with the old key's: her next message (still an initial
+    // message naming one-time keys Alice consumed) recreates nothing and changes nothing.
+    const next = await mallory.sessions.encrypt(alice.address, text('still here?'));
+    await expectFailsWithoutMutation([alice.storage], () => alice.sessions.decrypt(bob.address, next), 'UNKNOWN_KEY');
+    // Sending to Bob works and reaches the new Bob.
+    expect(str((await newBob.sessions.decrypt(alice.address, await alice.sessions.encrypt(bob.address, text('hi')))).plaintext)).toBe('hi');
+  });
+
+  test('a message on an untrusted session raises its key as pending again; reject then removes it', async () => {
+    const { alice, bob } = await establishedPair();
+    const mallory = await createParty('bob', 'laptop');
+    await mallory.sessions.processBundle(takeBundle(alice));
+    await alice.sessions.decrypt(bob.address, await mallory.sessions.encrypt(alice.address, text('forged')));
+    await alice.sessions.rejectIdentity('bob'); // clears pending, deletes the forged session
+    expect((await alice.sessions.trust('bob'))?.pendingKey).toBeUndefined();
+    await expect(alice.sessions.decrypt(bob.address, await mallory.sessions.encrypt(alice.address, text('again')))).rejects.toSatisfy((e) => isDeadboltError(e));
+    const reply = await alice.sessions.encrypt(bob.address, text('only to real bob'));
+    expect(str((await bob.sessions.decrypt(alice.address, reply)).plaintext)).toBe('only to real bob');
+  });
+});
+
 describe('safety numbers (B17)', () => {
   test('both sides compute the same number and QR payload', async () => {
     const { alice, bob } = await establishedPair();

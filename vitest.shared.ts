@@ -15,6 +15,9 @@ export function deadboltVitestConfig(overrides: { testTimeout?: number } = {}): 
       include: ['test/**/*.test.ts'],
       reporters: ['default', 'json'],
       outputFile: { json: 'test-results/vitest.json' },
+      // Tests wait on events, not sleeps: the ceiling only matters on a slow or busy
+      // machine (CI runs on 2 cores), where vitest's 5 s default would make them flaky.
+      testTimeout: 30_000,
       ...overrides,
     },
   });

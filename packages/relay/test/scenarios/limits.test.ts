@@ -84,25 +84,30 @@ describe('SECURITY.md E34: oversize frames are rejected before any crypto work',
       req.flushHeaders();
     });
     expect(declared).toBe(413);
-    // Streamed (chunked, no length): cut off once it passes the limit.
-    const streamed = await new Promise<number>((resolve, reject) => {
+    // Streamed (chunked, no length): cut off once it passes the limit. The relay answers
+    // 413 and closes; a client still writing may see the connection reset before it
+    // reads that answer (a race between the two directions), which is the same cut-off,
+    // provided it came only after more than the limit was sent.
+    const LIMIT = 2 * 1024 * 1024;
+    const streamed = await new Promise<string>((resolve, reject) => {
       const req = httpRequest(url, { method: 'POST', headers: { 'Content-Type': 'application/octet-stream', 'Transfer-Encoding': 'chunked' } });
+      let written = 0;
       req.on('response', (res) => {
         res.resume();
-        resolve(res.statusCode ?? 0);
+        resolve(`status ${res.statusCode ?? 0}`);
         req.destroy();
       });
-      req.on('error', () => {});
+      req.on('error', () => resolve(written > LIMIT ? 'reset after the limit' : `reset after only ${written} bytes`));
       const chunk = new Uint8Array(256 * 1024);
       const pump = () => {
-        while (!req.destroyed && req.write(chunk));
+        while (!req.destroyed && req.write(chunk)) written += chunk.length;
         if (!req.destroyed) req.once('drain', pump);
       };
       pump();
-      setTimeout(() => reject(new Error('no 413 answer')), 10_000).unref();
+      setTimeout(() => reject(new Error('no 413 answer and no reset')), 20_000).unref();
     });
-    expect(streamed).toBe(413);
-  });
+    expect(['status 413', 'reset after the limit']).toContain(streamed);
+  }, 30_000);
 
   it('an over-long certificate or upload is refused by the codec with no signature checked; a message over the limit is TOO_LARGE', async () => {
     const counter = countingCrypto();

@@ -59,6 +59,8 @@ export interface ErrorDetails {
   // --- a backend ----------------------------------------------------------------------
   /** The storage backend failed. */
   STORAGE_FAILED: { operation: string };
+  /** The store's exclusive lock (storage contract invariant 11) stayed held by someone else too long. */
+  STORAGE_BUSY: { operation: string; waitedMs: number };
   /** A stored record is corrupted, truncated or of an unknown schema version. */
   CORRUPTED_RECORD: { key: string; reason: string };
   /** The transport failed or is not connected. */

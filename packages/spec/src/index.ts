@@ -10,6 +10,7 @@
  *
  * @module
  */
+export * from './async-lock.js';
 export * from './errors.js';
 export * from './ids.js';
 export * from './storage.js';

@@ -39,6 +39,16 @@
  *    `UsageError` `CLOSED`.
  * 10. **Concurrency.** Concurrent calls are allowed; each `batch` is isolated (another
  *    caller never observes half of it).
+ * 11. **Exclusive lock (optional).** A backend that can be shared (two tabs on one
+ *    IndexedDB database, two processes on one SQLite file, two clients handed one memory
+ *    store) is guarded by `exclusive(fn)`: `fn` runs while no other `exclusive` call on the
+ *    same backend runs, through any adapter instance, in any tab or process. The result is
+ *    `fn`'s, resolved or rejected, and the lock is released either way. The lock is
+ *    advisory: `get`, `range` and `batch` work inside and outside `fn` as usual. It is not
+ *    re-entrant (`fn` must not call `exclusive`). After `close()` it rejects with `CLOSED`.
+ *    Core runs every state-changing step (a ratchet step, a prekey consumption) inside it,
+ *    so two tabs or processes never fork a session (SECURITY.md D26); an adapter without it
+ *    must be used by one client at a time.
  *
  * @example
  * ```ts
@@ -112,6 +122,12 @@ export interface StorageAdapter {
   batch(ops: readonly StorageOp[]): Promise<void>;
   /** Releases the backend. Idempotent. */
   close(): Promise<void>;
+  /**
+   * Runs `fn` holding the backend's exclusive lock (invariant 11): no other `exclusive`
+   * call on the same backend, from any instance, tab or process, runs meanwhile.
+   * Optional; an adapter without it must be used by one client at a time.
+   */
+  exclusive?<T>(fn: () => Promise<T>): Promise<T>;
 }
 
 /**

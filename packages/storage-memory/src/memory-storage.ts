@@ -13,6 +13,7 @@
  */
 import {
   assertStorageBatch,
+  createAsyncLock,
   assertStorageKey,
   compareStorageKeys,
   copyBytes,
@@ -24,6 +25,7 @@ import {
   type StorageAdapter,
   type StorageEntry,
   type StorageKey,
+  type AsyncLock,
   type StorageOp,
 } from '@deadbolt/spec';
 
@@ -75,6 +77,17 @@ export interface MemoryStorageOptions {
 }
 
 const backings = new WeakMap<MemoryStorageBacking, Entries>();
+/** One exclusive lock per backing (invariant 11): every adapter over it shares the lock. */
+const locks = new WeakMap<Entries, AsyncLock>();
+
+function lockFor(entries: Entries): AsyncLock {
+  let lock = locks.get(entries);
+  if (lock === undefined) {
+    lock = createAsyncLock();
+    locks.set(entries, lock);
+  }
+  return lock;
+}
 
 /**
  * Creates an empty backing for {@link createMemoryStorage}'s `backing` option.
@@ -190,6 +203,7 @@ export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage
     entries = found;
   }
   let closed = false;
+  const lock = lockFor(entries);
 
   function assertOpen(): void {
     if (closed) throw new UsageError('CLOSED', { message: 'storage: used after close()', details: { what: 'storage' } });
@@ -240,6 +254,11 @@ export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage
         drop(id);
         if (entry !== undefined) entries.set(id, entry);
       }
+    },
+
+    async exclusive<T>(fn: () => Promise<T>): Promise<T> {
+      assertOpen();
+      return lock(fn);
     },
 
     async close(): Promise<void> {

@@ -21,4 +21,9 @@ describeStorageConformance('memory', {
     await previous.close();
     return open(backing);
   },
+  async openShared(first) {
+    const backing = backingOf.get(first);
+    if (backing === undefined) throw new Error('openShared: not an adapter created by this factory');
+    return open(backing);
+  },
 });

@@ -9,10 +9,21 @@
  * better-sqlite3 is synchronous: each call runs to completion on the calling thread, so
  * no other work interleaves inside a transaction.
  *
+ * The exclusive lock (storage contract invariant 11, SECURITY.md D26) is a `BEGIN
+ * EXCLUSIVE` transaction held on a separate, empty SQLite file beside the database
+ * (`<path>-lock`, like SQLite's own `-wal` and `-shm`). It cannot be a transaction on the
+ * database itself: that would block the batches run inside the lock. SQLite's file locks
+ * work between processes and between connections of one process, and the operating system
+ * drops them when a process dies, so a killed holder never leaves the store locked. The
+ * lock connection never waits inside SQLite (a busy timeout would block the event loop):
+ * a busy lock is retried on a timer, with a short capped backoff, up to `lockTimeoutMs`.
+ * Callers in one process queue in memory first, so only one of them polls the file.
+ *
  * @module
  */
 import Database from 'better-sqlite3';
 import {
+  createAsyncLock,
   STORAGE_SPECIFICATION_VERSION,
   StorageError,
   UsageError,
@@ -32,7 +43,16 @@ export interface SqliteStorageOptions {
   readonly path: string;
   /** How long to wait for another process's lock, in ms. Default 5,000. */
   readonly busyTimeoutMs?: number;
+  /**
+   * How long `exclusive` waits for another process or connection holding the store's lock
+   * before rejecting with `StorageError` `STORAGE_BUSY`, in ms. Default 30,000.
+   */
+  readonly lockTimeoutMs?: number;
 }
+
+/** Backoff between attempts at a busy lock file: 1 ms doubling to 16 ms. */
+const LOCK_RETRY_MIN_MS = 1;
+const LOCK_RETRY_MAX_MS = 16;
 
 /** The schema version this adapter writes (`PRAGMA user_version`). */
 export const SQLITE_SCHEMA_VERSION = 1;
@@ -85,6 +105,36 @@ export function createSqliteStorage(options: SqliteStorageOptions): StorageAdapt
   });
   let closed = false;
 
+  // Invariant 11: in-process FIFO first, then the cross-process lock file (module docs).
+  const inProcess = createAsyncLock();
+  const lockTimeoutMs = Math.max(0, Math.floor(options.lockTimeoutMs ?? 30_000));
+  let lockDb: Database.Database | undefined;
+  const lockFile = (): Database.Database | undefined => {
+    if (options.path === ':memory:' || options.path.startsWith('file::memory:')) return undefined; // private: nobody to exclude
+    if (lockDb === undefined) {
+      lockDb = new Database(`${options.path}-lock`);
+      lockDb.pragma('busy_timeout = 0');
+    }
+    return lockDb;
+  };
+  const acquireFile = async (file: Database.Database): Promise<void> => {
+    const started = Date.now();
+    for (let delay = LOCK_RETRY_MIN_MS; ; delay = Math.min(delay * 2, LOCK_RETRY_MAX_MS)) {
+      try {
+        file.exec('BEGIN EXCLUSIVE');
+        return;
+      } catch (e) {
+        if ((e as { code?: unknown }).code !== 'SQLITE_BUSY') throw e;
+      }
+      const waitedMs = Date.now() - started;
+      if (waitedMs >= lockTimeoutMs) {
+        throw new StorageError('STORAGE_BUSY', { message: 'the store is locked by another process or connection', details: { operation: 'exclusive', waitedMs } });
+      }
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      ensureOpen();
+    }
+  };
+
   const failed = (operation: string, cause: unknown): StorageError<'STORAGE_FAILED'> =>
     new StorageError('STORAGE_FAILED', { message: `SQLite ${operation} failed`, details: { operation }, cause });
   const ensureOpen = (): void => {
@@ -132,10 +182,33 @@ export function createSqliteStorage(options: SqliteStorageOptions): StorageAdapt
       }
     },
 
+    async exclusive<T>(fn: () => Promise<T>): Promise<T> {
+      ensureOpen();
+      return inProcess(async () => {
+        ensureOpen();
+        let file: Database.Database | undefined;
+        try {
+          file = lockFile();
+          if (file !== undefined) await acquireFile(file);
+        } catch (e) {
+          if (e instanceof StorageError || e instanceof UsageError) throw e;
+          throw failed('exclusive', e);
+        }
+        try {
+          return await fn();
+        } finally {
+          // Closing the connection (below) would release it too; a failed COMMIT cannot
+          // leave it held, since the lock file has no data to commit.
+          if (file !== undefined && file.open && file.inTransaction) file.exec('COMMIT');
+        }
+      });
+    },
+
     async close(): Promise<void> {
       if (closed) return;
       closed = true;
       db.close();
+      lockDb?.close();
     },
   };
 }

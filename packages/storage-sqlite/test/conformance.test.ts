@@ -19,6 +19,13 @@ describeStorageConformance('sqlite', {
     paths.set(storage, path);
     return storage;
   },
+  async openShared(first) {
+    // A second connection to the same file: to SQLite and its locks, another process.
+    const path = paths.get(first)!;
+    const storage = createSqliteStorage({ path });
+    paths.set(storage, path);
+    return storage;
+  },
   async reopen(previous) {
     const path = paths.get(previous)!;
     await previous.close();

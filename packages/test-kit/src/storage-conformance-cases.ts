@@ -28,6 +28,8 @@ export interface StorageCaseContext {
   open(): Promise<StorageAdapter>;
   /** Closes `previous` and reopens the same backend (`factory.reopen()`). */
   reopen(previous: StorageAdapter): Promise<StorageAdapter>;
+  /** A second adapter over the same backend as `first`, which stays open (`factory.openShared()`). */
+  openShared(first: StorageAdapter): Promise<StorageAdapter>;
 }
 
 /** @internal One conformance case. */
@@ -37,6 +39,10 @@ export interface StorageConformanceCase {
   readonly name: string;
   /** Runs only when the factory can reopen (persistent adapters). */
   readonly needsReopen?: boolean;
+  /** Runs only when the adapter has `exclusive` (invariant 11). */
+  readonly needsExclusive?: boolean;
+  /** Runs only when the factory can open a second adapter over one backend. */
+  readonly needsShared?: boolean;
   run(ctx: StorageCaseContext): Promise<void>;
 }
 
@@ -899,4 +905,101 @@ export const storageConformanceCases: readonly StorageConformanceCase[] = [
       entries.forEach((entry, i) => expectBytesEqual(entry.value, bytes(i), `entry ${i}`));
     },
   },
+  // --- 11. exclusive lock --------------------------------------------------------------
+  {
+    invariant: 11,
+    needsExclusive: true,
+    name: 'exclusive returns what fn resolves, rejects with what fn throws, and releases the lock either way',
+    async run({ open }) {
+      const storage = await open();
+      const exclusive = lockOf(storage);
+      expect(await exclusive(async () => 42)).toBe(42);
+      const failure = new Error('fn failed');
+      await expect(exclusive(async () => Promise.reject(failure))).rejects.toBe(failure);
+      // Storage calls work inside the lock, and the lock is free again after a rejection.
+      const inside = await exclusive(async () => {
+        await storage.batch([put(['lock', 'inside'], bytes(7))]);
+        return storage.get(['lock', 'inside']);
+      });
+      expectBytesEqual(inside!, bytes(7), 'value written and read inside exclusive');
+    },
+  },
+  {
+    invariant: 11,
+    needsExclusive: true,
+    name: 'concurrent exclusive calls on one adapter never overlap, and every read-modify-write lands',
+    async run({ open }) {
+      const storage = await open();
+      await expectSerialisedCounter([storage, storage], 'one adapter');
+    },
+  },
+  {
+    invariant: 11,
+    needsExclusive: true,
+    needsShared: true,
+    name: 'exclusive calls through two adapters over the same backend never overlap, and every read-modify-write lands',
+    async run({ open, openShared }) {
+      const first = await open();
+      const second = await openShared(first);
+      await expectSerialisedCounter([first, second], 'two adapters on one backend');
+    },
+  },
+  {
+    invariant: 11,
+    needsExclusive: true,
+    name: 'exclusive after close rejects with a UsageError CLOSED, and does not run fn',
+    async run({ open }) {
+      const storage = await open();
+      const exclusive = lockOf(storage);
+      await storage.close();
+      let ran = false;
+      await expectUsageRejection(
+        'exclusive after close',
+        () =>
+          exclusive(async () => {
+            ran = true;
+          }),
+        'CLOSED',
+      );
+      expect(ran, 'fn ran after close').toBe(false);
+    },
+  },
 ];
+
+function lockOf(storage: StorageAdapter): <T>(fn: () => Promise<T>) => Promise<T> {
+  const exclusive = storage.exclusive;
+  if (exclusive === undefined) {
+    throw new Error('the adapter has no exclusive(): implement invariant 11, or declare `exclusive: false` in the factory');
+  }
+  return <T>(fn: () => Promise<T>): Promise<T> => exclusive.call(storage, fn) as Promise<T>;
+}
+
+/**
+ * Runs read-modify-write increments of one counter under `exclusive` through each adapter
+ * in turn, all at once, with an await between the read and the write (where a missing
+ * lock lets another caller in). Every increment must land and no two may overlap.
+ */
+async function expectSerialisedCounter(adapters: readonly StorageAdapter[], what: string): Promise<void> {
+  const perAdapter = 10;
+  const key = ['lock', 'counter'];
+  let inside = 0;
+  let maxInside = 0;
+  const increment = (storage: StorageAdapter) =>
+    lockOf(storage)(async () => {
+      inside++;
+      maxInside = Math.max(maxInside, inside);
+      try {
+        const current = (await storage.get(key))?.[0] ?? 0;
+        await storage.get(['lock', 'spacer']); // one more round trip between read and write
+        await storage.batch([put(key, bytes(current + 1))]);
+      } finally {
+        inside--;
+      }
+    });
+  const calls: Promise<void>[] = [];
+  for (let i = 0; i < perAdapter; i++) for (const storage of adapters) calls.push(increment(storage));
+  await Promise.all(calls);
+  expect(maxInside, `${what}: most exclusive sections running at once`).toBe(1);
+  const final = await (adapters[0] as StorageAdapter).get(key);
+  expect(final?.[0], `${what}: counter after ${calls.length} locked increments`).toBe(calls.length);
+}

@@ -45,6 +45,17 @@ export interface StorageConformanceFactory {
    * reported as skipped.
    */
   reopen?(previous: StorageAdapter): Promise<StorageAdapter>;
+  /**
+   * A second adapter over the same backend as `first`, which stays open: another tab or
+   * process sharing the store. Without it, the cross-instance lock case (invariant 11) is
+   * reported as skipped.
+   */
+  openShared?(first: StorageAdapter): Promise<StorageAdapter>;
+  /**
+   * `false` declares that the adapter has no `exclusive` lock (invariant 11 is optional);
+   * its cases are then reported as skipped. Otherwise they run, and fail if it is missing.
+   */
+  readonly exclusive?: boolean;
   /** Releases whatever `create()` allocated (files, databases), after each case. */
   teardown?(): Promise<void>;
 }
@@ -61,6 +72,7 @@ const INVARIANT_TITLES: Readonly<Record<number, string>> = {
   8: '8. durability',
   9: '9. close',
   10: '10. concurrency',
+  11: '11. exclusive lock',
 };
 
 /** Generous: real backends (IndexedDB, SQLite) are slower than memory on the 4 MiB and 10,000-op cases. */
@@ -86,6 +98,12 @@ export async function runStorageConformanceCase(
     async reopen(previous) {
       if (factory.reopen === undefined) throw new Error('this factory cannot reopen: the case should have been skipped');
       const storage = await factory.reopen(previous);
+      opened.push(storage);
+      return storage;
+    },
+    async openShared(first) {
+      if (factory.openShared === undefined) throw new Error('this factory cannot open a shared adapter: the case should have been skipped');
+      const storage = await factory.openShared(first);
       opened.push(storage);
       return storage;
     },
@@ -130,7 +148,10 @@ export async function runStorageConformanceCase(
  *   order, 10,000-operation batches, 1 MiB and 4 MiB values, empty values;
  * - durability across `reopen` (skipped, visibly, when the factory has none);
  * - idempotent `close`, and `CLOSED` rejections (not synchronous throws) afterwards;
- * - concurrent readers never seeing half a batch, concurrent writers never losing one.
+ * - concurrent readers never seeing half a batch, concurrent writers never losing one;
+ * - the exclusive lock: results and errors passed through, released after a throw, no two
+ *   sections overlapping on one adapter or on two adapters sharing a backend
+ *   (`openShared`), `CLOSED` after close.
  *
  * The cases wait on promises only, never on timers. Call it once per adapter package, at
  * the top level of a test file.
@@ -157,8 +178,16 @@ export function describeStorageConformance(name: string, factory: StorageConform
     for (const invariant of invariants) {
       describe(INVARIANT_TITLES[invariant] ?? `invariant ${invariant}`, () => {
         for (const testCase of storageConformanceCases.filter((c) => c.invariant === invariant)) {
-          const canRun = !testCase.needsReopen || factory.reopen !== undefined;
-          const title = canRun ? testCase.name : `${testCase.name} (skipped: the factory has no reopen)`;
+          const missing =
+            testCase.needsReopen === true && factory.reopen === undefined
+              ? 'the factory has no reopen'
+              : testCase.needsExclusive === true && factory.exclusive === false
+                ? 'the adapter has no exclusive lock'
+                : testCase.needsShared === true && factory.openShared === undefined
+                  ? 'the factory has no openShared'
+                  : undefined;
+          const canRun = missing === undefined;
+          const title = canRun ? testCase.name : `${testCase.name} (skipped: ${missing})`;
           it.skipIf(!canRun)(title, { timeout: CASE_TIMEOUT_MS }, () => runStorageConformanceCase(testCase, factory));
         }
       });

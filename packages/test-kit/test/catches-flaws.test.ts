@@ -27,6 +27,9 @@ const EXPECTED: ReadonlyArray<readonly [keyof Flaws, readonly string[]]> = [
   ['forgetOnReopen', ['survives close and reopen']],
   ['truncateLarge', ['1 MiB values are stored exactly', 'maxValueBytes']],
   ['transferInput', ['neither mutates nor detaches']],
+  ['noLock', ['calls on one adapter never overlap', 'through two adapters over the same backend']],
+  ['lockPerInstance', ['through two adapters over the same backend']],
+  ['lockIgnoresClose', ['exclusive after close']],
 ];
 
 describe('the storage conformance suite catches naive adapters', () => {

@@ -11,6 +11,8 @@ import {
   keyHasPrefix,
   STORAGE_SPECIFICATION_VERSION,
   UsageError,
+  createAsyncLock,
+  type AsyncLock,
   type StorageAdapter,
   type StorageEntry,
   type StorageKey,
@@ -60,6 +62,12 @@ export interface Flaws {
   truncateLarge?: boolean;
   /** Detaches the caller's buffer (transfers it). */
   transferInput?: boolean;
+  /** `exclusive` just runs `fn`: no lock at all. */
+  noLock?: boolean;
+  /** `exclusive` locks per adapter instance, not per backend (another tab is not excluded). */
+  lockPerInstance?: boolean;
+  /** `exclusive` runs `fn` after close. */
+  lockIgnoresClose?: boolean;
 }
 
 type Store = Map<string, { key: StorageKey; value: Uint8Array }>;
@@ -78,8 +86,12 @@ function codePointCompare(a: StorageKey, b: StorageKey): number {
   return a.length - b.length;
 }
 
+const storeLocks = new WeakMap<Store, AsyncLock>();
+
 export function createFlawedStorage(flaws: Flaws = {}, store: Store = new Map()): StorageAdapter {
   let closed = false;
+  if (!storeLocks.has(store)) storeLocks.set(store, createAsyncLock());
+  const lock = flaws.lockPerInstance ? createAsyncLock() : (storeLocks.get(store) as AsyncLock);
   const id = (key: StorageKey) => (flaws.joinKeys ? key.join('/') : JSON.stringify(key));
   const copyIn = (v: Uint8Array): Uint8Array => {
     if (flaws.noCopyIn) return v;
@@ -166,6 +178,10 @@ export function createFlawedStorage(flaws: Flaws = {}, store: Store = new Map())
         if (flaws.yieldBetweenOps) await tick();
       }
     },
+    async exclusive<T>(fn: () => Promise<T>): Promise<T> {
+      if (!flaws.lockIgnoresClose) checkOpen();
+      return flaws.noLock ? fn() : lock(fn);
+    },
     async close() {
       if (closed && flaws.closeTwiceFails) throw new Error('already closed');
       closed = true;
@@ -184,6 +200,9 @@ export function flawedFactory(flaws: Flaws = {}) {
   return {
     async create() {
       return open(new Map());
+    },
+    async openShared(first: StorageAdapter) {
+      return open(stores.get(first) as Store);
     },
     async reopen(previous: StorageAdapter) {
       await previous.close();

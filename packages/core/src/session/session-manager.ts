@@ -808,24 +808,39 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     (...args: A): Promise<R> =>
       queue.run(() => fn(...args));
 
+  /**
+   * For operations that change state (a ratchet step, a consumed prekey, a trust change):
+   * in this manager's queue, then inside the storage's exclusive lock when it has one
+   * (storage contract invariant 11), so two tabs or processes sharing the store never both
+   * read one session state and write two successors (SECURITY.md D26; docs/protocol.md
+   * §7.1). Nothing cached survives another writer: session records are re-read and
+   * compared byte for byte on every load (`loadSessions`), and the identity never changes
+   * once created.
+   */
+  const exclusive = storage.exclusive?.bind(storage);
+  const locked =
+    <A extends unknown[], R>(fn: (...args: A) => Promise<R>) =>
+    (...args: A): Promise<R> =>
+      queue.run(() => (exclusive === undefined ? fn(...args) : exclusive(() => fn(...args))));
+
   return {
     crypto,
-    createIdentity: serial(createIdentity),
+    createIdentity: locked(createIdentity),
     certificate: serial(async () => (await identity()).certificate),
-    generatePrekeys: serial(generatePrekeys),
-    processBundle: serial(processBundle),
+    generatePrekeys: locked(generatePrekeys),
+    processBundle: locked(processBundle),
     hasSession: serial(async (peer: Address) => (await loadSessions(peer)) !== undefined),
     devices: serial(async (userId: string) => {
       const user = toUserId(userId);
       const entries = await storage.range(storageKeys.sessionsOf(user), { limit: 10_000 });
       return entries.map((e) => ({ userId: user, deviceId: toDeviceId(e.key[2] as string) }));
     }),
-    encrypt: serial(encrypt),
-    decrypt: serial(decrypt),
+    encrypt: locked(encrypt),
+    decrypt: locked(decrypt),
     trust: serial(async (userId: string) => loadTrust(userId)),
-    acceptIdentity: serial(acceptIdentity),
-    rejectIdentity: serial(rejectIdentity),
-    setVerified: serial(async (userId: string, verified: boolean) => {
+    acceptIdentity: locked(acceptIdentity),
+    rejectIdentity: locked(rejectIdentity),
+    setVerified: locked(async (userId: string, verified: boolean) => {
       const t = await loadTrust(userId);
       if (!t) throw new UsageError('NOT_INITIALIZED', { message: 'no key known for this contact', details: { what: 'contact key' } });
       await commit([putTrust(userId, { ...t, verified })]);

@@ -1,13 +1,35 @@
 /**
  * The HTTP long-polling transport (docs/relay-protocol.md §1): every request is one
- * `POST /v1/rpc` carrying a relay frame; a FETCH long poll waits for mail. Works with
- * any `fetch` (browsers, Node, workers).
+ * `POST /v1/rpc` carrying a relay frame and answered by one; a FETCH long poll waits for
+ * mail. Works with any `fetch` (browsers, Node, workers).
  *
- * Transient failures (network errors, 5xx, a 401 after the relay restarted, 429 with
- * Retry-After) are retried with capped exponential backoff and full jitter, so `send`
- * resolves only once the relay stored the messages. The relay may then hold a message
- * twice (when an answer was lost and the request retried): delivery is at-least-once by
- * contract, and the ratchet recognises the copy.
+ * - **Connect** (transport.ts invariant 1): `GET /v1/hello`, then AUTH (the device's
+ *   signature over the relay id and challenge, §2) → AUTH_OK with a session token, sent
+ *   as `Authorization: Bearer` on every later request. A refusal rejects `connect` and the
+ *   state returns to `idle`; an unreachable relay, and UNAUTHENTICATED (see `connect`),
+ *   are tried four times first.
+ * - **Drops** (invariant 3): a network error, a timeout, a 5xx or an UNAVAILABLE answer
+ *   moves the state to `reconnecting` and the request is retried with capped exponential
+ *   backoff and full jitter; a 401 (or UNAUTHENTICATED: the token expired, or the relay
+ *   restarted) authenticates again and retries. So `send` resolves only once the relay
+ *   stored the messages; a lost answer means the retry stores them twice (at-least-once:
+ *   the ratchet recognises the copy).
+ * - **429**: a relay RATE_LIMITED refusal of `send`, `publishPrekeys` or `fetchBundles`
+ *   rejects with `RATE_LIMITED` and its `retryAfterMs` (the larger of the frame's and the
+ *   `Retry-After` header's), as on every transport; the caller decides. A 429 without a
+ *   relay frame (a proxy's limit), and any 429 to the transport's own requests (FETCH,
+ *   ACK, HELLO, AUTH), waits `Retry-After` and retries.
+ * - **Polling** (invariant 2): one FETCH at a time (`pollWaitMs`) while connected; it also
+ *   notices a relay that went away, and brings PREKEYS_LOW (the relay's answer to a FETCH
+ *   when it has one). Messages are handed to the handler one at a time and acknowledged
+ *   (one ACK per batch) after it resolved, before the next FETCH. The relay answers a
+ *   FETCH at once while unacknowledged mail waits, so a batch left partly
+ *   unacknowledged (the handler threw, or none is registered) backs off before the next
+ *   FETCH, which delivers those messages again; registering a handler ends that wait.
+ * - **Bounds** (invariant 4): message frames over `maxFrameSize` reject with
+ *   `FRAME_TOO_LARGE` before anything is sent; one `send` is split into SEND requests that
+ *   each fit the relay's 2 MiB frame and 1,000 recipients; at most `maxPending` requests
+ *   wait.
  *
  * @module
  */
@@ -16,146 +38,303 @@ import {
   TRANSPORT_SPECIFICATION_VERSION,
   TransportCore,
   TransportError,
+  UsageError,
   backoffDelay,
+  isDeadboltError,
   decodeRelayFrame,
   encodeRelayFrame,
   prepareOutbound,
   relayError,
   transportClosed,
   type BackoffOptions,
+  type FrameHandler,
   type OutboundMessage,
   type RelayFrame,
   type TransportAdapter,
   type TransportAuth,
+  type TransportNotice,
+  type TransportState,
 } from '@deadbolt/spec';
 
-/** Options of {@link createHttpPollingTransport}. */
+/** Timer functions (injectable for tests). */
+export interface HttpPollingTransportTimers {
+  setTimeout(callback: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+/**
+ * Options of {@link createHttpPollingTransport}.
+ *
+ * @example
+ * ```ts
+ * const options: HttpPollingTransportOptions = { url: 'https://relay.example', relayId: 'relay.example', pollWaitMs: 25_000 };
+ * ```
+ */
 export interface HttpPollingTransportOptions {
   /** The relay's base URL, for example `https://relay.example`. */
   readonly url: string;
   /** The fetch function; defaults to `globalThis.fetch`. */
   readonly fetch?: typeof globalThis.fetch;
+  /**
+   * The relay id this device expects (docs/relay-protocol.md §2). When set, a HELLO naming
+   * another relay is refused before anything is signed. Recommended in production.
+   */
+  readonly relayId?: string;
   /** How long the relay may hold a FETCH open. Default 25 s (at most 30 s). */
   readonly pollWaitMs?: number;
   /** A request unanswered this long is aborted and retried. Default 15 s (plus the poll wait for FETCH). */
   readonly requestTimeoutMs?: number;
   /** Retry backoff (default 100 ms doubling to 10 s, full jitter). */
   readonly backoff?: BackoffOptions;
-  /** Randomness for jitter (tests). */
+  /** Requests (`send` batches, prekey calls) waiting for the relay before more reject. Default 1,000. */
+  readonly maxPending?: number;
+  /** Randomness for jitter, uniform in [0, 1) (tests). */
   readonly random?: () => number;
+  /** Timer functions (tests). Default the global ones. */
+  readonly timers?: HttpPollingTransportTimers;
 }
 
-/** A failure worth retrying (the relay or network, not the request itself). */
+/** A failure a retry may fix. */
 class Transient extends Error {
   constructor(
-    readonly retryAfterMs: number | undefined,
-    readonly reauthenticate = false,
+    readonly kind: 'drop' | 'reauthenticate' | 'wait',
+    /** The session token the failed request carried. */
+    readonly token: string | undefined,
+    readonly retryAfterMs?: number,
   ) {
-    super('transient');
+    super(`transient: ${kind}`);
   }
+}
+
+/** What a request is, for retries and for mapping refusals. */
+interface CallOptions {
+  readonly operation: string;
+  /** The caller's own request (send, prekeys): a relay RATE_LIMITED rejects instead of waiting. */
+  readonly user: boolean;
+  readonly userId?: string;
+  readonly largestFrame?: number;
+  /** Extra time the relay may take (the FETCH wait). */
+  readonly waitMs?: number;
+}
+
+const ID_PATTERN = /^[A-Za-z0-9._@:+-]{1,64}$/;
+const CONNECT_TRIES = 4;
+const globalTimers: HttpPollingTransportTimers = {
+  setTimeout: (callback, ms) => globalThis.setTimeout(callback, ms),
+  clearTimeout: (handle) => globalThis.clearTimeout(handle as ReturnType<typeof globalThis.setTimeout>),
+};
+
+function invalid(field: string, expected: string): UsageError<'INVALID_ARGUMENT'> {
+  return new UsageError('INVALID_ARGUMENT', { message: `${field} must be ${expected}`, details: { field, expected } });
+}
+
+function failed(operation: string, message: string, cause?: unknown): TransportError<'TRANSPORT_FAILED'> {
+  return new TransportError('TRANSPORT_FAILED', { message: `${operation}: ${message}`, details: { operation }, cause });
+}
+
+function positive(value: unknown, field: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) throw invalid(field, 'a positive integer');
+  return value;
+}
+
+/** `Retry-After` in ms: delta-seconds or an HTTP date (RFC 9110 §10.2.3). */
+function retryAfterMs(header: string | null): number | undefined {
+  if (header === null || header.trim() === '') return undefined;
+  const seconds = Number(header);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const date = Date.parse(header);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
 }
 
 /**
- * Creates an HTTP long-polling transport.
+ * Checks and copies `send`'s messages (invariants 4 and 5) and splits them into SEND
+ * requests that each fit the relay frame (2 MiB) and the recipient limit (1,000).
+ * Everything is checked before anything is sent.
+ */
+export function prepareSendRequests(messages: readonly OutboundMessage[], maxFrameSize: number): OutboundMessage[][] {
+  if (!Array.isArray(messages)) throw invalid('messages', 'an array of { to, frame }');
+  messages.forEach((m: Partial<OutboundMessage> | null, i) => {
+    const to = m?.to as { userId?: unknown; deviceId?: unknown } | undefined;
+    if (typeof to?.userId !== 'string' || !ID_PATTERN.test(to.userId)) throw invalid(`messages[${i}].to.userId`, '1-64 characters of [A-Za-z0-9._@:+-]');
+    if (typeof to.deviceId !== 'string' || !ID_PATTERN.test(to.deviceId)) throw invalid(`messages[${i}].to.deviceId`, '1-64 characters of [A-Za-z0-9._@:+-]');
+  });
+  const chunks: OutboundMessage[][] = [];
+  for (let i = 0; i < Math.max(messages.length, 1); i += RELAY_LIMITS.maxRecipients) {
+    chunks.push(prepareOutbound(messages.slice(i, i + RELAY_LIMITS.maxRecipients), maxFrameSize));
+  }
+  // Relay frame: version, kind, requestId, count; per message two string8 ids and a bytes32.
+  const out: OutboundMessage[][] = [];
+  for (const chunk of chunks) {
+    let current: OutboundMessage[] = [];
+    let size = 8;
+    for (const m of chunk) {
+      const entry = 2 + m.to.userId.length + m.to.deviceId.length + 4 + m.frame.byteLength;
+      if (current.length > 0 && size + entry > RELAY_LIMITS.maxFrame) {
+        out.push(current);
+        current = [];
+        size = 8;
+      }
+      current.push(m);
+      size += entry;
+    }
+    out.push(current);
+  }
+  return out;
+}
+
+/** Wraps a listener so that its exception cannot break the transport; the platform reports it. */
+function isolated<T>(listener: (value: T) => void): (value: T) => void {
+  if (typeof listener !== 'function') throw invalid('listener', 'a function');
+  return (value) => {
+    try {
+      listener(value);
+    } catch (error) {
+      queueMicrotask(() => {
+        throw error;
+      });
+    }
+  };
+}
+
+/**
+ * Creates an HTTP long-polling transport. Nothing is requested before `connect`.
  *
  * @example
  * ```ts
- * const transport = createHttpPollingTransport({ url: 'http://127.0.0.1:8787' });
- * const client = await createClient({ userId: 'bob', deviceId: 'laptop', storage, transport });
+ * import { createHttpPollingTransport } from '@deadbolt/transport-http-polling';
+ *
+ * const transport = createHttpPollingTransport({ url: 'https://relay.example', relayId: 'relay.example' });
+ * transport.onFrame(async (frame) => { await handle(frame); }); // acknowledged after this resolves
+ * await transport.connect(auth);
+ * await transport.send([{ to: bob, frame: ciphertext }]); // resolves once the relay stored it
+ * await transport.close();
  * ```
  */
 export function createHttpPollingTransport(options: HttpPollingTransportOptions): TransportAdapter {
-  if (typeof options.url !== 'string' || !/^https?:\/\//.test(options.url)) {
-    throw new TransportError('TRANSPORT_FAILED', { message: 'url must be an http:// or https:// URL', details: { operation: 'create' } });
-  }
+  if (typeof options !== 'object' || options === null) throw invalid('options', 'an options object');
+  if (typeof options.url !== 'string' || !/^https?:\/\/[^/]/i.test(options.url)) throw invalid('url', 'an http:// or https:// URL');
   const base = options.url.replace(/\/+$/, '');
   const doFetch = options.fetch ?? globalThis.fetch?.bind(globalThis);
-  if (!doFetch) throw new TransportError('TRANSPORT_FAILED', { message: 'no fetch implementation: pass options.fetch', details: { operation: 'create' } });
-  const pollWaitMs = Math.min(options.pollWaitMs ?? 25_000, RELAY_LIMITS.maxWaitMs);
-  const requestTimeoutMs = options.requestTimeoutMs ?? 15_000;
+  if (typeof doFetch !== 'function') throw invalid('fetch', 'a fetch function (this platform has none)');
+  if (options.relayId !== undefined && (typeof options.relayId !== 'string' || options.relayId.length === 0)) throw invalid('relayId', 'a non-empty string');
+  const expectedRelayId = options.relayId;
+  const pollWaitMs = Math.min(positive(options.pollWaitMs, 'pollWaitMs', 25_000), RELAY_LIMITS.maxWaitMs);
+  const requestTimeoutMs = positive(options.requestTimeoutMs, 'requestTimeoutMs', 15_000);
+  const maxPending = positive(options.maxPending, 'maxPending', 1000);
   const random = options.random ?? Math.random;
+  const timers = options.timers ?? globalTimers;
+  const backoff = options.backoff;
+
   const core = new TransportCore(RELAY_LIMITS.maxMessage);
+  let relayMaxMessage = RELAY_LIMITS.maxMessage;
+  const maxFrameSize = (): number => Math.min(RELAY_LIMITS.maxMessage, relayMaxMessage);
   // A function, not a property read, so TypeScript does not narrow the state across awaits.
   const closed = (): boolean => core.state === 'closed';
-  const aborts = new Set<AbortController>();
+  /** Aborted by `close()`: ends every fetch and every wait. */
+  const lifetime = new AbortController();
   let auth: TransportAuth | undefined;
   let token: string | undefined;
   let authenticating: Promise<void> | undefined;
-  let nextId = 1;
-  let polling = false;
   let connecting: Promise<void> | undefined;
+  let nextId = 1;
+  let counted = 0;
+  let polling = false;
+  let handlerWaiters: (() => void)[] = [];
 
-  const sleep = (ms: number): Promise<void> =>
-    new Promise((resolve) => {
-      const c = new AbortController();
-      aborts.add(c);
-      const t = setTimeout(() => {
-        aborts.delete(c);
+  const takeId = (): number => {
+    const id = nextId;
+    nextId = nextId >= 0xffffffff ? 1 : nextId + 1;
+    return id;
+  };
+
+  /** Waits `ms`; resolves early (and the caller sees `closed()`) on close. */
+  function sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      if (lifetime.signal.aborted) return resolve();
+      const done = (): void => {
+        lifetime.signal.removeEventListener('abort', done);
+        timers.clearTimeout(timer);
         resolve();
-      }, ms);
-      c.signal.addEventListener('abort', () => {
-        clearTimeout(t);
-        resolve();
-      });
+      };
+      const timer = timers.setTimeout(done, ms);
+      lifetime.signal.addEventListener('abort', done);
     });
+  }
 
-  /** One HTTP exchange. Throws `Transient` for what a retry may fix. */
-  async function exchange(path: string, frame: RelayFrame | undefined, waitMs = 0): Promise<RelayFrame> {
+  /** One HTTP exchange; throws `Transient` for what a retry may fix. */
+  async function exchange(path: string, frame: RelayFrame | undefined, call: CallOptions): Promise<RelayFrame> {
     if (closed()) throw transportClosed();
     const controller = new AbortController();
-    aborts.add(controller);
-    const timer = setTimeout(() => controller.abort(), requestTimeoutMs + waitMs);
+    const onClose = (): void => controller.abort();
+    lifetime.signal.addEventListener('abort', onClose);
+    const timer = timers.setTimeout(() => controller.abort(), requestTimeoutMs + (call.waitMs ?? 0));
+    const sentToken = frame !== undefined && frame.kind !== 'auth' ? token : undefined;
     try {
-      const headers: Record<string, string> = { 'content-type': 'application/octet-stream' };
-      if (token && frame?.kind !== 'auth') headers.authorization = `Bearer ${token}`;
+      const headers: Record<string, string> = {};
+      let body: Uint8Array<ArrayBuffer> | undefined;
+      if (frame !== undefined) {
+        headers['content-type'] = 'application/octet-stream';
+        if (frame.kind !== 'auth' && token !== undefined) headers.authorization = `Bearer ${token}`;
+        body = encodeRelayFrame(takeId(), frame) as Uint8Array<ArrayBuffer>;
+      }
       let res: Response;
       try {
-        res = await doFetch(`${base}${path}`, {
-          method: frame ? 'POST' : 'GET',
-          headers,
-          ...(frame ? { body: encodeRelayFrame(nextId++ % 0xfffffffe || 1, frame) as BodyInit } : {}),
-          signal: controller.signal,
-        });
+        res = await doFetch(`${base}${path}`, { method: frame ? 'POST' : 'GET', headers, ...(body ? { body } : {}), signal: controller.signal });
+      } catch (e) {
+        if (closed()) throw transportClosed();
+        throw new Transient('drop', sentToken); // network error or timeout
+      }
+      let bytes: Uint8Array;
+      try {
+        const declared = Number(res.headers.get('content-length') ?? '0');
+        if (declared > RELAY_LIMITS.maxFrame) throw new Error('answer over the relay frame limit');
+        bytes = new Uint8Array(await res.arrayBuffer());
       } catch {
         if (closed()) throw transportClosed();
-        throw new Transient(undefined);
+        throw new Transient('drop', sentToken); // the answer was cut off
       }
-      const body = new Uint8Array(await res.arrayBuffer().catch(() => new ArrayBuffer(0)));
-      if (res.status === 401) throw new Transient(undefined, true);
-      if (res.status === 429) {
-        const after = Number(res.headers.get('retry-after'));
-        throw new Transient(Number.isFinite(after) && after >= 0 ? after * 1000 : undefined);
-      }
-      if (res.status >= 500 || res.status === 408) throw new Transient(undefined);
-      let decoded: RelayFrame;
+      let answer: RelayFrame | undefined;
       try {
-        decoded = decodeRelayFrame(body).frame;
+        answer = decodeRelayFrame(bytes).frame;
       } catch {
-        throw new TransportError('TRANSPORT_FAILED', { message: `undecodable answer (HTTP ${res.status})`, details: { operation: path } });
+        answer = undefined;
       }
-      if (decoded.kind === 'error' && decoded.code === 'UNAUTHENTICATED' && frame?.kind !== 'auth') throw new Transient(undefined, true);
-      if (decoded.kind === 'error' && decoded.code === 'UNAVAILABLE') throw new Transient(decoded.retryAfterMs || undefined);
-      return decoded;
+      const relayRefusal = answer?.kind === 'error' ? answer : undefined;
+      if (res.status === 401) throw new Transient('reauthenticate', sentToken);
+      if (res.status === 429) {
+        const header = retryAfterMs(res.headers.get('retry-after'));
+        if (relayRefusal?.code === 'RATE_LIMITED' && call.user) {
+          throw new TransportError('RATE_LIMITED', {
+            message: `${call.operation}: the relay asks to slow down (${relayRefusal.message})`,
+            details: { retryAfterMs: Math.max(relayRefusal.retryAfterMs, header ?? 0) },
+          });
+        }
+        throw new Transient('wait', sentToken, Math.max(header ?? 0, relayRefusal?.retryAfterMs ?? 0));
+      }
+      if (res.status === 413) {
+        throw new TransportError('FRAME_TOO_LARGE', {
+          message: `${call.operation}: the relay refused a request of ${body?.byteLength ?? 0} bytes as too large`,
+          details: { size: call.largestFrame ?? body?.byteLength ?? 0, max: call.largestFrame !== undefined ? maxFrameSize() : RELAY_LIMITS.maxFrame },
+        });
+      }
+      if (res.status >= 500 || res.status === 408) throw new Transient('drop', sentToken);
+      if (answer === undefined) throw failed(call.operation, `the relay's answer (HTTP ${res.status}) did not decode`);
+      if (relayRefusal?.code === 'UNAUTHENTICATED' && frame?.kind !== 'auth') throw new Transient('reauthenticate', sentToken);
+      if (relayRefusal?.code === 'UNAVAILABLE') throw new Transient('drop', sentToken);
+      if (relayRefusal?.code === 'RATE_LIMITED' && !call.user) throw new Transient('wait', sentToken, relayRefusal.retryAfterMs);
+      return answer;
     } finally {
-      clearTimeout(timer);
-      aborts.delete(controller);
+      timers.clearTimeout(timer);
+      lifetime.signal.removeEventListener('abort', onClose);
     }
   }
 
-  /** HELLO then AUTH; sets the session token. Refusals throw the relay's typed error. */
+  /** HELLO then AUTH; sets the session token. A refusal throws the relay's typed error. */
   function authenticate(): Promise<void> {
     authenticating ??= (async () => {
       try {
-        const a = auth;
-        if (!a) throw new TransportError('TRANSPORT_FAILED', { message: 'not connected', details: { operation: 'authenticate' } });
-        const hello = await exchange('/v1/hello', undefined);
-        if (hello.kind !== 'hello') throw new TransportError('TRANSPORT_FAILED', { message: 'unexpected answer to hello', details: { operation: 'hello' } });
-        const signature = await a.sign(hello.relayId, hello.challenge);
-        token = undefined;
-        const ok = await exchange('/v1/rpc', { kind: 'auth', certificate: a.certificate, signature, challenge: hello.challenge, token: a.token ?? '' });
-        if (ok.kind === 'error') throw relayError(ok);
-        if (ok.kind !== 'auth-ok') throw new TransportError('TRANSPORT_FAILED', { message: 'unexpected answer to auth', details: { operation: 'auth' } });
-        token = ok.sessionToken;
+        await authenticateOnce();
       } finally {
         authenticating = undefined;
       }
@@ -163,69 +342,170 @@ export function createHttpPollingTransport(options: HttpPollingTransportOptions)
     return authenticating;
   }
 
-  /** A request with retries for transient failures; resolves with the relay's answer. */
-  async function call(frame: RelayFrame, userId?: string, waitMs = 0): Promise<RelayFrame> {
+  async function authenticateOnce(): Promise<void> {
+    const credentials = auth;
+    if (credentials === undefined) throw failed('connect', 'not connected: call connect() first');
+    const hello = await exchange('/v1/hello', undefined, { operation: 'connect', user: false });
+    if (hello.kind === 'error') throw relayError(hello);
+    if (hello.kind !== 'hello') throw failed('connect', `expected HELLO, got ${hello.kind}`);
+    if (expectedRelayId !== undefined && hello.relayId !== expectedRelayId) {
+      throw failed('connect', `the relay calls itself ${JSON.stringify(hello.relayId)}, expected ${JSON.stringify(expectedRelayId)}`);
+    }
+    const signature = await credentials.sign(hello.relayId, hello.challenge.slice());
+    if (!(signature instanceof Uint8Array) || signature.byteLength !== 64) throw invalid('auth.sign() result', 'a 64-byte Ed25519 signature');
+    token = undefined;
+    const ok = await exchange(
+      '/v1/rpc',
+      { kind: 'auth', certificate: credentials.certificate, signature, challenge: hello.challenge, token: credentials.token ?? '' },
+      { operation: 'connect', user: false },
+    );
+    if (ok.kind === 'error') throw relayError(ok);
+    if (ok.kind !== 'auth-ok') throw failed('connect', `expected AUTH_OK, got ${ok.kind}`);
+    relayMaxMessage = Math.max(1, Math.min(RELAY_LIMITS.maxMessage, hello.maxMessage));
+    token = ok.sessionToken;
+  }
+
+  /** A request, retried through transient failures; resolves with the relay's answer. */
+  async function call(frame: RelayFrame, opts: CallOptions): Promise<RelayFrame> {
+    let reauthentications = 0;
     for (let attempt = 0; ; attempt++) {
       if (closed()) throw transportClosed();
       try {
-        if (!token) {
+        if (token === undefined) {
           await authenticate();
-          // The relay answered and accepted us: connected again, even while the next
-          // exchange is a long poll that may take its full wait.
+          // The relay accepted this device again: connected, even while the request that
+          // follows is a long poll that may take its full wait.
           if (core.state === 'reconnecting') core.setState('connected');
         }
-        const answer = await exchange('/v1/rpc', frame, waitMs);
+        const answer = await exchange('/v1/rpc', frame, opts);
         if (core.state === 'reconnecting') core.setState('connected');
-        if (answer.kind === 'error') throw relayError(answer, userId);
+        if (answer.kind === 'error') {
+          if (answer.code === 'TOO_LARGE') {
+            throw new TransportError('FRAME_TOO_LARGE', {
+              message: `${opts.operation}: the relay refused an oversize frame (${answer.message})`,
+              details: { size: opts.largestFrame ?? 0, max: maxFrameSize() },
+            });
+          }
+          throw relayError(answer, opts.userId);
+        }
         return answer;
       } catch (e) {
-        if (!(e instanceof Transient)) throw e;
-        if (e.reauthenticate) token = undefined;
-        if (core.state === 'connected') core.setState('reconnecting');
-        await sleep(e.retryAfterMs ?? backoffDelay(attempt, options.backoff, random));
+        if (closed()) throw transportClosed();
+        if (!(e instanceof Transient)) {
+          // A refusal of the re-authentication itself (the relay lost or revoked this
+          // device) is not the caller's request failing: keep trying, with backoff.
+          if (token !== undefined || opts.operation === 'connect') throw e;
+          if (core.state === 'connected') core.setState('reconnecting');
+          await sleep(backoffDelay(attempt, backoff, random));
+          continue;
+        }
+        // A lost session (the token expired, or the relay restarted) is a reconnection too:
+        // the state says so until the relay accepted this device again.
+        if (e.kind !== 'wait' && core.state === 'connected') core.setState('reconnecting');
+        // Reconnecting means authenticating again: it proves the relay is back (a retried
+        // long poll would not answer for its whole wait) and renews a session the relay
+        // may have lost. Only the session the failed request used is dropped, so many
+        // requests failing together authenticate once.
+        if (e.kind !== 'wait' && e.token !== undefined && e.token === token) token = undefined;
+        // One immediate re-authentication after a 401; repeated ones back off.
+        if (e.kind === 'reauthenticate' && reauthentications++ === 0) continue;
+        const delay = backoffDelay(attempt, backoff, random);
+        await sleep(e.kind === 'wait' ? Math.max(e.retryAfterMs ?? 0, delay) : delay);
       }
     }
+  }
+
+  /** Waits `ms` between polls; a handler being registered ends the wait early. */
+  async function pause(ms: number): Promise<void> {
+    let wake: (() => void) | undefined;
+    const registered = new Promise<void>((resolve) => handlerWaiters.push((wake = resolve)));
+    await Promise.race([sleep(ms), registered]);
+    handlerWaiters = handlerWaiters.filter((w) => w !== wake);
   }
 
   async function pollLoop(): Promise<void> {
     if (polling) return;
     polling = true;
+    let failures = 0;
     try {
       while (!closed()) {
         let answer: RelayFrame;
         try {
-          answer = await call({ kind: 'fetch', waitMs: pollWaitMs, max: RELAY_LIMITS.maxDeliver }, undefined, pollWaitMs);
-        } catch (e) {
+          answer = await call({ kind: 'fetch', waitMs: pollWaitMs, max: RELAY_LIMITS.maxDeliver }, { operation: 'fetch', user: false, waitMs: pollWaitMs });
+        } catch {
           if (closed()) return;
-          // A non-transient refusal (for example the device was removed): back off and try again.
-          await sleep(backoffDelay(5, options.backoff, random));
-          void e;
+          // A refusal of FETCH itself (for example the device was removed): try again later.
+          await sleep(backoffDelay(failures++, backoff, random));
           continue;
         }
-        if (answer.kind === 'deliver' && answer.messages.length > 0) {
-          await core.deliver(answer.messages, async (ids) => {
-            for (let i = 0; i < ids.length; i += RELAY_LIMITS.maxAck) await call({ kind: 'ack', ids: ids.slice(i, i + RELAY_LIMITS.maxAck) });
-          });
-        } else if (answer.kind === 'prekeys-low') {
+        if (answer.kind === 'prekeys-low') {
           core.notice({ type: 'prekeys-low', oneTimePrekeys: answer.oneTimePrekeys, pqPrekeys: answer.pqPrekeys });
+          continue;
         }
+        if (answer.kind !== 'deliver' || answer.messages.length === 0) {
+          failures = 0;
+          continue;
+        }
+        let acknowledged = 0;
+        await core.deliver(answer.messages, async (ids) => {
+          for (let i = 0; i < ids.length; i += RELAY_LIMITS.maxAck) {
+            await call({ kind: 'ack', ids: ids.slice(i, i + RELAY_LIMITS.maxAck) }, { operation: 'ack', user: false });
+          }
+          acknowledged = ids.length;
+        });
+        // The next FETCH answers at once with whatever is still unacknowledged: after a
+        // handler failure, or with no handler, wait first, longer each time (a handler
+        // registered meanwhile ends the wait).
+        if (acknowledged < answer.messages.length) await pause(backoffDelay(failures++, backoff, random));
+        else failures = 0;
       }
     } finally {
       polling = false;
     }
   }
 
+  function admit(operation: string, requests: number): void {
+    if (core.state === 'idle') throw failed(operation, 'not connected: call connect() first');
+    if (counted + requests > maxPending) throw failed(operation, `too many requests waiting for the relay (at most ${maxPending})`);
+  }
+
+  /** A request of the caller's, counted against `maxPending` while it waits. */
+  async function userCall(frame: RelayFrame, opts: CallOptions): Promise<RelayFrame> {
+    counted++;
+    try {
+      return await call(frame, opts);
+    } finally {
+      counted--;
+    }
+  }
+
   return {
     specificationVersion: TRANSPORT_SPECIFICATION_VERSION,
-    maxFrameSize: RELAY_LIMITS.maxMessage,
+    get maxFrameSize() {
+      return maxFrameSize();
+    },
     get state() {
       return core.state;
     },
+
     connect(credentials: TransportAuth): Promise<void> {
       if (closed()) return Promise.reject(transportClosed());
       if (core.state === 'connected' || core.state === 'reconnecting') return Promise.resolve();
       if (connecting) return connecting;
-      auth = credentials;
+      if (
+        typeof credentials !== 'object' ||
+        credentials === null ||
+        !(credentials.certificate instanceof Uint8Array) ||
+        typeof credentials.sign !== 'function' ||
+        (credentials.token !== undefined && typeof credentials.token !== 'string')
+      ) {
+        return Promise.reject(invalid('auth', '{ certificate: Uint8Array, sign(relayId, challenge), token?: string }'));
+      }
+      auth = {
+        certificate: credentials.certificate.slice(),
+        sign: (relayId, challenge) => credentials.sign(relayId, challenge),
+        ...(credentials.token !== undefined ? { token: credentials.token } : {}),
+      };
       core.setState('connecting');
       connecting = (async () => {
         for (let attempt = 0; ; attempt++) {
@@ -233,47 +513,90 @@ export function createHttpPollingTransport(options: HttpPollingTransportOptions)
             await authenticate();
             return;
           } catch (e) {
-            // A refusal fails connect; an unreachable relay is retried a few times first.
-            if (!(e instanceof Transient) || attempt >= 3) throw e instanceof Transient ? new TransportError('TRANSPORT_FAILED', { message: 'relay unreachable', details: { operation: 'connect' } }) : e;
-            await sleep(backoffDelay(attempt, options.backoff, random));
+            if (closed()) throw transportClosed();
+            // A refusal fails connect, except UNAUTHENTICATED: an AUTH request repeated on
+            // the way (a retrying proxy) is answered "used challenge" although the first
+            // copy succeeded, so it is tried again with a fresh challenge, as an
+            // unreachable relay is (a device the relay really refuses is refused each time).
+            const refusedAuth = isDeadboltError(e, 'RELAY_REJECTED') && e.details.code === 'UNAUTHENTICATED';
+            if (!(e instanceof Transient) && !refusedAuth) throw e;
+            if (attempt + 1 >= CONNECT_TRIES) throw refusedAuth ? e : failed('connect', 'the relay is unreachable');
+            const delay = backoffDelay(attempt, backoff, random);
+            await sleep(e instanceof Transient && e.kind === 'wait' ? Math.max(e.retryAfterMs ?? 0, delay) : delay);
           }
         }
       })().then(
         () => {
           connecting = undefined;
+          if (closed()) throw transportClosed();
           core.setState('connected');
           void pollLoop();
         },
         (e: unknown) => {
           connecting = undefined;
-          if (!closed()) core.setState('idle');
+          if (closed()) throw transportClosed();
+          auth = undefined;
+          token = undefined;
+          core.setState('idle');
           throw e;
         },
       );
       return connecting;
     },
+
     async send(messages: readonly OutboundMessage[]): Promise<void> {
       if (closed()) throw transportClosed();
-      const prepared = prepareOutbound(messages, RELAY_LIMITS.maxMessage);
-      await call({ kind: 'send', messages: prepared }, prepared[0]?.to.userId);
+      const chunks = prepareSendRequests(messages, maxFrameSize());
+      admit('send', chunks.length);
+      const results = await Promise.allSettled(
+        chunks.map((chunk) => {
+          const users = new Set(chunk.map((m) => m.to.userId));
+          const largestFrame = chunk.reduce((n, m) => Math.max(n, m.frame.byteLength), 0);
+          return userCall({ kind: 'send', messages: chunk }, { operation: 'send', user: true, largestFrame, ...(users.size === 1 ? { userId: chunk[0]!.to.userId } : {}) });
+        }),
+      );
+      for (const r of results) if (r.status === 'rejected') throw r.reason;
     },
-    onFrame: (handler) => core.onFrame(handler),
-    onStateChange: (listener) => core.onStateChange(listener),
-    onNotice: (listener) => core.onNotice(listener),
+
+    onFrame(next: FrameHandler): () => void {
+      if (typeof next !== 'function') throw invalid('handler', 'a function');
+      if (closed()) return () => {};
+      const remove = core.onFrame(next);
+      const waiters = handlerWaiters;
+      handlerWaiters = [];
+      for (const w of waiters) w();
+      return remove;
+    },
+    onStateChange(listener: (state: TransportState) => void): () => void {
+      return core.onStateChange(isolated(listener));
+    },
+    onNotice(listener: (notice: TransportNotice) => void): () => void {
+      return core.onNotice(isolated(listener));
+    },
+
     async publishPrekeys(upload: Uint8Array): Promise<void> {
-      if (!(upload instanceof Uint8Array)) throw new TransportError('TRANSPORT_FAILED', { message: 'upload must be a Uint8Array', details: { operation: 'publishPrekeys' } });
-      await call({ kind: 'publish-prekeys', upload: upload.slice() });
+      if (closed()) throw transportClosed();
+      if (!(upload instanceof Uint8Array) || upload.byteLength === 0) throw invalid('upload', 'a non-empty Uint8Array');
+      admit('publishPrekeys', 1);
+      await userCall({ kind: 'publish-prekeys', upload: upload.slice() }, { operation: 'publishPrekeys', user: true });
     },
+
     async fetchBundles(userId: string): Promise<Uint8Array[]> {
-      const frame = await call({ kind: 'fetch-bundles', userId }, userId);
-      if (frame.kind !== 'bundles') throw new TransportError('TRANSPORT_FAILED', { message: 'unexpected answer to FETCH_BUNDLES', details: { operation: 'fetchBundles' } });
+      if (closed()) throw transportClosed();
+      if (typeof userId !== 'string' || !ID_PATTERN.test(userId)) throw invalid('userId', '1-64 characters of [A-Za-z0-9._@:+-]');
+      admit('fetchBundles', 1);
+      const frame = await userCall({ kind: 'fetch-bundles', userId }, { operation: 'fetchBundles', user: true, userId });
+      if (frame.kind !== 'bundles') throw failed('fetchBundles', `the relay answered ${frame.kind}, expected BUNDLES`);
       return frame.bundles.map((b) => b.slice());
     },
+
     async close(): Promise<void> {
       if (closed()) return;
       core.close();
-      for (const c of aborts) c.abort();
-      aborts.clear();
+      lifetime.abort();
+      const waiters = handlerWaiters;
+      handlerWaiters = [];
+      for (const w of waiters) w();
     },
   };
 }

@@ -9,5 +9,5 @@
  *
  * @module
  */
-export { createHttpPollingTransport, type HttpPollingTransportOptions } from './http-polling-transport.js';
+export { createHttpPollingTransport, type HttpPollingTransportOptions, type HttpPollingTransportTimers } from './http-polling-transport.js';
 export { createTransportAdapter } from './adapter-module.js';

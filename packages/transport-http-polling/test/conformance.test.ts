@@ -6,6 +6,6 @@ import { conformanceRelay, conformanceDevice, restartConformanceRelay } from '@d
 describeTransportConformance('http-polling', {
   startRelay: () => conformanceRelay(),
   restartRelay: restartConformanceRelay,
-  createTransport: (relay) => createHttpPollingTransport({ url: relay.url, backoff: { initialMs: 20, maxMs: 500 } }),
+  createTransport: (relay) => createHttpPollingTransport({ url: relay.url, pollWaitMs: 1000, backoff: { initialMs: 20, maxMs: 500 } }),
   createDevice: conformanceDevice,
 });

@@ -3,11 +3,34 @@
  * relay. Requests carry ids and may be answered in any order; the relay pushes DELIVER
  * frames, acknowledged only after the frame handler resolved.
  *
- * Reconnects on its own after a drop (capped exponential backoff with full jitter),
- * re-authenticating with the same credentials. A request not yet answered when the
- * connection drops is sent again on the next connection: `send` resolves only on the
- * relay's OK, so a message is either stored or still being retried (at-least-once; the
- * ratchet recognises a message stored twice).
+ * ```
+ * idle ──connect──▶ connecting ──AUTH_OK──▶ connected ──drop──▶ reconnecting ──AUTH_OK──▶ connected …
+ *  ▲                    │ refused, unreachable                      │ backoff, retried
+ *  └────────────────────┘                       close() from any state ──▶ closed
+ * ```
+ *
+ * - **Connect** (transport.ts invariant 1): HELLO → AUTH (the device's signature over the
+ *   relay id and challenge, §2) → AUTH_OK. `connect` resolves only then; a refusal (an
+ *   UNAUTHENTICATED or a cut connection only after four attempts) or `connectTimeoutMs`
+ *   without AUTH_OK rejects it,
+ *   the state returns to `idle`, and requests queued meanwhile reject with
+ *   `TRANSPORT_FAILED`.
+ * - **Drops** (invariant 3): reconnects on its own with capped exponential backoff and
+ *   full jitter, authenticating again with the same credentials. A request not answered
+ *   when the connection dropped is written again on the next connection, so `send`
+ *   resolves only on the relay's OK (at-least-once: the ratchet recognises a message
+ *   stored twice). A written request unanswered for `requestTimeoutMs` cuts the
+ *   connection (presumed dead) and is retried on the next. A relay answering UNAVAILABLE
+ *   (shutting down) is treated the same way.
+ * - **Bounds** (invariant 4): message frames over `maxFrameSize` reject with
+ *   `FRAME_TOO_LARGE` before anything is sent; one `send` is split into SEND requests that
+ *   each fit the relay's 2 MiB frame and 1,000 recipients (a larger frame would make the
+ *   relay close the socket, and the retry would loop); at most `maxPending` requests wait;
+ *   writes pause while the socket's `bufferedAmount` is above `maxBufferedBytes`.
+ * - **Deliveries** (invariant 2): through `TransportCore` (`@deadbolt/spec`): one message at
+ *   a time to the handler, acknowledged after it resolved. A message whose handler threw,
+ *   or that arrived with no handler, stays unacknowledged and comes again on the next
+ *   connection (the relay does not resend on the same one).
  *
  * @module
  */
@@ -16,300 +39,734 @@ import {
   TRANSPORT_SPECIFICATION_VERSION,
   TransportCore,
   TransportError,
+  UsageError,
   backoffDelay,
   decodeRelayFrame,
+  isDeadboltError,
   encodeRelayFrame,
   prepareOutbound,
   relayError,
   transportClosed,
   type BackoffOptions,
+  type FrameHandler,
   type OutboundMessage,
   type RelayFrame,
   type TransportAdapter,
   type TransportAuth,
+  type TransportNotice,
+  type TransportState,
 } from '@deadbolt/spec';
 
-/** The subset of the WHATWG WebSocket this transport uses (browsers' own, or `ws` in Node). */
+// Implementations type their event objects differently (DOM `MessageEvent`, `ws`'s own);
+// `any` here is what lets both the browser's class and `ws`'s be passed without a cast.
+// The transport reads only `data` (message) and `code` (close).
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnyEvent = any;
+
+/**
+ * The subset of the WHATWG WebSocket this transport uses. The browser's `WebSocket`,
+ * Node 22's global one and the `ws` package's class all fit.
+ */
 export interface WebSocketLike {
   binaryType: string;
   readonly readyState: number;
+  /** Bytes queued by `send` and not yet handed to the network. */
   readonly bufferedAmount: number;
-  send(data: Uint8Array): void;
+  send(data: Uint8Array<ArrayBuffer>): void;
   close(code?: number, reason?: string): void;
-  onopen: ((ev: unknown) => void) | null;
-  onmessage: ((ev: { data: unknown }) => void) | null;
-  onclose: ((ev: unknown) => void) | null;
-  onerror: ((ev: unknown) => void) | null;
+  onopen: ((ev: AnyEvent) => void) | null;
+  onmessage: ((ev: AnyEvent) => void) | null;
+  onclose: ((ev: AnyEvent) => void) | null;
+  onerror: ((ev: AnyEvent) => void) | null;
 }
 
-/** A WebSocket constructor. */
+/** A WebSocket constructor: `globalThis.WebSocket`, or the `ws` package's default export. */
 export type WebSocketConstructor = new (url: string) => WebSocketLike;
 
-/** Options of {@link createWebSocketTransport}. */
+/** Timer functions (injectable for tests). */
+export interface WebSocketTransportTimers {
+  setTimeout(callback: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+/**
+ * Options of {@link createWebSocketTransport}.
+ *
+ * @example
+ * ```ts
+ * import WebSocket from 'ws';
+ * const options: WebSocketTransportOptions = { url: 'wss://relay.example/v1/ws', WebSocket, relayId: 'relay.example' };
+ * ```
+ */
 export interface WebSocketTransportOptions {
   /** The relay's WebSocket URL, for example `wss://relay.example/v1/ws`. */
   readonly url: string;
   /** The WebSocket class; defaults to `globalThis.WebSocket` (Node 20 has none: pass `ws`). */
   readonly WebSocket?: WebSocketConstructor;
-  /** A request unanswered this long cuts the connection (it is retried on the next). Default 15 s. */
+  /**
+   * The relay id this device expects (docs/relay-protocol.md §2). When set, a HELLO naming
+   * another relay is refused before anything is signed, so a server that forwards another
+   * relay's challenge cannot obtain this device's answer to it. Recommended in production.
+   */
+  readonly relayId?: string;
+  /** How long one connection attempt (open, HELLO, AUTH) may take. Default 10 s. */
+  readonly connectTimeoutMs?: number;
+  /** A written request unanswered this long cuts the connection (it is retried on the next). Default 15 s. */
   readonly requestTimeoutMs?: number;
   /** Reconnect backoff (default 100 ms doubling to 10 s, full jitter). */
   readonly backoff?: BackoffOptions;
-  /** Requests waiting for a connection before `send` rejects. Default 1,000. */
+  /** Requests (`send` batches, prekey calls) waiting for the relay before more reject. Default 1,000. */
   readonly maxPending?: number;
-  /** Bytes buffered in the socket before requests wait. Default 4 MiB. */
+  /** Bytes buffered in the socket above which requests wait. Default 4 MiB. */
   readonly maxBufferedBytes?: number;
-  /** Randomness for jitter (tests). */
+  /** Randomness for jitter, uniform in [0, 1) (tests). */
   readonly random?: () => number;
+  /** Timer functions (tests). Default the global ones. */
+  readonly timers?: WebSocketTransportTimers;
 }
 
 interface PendingRequest {
-  readonly bytes: Uint8Array;
+  readonly requestId: number;
+  /** The encoded request: a private copy of the caller's bytes. */
+  readonly bytes: Uint8Array<ArrayBuffer>;
+  readonly operation: string;
+  /** The user a refusal is about (UNKNOWN_USER), and the largest frame (TOO_LARGE). */
+  readonly userId: string | undefined;
+  readonly largestFrame: number;
+  /** Counted against `maxPending` (the transport's own ACKs are not). */
+  readonly counted: boolean;
+  /** The connection it was written on, if it was. */
+  writtenOn: Connection | undefined;
+  timer: unknown;
   readonly resolve: (frame: RelayFrame) => void;
   readonly reject: (error: unknown) => void;
-  sent: boolean;
 }
 
+interface Connection {
+  readonly socket: WebSocketLike;
+  readonly openedAt: number;
+  dead: boolean;
+}
+
+/** Connection attempts `connect` makes while the network (not the relay) fails them. */
+const CONNECT_TRIES = 4;
 const OPEN = 1;
+const CLOSED = 3;
+/** How often a write paused by backpressure looks at `bufferedAmount` again. */
+const BACKPRESSURE_RETRY_MS = 10;
+/** How long `close()` waits for the socket's closing handshake. */
+const CLOSE_WAIT_MS = 1000;
+const ID_PATTERN = /^[A-Za-z0-9._@:+-]{1,64}$/;
+const globalTimers: WebSocketTransportTimers = {
+  setTimeout: (callback, ms) => globalThis.setTimeout(callback, ms),
+  clearTimeout: (handle) => globalThis.clearTimeout(handle as ReturnType<typeof globalThis.setTimeout>),
+};
+
+function invalid(field: string, expected: string): UsageError<'INVALID_ARGUMENT'> {
+  return new UsageError('INVALID_ARGUMENT', { message: `${field} must be ${expected}`, details: { field, expected } });
+}
+
+function failed(operation: string, message: string, cause?: unknown): TransportError<'TRANSPORT_FAILED'> {
+  return new TransportError('TRANSPORT_FAILED', { message: `${operation}: ${message}`, details: { operation }, cause });
+}
+
+function positive(value: unknown, field: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) throw invalid(field, 'a positive integer');
+  return value;
+}
+
+function toBytes(data: unknown): Uint8Array | undefined {
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  return undefined;
+}
 
 /**
- * Creates a WebSocket transport.
+ * Checks and copies `send`'s messages (invariants 4 and 5) and splits them into SEND
+ * requests that each fit the relay frame (2 MiB) and the recipient limit (1,000).
+ * Everything is checked before anything is sent.
+ */
+export function prepareSendRequests(messages: readonly OutboundMessage[], maxFrameSize: number): OutboundMessage[][] {
+  if (!Array.isArray(messages)) throw invalid('messages', 'an array of { to, frame }');
+  messages.forEach((m: Partial<OutboundMessage> | null, i) => {
+    const to = m?.to as { userId?: unknown; deviceId?: unknown } | undefined;
+    if (typeof to?.userId !== 'string' || !ID_PATTERN.test(to.userId)) throw invalid(`messages[${i}].to.userId`, '1-64 characters of [A-Za-z0-9._@:+-]');
+    if (typeof to.deviceId !== 'string' || !ID_PATTERN.test(to.deviceId)) throw invalid(`messages[${i}].to.deviceId`, '1-64 characters of [A-Za-z0-9._@:+-]');
+  });
+  const chunks: OutboundMessage[][] = [];
+  for (let i = 0; i < Math.max(messages.length, 1); i += RELAY_LIMITS.maxRecipients) {
+    chunks.push(prepareOutbound(messages.slice(i, i + RELAY_LIMITS.maxRecipients), maxFrameSize));
+  }
+  // Relay frame: version, kind, requestId, count; per message two string8 ids and a bytes32.
+  const out: OutboundMessage[][] = [];
+  for (const chunk of chunks) {
+    let current: OutboundMessage[] = [];
+    let size = 8;
+    for (const m of chunk) {
+      const entry = 2 + m.to.userId.length + m.to.deviceId.length + 4 + m.frame.byteLength;
+      if (current.length > 0 && size + entry > RELAY_LIMITS.maxFrame) {
+        out.push(current);
+        current = [];
+        size = 8;
+      }
+      current.push(m);
+      size += entry;
+    }
+    out.push(current);
+  }
+  return out;
+}
+
+/** Wraps a listener so that its exception cannot break the transport; the platform reports it. */
+function isolated<T>(listener: (value: T) => void): (value: T) => void {
+  if (typeof listener !== 'function') throw invalid('listener', 'a function');
+  return (value) => {
+    try {
+      listener(value);
+    } catch (error) {
+      queueMicrotask(() => {
+        throw error;
+      });
+    }
+  };
+}
+
+/** Pushes kept while waiting for AUTH_OK; more means the relay (or a proxy) misbehaves. */
+const MAX_EARLY_PUSHES = 16;
+
+/**
+ * Creates a WebSocket transport. Nothing is opened before `connect`.
  *
  * @example
  * ```ts
  * import WebSocket from 'ws'; // Node 20; browsers have their own
- * const transport = createWebSocketTransport({ url: 'ws://127.0.0.1:8787/v1/ws', WebSocket });
- * const client = await createClient({ userId: 'alice', deviceId: 'phone', storage, transport });
+ * import { createWebSocketTransport } from '@deadbolt/transport-websocket';
+ *
+ * const transport = createWebSocketTransport({ url: 'wss://relay.example/v1/ws', WebSocket, relayId: 'relay.example' });
+ * transport.onFrame(async (frame) => { await handle(frame); }); // acknowledged after this resolves
+ * await transport.connect(auth);
+ * await transport.send([{ to: bob, frame: ciphertext }]); // resolves once the relay stored it
+ * await transport.close();
  * ```
  */
 export function createWebSocketTransport(options: WebSocketTransportOptions): TransportAdapter {
+  if (typeof options !== 'object' || options === null) throw invalid('options', 'an options object');
+  if (typeof options.url !== 'string' || !/^wss?:\/\/[^/]/i.test(options.url)) throw invalid('url', 'a ws:// or wss:// URL');
+  const url = options.url;
   const Ctor = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
-  if (typeof options.url !== 'string' || !/^wss?:\/\//.test(options.url)) {
-    throw new TransportError('TRANSPORT_FAILED', { message: 'url must be a ws:// or wss:// URL', details: { operation: 'create' } });
-  }
-  if (!Ctor) throw new TransportError('TRANSPORT_FAILED', { message: 'no WebSocket implementation: pass options.WebSocket', details: { operation: 'create' } });
-  const requestTimeoutMs = options.requestTimeoutMs ?? 15_000;
-  const maxPending = options.maxPending ?? 1000;
-  const maxBuffered = options.maxBufferedBytes ?? 4 * 1024 * 1024;
+  if (typeof Ctor !== 'function') throw invalid('WebSocket', "a WebSocket class (this platform has none: pass the 'ws' package's)");
+  if (options.relayId !== undefined && (typeof options.relayId !== 'string' || options.relayId.length === 0)) throw invalid('relayId', 'a non-empty string');
+  const expectedRelayId = options.relayId;
+  const connectTimeoutMs = positive(options.connectTimeoutMs, 'connectTimeoutMs', 10_000);
+  const requestTimeoutMs = positive(options.requestTimeoutMs, 'requestTimeoutMs', 15_000);
+  const maxPending = positive(options.maxPending, 'maxPending', 1000);
+  const maxBuffered = positive(options.maxBufferedBytes, 'maxBufferedBytes', 4 * 1024 * 1024);
   const random = options.random ?? Math.random;
+  const timers = options.timers ?? globalTimers;
+  const backoff = options.backoff;
+
   const core = new TransportCore(RELAY_LIMITS.maxMessage);
+  /** The relay's own largest message, from its HELLO (never above the protocol's). */
+  let relayMaxMessage = RELAY_LIMITS.maxMessage;
+  const maxFrameSize = (): number => Math.min(RELAY_LIMITS.maxMessage, relayMaxMessage);
 
   let auth: TransportAuth | undefined;
-  let socket: WebSocketLike | undefined;
-  let authenticated = false;
-  let nextId = 1;
-  let attempt = 0;
-  let reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  let current: Connection | undefined;
+  /** Ends the connection attempt in progress, if any. */
+  let abortHandshake: ((error: unknown) => void) | undefined;
   let connecting: Promise<void> | undefined;
+  let reconnectTimer: unknown;
+  /** Ends the wait between two attempts of `connect`. */
+  let wakeConnect: (() => void) | undefined;
+  let backpressureTimer: unknown;
+  let attempt = 0;
+  let nextId = 1;
+  let counted = 0;
+  let closing: Promise<void> | undefined;
+  /** Handshake failures the network caused (worth another attempt), as opposed to refusals. */
+  const networkFailures = new WeakSet<object>();
+  /** Requests by id, in call order (a Map iterates in insertion order). */
   const pending = new Map<number, PendingRequest>();
-  const timers = new Map<number, ReturnType<typeof setTimeout>>();
 
   const takeId = (): number => {
     const id = nextId;
-    nextId = nextId >= 0xfffffffe ? 1 : nextId + 1;
+    nextId = nextId >= 0xffffffff ? 1 : nextId + 1;
     return id;
   };
+  const closed = (): boolean => core.state === 'closed';
 
-  function flush(): void {
-    if (!socket || socket.readyState !== OPEN || !authenticated) return;
-    for (const [id, req] of pending) {
-      if (req.sent) continue;
-      if (socket.bufferedAmount > maxBuffered) return; // backpressure: the rest go later
-      req.sent = true;
-      socket.send(req.bytes);
-      timers.set(
-        id,
-        setTimeout(() => {
-          // No answer: treat the connection as dead; the request is retried on the next one.
-          timers.delete(id);
-          socket?.close(4000, 'request timeout');
-        }, requestTimeoutMs),
-      );
-    }
-  }
+  // --- one connection: open, HELLO, AUTH ---------------------------------------------------
 
-  function request(frame: RelayFrame): Promise<RelayFrame> {
-    if (core.state === 'closed') return Promise.reject(transportClosed());
-    if (pending.size >= maxPending) {
-      return Promise.reject(new TransportError('TRANSPORT_FAILED', { message: 'too many requests waiting for the relay', details: { operation: 'request' } }));
-    }
-    const id = takeId();
-    return new Promise<RelayFrame>((resolve, reject) => {
-      pending.set(id, { bytes: encodeRelayFrame(id, frame), resolve, reject, sent: false });
-      flush();
-    });
-  }
+  /**
+   * Opens a socket and authenticates. On AUTH_OK the connection is adopted at once, in
+   * the same event as the answer: a DELIVER the relay pushed in the same network read
+   * must find it live.
+   */
+  function open(credentials: TransportAuth): Promise<Connection> {
+    return new Promise<Connection>((resolve, reject) => {
+      let ws: WebSocketLike;
+      try {
+        ws = new Ctor!(url);
+        ws.binaryType = 'arraybuffer';
+      } catch (e) {
+        reject(failed('connect', 'cannot open a WebSocket', e));
+        return;
+      }
+      abortHandshake = fail;
+      const conn: Connection = { socket: ws, openedAt: Date.now(), dead: false };
+      let phase: 'hello' | 'signing' | 'auth' | 'done' = 'hello';
+      let authId = 0;
+      /** Pushes that overtook AUTH_OK (see below). */
+      const early: unknown[] = [];
+      const timer = timers.setTimeout(() => fail(failed('connect', `no AUTH_OK within ${connectTimeoutMs} ms`)), connectTimeoutMs);
 
-  function answer(id: number, frame: RelayFrame): void {
-    const req = pending.get(id);
-    if (!req) return;
-    pending.delete(id);
-    const t = timers.get(id);
-    if (t) clearTimeout(t);
-    timers.delete(id);
-    req.resolve(frame);
-  }
-
-  function resetSent(): void {
-    for (const t of timers.values()) clearTimeout(t);
-    timers.clear();
-    for (const req of pending.values()) req.sent = false;
-  }
-
-  /** Opens a socket and authenticates; resolves on AUTH_OK, rejects on refusal or drop. */
-  function open(): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const ws = new Ctor!(options.url);
-      ws.binaryType = 'arraybuffer';
-      socket = ws;
-      authenticated = false;
-      let settled = false;
-      const settle = (error?: unknown): void => {
-        if (settled) return;
-        settled = true;
-        if (error === undefined) resolve();
-        else reject(error);
-      };
-      ws.onmessage = (ev) => {
-        if (socket !== ws) return;
-        const data = ev.data;
-        const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : ArrayBuffer.isView(data) ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : undefined;
-        if (!bytes) return;
-        let envelope;
+      function fail(error: unknown): void {
+        if (phase === 'done') return;
+        phase = 'done';
+        timers.clearTimeout(timer);
+        if (abortHandshake === fail) abortHandshake = undefined;
+        conn.dead = true;
+        detach(ws);
         try {
-          envelope = decodeRelayFrame(bytes);
+          ws.close(1000);
         } catch {
-          ws.close(4002, 'undecodable frame');
+          // Closing already.
+        }
+        reject(error);
+      }
+
+      ws.onopen = null;
+      ws.onerror = () => {
+        // The close event follows.
+      };
+      ws.onclose = (ev: { code?: number }) => {
+        if (phase === 'done') return lost(conn);
+        const error = failed('connect', `the connection closed before AUTH_OK (code ${ev?.code ?? 'unknown'})`);
+        networkFailures.add(error);
+        fail(error);
+      };
+      ws.onmessage = (ev: { data?: unknown }) => {
+        if (phase === 'done') {
+          received(conn, ev?.data);
           return;
         }
-        const { requestId, frame } = envelope;
-        if (!authenticated) {
-          if (frame.kind === 'hello' && auth) {
-            const a = auth;
-            void a
-              .sign(frame.relayId, frame.challenge)
-              .then((signature) => {
-                if (socket !== ws) return;
-                ws.send(encodeRelayFrame(0, { kind: 'auth', certificate: a.certificate, signature, challenge: frame.challenge, token: a.token ?? '' }));
-              })
-              .catch((e: unknown) => {
-                settle(e);
-                ws.close(4003, 'cannot sign');
-              });
-          } else if (frame.kind === 'auth-ok') {
-            authenticated = true;
-            attempt = 0;
-            settle();
-            flush();
-          } else if (frame.kind === 'error') {
-            settle(relayError(frame));
-            ws.close(4001, 'refused');
+        const bytes = toBytes(ev?.data);
+        let requestId: number;
+        let frame: RelayFrame;
+        try {
+          if (bytes === undefined) throw new Error('a text message');
+          ({ requestId, frame } = decodeRelayFrame(bytes));
+        } catch (e) {
+          fail(failed('connect', 'the relay sent an undecodable frame', e));
+          return;
+        }
+        if (phase === 'hello') {
+          if (frame.kind === 'error') return fail(relayError(frame));
+          if (frame.kind !== 'hello') return fail(failed('connect', `expected HELLO, got ${frame.kind}`));
+          if (expectedRelayId !== undefined && frame.relayId !== expectedRelayId) {
+            return fail(failed('connect', `the relay calls itself ${JSON.stringify(frame.relayId)}, expected ${JSON.stringify(expectedRelayId)}`));
+          }
+          phase = 'signing';
+          const hello = frame;
+          Promise.resolve()
+            .then(() => credentials.sign(hello.relayId, hello.challenge.slice()))
+            .then(
+              (signature) => {
+                if (phase !== 'signing') return;
+                if (!(signature instanceof Uint8Array) || signature.byteLength !== 64) {
+                  return fail(invalid('auth.sign() result', 'a 64-byte Ed25519 signature'));
+                }
+                relayMaxMessage = Math.max(1, Math.min(RELAY_LIMITS.maxMessage, hello.maxMessage));
+                authId = takeId();
+                phase = 'auth';
+                try {
+                  ws.send(
+                    encodeRelayFrame(authId, {
+                      kind: 'auth',
+                      certificate: credentials.certificate,
+                      signature,
+                      challenge: hello.challenge,
+                      token: credentials.token ?? '',
+                    }) as Uint8Array<ArrayBuffer>,
+                  );
+                } catch (e) {
+                  fail(failed('connect', 'cannot send AUTH', e));
+                }
+              },
+              (e: unknown) => fail(e),
+            );
+          return;
+        }
+        if (phase !== 'auth' || requestId !== authId) {
+          // Nothing but the AUTH answer is expected now; a relay error addressed to no
+          // request (for example UNAVAILABLE) ends the attempt. A push (DELIVER,
+          // PREKEYS_LOW) cannot come before AUTH_OK on one ordered stream, but a proxy that
+          // reorders messages can move it there: it is kept (bounded) and handled once the
+          // connection is adopted, because the relay counts a delivered message as in
+          // flight on this connection and would not send it again while it stays up.
+          if (frame.kind === 'error' && requestId === 0) fail(relayError(frame));
+          else if (phase === 'auth' && requestId === 0 && (frame.kind === 'deliver' || frame.kind === 'prekeys-low')) {
+            if (early.length >= MAX_EARLY_PUSHES) return fail(failed('connect', 'too many pushes before AUTH_OK'));
+            early.push(ev?.data);
           }
           return;
         }
-        switch (frame.kind) {
-          case 'deliver':
-            void core.deliver(frame.messages, async (ids) => {
-              for (let i = 0; i < ids.length; i += RELAY_LIMITS.maxAck) await request({ kind: 'ack', ids: ids.slice(i, i + RELAY_LIMITS.maxAck) });
-            });
-            break;
-          case 'prekeys-low':
-            core.notice({ type: 'prekeys-low', oneTimePrekeys: frame.oneTimePrekeys, pqPrekeys: frame.pqPrekeys });
-            break;
-          default:
-            if (requestId !== 0) answer(requestId, frame);
+        if (frame.kind === 'error') return fail(relayError(frame));
+        if (frame.kind !== 'auth-ok') return fail(failed('connect', `expected AUTH_OK, got ${frame.kind}`));
+        phase = 'done';
+        timers.clearTimeout(timer);
+        if (abortHandshake === fail) abortHandshake = undefined;
+        if (closed()) {
+          cut(conn, 1000, 'closed');
+          reject(transportClosed());
+          return;
         }
-      };
-      ws.onclose = () => {
-        if (socket !== ws) return;
-        socket = undefined;
-        authenticated = false;
-        resetSent();
-        settle(new TransportError('TRANSPORT_FAILED', { message: 'connection closed before authentication', details: { operation: 'connect' } }));
-        if (core.state === 'connected' || core.state === 'reconnecting') scheduleReconnect();
-      };
-      ws.onerror = () => {
-        /* onclose follows */
+        adopt(conn);
+        for (const data of early.splice(0)) received(conn, data);
+        resolve(conn);
       };
     });
   }
 
-  function scheduleReconnect(): void {
-    if (core.state === 'closed' || reconnectTimer) return;
-    core.setState('reconnecting');
-    const delay = backoffDelay(attempt++, options.backoff, random);
-    reconnectTimer = setTimeout(() => {
-      reconnectTimer = undefined;
-      if (core.state === 'closed') return;
-      open().then(
-        () => core.setState('connected'),
-        () => scheduleReconnect(),
-      );
-    }, delay);
+  /** Stops listening to a socket. Errors stay handled: an unheard error event may crash (`ws` is an EventEmitter). */
+  function detach(ws: WebSocketLike): void {
+    ws.onopen = null;
+    ws.onmessage = null;
+    ws.onclose = null;
+    ws.onerror = () => {};
   }
 
-  async function call(frame: RelayFrame, userId?: string): Promise<RelayFrame> {
-    const answerFrame = await request(frame);
-    if (answerFrame.kind === 'error') throw relayError(answerFrame, userId);
-    return answerFrame;
+  /** `conn` is authenticated: it becomes the live connection, and everything waiting goes out. */
+  function adopt(conn: Connection): void {
+    current = conn;
+    if (core.state === 'connecting') attempt = 0;
+    core.setState('connected');
+    pump();
+  }
+
+  /** The live connection ended: requests written on it go again on the next one. */
+  function lost(conn: Connection): void {
+    if (conn.dead) return;
+    conn.dead = true;
+    detach(conn.socket);
+    if (current !== conn) return;
+    current = undefined;
+    for (const req of pending.values()) {
+      if (req.writtenOn !== conn) continue;
+      req.writtenOn = undefined;
+      timers.clearTimeout(req.timer);
+    }
+    if (closed()) return;
+    // A connection that stayed up a while starts the backoff over.
+    if (Date.now() - conn.openedAt >= (backoff?.maxMs ?? 10_000)) attempt = 0;
+    core.setState('reconnecting');
+    scheduleReconnect();
+  }
+
+  /** Cuts a connection presumed dead; the transport reconnects. */
+  function cut(conn: Connection, code: number, reason: string): void {
+    try {
+      conn.socket.close(code, reason);
+    } catch {
+      // Closing already.
+    }
+    lost(conn);
+  }
+
+  function scheduleReconnect(): void {
+    if (closed() || auth === undefined || reconnectTimer !== undefined) return;
+    const credentials = auth;
+    reconnectTimer = timers.setTimeout(() => {
+      reconnectTimer = undefined;
+      if (closed()) return;
+      open(credentials).then(
+        () => undefined,
+        () => scheduleReconnect(),
+      );
+    }, backoffDelay(attempt++, backoff, random));
+  }
+
+  // --- frames from the relay ---------------------------------------------------------------
+
+  function received(conn: Connection, data: unknown): void {
+    if (conn !== current) return;
+    const bytes = toBytes(data);
+    let envelope;
+    try {
+      if (bytes === undefined) throw new Error('a text message');
+      envelope = decodeRelayFrame(bytes);
+    } catch {
+      // A relay that breaks framing cannot be trusted with the rest of this connection.
+      cut(conn, 4002, 'undecodable frame');
+      return;
+    }
+    const { requestId, frame } = envelope;
+    if (frame.kind === 'deliver' && requestId === 0) {
+      void core.deliver(frame.messages, async (ids) => {
+        const acks: Promise<unknown>[] = [];
+        for (let i = 0; i < ids.length; i += RELAY_LIMITS.maxAck) {
+          acks.push(request({ kind: 'ack', ids: ids.slice(i, i + RELAY_LIMITS.maxAck) }, 'ack', false));
+        }
+        await Promise.all(acks);
+      });
+      return;
+    }
+    if (frame.kind === 'prekeys-low') {
+      core.notice({ type: 'prekeys-low', oneTimePrekeys: frame.oneTimePrekeys, pqPrekeys: frame.pqPrekeys });
+      return;
+    }
+    if (frame.kind === 'error' && frame.code === 'UNAVAILABLE') {
+      // The relay is shutting down: whatever it did not answer goes again on the next connection.
+      cut(conn, 1000, 'relay unavailable');
+      return;
+    }
+    const req = pending.get(requestId);
+    if (req === undefined || req.writtenOn !== conn) return; // a duplicate or late answer
+    // The connection works: the next drop starts the backoff over. (Not at AUTH_OK alone:
+    // a relay that accepts and then drops at once must not be reconnected to in a loop.)
+    attempt = 0;
+    settle(req);
+    if (frame.kind === 'error') req.reject(refusal(frame, req));
+    else req.resolve(frame);
+  }
+
+  function refusal(frame: Extract<RelayFrame, { kind: 'error' }>, req: PendingRequest): TransportError {
+    if (frame.code === 'TOO_LARGE') {
+      return new TransportError('FRAME_TOO_LARGE', {
+        message: `${req.operation}: the relay refused an oversize frame (${frame.message})`,
+        details: { size: req.largestFrame, max: maxFrameSize() },
+      });
+    }
+    return relayError(frame, req.userId);
+  }
+
+  // --- requests ----------------------------------------------------------------------------
+
+  function settle(req: PendingRequest): void {
+    pending.delete(req.requestId);
+    timers.clearTimeout(req.timer);
+    if (req.counted) counted--;
+  }
+
+  /** Queues a request. The frame is encoded, so copied, before this returns. */
+  function request(frame: RelayFrame, operation: string, isCounted: boolean, userId?: string, largestFrame = 0): Promise<RelayFrame> {
+    const requestId = takeId();
+    const bytes = encodeRelayFrame(requestId, frame) as Uint8Array<ArrayBuffer>;
+    if (bytes.byteLength > RELAY_LIMITS.maxFrame) {
+      return Promise.reject(
+        new TransportError('FRAME_TOO_LARGE', {
+          message: `${operation}: a request of ${bytes.byteLength} bytes is over the relay frame limit`,
+          details: { size: bytes.byteLength, max: RELAY_LIMITS.maxFrame },
+        }),
+      );
+    }
+    return new Promise<RelayFrame>((resolve, reject) => {
+      pending.set(requestId, { requestId, bytes, operation, userId, largestFrame, counted: isCounted, writtenOn: undefined, timer: undefined, resolve, reject });
+      if (isCounted) counted++;
+      pump();
+    });
+  }
+
+  /** Writes waiting requests in call order while the socket's buffer has room. */
+  function pump(): void {
+    const conn = current;
+    if (conn === undefined || conn.dead || backpressureTimer !== undefined) return;
+    for (const req of pending.values()) {
+      if (req.writtenOn !== undefined) continue;
+      if (conn.socket.readyState !== OPEN) return;
+      if (conn.socket.bufferedAmount > maxBuffered) {
+        // WebSocket has no drain event: look again shortly.
+        backpressureTimer = timers.setTimeout(() => {
+          backpressureTimer = undefined;
+          pump();
+        }, BACKPRESSURE_RETRY_MS);
+        return;
+      }
+      // Marked before the write: an answer must find it written, however soon it comes.
+      req.writtenOn = conn;
+      req.timer = timers.setTimeout(() => {
+        // Written and never answered: the connection is presumed dead. The request stays
+        // pending and is written again on the next connection.
+        if (pending.get(req.requestId) === req && req.writtenOn === conn && current === conn) cut(conn, 4000, 'request timeout');
+      }, requestTimeoutMs);
+      try {
+        conn.socket.send(req.bytes);
+      } catch {
+        cut(conn, 4000, 'send failed');
+        return;
+      }
+    }
+  }
+
+  /** The common gate of the public requests. */
+  function admit(operation: string, requests: number): void {
+    if (core.state === 'idle') throw failed(operation, 'not connected: call connect() first');
+    if (counted + requests > maxPending) throw failed(operation, `too many requests waiting for the relay (at most ${maxPending})`);
+  }
+
+  // --- the adapter -------------------------------------------------------------------------
+
+  function closeNow(): Promise<void> {
+    core.close();
+    timers.clearTimeout(reconnectTimer);
+    timers.clearTimeout(backpressureTimer);
+    reconnectTimer = undefined;
+    wakeConnect?.();
+    for (const req of [...pending.values()]) {
+      settle(req);
+      req.reject(transportClosed());
+    }
+    abortHandshake?.(transportClosed());
+    abortHandshake = undefined;
+    const sockets = current ? [current.socket] : [];
+    if (current) current.dead = true;
+    current = undefined;
+    return Promise.all(
+      sockets.map(
+        (ws) =>
+          new Promise<void>((resolve) => {
+            if (ws.readyState === CLOSED) return resolve();
+            const timer = timers.setTimeout(resolve, CLOSE_WAIT_MS);
+            detach(ws);
+            ws.onclose = () => {
+              timers.clearTimeout(timer);
+              resolve();
+            };
+            try {
+              ws.close(1000, 'closed');
+            } catch {
+              timers.clearTimeout(timer);
+              resolve();
+            }
+          }),
+      ),
+    ).then(() => undefined);
   }
 
   return {
     specificationVersion: TRANSPORT_SPECIFICATION_VERSION,
-    maxFrameSize: RELAY_LIMITS.maxMessage,
+    get maxFrameSize() {
+      return maxFrameSize();
+    },
     get state() {
       return core.state;
     },
+
     connect(credentials: TransportAuth): Promise<void> {
-      if (core.state === 'closed') return Promise.reject(transportClosed());
+      if (closed()) return Promise.reject(transportClosed());
       if (core.state === 'connected' || core.state === 'reconnecting') return Promise.resolve();
       if (connecting) return connecting;
-      auth = credentials;
+      if (
+        typeof credentials !== 'object' ||
+        credentials === null ||
+        !(credentials.certificate instanceof Uint8Array) ||
+        typeof credentials.sign !== 'function' ||
+        (credentials.token !== undefined && typeof credentials.token !== 'string')
+      ) {
+        return Promise.reject(invalid('auth', '{ certificate: Uint8Array, sign(relayId, challenge), token?: string }'));
+      }
+      // A private copy: the caller may reuse its arrays.
+      const copy: TransportAuth = {
+        certificate: credentials.certificate.slice(),
+        sign: (relayId, challenge) => credentials.sign(relayId, challenge),
+        ...(credentials.token !== undefined ? { token: credentials.token } : {}),
+      };
+      auth = copy;
       core.setState('connecting');
-      connecting = open().then(
+      const attemptConnect = async (): Promise<void> => {
+        for (let tries = 1; ; tries++) {
+          try {
+            await open(copy);
+            return;
+          } catch (e) {
+            if (closed()) throw transportClosed();
+            // Tried again, with backoff, on a fresh connection and challenge: a connection
+            // cut before AUTH_OK, and UNAUTHENTICATED (an AUTH repeated on the way, by a
+            // proxy or a flaky network, is answered "used challenge", possibly before the
+            // original's AUTH_OK; a device the relay really refuses is refused each time).
+            // Any other refusal, or a timeout, ends connect at once.
+            const retry = (typeof e === 'object' && e !== null && networkFailures.has(e)) || (isDeadboltError(e, 'RELAY_REJECTED') && e.details.code === 'UNAUTHENTICATED');
+            if (!retry || tries >= CONNECT_TRIES) throw e;
+            await new Promise<void>((resolve) => {
+              const done = (): void => {
+                wakeConnect = undefined;
+                resolve();
+              };
+              wakeConnect = done; // close() ends the wait
+              reconnectTimer = timers.setTimeout(() => {
+                reconnectTimer = undefined;
+                done();
+              }, backoffDelay(tries - 1, backoff, random));
+            });
+            if (closed()) throw transportClosed();
+          }
+        }
+      };
+      connecting = attemptConnect().then(
         () => {
           connecting = undefined;
-          core.setState('connected');
         },
-        (e: unknown) => {
+        (error: unknown) => {
           connecting = undefined;
-          socket?.close();
-          socket = undefined;
-          if (core.state !== 'closed') core.setState('idle');
-          throw e;
+          if (closed()) throw transportClosed();
+          auth = undefined;
+          // Requests queued while connecting have nowhere to go.
+          for (const req of [...pending.values()]) {
+            settle(req);
+            req.reject(failed(req.operation, 'the connection attempt failed', error));
+          }
+          core.setState('idle');
+          throw error;
         },
       );
       return connecting;
     },
+
     async send(messages: readonly OutboundMessage[]): Promise<void> {
-      if (core.state === 'closed') throw transportClosed();
-      const prepared = prepareOutbound(messages, RELAY_LIMITS.maxMessage);
-      await call({ kind: 'send', messages: prepared }, prepared[0]?.to.userId);
+      if (closed()) throw transportClosed();
+      const chunks = prepareSendRequests(messages, maxFrameSize());
+      admit('send', chunks.length);
+      // Every request is encoded (copied) before the first await.
+      const requests = chunks.map((chunk) => {
+        const users = new Set(chunk.map((m) => m.to.userId));
+        const largest = chunk.reduce((n, m) => Math.max(n, m.frame.byteLength), 0);
+        return request({ kind: 'send', messages: chunk }, 'send', true, users.size === 1 ? chunk[0]!.to.userId : undefined, largest);
+      });
+      const results = await Promise.allSettled(requests);
+      for (const r of results) if (r.status === 'rejected') throw r.reason;
     },
-    onFrame: (handler) => core.onFrame(handler),
-    onStateChange: (listener) => core.onStateChange(listener),
-    onNotice: (listener) => core.onNotice(listener),
+
+    onFrame(handler: FrameHandler): () => void {
+      if (typeof handler !== 'function') throw invalid('handler', 'a function');
+      return core.onFrame(handler);
+    },
+    onStateChange(listener: (state: TransportState) => void): () => void {
+      return core.onStateChange(isolated(listener));
+    },
+    onNotice(listener: (notice: TransportNotice) => void): () => void {
+      return core.onNotice(isolated(listener));
+    },
+
     async publishPrekeys(upload: Uint8Array): Promise<void> {
-      if (!(upload instanceof Uint8Array)) throw new TransportError('TRANSPORT_FAILED', { message: 'upload must be a Uint8Array', details: { operation: 'publishPrekeys' } });
-      await call({ kind: 'publish-prekeys', upload: upload.slice() });
+      if (closed()) throw transportClosed();
+      if (!(upload instanceof Uint8Array) || upload.byteLength === 0) throw invalid('upload', 'a non-empty Uint8Array');
+      admit('publishPrekeys', 1);
+      await request({ kind: 'publish-prekeys', upload: upload.slice() }, 'publishPrekeys', true);
     },
+
     async fetchBundles(userId: string): Promise<Uint8Array[]> {
-      const frame = await call({ kind: 'fetch-bundles', userId }, userId);
-      if (frame.kind !== 'bundles') throw new TransportError('TRANSPORT_FAILED', { message: 'unexpected answer to FETCH_BUNDLES', details: { operation: 'fetchBundles' } });
+      if (closed()) throw transportClosed();
+      if (typeof userId !== 'string' || !ID_PATTERN.test(userId)) throw invalid('userId', '1-64 characters of [A-Za-z0-9._@:+-]');
+      admit('fetchBundles', 1);
+      const frame = await request({ kind: 'fetch-bundles', userId }, 'fetchBundles', true, userId);
+      if (frame.kind !== 'bundles') throw failed('fetchBundles', `the relay answered ${frame.kind}, expected BUNDLES`);
       return frame.bundles.map((b) => b.slice());
     },
-    async close(): Promise<void> {
-      if (core.state === 'closed') return;
-      core.close();
-      if (reconnectTimer) clearTimeout(reconnectTimer);
-      reconnectTimer = undefined;
-      resetSent();
-      const closedError = transportClosed();
-      for (const req of pending.values()) req.reject(closedError);
-      pending.clear();
-      const ws = socket;
-      socket = undefined;
-      ws?.close(1000, 'closed');
+
+    close(): Promise<void> {
+      closing ??= closeNow();
+      return closing;
     },
   };
 }

@@ -67,3 +67,4 @@ export {
 } from './client/client.js';
 export type { Conversation, DeliveryStatus, StoredMessage } from './client/history.js';
 export type { Subscribe } from './client/events.js';
+export { AT_REST_CHECK_KEY, createEncryptedStorage, encodeStoragePath, SEAL_OVERHEAD, type EncryptedStorageOptions } from './storage/encrypted-storage.js';

@@ -61,6 +61,11 @@ export interface ErrorDetails {
   STORAGE_FAILED: { operation: string };
   /** The store's exclusive lock (storage contract invariant 11) stayed held by someone else too long. */
   STORAGE_BUSY: { operation: string; waitedMs: number };
+  /**
+   * Encryption at rest (docs/protocol.md §7.5): the key does not open this store, the store
+   * holds plaintext state, or an encrypted store was opened without its key.
+   */
+  STORAGE_ENCRYPTION: { reason: 'wrong-key' | 'store-not-encrypted' | 'store-encrypted' };
   /** A stored record is corrupted, truncated or of an unknown schema version. */
   CORRUPTED_RECORD: { key: string; reason: string };
   /** The transport failed or is not connected. */

@@ -32,7 +32,9 @@
  *    not an error.
  * 7. **Values** up to {@link STORAGE_LIMITS}.maxValueBytes (4 MiB) are stored exactly; an
  *    empty value is a value (distinct from absent). Keys and values beyond the limits are
- *    rejected with `INVALID_ARGUMENT` (the shared checks in `validate.ts`).
+ *    rejected with `INVALID_ARGUMENT` (the shared checks in `validate.ts`). An adapter that
+ *    wraps another and adds bytes to each value (encryption at rest adds 49) stores values
+ *    up to `maxValueBytes` minus its overhead, and documents it.
  * 8. **Durability.** Once `batch` resolves, the data survives `close()` and reopening the
  *    same backend (for persistent adapters).
  * 9. **Close.** `close()` is idempotent. Every other method after `close()` rejects with a

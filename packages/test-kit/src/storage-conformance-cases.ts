@@ -30,6 +30,8 @@ export interface StorageCaseContext {
   reopen(previous: StorageAdapter): Promise<StorageAdapter>;
   /** A second adapter over the same backend as `first`, which stays open (`factory.openShared()`). */
   openShared(first: StorageAdapter): Promise<StorageAdapter>;
+  /** The largest value the adapter stores (`factory.maxValueBytes`, default `STORAGE_LIMITS.maxValueBytes`). */
+  readonly maxValueBytes: number;
 }
 
 /** @internal One conformance case. */
@@ -777,10 +779,12 @@ export const storageConformanceCases: readonly StorageConformanceCase[] = [
   },
   {
     invariant: 7,
-    name: `values of STORAGE_LIMITS.maxValueBytes (${STORAGE_LIMITS.maxValueBytes} bytes) are stored exactly`,
-    async run({ open }) {
+    name: `values of the adapter's largest size (STORAGE_LIMITS.maxValueBytes, ${STORAGE_LIMITS.maxValueBytes} bytes, unless it declares less) are stored exactly, and one byte more is refused`,
+    async run({ open, maxValueBytes }) {
       const storage = await open();
-      const max = patternBytes(STORAGE_LIMITS.maxValueBytes, 13);
+      await expectUsageRejection('a value one byte over the limit', () => storage.batch([put(['over'], new Uint8Array(maxValueBytes + 1))]), 'INVALID_ARGUMENT');
+      expect(await storage.get(['over'])).toBeUndefined();
+      const max = patternBytes(maxValueBytes, 13);
       await storage.batch([put(['max'], max)]);
       expectFreshBytes(await storage.get(['max']), max, "get(['max'])");
     },

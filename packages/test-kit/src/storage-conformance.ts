@@ -6,7 +6,7 @@
  * @module
  */
 import { describe, it } from 'vitest';
-import { STORAGE_SPECIFICATION_VERSION, type StorageAdapter } from '@deadbolt/spec';
+import { STORAGE_LIMITS, STORAGE_SPECIFICATION_VERSION, type StorageAdapter } from '@deadbolt/spec';
 import { storageConformanceCases, type StorageCaseContext, type StorageConformanceCase } from './storage-conformance-cases.js';
 
 /**
@@ -56,6 +56,11 @@ export interface StorageConformanceFactory {
    * its cases are then reported as skipped. Otherwise they run, and fail if it is missing.
    */
   readonly exclusive?: boolean;
+  /**
+   * The largest value the adapter stores, when it is less than `STORAGE_LIMITS.maxValueBytes`
+   * (an adapter that wraps another and adds bytes, such as encryption at rest, says so here).
+   */
+  readonly maxValueBytes?: number;
   /** Releases whatever `create()` allocated (files, databases), after each case. */
   teardown?(): Promise<void>;
 }
@@ -101,6 +106,7 @@ export async function runStorageConformanceCase(
       opened.push(storage);
       return storage;
     },
+    maxValueBytes: factory.maxValueBytes ?? STORAGE_LIMITS.maxValueBytes,
     async openShared(first) {
       if (factory.openShared === undefined) throw new Error('this factory cannot open a shared adapter: the case should have been skipped');
       const storage = await factory.openShared(first);

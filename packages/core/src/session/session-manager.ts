@@ -11,6 +11,7 @@
  * @module
  */
 import {
+  StorageError,
   CodecError,
   ProtocolError,
   UsageError,
@@ -45,6 +46,7 @@ import { relayAuthSignatureInput } from '../protocol/relay-auth.js';
 import { safetyNumber, type SafetyNumber } from '../protocol/safety-number.js';
 import { RecordType, openRecord, sealRecord } from './record-envelope.js';
 import { SerialQueue } from './serial-queue.js';
+import { AT_REST_CHECK_KEY } from '../storage/encrypted-storage.js';
 import { encodeSessionRecord, readSessionRecord, type SessionRecord, type SessionState } from './session-state.js';
 import {
   encodeIdentityRecord,
@@ -305,8 +307,23 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     return { type: 'put', key, value: sealRecord(crypto, type, body) };
   }
 
+  /**
+   * A store sealed at rest (docs/protocol.md §7.5) holds the key-check entry, which the
+   * encryption wrapper hides: seeing it means the store is used without its key, and
+   * neither reading its sealed values as records nor writing plaintext into it is allowed.
+   */
+  let rawChecked = false;
+  async function refuseSealedStore(): Promise<void> {
+    if (rawChecked) return;
+    if ((await storage.get(AT_REST_CHECK_KEY)) !== undefined) {
+      throw new StorageError('STORAGE_ENCRYPTION', { message: 'this store is encrypted at rest: open it with createEncryptedStorage and its key', details: { reason: 'store-encrypted' } });
+    }
+    rawChecked = true;
+  }
+
   async function identity(): Promise<IdentityRecord> {
     if (identityCache) return identityCache;
+    await refuseSealedStore();
     const found = await load(storageKeys.identity(), RecordType.IDENTITY, readIdentityRecord);
     if (!found) throw new UsageError('NOT_INITIALIZED', { message: 'no identity: call createIdentity first', details: { what: 'identity' } });
     identityCache = found;
@@ -407,6 +424,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
   async function createIdentity(params: { userId: string; deviceId: string }): Promise<DeviceCertificate> {
     const user: UserId = toUserId(params.userId);
     const device: DeviceId = toDeviceId(params.deviceId);
+    await refuseSealedStore();
     if (await storage.get(storageKeys.identity())) {
       throw new UsageError('INVALID_ARGUMENT', { message: 'an identity already exists', details: { field: 'identity', expected: 'none yet' } });
     }

@@ -54,8 +54,18 @@ export interface SqliteStorageOptions {
 const LOCK_RETRY_MIN_MS = 1;
 const LOCK_RETRY_MAX_MS = 16;
 
+/**
+ * Schema migrations, in order: entry `i` takes a database from `user_version` i to i + 1.
+ * A released schema is never edited; a change is a new entry, and a fixture written by
+ * each released version (`test/fixtures/`) must still open (SECURITY.md D30).
+ */
+const MIGRATIONS: readonly ((db: Database.Database) => void)[] = [
+  // 0 -> 1: one table of order-preserving encoded keys (key-encoding.ts) and values.
+  (db) => db.exec('CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID'),
+];
+
 /** The schema version this adapter writes (`PRAGMA user_version`). */
-export const SQLITE_SCHEMA_VERSION = 1;
+export const SQLITE_SCHEMA_VERSION = MIGRATIONS.length;
 
 function plain(value: Uint8Array): Uint8Array {
   // better-sqlite3 returns Buffers, often views into a shared pool: copy into a plain array.
@@ -87,8 +97,13 @@ export function createSqliteStorage(options: SqliteStorageOptions): StorageAdapt
       db.close();
       throw new StorageError('CORRUPTED_RECORD', { message: `database schema ${version} is newer than this adapter`, details: { key: 'user_version', reason: 'newer schema' } });
     }
-    db.exec('CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID');
-    db.pragma(`user_version = ${SQLITE_SCHEMA_VERSION}`);
+    if (version < SQLITE_SCHEMA_VERSION) {
+      // All pending migrations in one transaction: a crash leaves the old schema intact.
+      db.transaction(() => {
+        for (let v = version; v < SQLITE_SCHEMA_VERSION; v++) (MIGRATIONS[v] as (db: Database.Database) => void)(db);
+        db.pragma(`user_version = ${SQLITE_SCHEMA_VERSION}`);
+      }).immediate();
+    }
   } catch (cause) {
     if (cause instanceof StorageError) throw cause;
     throw new StorageError('STORAGE_FAILED', { message: 'cannot open the SQLite database', details: { operation: 'open' }, cause });

@@ -38,6 +38,8 @@ export {
 } from './protocol/safety-number.js';
 export {
   createSessionManager,
+  type AppliedDeviceList,
+  type LinkApproval,
   type DecryptOptions,
   type DecryptResult,
   type GeneratePrekeysOptions,
@@ -68,3 +70,13 @@ export {
 export type { Conversation, DeliveryStatus, StoredMessage } from './client/history.js';
 export type { Subscribe } from './client/events.js';
 export { AT_REST_CHECK_KEY, createEncryptedStorage, encodeStoragePath, SEAL_OVERHEAD, type EncryptedStorageOptions } from './storage/encrypted-storage.js';
+export {
+  decodeDeviceList,
+  listsDevice,
+  signDeviceList,
+  verifyDeviceList,
+  type DeviceList,
+  type DeviceListEntry,
+} from './protocol/device-list.js';
+export { decodeLinkRequest, LINK_CODE_PREFIX, linkCode, parseLinkCode, type LinkRequest } from './protocol/device-link.js';
+export { createDeviceLinkRequest, type PendingDeviceLink } from './session/device-link-request.js';

@@ -54,6 +54,16 @@ export interface ErrorDetails {
   LIMIT_EXCEEDED: { limit: string; max: number };
   /** The claimed sender does not match the authenticated sender. */
   SENDER_MISMATCH: undefined;
+  /**
+   * The device is not in its user's newest device list (docs/protocol.md §3.3): revoked,
+   * or never added. Nothing is encrypted to it and nothing from it starts a session.
+   */
+  DEVICE_NOT_CURRENT: { userId: string; deviceId: string };
+  /**
+   * Two different device lists of one user carry the same version: evidence that a holder
+   * of the account key, or the relay, equivocates. The newer one is refused (§3.3).
+   */
+  DEVICE_LIST_CONFLICT: { userId: string; listVersion: number };
   /** The protocol version is not supported. */
   UNSUPPORTED_VERSION: { structure: string; version: number };
   // --- a backend ----------------------------------------------------------------------
@@ -76,6 +86,12 @@ export interface ErrorDetails {
   RATE_LIMITED: { retryAfterMs: number };
   /** The relay knows no such user (or none of its devices). */
   UNKNOWN_USER: { userId: string };
+  /**
+   * A send named out-of-date device lists (docs/relay-protocol.md DEVICE_MISMATCH): each
+   * user whose list the relay holds at another version, with that version. Refresh those
+   * users' devices (fetch their bundles) and send again.
+   */
+  DEVICE_MISMATCH: { users: readonly { readonly userId: string; readonly listVersion: number }[] };
   /** The relay refused a request for another reason (its own code). */
   RELAY_REJECTED: { code: string };
   // --- us -----------------------------------------------------------------------------

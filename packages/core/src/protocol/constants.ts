@@ -48,6 +48,10 @@ export const Label = Object.freeze({
   relayAuth: 'Deadbolt_v1_RelayAuth',
   pairwiseAd: 'Deadbolt_v1_PairwiseAD',
   safetyNumber: 'Deadbolt_v1_SafetyNumber',
+  /** Signature input prefix of a device list, signed by the account key (§3.3). */
+  deviceList: 'Deadbolt_v1_DeviceList',
+  /** HKDF info prefix of a device-link answer (§3.4). */
+  deviceLink: 'Deadbolt_v1_DeviceLink',
 });
 
 /** A label as bytes, with a one-byte length prefix, ready to prepend to an input. */
@@ -104,4 +108,12 @@ export const Limits = Object.freeze({
   maxRecord: 4 * 1024 * 1024,
   /** SHA-512 iterations of the safety-number fingerprint (as Signal's 5,200). */
   safetyNumberIterations: 5_200,
+  /** Devices in one device list (§3.3). */
+  maxDevicesPerUser: 32,
+  /** Largest encoded device list: 32 entries with 64-byte ids (§3.3). */
+  maxDeviceList: 1 + 65 + 32 + 4 + 8 + 1 + 32 * (65 + 32 + 32) + 64,
+  /** Largest encoded link request (§3.4). */
+  maxLinkRequest: 1 + 65 + 65 + 32 + 32 + 32 + 16,
+  /** Largest encoded link response (§3.4): version, certificate, device list, account secret. */
+  maxLinkResponse: 1 + 2 + 512 + 2 + (1 + 65 + 32 + 4 + 8 + 1 + 32 * (65 + 32 + 32) + 64) + 1 + 32,
 });

@@ -31,6 +31,7 @@ export const RecordType = Object.freeze({
   TRUST: 6,
   PREKEY_META: 7,
   REPLAY_MARKER: 8,
+  DEVICE_LIST: 9,
 });
 
 const CHECKSUM = 8;

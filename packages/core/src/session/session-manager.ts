@@ -34,7 +34,9 @@ import { equalBytes } from '../crypto/checks.js';
 import type { CryptoProvider } from '../crypto/provider.js';
 import { pairwiseAdPrefix } from '../protocol/associated-data.js';
 import { Capability, Limits, MessageType, PqPrekeyKind } from '../protocol/constants.js';
-import { certificateAddress, signDeviceCertificate, verifyDeviceCertificate, type DeviceCertificate } from '../protocol/device-certificate.js';
+import { certificateAddress, encodeDeviceCertificate, signDeviceCertificate, verifyDeviceCertificate, type DeviceCertificate } from '../protocol/device-certificate.js';
+import { deviceListEntry, decodeDeviceList, listsDevice, signDeviceList, verifyDeviceList, type DeviceList, type DeviceListEntry } from '../protocol/device-list.js';
+import { parseLinkCode, sealLinkResponse } from '../protocol/device-link.js';
 import { ratchetDecrypt, ratchetEncrypt, ratchetInitInitiator, ratchetInitResponder, skipCost, type RatchetLimits } from '../protocol/double-ratchet.js';
 import { pad, unpad } from '../protocol/padding.js';
 import { decodePrekeyBundle, encodePrekeyBundle, verifyPrekeyBundle, type PrekeyBundle } from '../protocol/prekey-bundle.js';
@@ -203,6 +205,50 @@ export interface SessionManager {
    * (docs/relay-protocol.md §2). The key never leaves the manager.
    */
   signRelayChallenge(relayId: string, challenge: Uint8Array): Promise<Uint8Array>;
+  /** The newest authentic device list stored for a user (docs/protocol.md §3.3), if any. */
+  deviceList(userId: string): Promise<DeviceList | undefined>;
+  /**
+   * Applies a user's device list (§3.3): verifies it under the user's account key (this
+   * device's own for its own user; the trusted one for a contact, trusting it on first use
+   * as a bundle would), ignores one older than the stored list, refuses a different one of
+   * the same version (`DEVICE_LIST_CONFLICT`), then stores it and deletes the sessions with
+   * every device it does not list. Returns the list now stored and the devices dropped.
+   */
+  applyDeviceList(userId: string, encoded: Uint8Array): Promise<AppliedDeviceList>;
+  /**
+   * Signs this user's next device list with the account key: the stored list's version
+   * plus one (or 1), with `devices` (this device must hold the account secret, else
+   * `NOT_INITIALIZED`). Nothing is stored: publish it, then {@link applyDeviceList} it.
+   */
+  signDeviceList(devices: readonly DeviceListEntry[]): Promise<DeviceList>;
+  /**
+   * Approves a link request (§3.4): signs the new device's certificate and the next device
+   * list with it added, and seals the answer. Nothing is stored: the caller publishes the
+   * list, applies it, and leaves `sealed` at the relay under the request's channel.
+   */
+  approveLink(code: string, options?: { readonly canManageDevices?: boolean }): Promise<LinkApproval>;
+}
+
+/** What {@link SessionManager.applyDeviceList} did. */
+export interface AppliedDeviceList {
+  /** The list stored now (the older stored one if the applied one was a rollback). */
+  readonly list: DeviceList;
+  /** Whether the applied list replaced the stored one. */
+  readonly changed: boolean;
+  /** Devices whose sessions were deleted because the new list does not name them. */
+  readonly removed: readonly Address[];
+}
+
+/** What {@link SessionManager.approveLink} prepared. */
+export interface LinkApproval {
+  /** The new device. */
+  readonly device: Address;
+  /** The next device list, naming it. */
+  readonly deviceList: DeviceList;
+  /** Where to leave the answer (16 bytes). */
+  readonly channel: Uint8Array;
+  /** The sealed answer. */
+  readonly sealed: Uint8Array;
 }
 
 const DEFAULT_LIMITS: SessionLimits = {
@@ -391,6 +437,21 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     load(storageKeys.trust(userId), RecordType.TRUST, readTrustRecord);
   const putTrust = (userId: string, record: TrustRecord): StorageOp =>
     put(storageKeys.trust(userId), RecordType.TRUST, encodeTrustRecord(record));
+  // Device lists (§3.3): stored as encoded and signed; the record checksum guards the
+  // store, the signature was checked when the list was applied.
+  const putDeviceList = (userId: string, list: DeviceList): StorageOp => put(storageKeys.deviceList(userId), RecordType.DEVICE_LIST, list.encoded);
+  const loadDeviceList = async (userId: string): Promise<DeviceList | undefined> =>
+    load(storageKeys.deviceList(userId), RecordType.DEVICE_LIST, (r) => decodeDeviceList(r.fixed('deviceList', r.remaining)));
+  /** `DEVICE_NOT_CURRENT` unless the user has no list or its newest list names this device (§3.3). */
+  const assertCurrent = async (certificate: DeviceCertificate): Promise<void> => {
+    const list = await loadDeviceList(certificate.userId);
+    if (list !== undefined && !listsDevice(list, certificate)) {
+      throw new ProtocolError('DEVICE_NOT_CURRENT', {
+        message: 'the device is not in its user\'s device list',
+        details: { userId: certificate.userId, deviceId: certificate.deviceId },
+      });
+    }
+  };
   const loadMeta = async (): Promise<PrekeyMetaRecord> =>
     (await load(storageKeys.prekeyMeta(), RecordType.PREKEY_META, readPrekeyMetaRecord)) ?? {
       nextId: 1,
@@ -440,7 +501,15 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
       capabilities: Capability.PQXDH_MLKEM768,
     });
     const record: IdentityRecord = { accountSecret: account.secretKey, signingSecret: signing.secretKey, identitySecret: dh.secretKey, certificate };
-    await commit([put(storageKeys.identity(), RecordType.IDENTITY, encodeIdentityRecord(record))]);
+    // The user's first device list: this device alone (§3.3). Published by the client.
+    const list = await signDeviceList(crypto, account.secretKey as Ed25519SecretKey, {
+      userId: user,
+      accountKey: account.publicKey,
+      listVersion: 1,
+      issuedAt: now(),
+      devices: [deviceListEntry(certificate)],
+    });
+    await commit([put(storageKeys.identity(), RecordType.IDENTITY, encodeIdentityRecord(record)), putDeviceList(user, list)]);
     identityCache = record;
     return certificate;
   }
@@ -542,6 +611,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
       if (trust.write) await commit([putTrust(cert.userId, trust.write)]);
       throw untrusted(cert.userId);
     }
+    await assertCurrent(cert); // a bundle for a revoked or unlisted device is never used (§3.3)
     const pq = bundle.pqPrekey as PqPrekeyPublic; // verifyPrekeyBundle refused bundles without it
     const init = await pqxdhInitiate(
       crypto,
@@ -698,6 +768,8 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
       return decryptRatchet(me, from, msg.message, options);
     }
 
+    // A revoked or unlisted device starts no session (§3.3), before any key is touched.
+    await assertCurrent(cert);
     // A new session: load every private key the message names (SECURITY.md B10).
     const spk = await load(storageKeys.signedPrekey(msg.signedPrekeyId), RecordType.SIGNED_PREKEY, readSignedPrekeyRecord);
     if (!spk) throw new ProtocolError('UNKNOWN_KEY', { message: 'unknown signed prekey', details: { what: 'signed prekey' } });
@@ -821,6 +893,97 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     await commit([putTrust(userId, rest), ...ops]);
   }
 
+  async function applyDeviceList(userId: string, encoded: Uint8Array): Promise<AppliedDeviceList> {
+    const user = toUserId(userId);
+    const list = decodeDeviceList(encoded);
+    if (list.userId !== user) throw new ProtocolError('SENDER_MISMATCH', { message: 'a device list names another user' });
+    await verifyDeviceList(crypto, list);
+    const me = await identity();
+    const trust = evaluateTrust(me, user, await loadTrust(user), list.accountKey);
+    if (trust.changed) {
+      // As for a bundle (§7.4): a list under another key raises it as pending, nothing else.
+      if (trust.write) await commit([putTrust(user, trust.write)]);
+      throw untrusted(user);
+    }
+    const stored = await loadDeviceList(user);
+    if (stored !== undefined && list.listVersion < stored.listVersion) return { list: stored, changed: false, removed: [] }; // a rollback
+    if (stored !== undefined && list.listVersion === stored.listVersion) {
+      if (equalBytes(stored.encoded, list.encoded)) return { list: stored, changed: false, removed: [] };
+      throw new ProtocolError('DEVICE_LIST_CONFLICT', { message: 'two different device lists with one version', details: { userId: user, listVersion: list.listVersion } });
+    }
+    // Sessions with devices the list does not name, or names with other keys, go.
+    const ops: StorageOp[] = [putDeviceList(user, list)];
+    if (trust.write) ops.push(putTrust(user, trust.write));
+    const removed: Address[] = [];
+    for (const entry of await storage.range(storageKeys.sessionsOf(user), { limit: 10_000 })) {
+      const peer: Address = { userId: user, deviceId: toDeviceId(entry.key[2] as string) };
+      const record = openRecord(crypto, entry.key, RecordType.SESSION, entry.value, readSessionRecord);
+      const kept = record.sessions.filter((session) => listsDevice(list, session.remoteCertificate));
+      if (kept.length === record.sessions.length) continue;
+      if (kept.length === 0) {
+        ops.push({ type: 'delete', key: storageKeys.session(peer) });
+        removed.push(peer);
+      } else ops.push(putSessions(peer, { sessions: kept }));
+    }
+    await commit(ops);
+    return { list, changed: true, removed };
+  }
+
+  const requireAccountSecret = (me: IdentityRecord): Ed25519SecretKey => {
+    if (me.accountSecret === undefined) {
+      throw new UsageError('NOT_INITIALIZED', { message: 'this device does not hold the account key: it cannot change the device list', details: { what: 'account secret' } });
+    }
+    return me.accountSecret;
+  };
+
+  async function signOwnDeviceList(devices: readonly DeviceListEntry[]): Promise<DeviceList> {
+    const me = await identity();
+    const secret = requireAccountSecret(me);
+    const stored = await loadDeviceList(me.certificate.userId);
+    return signDeviceList(crypto, secret, {
+      userId: me.certificate.userId,
+      accountKey: me.certificate.accountKey,
+      listVersion: (stored?.listVersion ?? 0) + 1,
+      issuedAt: now(),
+      devices,
+    });
+  }
+
+  async function approveLink(code: string, options: { readonly canManageDevices?: boolean } = {}): Promise<LinkApproval> {
+    const { request, encoded } = parseLinkCode(code);
+    const me = await identity();
+    const secret = requireAccountSecret(me);
+    if (request.userId !== me.certificate.userId) {
+      throw new UsageError('INVALID_ARGUMENT', { message: 'the code is for another user', details: { field: 'code', expected: `a code for ${me.certificate.userId}` } });
+    }
+    const stored = await loadDeviceList(me.certificate.userId);
+    const current = stored?.devices ?? [deviceListEntry(me.certificate)];
+    if (current.some((d) => d.deviceId === request.deviceId)) {
+      throw new UsageError('INVALID_ARGUMENT', { message: 'a device with this id is already listed: revoke it first', details: { field: 'code', expected: 'a new device id' } });
+    }
+    const certificate = await signDeviceCertificate(crypto, secret, {
+      userId: request.userId,
+      deviceId: request.deviceId,
+      accountKey: me.certificate.accountKey,
+      signingKey: request.signingKey,
+      identityKey: request.identityKey,
+      capabilities: Capability.PQXDH_MLKEM768,
+    });
+    const deviceList = await signDeviceList(crypto, secret, {
+      userId: me.certificate.userId,
+      accountKey: me.certificate.accountKey,
+      listVersion: (stored?.listVersion ?? 0) + 1,
+      issuedAt: now(),
+      devices: [...current, deviceListEntry(certificate)],
+    });
+    const sealed = await sealLinkResponse(crypto, encoded, request, {
+      certificate: encodeDeviceCertificate(certificate),
+      deviceList: deviceList.encoded,
+      ...(options.canManageDevices === true ? { accountSecret: secret } : {}),
+    });
+    return { device: { userId: request.userId, deviceId: request.deviceId }, deviceList, channel: request.channel.slice(), sealed };
+  }
+
   const serial =
     <A extends unknown[], R>(fn: (...args: A) => Promise<R>) =>
     (...args: A): Promise<R> =>
@@ -864,6 +1027,10 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
       await commit([putTrust(userId, { ...t, verified })]);
     }),
     safetyNumber: serial(safetyNumberWith),
+    deviceList: serial(async (userId: string) => loadDeviceList(toUserId(userId))),
+    applyDeviceList: locked(applyDeviceList),
+    signDeviceList: serial(signOwnDeviceList),
+    approveLink: serial(approveLink),
     signRelayChallenge: serial(async (relayId: string, challenge: Uint8Array) => {
       if (!(challenge instanceof Uint8Array) || challenge.length !== 32) {
         throw new UsageError('INVALID_ARGUMENT', { message: 'challenge must be 32 bytes', details: { field: 'challenge', expected: '32 bytes' } });

@@ -32,6 +32,7 @@ export const storageKeys = Object.freeze({
   session: (a: Address): string[] => ['session', a.userId, a.deviceId],
   sessionsOf: (userId: string): string[] => ['session', userId],
   trust: (userId: string): string[] => ['trust', userId],
+  deviceList: (userId: string): string[] => ['device-list', userId],
 });
 
 /** This device's identity (§3.1). The account secret is absent on devices that were linked. */

@@ -86,9 +86,9 @@ export async function establishedPair(options: PartyOptions = {}): Promise<{ ali
 }
 
 /**
- * A second device of `owner`'s user, certified by the same account key (the multi-device
- * linking flow is the client's job; here the account secret is read from the owner's
- * store and the new device's identity is written directly).
+ * A second device of `owner`'s user, certified by the same account key and added to the
+ * owner's device list (the linking flow of §3.4 is tested on its own; here the account
+ * secret is read from the owner's store and the new device's identity is written directly).
  */
 export async function createSiblingDevice(owner: Party, device: string, options: PartyOptions = {}): Promise<Party> {
   const crypto = options.crypto ?? nodeCrypto;
@@ -110,6 +110,11 @@ export async function createSiblingDevice(owner: Party, device: string, options:
     },
   ]);
   const sessions = createSessionManager({ storage, crypto, ...(options.limits ? { limits: options.limits } : {}) });
+  // The owner lists the new device (docs/protocol.md §3.3); both store the new list.
+  const current = (await owner.sessions.deviceList(owner.address.userId))?.devices ?? [];
+  const list = await owner.sessions.signDeviceList([...current, { deviceId: certificate.deviceId, signingKey: certificate.signingKey, identityKey: certificate.identityKey }]);
+  await owner.sessions.applyDeviceList(owner.address.userId, list.encoded);
+  await sessions.applyDeviceList(owner.address.userId, list.encoded);
   const prekeys = await sessions.generatePrekeys({ oneTime: options.oneTime ?? 3, pqOneTime: options.pqOneTime ?? 2 });
   return { address: address(owner.address.userId, device), storage, sessions, prekeys };
 }

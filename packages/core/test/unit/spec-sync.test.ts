@@ -48,5 +48,9 @@ describe('docs/protocol.md matches the code', () => {
     expect(num(row('initial messages per last-resort PQ prekey'))).toBe(Limits.maxLastResortUses);
     expect(row('stored record')).toBe(`${Limits.maxRecord / 1024 / 1024} MiB`);
     expect(num(row('safety-number SHA-512 iterations'))).toBe(Limits.safetyNumberIterations);
+    expect(num(row('devices in a device list'))).toBe(Limits.maxDevicesPerUser);
+    expect(num(row('DeviceList encoding'))).toBe(Limits.maxDeviceList);
+    expect(num(row('LinkRequest encoding'))).toBe(Limits.maxLinkRequest);
+    expect(num(row('LinkResponse encoding'))).toBe(Limits.maxLinkResponse);
   });
 });

@@ -19,8 +19,22 @@ export const MessageType = Object.freeze({
   PREKEY: 0x01,
   /** A Double Ratchet message (§6.4). */
   RATCHET: 0x02,
-  /** Reserved for group (sender-key) messages. */
+  /** A group (sender-key) message, fanned out by the relay (docs/protocol.md §12.8). */
   GROUP: 0x10,
+  /**
+   * The payloads below travel only inside pairwise plaintexts (§12.10). They share this
+   * registry so that no two v1 structures ever start with the same version and type bytes.
+   */
+  /** A sender-key distribution message (§12.7.2). */
+  GROUP_SENDER_KEY: 0x11,
+  /** A signed group change (§12.3). */
+  GROUP_CHANGE: 0x12,
+  /** A welcome for a device that joins a group (§12.6). */
+  GROUP_WELCOME: 0x13,
+  /** A request for a member's current sender key (§12.9.1). */
+  GROUP_KEY_REQUEST: 0x14,
+  /** One fragment of a group payload too large for one pairwise message (§12.9.2). */
+  GROUP_FRAGMENT: 0x15,
 });
 
 /** Kinds of post-quantum prekey (§4.3). */
@@ -52,6 +66,18 @@ export const Label = Object.freeze({
   deviceList: 'Deadbolt_v1_DeviceList',
   /** HKDF info prefix of a device-link answer (§3.4). */
   deviceLink: 'Deadbolt_v1_DeviceLink',
+  /** SHA-256 prefix deriving a group id from its genesis change (docs/protocol.md §12.3.3). */
+  groupId: 'Deadbolt_v1_GroupId',
+  /** SHA-256 prefix of a group state hash (§12.2.3). */
+  groupStateHash: 'Deadbolt_v1_GroupStateHash',
+  /** Signature input prefix of a group change, signed by a device signing key (§12.3.1). */
+  groupChange: 'Deadbolt_v1_GroupChange',
+  /** SHA-256 prefix of a group change hash (§12.3.1). */
+  groupChangeHash: 'Deadbolt_v1_GroupChangeHash',
+  /** Associated-data prefix of group messages (§12.8.1). */
+  groupAd: 'Deadbolt_v1_GroupAD',
+  /** Signature input prefix of a group message, signed by the sender-key signing key (§12.8.1). */
+  groupMessageSignature: 'Deadbolt_v1_GroupMessageSignature',
 });
 
 /** A label as bytes, with a one-byte length prefix, ready to prepend to an input. */
@@ -116,4 +142,46 @@ export const Limits = Object.freeze({
   maxLinkRequest: 1 + 65 + 65 + 32 + 32 + 32 + 16,
   /** Largest encoded link response (§3.4): version, certificate, device list, account secret. */
   maxLinkResponse: 1 + 2 + 512 + 2 + (1 + 65 + 32 + 4 + 8 + 1 + 32 * (65 + 32 + 32) + 64) + 1 + 32,
+
+  // --- groups (docs/protocol.md §12.12) ---------------------------------------------
+  /** Members of one group (as Signal's 1,000). */
+  maxGroupMembers: 1_000,
+  /** Devices of one member in a group (one primary and five linked, as Signal). */
+  maxGroupDevicesPerMember: 6,
+  /** Operations in one group change. */
+  maxGroupOpsPerChange: 100,
+  /** Largest encoded group state (a full group encodes to at most 1,263,363 bytes). */
+  maxGroupState: 2 * 1024 * 1024,
+  /** Largest encoded group change (a genesis of a full group is about 1.27 MB). */
+  maxGroupChange: 2 * 1024 * 1024,
+  /** Largest encoded welcome (a parent state and a change). */
+  maxGroupWelcome: 4 * 1024 * 1024,
+  /** Largest encoded group message (the largest plaintext pads to 270,336 bytes). */
+  maxGroupMessage: 272 * 1024,
+  /** Largest encoded sender-key distribution message. */
+  maxSenderKeyDistribution: 256,
+  /** Forward skip within one sender key per message, checked before any derivation. */
+  maxGroupForwardSkip: 2_000,
+  /** Skipped message keys stored per sender device, over all its sender keys (libsignal: 2,000). */
+  maxGroupSkippedKeys: 2_000,
+  /** Sender keys kept per sender device (libsignal: 5). */
+  maxGroupSenderKeysPerDevice: 5,
+  /** Messages per sender key: senders rotate before reaching it; receivers refuse generations at or above it. */
+  maxGroupMessagesPerKey: 10_000,
+  /** Age of a sender key after which its owner rotates it before the next send (7 days). */
+  maxGroupKeyAgeMs: 7 * 24 * 60 * 60 * 1000,
+  /** Epochs between a group's finalized base state and its head: the reorganisation window. */
+  maxGroupReorgDepth: 32,
+  /** Changes kept in a group's log above its base state. */
+  maxGroupLogChanges: 128,
+  /** Changes held per group while their parent is unknown. */
+  maxGroupPendingChanges: 64,
+  /** Group messages held per group while their sender key is unknown. */
+  maxGroupHeldMessages: 256,
+  /** Largest chunk of one group payload fragment. */
+  maxGroupFragmentChunk: 196_608,
+  /** Fragments of one group payload. */
+  maxGroupFragments: 32,
+  /** Group payloads waiting in the inbox. */
+  maxGroupInbox: 1_024,
 });

@@ -1,0 +1,32 @@
+/**
+ * Groups (docs/protocol.md §12): sender-key groups whose membership members decide.
+ * Not yet re-exported from the package entry point; `src/index.ts` should add
+ * `export * from './group/index.js'` when the client integration lands.
+ *
+ * @example
+ * ```ts
+ * import { createGroupEngine, createGroupManager } from './group/index.js';
+ * const engine = createGroupEngine({ groups: createGroupManager({ storage }), sendPairwise });
+ * ```
+ *
+ * @module
+ */
+export { createGroupEngine, type GroupEngine, type GroupEngineOptions, type GroupEvent, type GroupSendResult } from './group-engine.js';
+export {
+  createGroupManager,
+  type GroupChangeOutcome,
+  type GroupChangeResult,
+  type GroupCommitOptions,
+  type GroupDecryptResult,
+  type GroupDelivery,
+  type GroupEncryptResult,
+  type GroupManager,
+  type GroupManagerOptions,
+  type NewGroupMember,
+} from './group-manager.js';
+export { groupId, groupIdHex, type GroupId } from './group-id.js';
+export { decodeGroupChange, OpType, type GroupOp, type SignedGroupChange } from './group-change.js';
+export { decodeGroupState, encodeGroupState, findMember, groupDevices, hasGroupDevice, type GroupMember, type GroupRole, type GroupState } from './group-state.js';
+export { decodeGroupMessage, type GroupMessage, type GroupMessageHeader } from './group-message.js';
+export { decodeSenderKeyDistribution, type SenderKeyDistribution } from './sender-key-distribution.js';
+export { isRetryable } from './group-errors.js';

@@ -68,6 +68,10 @@ import { SIZES, type CryptoProvider, type CryptoProviderOptions } from './provid
 
 type OkpCurve = 'X25519' | 'Ed25519';
 
+/** Bounds of the Ed25519 key-object caches (see `ed25519PrivateKeyObject`). */
+const ED25519_PRIVATE_CACHE = 64;
+const ED25519_PUBLIC_CACHE = 1024;
+
 /** PKCS #8 `PrivateKeyInfo` prefixes (RFC 8410 §7) for id-X25519 (1.3.101.110) and id-Ed25519 (1.3.101.112). */
 const PKCS8_PREFIX: Readonly<Record<OkpCurve, Uint8Array>> = {
   X25519: Uint8Array.of(0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e, 0x04, 0x22, 0x04, 0x20),
@@ -254,6 +258,35 @@ export function createNodeCryptoProvider(options?: CryptoProviderOptions): Crypt
   const remember = (secretKey: Uint8Array, key: KeyObject): void => {
     keyObjects.set(secretKey, { bytes: secretKey.slice(), key });
   };
+  /**
+   * Imported Ed25519 keys. A private import costs about as much as a signature (above),
+   * and the same keys sign again and again (a device signing key, a group sender's chain
+   * signing key, which is read from storage into a fresh array for every message), so
+   * private keys are looked up by content, not by array: under an HMAC of the key with a
+   * per-provider random key, so the secret itself is never a map key. Public keys (a
+   * contact's account key, a group sender's signature key) are looked up by their bytes.
+   * Both maps are bounded; the least recently used entry goes first.
+   */
+  const cacheSalt = nodeRandomBytes(32);
+  const edPrivate = new Map<string, KeyObject>();
+  const edPublic = new Map<string, KeyObject>();
+  const lru = (map: Map<string, KeyObject>, id: string, max: number, make: () => KeyObject): KeyObject => {
+    const hit = map.get(id);
+    if (hit !== undefined) {
+      map.delete(id);
+      map.set(id, hit);
+      return hit;
+    }
+    const key = make();
+    map.set(id, key);
+    if (map.size > max) map.delete(map.keys().next().value as string);
+    return key;
+  };
+  const ed25519PrivateKeyObject = (secretKey: Uint8Array): KeyObject =>
+    lru(edPrivate, createHmac('sha256', cacheSalt).update(secretKey).digest('base64'), ED25519_PRIVATE_CACHE, () => privateKeyObject('Ed25519', secretKey));
+  const ed25519PublicKeyObject = (publicKey: Uint8Array): KeyObject =>
+    lru(edPublic, Buffer.from(publicKey.buffer, publicKey.byteOffset, publicKey.byteLength).toString('base64'), ED25519_PUBLIC_CACHE, () => publicKeyObject('Ed25519', publicKey));
+
   const x25519KeyObject = (secretKey: Uint8Array): KeyObject => {
     const hit = keyObjects.get(secretKey);
     if (hit && equalBytes(hit.bytes, secretKey)) return hit.key;
@@ -317,7 +350,7 @@ export function createNodeCryptoProvider(options?: CryptoProviderOptions): Crypt
       assertBytes(secretKey, 'secretKey', SIZES.ed25519SecretKey);
       assertBytes(message, 'message');
       // RFC 8032 §5.1.6 (pure Ed25519: the algorithm argument is null).
-      return plain(sign(null, message, privateKeyObject('Ed25519', secretKey)));
+      return plain(sign(null, message, ed25519PrivateKeyObject(secretKey)));
     },
 
     async ed25519Verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): Promise<boolean> {
@@ -325,7 +358,7 @@ export function createNodeCryptoProvider(options?: CryptoProviderOptions): Crypt
       // Deadbolt's strict rules first (checks.ts), then OpenSSL's cofactorless equation.
       if (!ed25519SignatureShapeOk(publicKey, signature)) return false;
       try {
-        return verify(null, message, publicKeyObject('Ed25519', publicKey), signature);
+        return verify(null, message, ed25519PublicKeyObject(publicKey), signature);
       } catch {
         return false; // a public key that does not decode to a curve point
       }

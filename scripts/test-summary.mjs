@@ -7,7 +7,7 @@ import { join } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
 const dirs = ['packages', 'examples', '.']
-  .flatMap((group) => (group === '.' ? ['bench', 'e2e', 'browser'] : readdirSync(join(root, group)).map((d) => join(group, d))))
+  .flatMap((group) => (group === '.' ? ['bench', 'e2e', 'browser', 'e2e-browser'] : readdirSync(join(root, group)).map((d) => join(group, d))))
   .map((d) => join(root, d, 'test-results', 'vitest.json'));
 
 if (process.argv.includes('--clean')) {

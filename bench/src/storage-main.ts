@@ -107,6 +107,14 @@ function benchTransport(wsUrl: string) {
     onNotice: (l) => inner.onNotice(l),
     publishPrekeys: (u) => inner.publishPrekeys(u),
     fetchBundles: (u) => inner.fetchBundles(u),
+    async sendShared(recipients, frame) {
+      // Captured like `send`: one copy per recipient, as each would receive it.
+      if (!state.capture) return inner.sendShared(recipients, frame);
+      for (const _ of recipients) state.captured.push(frame.slice());
+    },
+    publishDeviceList: (list) => inner.publishDeviceList(list),
+    provisionPut: (channel, sealed) => inner.provisionPut(channel, sealed),
+    provisionTake: (channel, waitMs) => inner.provisionTake(channel, waitMs),
     close: () => inner.close(),
   };
   return { transport, state };

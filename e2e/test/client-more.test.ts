@@ -4,15 +4,12 @@
  * devices, and undecryptable frames handled exactly like good ones on the wire (E36).
  */
 import { afterEach, expect, test } from 'vitest';
-import { createClient, createSessionManager, encodeDeviceCertificate, fromHex } from '@deadbolt/core';
+import { createClient, decodeDeviceList, encodeDeviceCertificate, fromHex, linkDevice } from '@deadbolt/core';
 import { encodeContent } from '../../packages/core/src/client/content.js';
 import type { Relay } from '@deadbolt/relay';
 import { conformanceDevice } from '@deadbolt/relay/testing';
-import { address, decodeRelayFrame, isDeadboltError, type StorageAdapter } from '@deadbolt/spec';
+import { decodeRelayFrame, isDeadboltError, type StorageAdapter, type TransportAdapter } from '@deadbolt/spec';
 import { createMemoryStorage } from '@deadbolt/storage-memory';
-import { signDeviceCertificate } from '../../packages/core/src/protocol/device-certificate.js';
-import { openRecord, RecordType, sealRecord } from '../../packages/core/src/session/record-envelope.js';
-import { encodeIdentityRecord, readIdentityRecord } from '../../packages/core/src/session/stored-records.js';
 import { startFaultProxy } from './fault-proxy.js';
 import { makeTransport, startClient, startRelay, text, type TestClient } from './stack.js';
 
@@ -58,24 +55,30 @@ test('when the relay says prekeys run low, the client publishes more', async () 
   await bob.close();
 });
 
-/** A second device of `owner`'s user, certified by the same account key (linking is the multi-device issue). */
-async function siblingStorage(owner: StorageAdapter, deviceId: string): Promise<StorageAdapter> {
-  const sessions = createSessionManager({ storage: createMemoryStorage() });
-  const crypto = sessions.crypto;
-  const id = openRecord(crypto, ['identity'], RecordType.IDENTITY, (await owner.get(['identity']))!, readIdentityRecord);
-  const signing = await crypto.ed25519GenerateKeyPair();
-  const dh = await crypto.x25519GenerateKeyPair();
-  const certificate = await signDeviceCertificate(crypto, id.accountSecret!, { ...id.certificate, deviceId: address(id.certificate.userId, deviceId).deviceId, signingKey: signing.publicKey, identityKey: dh.publicKey });
-  const storage = createMemoryStorage();
-  await storage.batch([{ type: 'put', key: ['identity'], value: sealRecord(crypto, RecordType.IDENTITY, encodeIdentityRecord({ signingSecret: signing.secretKey, identitySecret: dh.secretKey, certificate })) }]);
-  return storage;
+/**
+ * A second device of `owner`'s user, linked by code (docs/protocol.md §3.4): the relay
+ * accepts only devices in the user's signed list. Returns the new device's store.
+ */
+async function linkedStorage(owner: TestClient, deviceId: string): Promise<StorageAdapter> {
+  const transport = makeTransport('http-polling', relay!);
+  const link = await linkDevice({ userId: owner.client.address.userId, deviceId, storage: createMemoryStorage(), transport });
+  await owner.client.approveDevice(link.code);
+  await link.completed;
+  await link.transport.close();
+  return link.storage;
+}
+
+/** The version of `userId`'s device list at the relay, which a raw SEND must name (relay-protocol.md "Device lists"). */
+async function listVersionAt(transport: TransportAdapter, userId: string): Promise<number> {
+  const { deviceList } = await transport.fetchBundles(userId);
+  return deviceList === undefined ? 0 : decodeDeviceList(deviceList).listVersion;
 }
 
 test('a user\'s own other device receives a copy of each message it sends, in the right conversation', async () => {
   relay = await startRelay();
   const phone = await startClient('websocket', relay, 'alice', 'phone');
   clients.push(phone);
-  const laptop = await startClient('http-polling', relay, 'alice', 'laptop', await siblingStorage(phone.storage, 'laptop'));
+  const laptop = await startClient('http-polling', relay, 'alice', 'laptop', await linkedStorage(phone, 'laptop'));
   const bob = await startClient('websocket', relay, 'bob', 'desk');
   clients.push(laptop, bob);
   await phone.client.send('bob', 'sent from my phone');
@@ -121,8 +124,9 @@ test('undecryptable frames look the same on the wire as good ones: one acknowled
     forged.set([1, 2]); // version 1, RatchetMessage
     new DataView(forged.buffer).setUint32(42, 400);
     const allRejected = new Promise<void>((resolve) => bob.client.on('message-rejected', () => rejected.length === 2 && resolve()));
-    await mt.send([{ to: bob.client.address, frame: new Uint8Array([9, 9, 9]) }]);
-    await mt.send([{ to: bob.client.address, frame: forged }]);
+    const listVersion = await listVersionAt(mt, 'bob');
+    await mt.send([{ to: bob.client.address, listVersion, frame: new Uint8Array([9, 9, 9]) }]);
+    await mt.send([{ to: bob.client.address, listVersion, frame: forged }]);
     await allRejected;
     await alice.client.send('bob', 'genuine again');
     await bob.waitForMessages(2);
@@ -141,7 +145,8 @@ test('undecryptable frames look the same on the wire as good ones: one acknowled
     expect(delivered).toHaveLength(4);
     expect(acked.sort()).toEqual([...delivered].sort());
     const upKinds = new Set(wire.filter((w) => w.direction === 'up').map((w) => w.kind));
-    expect([...upKinds].sort()).toEqual(['ack', 'auth', 'fetch-bundles', 'publish-prekeys'].filter((k) => upKinds.has(k)).sort());
+    // (Start-up also publishes Bob's device list, protocol §3.3.)
+    expect([...upKinds].sort()).toEqual(['ack', 'auth', 'fetch-bundles', 'publish-device-list', 'publish-prekeys'].filter((k) => upKinds.has(k)).sort());
     expect(upKinds.has('send')).toBe(false);
   } finally {
     await proxy.close();
@@ -160,8 +165,9 @@ test('a contact cannot overwrite history records, even reusing a message id and 
   const wire = await bob.client.sessions.encrypt(alice.client.address, forged);
   const t = makeTransport('websocket', relay);
   await t.connect({ certificate: encodeDeviceCertificate(await bob.client.sessions.certificate()), sign: (r, c) => bob.client.sessions.signRelayChallenge(r, c) });
-  await t.send([{ to: alice.client.address, frame: wire }]);
-  await t.send([{ to: alice.client.address, frame: await bob.client.sessions.encrypt(alice.client.address, forged) }]);
+  const listVersion = await listVersionAt(t, 'alice');
+  await t.send([{ to: alice.client.address, listVersion, frame: wire }]);
+  await t.send([{ to: alice.client.address, listVersion, frame: await bob.client.sessions.encrypt(alice.client.address, forged) }]);
   await alice.waitForMessages(2);
   await t.close();
   const history = await alice.client.history('bob');

@@ -41,6 +41,7 @@ export {
   type AppliedDeviceList,
   type LinkApproval,
   type DecryptOptions,
+  type EncryptOptions,
   type DecryptResult,
   type GeneratePrekeysOptions,
   type PublicPrekeys,
@@ -67,7 +68,17 @@ export {
   type ClientOptions,
   type ModuleLoader,
 } from './client/client.js';
-export type { Conversation, DeliveryStatus, StoredMessage } from './client/history.js';
+export type { Conversation, DeliveryStatus, StoredGroupMessage, StoredMessage } from './client/history.js';
+export type {
+  ClientGroupApi,
+  CreateGroupOptions,
+  Group,
+  GroupClientEvents,
+  GroupInfo,
+  GroupMemberInfo,
+  GroupMemberStatus,
+  GroupSummary,
+} from './client/groups.js';
 export type { Subscribe } from './client/events.js';
 export { AT_REST_CHECK_KEY, createEncryptedStorage, encodeStoragePath, SEAL_OVERHEAD, type EncryptedStorageOptions } from './storage/encrypted-storage.js';
 export {
@@ -80,3 +91,5 @@ export {
 } from './protocol/device-list.js';
 export { decodeLinkRequest, LINK_CODE_PREFIX, linkCode, parseLinkCode, type LinkRequest } from './protocol/device-link.js';
 export { createDeviceLinkRequest, type PendingDeviceLink } from './session/device-link-request.js';
+export { linkDevice, type DeviceInfo, type DeviceLink, type LinkDeviceOptions } from './client/devices.js';
+export * from './group/index.js';

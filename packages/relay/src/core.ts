@@ -11,9 +11,11 @@ import type { AuthenticatedDevice } from './device.js';
 import type { RelayLimits } from './limits.js';
 import type { RelayLogger } from './logger.js';
 import type { MailboxHub } from './mailbox-hub.js';
+import type { ProvisionTable } from './provisioning.js';
 import type { RateLimiter } from './rate-limiter.js';
 import type { SessionTable } from './sessions.js';
 import type { PrekeyCounts, RelayStore } from './store.js';
+import { addressKey } from './store-util.js';
 
 /** The registration hook of `RelayOptions`. */
 export type VerifyRegistration = (userId: string, accountKey: Uint8Array, token: string) => Promise<boolean>;
@@ -45,6 +47,12 @@ export interface RelayLimiters {
   readonly requests: RateLimiter;
   /** Per device: PUBLISH_PREKEYS. */
   readonly prekeyUploads: RateLimiter;
+  /** Per user: PUBLISH_DEVICE_LIST. */
+  readonly deviceListPublishes: RateLimiter;
+  /** Per device: PROVISION_PUT. */
+  readonly provisionPuts: RateLimiter;
+  /** Per WebSocket connection, or per remote address over HTTP: PROVISION_TAKE (no device to key it by). */
+  readonly provisionTakes: RateLimiter;
 }
 
 export interface RelayCore {
@@ -59,6 +67,8 @@ export interface RelayCore {
   readonly challenges: ChallengeTable;
   readonly sessions: SessionTable;
   readonly hub: MailboxHub;
+  /** Device-link answers in transit (memory only). */
+  readonly provisions: ProvisionTable;
   /** Authenticated WebSocket connections by device key. */
   readonly peers: Map<string, Set<WebSocketPeer>>;
   readonly limiters: RelayLimiters;
@@ -87,6 +97,22 @@ export function tellPrekeysLow(core: RelayCore, deviceKey: string, counts: Preke
   core.pendingLow.set(deviceKey, counts);
   while (core.pendingLow.size > core.limits.maxSessions) {
     core.pendingLow.delete(core.pendingLow.keys().next().value as string);
+  }
+}
+
+/**
+ * Cuts off devices a new device list left out (relay-protocol.md PUBLISH_DEVICE_LIST):
+ * their WebSockets close with 4004, their HTTP sessions end, their waiting long polls
+ * answer now (their mailbox is gone; the next request finds no session), and nothing is
+ * kept for them. Their AUTH is refused from now on (REVOKED).
+ */
+export function revokeDevices(core: RelayCore, userId: string, deviceIds: readonly string[]): void {
+  for (const deviceId of deviceIds) {
+    const key = addressKey({ userId, deviceId });
+    core.sessions.revokeDevice(key);
+    core.pendingLow.delete(key);
+    for (const p of [...(core.peers.get(key) ?? [])]) p.close(4004, 'device revoked');
+    core.hub.notify(key);
   }
 }
 

@@ -1,10 +1,15 @@
 /**
  * The one request handler both carriers share (docs/relay-protocol.md §2, §3). It takes a
  * decoded request and the caller's context and returns the answer frame. It never
- * decodes a message frame: SEND and DELIVER move opaque bytes.
+ * decodes a message frame: SEND, SEND_SHARED and DELIVER move opaque bytes, and
+ * PROVISION_PUT / PROVISION_TAKE move a sealed blob.
  *
  * Every check that costs nothing (sizes, counts, rate limits, challenge) runs before any
  * signature verification (SECURITY.md E34, F42).
+ *
+ * Device lists (protocol §3.3): once a user has published one, the relay serves, accepts
+ * and delivers to only the devices it lists; every send names the list version it
+ * encrypted for, checked atomically with storing (DEVICE_MISMATCH otherwise).
  *
  * @module
  */
@@ -18,18 +23,24 @@ import {
   type DeviceCertificate,
 } from '@deadbolt/core';
 import { isDeadboltError, type RelayErrorCode, type RelayFrame } from '@deadbolt/spec';
-import { revokeUser, tellPrekeysLow, type RelayCore } from './core.js';
+import { revokeDevices, revokeUser, tellPrekeysLow, type RelayCore } from './core.js';
+import { decodeDeviceList, listsCertificate, verifyDeviceList, type DecodedDeviceList } from './device-list.js';
 import { authenticatedDevice, type AuthenticatedDevice } from './device.js';
 import { prekeyPutFromUpload, encodeTakenBundle } from './prekey-parts.js';
 import { limiterKey } from './rate-limiter.js';
 import { addressKey, sameBytes } from './store-util.js';
-import type { StoreAddress, StoredMessage } from './store.js';
+import type { EnqueueResult, KeptDevice, StoreAddress, StoredMessage, StoreListVersion } from './store.js';
 
 /** Who is asking, and over what. */
 export interface RequestContext {
   readonly carrier: 'websocket' | 'http';
   /** The remote address (for per-address limits only; never logged above debug). */
   readonly remote: string;
+  /**
+   * Keys limits that have no device to key them (PROVISION_TAKE): the WebSocket
+   * connection, or the remote address over HTTP.
+   */
+  readonly connection: string;
   /** The authenticated device, if any. */
   readonly device: AuthenticatedDevice | undefined;
   /** Aborted when the caller goes away (ends a long poll early). */
@@ -44,11 +55,35 @@ export interface RequestContext {
 export interface HandlerResult {
   readonly frame: RelayFrame;
   readonly authenticated?: AuthenticatedDevice;
+  /**
+   * Work the carrier runs once the answer is written: cutting off revoked devices after
+   * PUBLISH_DEVICE_LIST, so that a device removing itself still receives its OK.
+   */
+  readonly after?: () => void;
 }
 
-type Request = Extract<RelayFrame, { kind: 'auth' | 'send' | 'fetch' | 'ack' | 'publish-prekeys' | 'fetch-bundles' }>;
+type Request = Extract<
+  RelayFrame,
+  { kind: 'auth' | 'send' | 'send-shared' | 'fetch' | 'ack' | 'publish-prekeys' | 'fetch-bundles' | 'publish-device-list' | 'provision-put' | 'provision-take' }
+>;
 
-const REQUEST_KINDS: ReadonlySet<RelayFrame['kind']> = new Set(['auth', 'send', 'fetch', 'ack', 'publish-prekeys', 'fetch-bundles']);
+const REQUEST_KINDS: ReadonlySet<RelayFrame['kind']> = new Set([
+  'auth',
+  'send',
+  'send-shared',
+  'fetch',
+  'ack',
+  'publish-prekeys',
+  'fetch-bundles',
+  'publish-device-list',
+  'provision-put',
+  'provision-take',
+]);
+
+/** Requests answered without authentication (AUTH itself, and PROVISION_TAKE: a new device has no certificate yet, protocol §3.4). */
+export function needsNoDevice(frame: RelayFrame): boolean {
+  return frame.kind === 'auth' || frame.kind === 'provision-take';
+}
 
 /** Whether a frame is something a device may send. */
 export function isRequest(frame: RelayFrame): frame is Request {
@@ -71,6 +106,7 @@ export async function handleRequest(core: RelayCore, ctx: RequestContext, reques
   if (core.draining) return { frame: errorFrame('UNAVAILABLE', 'the relay is shutting down') };
   try {
     if (request.kind === 'auth') return await authenticate(core, ctx, request);
+    if (request.kind === 'provision-take') return { frame: await provisionTake(core, ctx, request.channel, request.waitMs) };
     const device = ctx.device;
     if (device === undefined) return { frame: errorFrame('UNAUTHENTICATED', 'authenticate first') };
     const wait = core.limiters.requests.attempt([device.key]);
@@ -78,6 +114,12 @@ export async function handleRequest(core: RelayCore, ctx: RequestContext, reques
     switch (request.kind) {
       case 'send':
         return { frame: await send(core, device, request.messages) };
+      case 'send-shared':
+        return { frame: await sendShared(core, device, request.recipients, request.frame) };
+      case 'publish-device-list':
+        return await publishDeviceList(core, device, request.deviceList);
+      case 'provision-put':
+        return { frame: provisionPut(core, device, request.channel, request.sealed) };
       case 'fetch':
         return { frame: await fetchMail(core, ctx, device, request.waitMs, request.max) };
       case 'ack':
@@ -159,11 +201,24 @@ async function authenticate(core: RelayCore, ctx: RequestContext, req: Extract<R
     }
   }
 
-  // 5. The device is registered on its first AUTH (with its verified certificate).
+  // 5. Once the user has a device list, only its current devices authenticate (protocol
+  //    §3.3: id, signing key and identity key all as listed). The list was verified under
+  //    the pinned key when it was stored, and a key change deletes it.
+  const stored = await core.store.getDeviceList(userId);
+  let listVersion = 0;
+  if (stored !== undefined) {
+    if (!listsCertificate(decodeDeviceList(stored.list), cert)) return fail('REVOKED', "this device is not in its user's device list", 'revoked');
+    listVersion = stored.version;
+  }
+
+  // 6. The device is registered on its first AUTH (with its verified certificate), only if
+  //    the list it was checked against is still the current one: a device revoked in
+  //    between must not register (compare-and-set, store invariant 3).
   const certificate = encodeDeviceCertificate(cert);
   const address = { userId: cert.userId, deviceId: cert.deviceId };
-  const registered = await core.store.registerDevice(address, cert.accountKey, certificate, core.limits.devicesPerUser);
+  const registered = await core.store.registerDevice(address, cert.accountKey, certificate, core.limits.devicesPerUser, listVersion);
   if (registered === 'account-mismatch') return fail('UNAUTHENTICATED', 'account changed concurrently; retry', 'account-race');
+  if (registered === 'list-mismatch') return fail('UNAUTHENTICATED', 'device list changed concurrently; retry', 'list-race');
   if (registered === 'too-many-devices') return fail('FORBIDDEN', 'too many devices for this user', 'too-many-devices');
   if (registered !== 'unchanged') core.log('debug', 'device-registered', { userId, deviceId: cert.deviceId, result: registered });
 
@@ -174,9 +229,62 @@ async function authenticate(core: RelayCore, ctx: RequestContext, req: Extract<R
   return { frame: { kind: 'auth-ok', sessionToken, oneTimePrekeys: counts.oneTime, pqPrekeys: counts.pq }, authenticated: device };
 }
 
-// --- SEND ------------------------------------------------------------------------------
+// --- SEND and SEND_SHARED --------------------------------------------------------------
 
-async function send(core: RelayCore, device: AuthenticatedDevice, messages: Extract<Request, { kind: 'send' }>['messages']): Promise<RelayFrame> {
+type Outbound = Extract<Request, { kind: 'send' }>['messages'];
+type SharedRecipients = Extract<Request, { kind: 'send-shared' }>['recipients'];
+
+/**
+ * The list version the sender names for each recipient user (relay-protocol.md "Device
+ * lists"), or `undefined` if it names two different ones for one user: one send is
+ * encrypted for one view of each user's devices.
+ */
+function expectedLists(entries: readonly { readonly to: StoreAddress; readonly listVersion?: number }[]): StoreListVersion[] | undefined {
+  const byUser = new Map<string, number>();
+  for (const e of entries) {
+    const v = e.listVersion ?? 0;
+    const seen = byUser.get(e.to.userId);
+    if (seen !== undefined && seen !== v) return undefined;
+    byUser.set(e.to.userId, v);
+  }
+  return [...byUser].map(([userId, listVersion]) => ({ userId, listVersion }));
+}
+
+/**
+ * The rate limits of a send (SECURITY.md F39, F42), all or none: one token per recipient
+ * user per (sender user, recipient user) pair, and the stored bytes (each mailbox's copy)
+ * against the sender's byte budget. Returns the wait, 0 when taken.
+ */
+function takeSendLimits(core: RelayCore, device: AuthenticatedDevice, recipients: readonly StoreAddress[], bytes: number): number {
+  const sender = device.address.userId;
+  const pairKeys = [...new Set(recipients.map((to) => to.userId))].map((to) => limiterKey(sender, to));
+  const senderKey = [limiterKey(sender)];
+  const wait = Math.max(core.limiters.messages.check(pairKeys), core.limiters.sendBytes.check(senderKey, bytes));
+  if (wait > 0) return wait;
+  core.limiters.messages.take(pairKeys);
+  core.limiters.sendBytes.take(senderKey, bytes);
+  return 0;
+}
+
+/** The answer to a committed (or refused) enqueue; on success the recipients are woken. */
+function enqueued(core: RelayCore, result: EnqueueResult, recipients: readonly StoreAddress[]): RelayFrame {
+  if (!result.ok) {
+    switch (result.reason) {
+      case 'list-mismatch':
+        // Nothing was stored: the sender refreshes these users' devices and sends again.
+        return { kind: 'device-mismatch', users: result.users.map((u) => ({ userId: u.userId, listVersion: u.listVersion })) };
+      case 'unknown-device':
+        return errorFrame('UNKNOWN_USER', 'no such registered device');
+      case 'mailbox-full':
+        return errorFrame('MAILBOX_FULL', "a recipient's mailbox is full");
+    }
+  }
+  // Committed: wake the recipients' connections and long polls.
+  for (const key of new Set(recipients.map((to) => addressKey(to)))) core.hub.notify(key);
+  return { kind: 'ok' };
+}
+
+async function send(core: RelayCore, device: AuthenticatedDevice, messages: Outbound): Promise<RelayFrame> {
   const { limits } = core;
   if (messages.length === 0) return errorFrame('BAD_REQUEST', 'no messages');
   if (messages.length > limits.maxRecipients) return errorFrame('TOO_LARGE', `more than ${limits.maxRecipients} recipients`);
@@ -185,28 +293,40 @@ async function send(core: RelayCore, device: AuthenticatedDevice, messages: Extr
     if (m.frame.byteLength > limits.maxMessage) return errorFrame('TOO_LARGE', `a message is over ${limits.maxMessage} bytes`);
     bytes += m.frame.byteLength;
   }
-  // Rate limits (SECURITY.md F39, F42): one token per recipient user per (sender user,
-  // recipient user) pair, and the bytes against the sender's byte budget. All or none.
-  const sender = device.address.userId;
-  const pairKeys = [...new Set(messages.map((m) => m.to.userId))].map((to) => limiterKey(sender, to));
-  const senderKey = [limiterKey(sender)];
-  const wait = Math.max(core.limiters.messages.check(pairKeys), core.limiters.sendBytes.check(senderKey, bytes));
+  const lists = expectedLists(messages);
+  if (lists === undefined) return errorFrame('BAD_REQUEST', 'two list versions for one user');
+  const wait = takeSendLimits(core, device, messages.map((m) => m.to), bytes);
   if (wait > 0) return errorFrame('RATE_LIMITED', 'sending too fast', wait);
-  core.limiters.messages.take(pairKeys);
-  core.limiters.sendBytes.take(senderKey, bytes);
-
   const result = await core.store.enqueue(
-    { from: device.address, receivedAt: core.now(), messages: messages.map((m) => ({ to: m.to, frame: m.frame })) },
+    { from: device.address, receivedAt: core.now(), messages: messages.map((m) => ({ to: m.to, frame: m.frame })), expectedLists: lists },
     { maxMessages: limits.mailboxMessages, maxBytes: limits.mailboxBytes, maxPerSender: limits.senderQueuedPerMailbox },
   );
-  if (!result.ok) {
-    return result.reason === 'unknown-device'
-      ? errorFrame('UNKNOWN_USER', 'no such registered device')
-      : errorFrame('MAILBOX_FULL', "a recipient's mailbox is full");
-  }
-  // Committed: wake the recipients' connections and long polls.
-  for (const key of new Set(messages.map((m) => addressKey(m.to)))) core.hub.notify(key);
-  return { kind: 'ok' };
+  return enqueued(core, result, messages.map((m) => m.to));
+}
+
+/**
+ * SEND_SHARED (relay-protocol.md §3): one frame into every named mailbox, all or none,
+ * under the rules of SEND. Each mailbox is charged the full frame against its quota and
+ * the sender's byte budget (one upload, but as many stored copies), and the per-pair
+ * message limit takes one token per recipient user, as SEND does.
+ */
+async function sendShared(core: RelayCore, device: AuthenticatedDevice, recipients: SharedRecipients, frame: Uint8Array): Promise<RelayFrame> {
+  const { limits } = core;
+  if (recipients.length === 0) return errorFrame('BAD_REQUEST', 'no recipients');
+  if (recipients.length > limits.maxRecipients) return errorFrame('TOO_LARGE', `more than ${limits.maxRecipients} recipients`);
+  if (frame.byteLength > limits.maxMessage) return errorFrame('TOO_LARGE', `the message is over ${limits.maxMessage} bytes`);
+  const to = recipients.map((r) => r.to);
+  // One frame per mailbox: a mailbox named twice is a client bug, not a second message.
+  if (new Set(to.map((a) => addressKey(a))).size !== to.length) return errorFrame('BAD_REQUEST', 'a recipient is named twice');
+  const lists = expectedLists(recipients);
+  if (lists === undefined) return errorFrame('BAD_REQUEST', 'two list versions for one user');
+  const wait = takeSendLimits(core, device, to, frame.byteLength * to.length);
+  if (wait > 0) return errorFrame('RATE_LIMITED', 'sending too fast', wait);
+  const result = await core.store.enqueueShared(
+    { from: device.address, receivedAt: core.now(), to, frame, expectedLists: lists },
+    { maxMessages: limits.mailboxMessages, maxBytes: limits.mailboxBytes, maxPerSender: limits.senderQueuedPerMailbox },
+  );
+  return enqueued(core, result, to);
 }
 
 // --- FETCH / DELIVER ---------------------------------------------------------------------
@@ -332,21 +452,106 @@ async function publishPrekeys(core: RelayCore, device: AuthenticatedDevice, byte
   return { kind: 'ok' };
 }
 
+/** The user's stored device list, decoded (it was verified before it was stored), or `undefined`. */
+async function currentList(core: RelayCore, userId: string): Promise<{ readonly list: DecodedDeviceList; readonly encoded: Uint8Array } | undefined> {
+  const stored = await core.store.getDeviceList(userId);
+  return stored === undefined ? undefined : { list: decodeDeviceList(stored.list), encoded: stored.list };
+}
+
+/**
+ * FETCH_BUNDLES (relay-protocol.md §3): one bundle per current device (all registered
+ * devices while the user has no list; only listed ones once it has), and the list. A user
+ * with a list is answered BUNDLES even when no bundle is available: the list alone tells
+ * the sender which devices are current and at which version. Without a list and without
+ * bundles: UNKNOWN_USER.
+ */
 async function fetchBundles(core: RelayCore, device: AuthenticatedDevice, targetUser: string): Promise<RelayFrame> {
   const wait = core.limiters.bundleFetches.attempt([limiterKey(device.address.userId, targetUser)]);
   if (wait > 0) return errorFrame('RATE_LIMITED', 'too many bundle fetches for this user', wait);
+  const current = await currentList(core, targetUser);
   const devices = await core.store.listDevices(targetUser);
   const bundles: Uint8Array[] = [];
   for (const d of devices) {
     // A device never needs its own bundle.
     if (targetUser === device.address.userId && d.deviceId === device.address.deviceId) continue;
+    const certificate = decodeDeviceCertificate(d.certificate);
+    if (current !== undefined && !listsCertificate(current.list, certificate)) continue;
     const address = { userId: targetUser, deviceId: d.deviceId };
     const taken = await core.store.takeBundle(address);
     if (taken === undefined) continue;
-    bundles.push(encodeTakenBundle(decodeDeviceCertificate(d.certificate), taken));
+    bundles.push(encodeTakenBundle(certificate, taken));
     const low = core.limits.prekeysLowThreshold;
     if (taken.remaining.oneTime < low || taken.remaining.pq < low) tellPrekeysLow(core, addressKey(address), taken.remaining);
   }
-  if (bundles.length === 0) return errorFrame('UNKNOWN_USER', 'no such user, or no device with prekeys');
-  return { kind: 'bundles', bundles };
+  if (bundles.length === 0 && current === undefined) return errorFrame('UNKNOWN_USER', 'no such user, or no device with prekeys');
+  return { kind: 'bundles', bundles, deviceList: current?.encoded };
+}
+
+// --- device lists (relay-protocol.md PUBLISH_DEVICE_LIST, protocol §3.3) ------------------
+
+async function publishDeviceList(core: RelayCore, device: AuthenticatedDevice, bytes: Uint8Array): Promise<HandlerResult> {
+  const userId = device.address.userId;
+  const wait = core.limiters.deviceListPublishes.attempt([limiterKey(userId)]);
+  if (wait > 0) return { frame: errorFrame('RATE_LIMITED', 'too many device list changes', wait) };
+  let list: DecodedDeviceList;
+  try {
+    list = decodeDeviceList(bytes); // enforces its own maximum size before parsing
+  } catch {
+    return { frame: errorFrame('BAD_REQUEST', 'undecodable device list') };
+  }
+  // Any authenticated device of the list's user may publish it (a device may remove
+  // itself); the account key, not the caller, is what vouches for it.
+  if (list.userId !== userId) return { frame: errorFrame('FORBIDDEN', "a device list of another user") };
+  const pinned = await core.store.getAccountKey(userId);
+  if (pinned === undefined || !sameBytes(pinned, list.accountKey)) return { frame: errorFrame('FORBIDDEN', 'the device list names another account key') };
+  if (!(await verifyDeviceList(core.crypto, list))) return { frame: errorFrame('BAD_SIGNATURE', 'device list signature') };
+
+  // Registered devices the list keeps current: same id, signing key and identity key.
+  const keep: KeptDevice[] = [];
+  for (const d of await core.store.listDevices(userId)) {
+    if (listsCertificate(list, decodeDeviceCertificate(d.certificate))) keep.push({ deviceId: d.deviceId, certificate: d.certificate });
+  }
+  const result = await core.store.putDeviceList(userId, list.accountKey, list.listVersion, list.encoded, keep);
+  if (!result.ok) {
+    switch (result.reason) {
+      case 'stale':
+        return { frame: errorFrame('FORBIDDEN', 'a newer device list is stored') };
+      case 'conflict':
+        return { frame: errorFrame('FORBIDDEN', 'another device list with this version is stored') };
+      case 'account-mismatch':
+        return { frame: errorFrame('FORBIDDEN', 'the account key changed; the list names the old one') };
+    }
+  }
+  if (!result.changed) return { frame: { kind: 'ok' } };
+  core.log('info', 'device-list-published', { listVersion: list.listVersion, devices: list.devices.length, removed: result.removed.length });
+  const removed = result.removed;
+  return { frame: { kind: 'ok' }, ...(removed.length > 0 ? { after: () => revokeDevices(core, userId, removed) } : {}) };
+}
+
+// --- provisioning (relay-protocol.md PROVISION_PUT / PROVISION_TAKE, protocol §3.4) -------
+
+function provisionPut(core: RelayCore, device: AuthenticatedDevice, channel: Uint8Array, sealed: Uint8Array): RelayFrame {
+  const wait = core.limiters.provisionPuts.attempt([device.key]);
+  if (wait > 0) return errorFrame('RATE_LIMITED', 'too many device-link answers', wait);
+  if (sealed.byteLength > core.limits.maxProvisionBlob) return errorFrame('TOO_LARGE', `a device-link answer is over ${core.limits.maxProvisionBlob} bytes`);
+  switch (core.provisions.put(channel, sealed)) {
+    case 'conflict':
+      return errorFrame('FORBIDDEN', 'another answer was left on this channel');
+    case 'full':
+      return errorFrame('RATE_LIMITED', 'too many device-link answers waiting', core.provisions.retryAfterMs());
+    default:
+      return { kind: 'ok' };
+  }
+}
+
+async function provisionTake(core: RelayCore, ctx: RequestContext, channel: Uint8Array, waitMs: number): Promise<RelayFrame> {
+  // No device to key a limit by: the connection (WebSocket) or remote address (HTTP).
+  const wait = core.limiters.provisionTakes.attempt([ctx.connection]);
+  if (wait > 0) return errorFrame('RATE_LIMITED', 'too many PROVISION_TAKE requests', wait);
+  // The caller going away, and the relay draining, end the wait with nothing.
+  const taking = core.provisions.take(channel, Math.min(waitMs, core.limits.maxProvisionWaitMs), [ctx.signal, core.drainSignal]);
+  core.log('debug', 'provision-take', { carrier: ctx.carrier, waiting: core.provisions.waiting });
+  const sealed = await taking;
+  if (sealed === 'busy') return errorFrame('RATE_LIMITED', 'too many waiting PROVISION_TAKE requests', 1000);
+  return { kind: 'provision', sealed };
 }

@@ -16,7 +16,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { decodeRelayFrame, encodeRelayFrame, type RelayFrame } from '@deadbolt/spec';
 import { originAllowed, type RelayCore } from './core.js';
 import type { AuthenticatedDevice } from './device.js';
-import { errorFrame, handleRequest, isRequest } from './handler.js';
+import { errorFrame, handleRequest, isRequest, needsNoDevice } from './handler.js';
 import { peekRequestId } from './websocket.js';
 
 const BEARER = /^Bearer ([A-Za-z0-9_-]{1,128})$/;
@@ -92,8 +92,10 @@ export function createHttpListener(core: RelayCore): (req: IncomingMessage, res:
     const { requestId, frame } = envelope;
     if (!isRequest(frame)) return sendFrame(res, requestId, errorFrame('BAD_REQUEST', `${frame.kind} is not a request`), 400);
 
+    // AUTH and PROVISION_TAKE are sent without a session token (a new device taking its
+    // device-link answer has no certificate yet); every other request needs one.
     let device: AuthenticatedDevice | undefined;
-    if (frame.kind !== 'auth') {
+    if (!needsNoDevice(frame)) {
       const token = BEARER.exec(req.headers.authorization ?? '')?.[1];
       device = token === undefined ? undefined : core.sessions.resolve(token);
       if (device === undefined) return sendFrame(res, requestId, errorFrame('UNAUTHENTICATED', 'missing or expired session token'), 401);
@@ -104,10 +106,11 @@ export function createHttpListener(core: RelayCore): (req: IncomingMessage, res:
     await core.track(async () => {
       const result = await handleRequest(
         core,
-        { carrier: 'http', remote, device, signal: abort.signal, consumeChallenge: (c) => core.challenges.consume(c) },
+        { carrier: 'http', remote, connection: `http:${remote}`, device, signal: abort.signal, consumeChallenge: (c) => core.challenges.consume(c) },
         frame,
       );
       sendFrame(res, requestId, result.frame);
+      result.after?.();
     });
   }
 

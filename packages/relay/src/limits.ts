@@ -45,6 +45,22 @@ export interface RelayLimits {
   readonly challengeLifetimeMs: number;
   /** HTTP session token idle lifetime (10 minutes). */
   readonly sessionIdleMs: number;
+  /** PUBLISH_DEVICE_LIST per user: 10, then one per minute. */
+  readonly deviceListPublishes: RateLimit;
+  /** Largest sealed provisioning blob (8 KiB). */
+  readonly maxProvisionBlob: number;
+  /** Longest PROVISION_TAKE wait (30 s). */
+  readonly maxProvisionWaitMs: number;
+  /** How long a provisioning blob (or the tombstone of a taken one) is kept (10 minutes). */
+  readonly provisionLifetimeMs: number;
+  /** Provisioning channels held in memory (10,000). */
+  readonly maxProvisionBlobs: number;
+  /** PROVISION_TAKE requests waiting at once (1,000). */
+  readonly maxProvisionWaiters: number;
+  /** PROVISION_TAKE per WebSocket connection (HTTP: per remote address): 10, then one per 5 s. */
+  readonly provisionTakes: RateLimit;
+  /** PROVISION_PUT per device: 10, then one per minute. */
+  readonly provisionPuts: RateLimit;
   // --- the relay's own protections ----------------------------------------------------------
   /** Below this many one-time keys of either kind, the owner is told PREKEYS_LOW (10). */
   readonly prekeysLowThreshold: number;
@@ -106,6 +122,14 @@ export const DEFAULT_RELAY_LIMITS: RelayLimits = Object.freeze({
   connectionsPerDevice: 4,
   challengeLifetimeMs: 60_000,
   sessionIdleMs: 10 * 60_000,
+  deviceListPublishes: Object.freeze({ burst: 10, refill: 1, intervalMs: 60_000 }),
+  maxProvisionBlob: RELAY_LIMITS.maxProvisionBlob,
+  maxProvisionWaitMs: RELAY_LIMITS.maxProvisionWaitMs,
+  provisionLifetimeMs: 10 * 60_000,
+  maxProvisionBlobs: 10_000,
+  maxProvisionWaiters: 1000,
+  provisionTakes: Object.freeze({ burst: 10, refill: 1, intervalMs: 5000 }),
+  provisionPuts: Object.freeze({ burst: 10, refill: 1, intervalMs: 60_000 }),
   prekeysLowThreshold: 10,
   devicesPerUser: RELAY_LIMITS.maxBundles,
   storedOneTimePrekeys: 2000,
@@ -139,6 +163,8 @@ const CODEC_MAXIMA: Partial<Record<keyof RelayLimits, number>> = {
   maxAck: RELAY_LIMITS.maxAck,
   maxWaitMs: RELAY_LIMITS.maxWaitMs,
   devicesPerUser: RELAY_LIMITS.maxBundles,
+  maxProvisionBlob: RELAY_LIMITS.maxProvisionBlob,
+  maxProvisionWaitMs: RELAY_LIMITS.maxProvisionWaitMs,
 };
 
 function invalid(field: string, expected: string): UsageError<'INVALID_ARGUMENT'> {

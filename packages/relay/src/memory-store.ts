@@ -8,6 +8,10 @@
 import {
   RELAY_STORE_SPECIFICATION_VERSION,
   type EnqueueBatch,
+  type KeptDevice,
+  type PutDeviceListResult,
+  type SharedEnqueueBatch,
+  type StoreListVersion,
   type EnqueueResult,
   type FetchOptions,
   type MailboxQuota,
@@ -40,6 +44,7 @@ interface DeviceEntry {
 interface UserEntry {
   accountKey: Uint8Array;
   devices: Map<string, DeviceEntry>;
+  list: { version: number; bytes: Uint8Array } | undefined;
 }
 
 interface Mailbox {
@@ -97,6 +102,70 @@ export function createMemoryRelayStore(): RelayStore {
   function deleteUserData(user: UserEntry, userId: string): void {
     for (const deviceId of user.devices.keys()) mailboxes.delete(addressKey({ userId, deviceId }));
     user.devices.clear();
+    user.list = undefined;
+  }
+
+  /** Users whose stored list version (0: none) differs from the one the sender named (invariant 6). */
+  function listMismatches(expected: readonly StoreListVersion[] | undefined): StoreListVersion[] {
+    const out: StoreListVersion[] = [];
+    const seen = new Set<string>();
+    for (const e of expected ?? []) {
+      if (seen.has(e.userId)) continue;
+      seen.add(e.userId);
+      const current = users.get(e.userId)?.list?.version ?? 0;
+      if (current !== e.listVersion) out.push({ userId: e.userId, listVersion: current });
+    }
+    return out;
+  }
+
+  /**
+   * Checks a batch against the quotas (invariant 6) and, if it fits, stores it: one
+   * synchronous step, so nothing else runs in between. `frameOf(i)` (called only once the
+   * batch fits) goes to `to[i]`.
+   */
+  function store(
+    from: StoreAddress,
+    receivedAt: number,
+    to: readonly StoreAddress[],
+    sizeOf: (i: number) => number,
+    frameOf: (i: number) => Uint8Array,
+    quota: MailboxQuota,
+  ): EnqueueResult {
+    const planned = new Map<string, { messages: number; bytes: number; fromSender: number }>();
+    for (let i = 0; i < to.length; i++) {
+      const m = to[i] as StoreAddress;
+      if (device(m) === undefined) return { ok: false, reason: 'unknown-device', to: m };
+      const key = addressKey(m);
+      let p = planned.get(key);
+      if (p === undefined) {
+        const box = mailboxes.get(key);
+        p = { messages: box?.messages.size ?? 0, bytes: box?.bytes ?? 0, fromSender: box?.perSender.get(from.userId) ?? 0 };
+        planned.set(key, p);
+      }
+      p.messages += 1;
+      p.bytes += sizeOf(i);
+      p.fromSender += 1;
+      if (p.messages > quota.maxMessages || p.bytes > quota.maxBytes || p.fromSender > quota.maxPerSender) {
+        return { ok: false, reason: 'mailbox-full', to: m };
+      }
+    }
+    const ids: string[] = [];
+    for (let i = 0; i < to.length; i++) {
+      const key = addressKey(to[i] as StoreAddress);
+      let box = mailboxes.get(key);
+      if (box === undefined) {
+        box = { messages: new Map(), bytes: 0, perSender: new Map() };
+        mailboxes.set(key, box);
+      }
+      let id = newMessageId();
+      while (box.messages.has(id)) id = newMessageId();
+      const frame = frameOf(i);
+      box.messages.set(id, { id, from: { userId: from.userId, deviceId: from.deviceId }, receivedAt, frame });
+      box.bytes += frame.byteLength;
+      box.perSender.set(from.userId, (box.perSender.get(from.userId) ?? 0) + 1);
+      ids.push(id);
+    }
+    return { ok: true, ids };
   }
 
   return {
@@ -113,7 +182,7 @@ export function createMemoryRelayStore(): RelayStore {
       const u = users.get(userId);
       if (u === undefined) {
         if (expected !== undefined) return false;
-        users.set(userId, { accountKey: copyBytes(accountKey), devices: new Map() });
+        users.set(userId, { accountKey: copyBytes(accountKey), devices: new Map(), list: undefined });
         return true;
       }
       if (expected === undefined || !sameBytes(u.accountKey, expected)) return false;
@@ -123,10 +192,39 @@ export function createMemoryRelayStore(): RelayStore {
       return true;
     },
 
-    async registerDevice(address, accountKey, certificate, maxDevices): Promise<RegisterDeviceResult> {
+    async getDeviceList(userId) {
+      open();
+      const l = users.get(userId)?.list;
+      return l ? { version: l.version, list: copyBytes(l.bytes) } : undefined;
+    },
+
+    async putDeviceList(userId, accountKey, version, list, keep: readonly KeptDevice[]): Promise<PutDeviceListResult> {
+      open();
+      const u = users.get(userId);
+      if (u === undefined || !sameBytes(u.accountKey, accountKey)) return { ok: false, reason: 'account-mismatch' };
+      if (u.list !== undefined) {
+        if (version < u.list.version) return { ok: false, reason: 'stale' };
+        if (version === u.list.version) return sameBytes(u.list.bytes, list) ? { ok: true, changed: false, removed: [] } : { ok: false, reason: 'conflict' };
+      }
+      // Invariant 11: the list and the deletions in one synchronous step.
+      const removed: string[] = [];
+      for (const [deviceId, d] of u.devices) {
+        if (keep.some((k) => k.deviceId === deviceId && sameBytes(k.certificate, d.certificate))) continue;
+        removed.push(deviceId);
+      }
+      for (const deviceId of removed) {
+        u.devices.delete(deviceId);
+        mailboxes.delete(addressKey({ userId, deviceId }));
+      }
+      u.list = { version, bytes: copyBytes(list) };
+      return { ok: true, changed: true, removed: removed.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)) };
+    },
+
+    async registerDevice(address, accountKey, certificate, maxDevices, listVersion): Promise<RegisterDeviceResult> {
       open();
       const u = users.get(address.userId);
       if (u === undefined || !sameBytes(u.accountKey, accountKey)) return 'account-mismatch';
+      if ((u.list?.version ?? 0) !== listVersion) return 'list-mismatch';
       const existing = u.devices.get(address.deviceId);
       if (existing !== undefined) {
         if (sameBytes(existing.certificate, certificate)) return 'unchanged';
@@ -220,40 +318,27 @@ export function createMemoryRelayStore(): RelayStore {
     async enqueue(batch: EnqueueBatch, quota: MailboxQuota): Promise<EnqueueResult> {
       open();
       // Check the whole batch first (invariant 6), then apply it: nothing between awaits.
-      const planned = new Map<string, { messages: number; bytes: number; fromSender: number }>();
-      for (const m of batch.messages) {
-        if (device(m.to) === undefined) return { ok: false, reason: 'unknown-device', to: m.to };
-        const key = addressKey(m.to);
-        let p = planned.get(key);
-        if (p === undefined) {
-          const box = mailboxes.get(key);
-          p = { messages: box?.messages.size ?? 0, bytes: box?.bytes ?? 0, fromSender: box?.perSender.get(batch.from.userId) ?? 0 };
-          planned.set(key, p);
-        }
-        p.messages += 1;
-        p.bytes += m.frame.byteLength;
-        p.fromSender += 1;
-        if (p.messages > quota.maxMessages || p.bytes > quota.maxBytes || p.fromSender > quota.maxPerSender) {
-          return { ok: false, reason: 'mailbox-full', to: m.to };
-        }
-      }
-      const ids: string[] = [];
-      for (const m of batch.messages) {
-        const key = addressKey(m.to);
-        let box = mailboxes.get(key);
-        if (box === undefined) {
-          box = { messages: new Map(), bytes: 0, perSender: new Map() };
-          mailboxes.set(key, box);
-        }
-        let id = newMessageId();
-        while (box.messages.has(id)) id = newMessageId();
-        const frame = copyBytes(m.frame);
-        box.messages.set(id, { id, from: { userId: batch.from.userId, deviceId: batch.from.deviceId }, receivedAt: batch.receivedAt, frame });
-        box.bytes += frame.byteLength;
-        box.perSender.set(batch.from.userId, (box.perSender.get(batch.from.userId) ?? 0) + 1);
-        ids.push(id);
-      }
-      return { ok: true, ids };
+      const mismatched = listMismatches(batch.expectedLists);
+      if (mismatched.length > 0) return { ok: false, reason: 'list-mismatch', users: mismatched };
+      const messages = batch.messages;
+      return store(
+        batch.from,
+        batch.receivedAt,
+        messages.map((m) => m.to),
+        (i) => (messages[i] as EnqueueBatch['messages'][number]).frame.byteLength,
+        (i) => copyBytes((messages[i] as EnqueueBatch['messages'][number]).frame),
+        quota,
+      );
+    },
+
+    async enqueueShared(batch: SharedEnqueueBatch, quota: MailboxQuota): Promise<EnqueueResult> {
+      open();
+      const mismatched = listMismatches(batch.expectedLists);
+      if (mismatched.length > 0) return { ok: false, reason: 'list-mismatch', users: mismatched };
+      // One private copy shared by every mailbox: stored frames are never mutated, and
+      // fetch hands out copies (invariant 9).
+      let frame: Uint8Array | undefined;
+      return store(batch.from, batch.receivedAt, batch.to, () => batch.frame.byteLength, () => (frame ??= copyBytes(batch.frame)), quota);
     },
 
     async fetch(mailbox, options: FetchOptions) {

@@ -15,6 +15,7 @@ import { resolveRelayLimits, type RelayLimits } from './limits.js';
 import { createJsonRelayLogger, type RelayLogger } from './logger.js';
 import { createMailboxHub } from './mailbox-hub.js';
 import { createMemoryRelayStore } from './memory-store.js';
+import { createProvisionTable } from './provisioning.js';
 import { createRateLimiter } from './rate-limiter.js';
 import { createSessionTable } from './sessions.js';
 import type { PrekeyCounts, RelayStore } from './store.js';
@@ -159,6 +160,12 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
     challenges: createChallengeTable({ max: limits.maxPendingChallenges, lifetimeMs: limits.challengeLifetimeMs, now }),
     sessions: createSessionTable({ maxSessions: limits.maxSessions, perDevice: limits.sessionsPerDevice, idleMs: limits.sessionIdleMs, now }),
     hub: createMailboxHub(),
+    provisions: createProvisionTable({
+      maxBlobs: limits.maxProvisionBlobs,
+      maxWaiters: limits.maxProvisionWaiters,
+      lifetimeMs: limits.provisionLifetimeMs,
+      now,
+    }),
     peers: new Map<string, Set<WebSocketPeer>>(),
     limiters: {
       bundleFetches: limiter(limits.bundleFetches),
@@ -167,6 +174,9 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
       authAttempts: limiter(limits.authAttempts),
       requests: limiter(limits.requests),
       prekeyUploads: limiter(limits.prekeyUploads),
+      deviceListPublishes: limiter(limits.deviceListPublishes),
+      provisionPuts: limiter(limits.provisionPuts),
+      provisionTakes: limiter(limits.provisionTakes),
     },
     pendingLow: new Map<string, PrekeyCounts>(),
     waiters: { total: 0, perDevice: new Map() },
@@ -223,10 +233,12 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
     close() {
       closing ??= (async () => {
         // 1. Drain: health answers 503 (so load balancers stop routing here), upgrades and
-        //    new requests are refused with 503 / UNAVAILABLE, long polls answer now.
+        //    new requests are refused with 503 / UNAVAILABLE, long polls and waiting
+        //    PROVISION_TAKEs answer now (with nothing).
         draining = true;
         log('info', 'relay-draining', {});
         drain.abort();
+        core.provisions.close();
         // 2. Finish what is in flight (a SEND being committed, a bundle being taken).
         if (inFlight > 0) await new Promise<void>((resolve) => idleWaiters.push(resolve));
         // 3. Stop listening and close every socket.

@@ -21,6 +21,8 @@ export interface SessionTable {
   resolve(token: string): AuthenticatedDevice | undefined;
   /** Ends every session of a user. */
   revokeUser(userId: string): void;
+  /** Ends every session of one device (by `AuthenticatedDevice.key`). */
+  revokeDevice(key: string): void;
   readonly size: number;
 }
 
@@ -76,6 +78,9 @@ export function createSessionTable(options: { maxSessions: number; perDevice: nu
     },
     revokeUser(userId) {
       for (const [id, s] of sessions) if (s.device.address.userId === userId) remove(id);
+    },
+    revokeDevice(key) {
+      for (const id of [...(byDevice.get(key) ?? [])]) remove(id);
     },
     get size() {
       return sessions.size;

@@ -19,6 +19,9 @@ import { StorageError, UsageError, isDeadboltError } from '@deadbolt/spec';
 import {
   RELAY_STORE_SPECIFICATION_VERSION,
   type EnqueueResult,
+  type MailboxQuota,
+  type PutDeviceListResult,
+  type StoreListVersion,
   type PrekeyCounts,
   type PutPrekeysResult,
   type RegisterDeviceResult,
@@ -38,7 +41,12 @@ export interface SqliteRelayStoreOptions {
   readonly busyTimeoutMs?: number;
 }
 
-const SCHEMA_VERSION = 1;
+/**
+ * The schema version (`user_version`). 1: the first release. 2: `device_lists`. Every
+ * table is created with `IF NOT EXISTS`, so opening a schema-1 file adds what 2 has, in
+ * the same transaction that records the new version.
+ */
+const SCHEMA_VERSION = 2;
 
 const KIND_ONE_TIME = 1;
 const KIND_PQ = 2;
@@ -47,6 +55,11 @@ const SCHEMA = `
 CREATE TABLE IF NOT EXISTS accounts (
   user_id TEXT PRIMARY KEY,
   account_key BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS device_lists (
+  user_id TEXT PRIMARY KEY,
+  version INTEGER NOT NULL,
+  list BLOB NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS devices (
   user_id TEXT NOT NULL,
@@ -159,6 +172,18 @@ export function createSqliteRelayStore(options: SqliteRelayStoreOptions): RelayS
     deleteUserMessages: db.prepare('DELETE FROM messages WHERE user_id = ?'),
     deleteUserUsage: db.prepare('DELETE FROM mailbox_usage WHERE user_id = ?'),
     deleteUserSenderUsage: db.prepare('DELETE FROM sender_usage WHERE user_id = ?'),
+    deleteUserList: db.prepare('DELETE FROM device_lists WHERE user_id = ?'),
+
+    getList: db.prepare('SELECT version, list FROM device_lists WHERE user_id = ?'),
+    listVersion: db.prepare('SELECT version FROM device_lists WHERE user_id = ?').pluck(),
+    putList: db.prepare(
+      `INSERT INTO device_lists (user_id, version, list) VALUES (?, ?, ?)
+       ON CONFLICT (user_id) DO UPDATE SET version = excluded.version, list = excluded.list`,
+    ),
+    deleteDevice: db.prepare('DELETE FROM devices WHERE user_id = ? AND device_id = ?'),
+    deleteDeviceMessages: db.prepare('DELETE FROM messages WHERE user_id = ? AND device_id = ?'),
+    deleteDeviceUsage: db.prepare('DELETE FROM mailbox_usage WHERE user_id = ? AND device_id = ?'),
+    deleteDeviceSenderUsage: db.prepare('DELETE FROM sender_usage WHERE user_id = ? AND device_id = ?'),
 
     getDevice: db.prepare('SELECT certificate, signed_prekey, last_resort_prekey FROM devices WHERE user_id = ? AND device_id = ?'),
     deviceExists: db.prepare('SELECT 1 FROM devices WHERE user_id = ? AND device_id = ?').pluck(),
@@ -286,6 +311,73 @@ export function createSqliteRelayStore(options: SqliteRelayStoreOptions): RelayS
     };
   }
 
+  /** Users whose stored list version (0: none) differs from the one the sender named (invariant 6). */
+  function listMismatches(expected: readonly StoreListVersion[] | undefined): StoreListVersion[] {
+    const out: StoreListVersion[] = [];
+    const seen = new Set<string>();
+    for (const e of expected ?? []) {
+      if (seen.has(e.userId)) continue;
+      seen.add(e.userId);
+      const current = (q.listVersion.get(e.userId) as number | undefined) ?? 0;
+      if (current !== e.listVersion) out.push({ userId: e.userId, listVersion: current });
+    }
+    return out;
+  }
+
+  /**
+   * One enqueue, inside the caller's transaction: the list check, then every quota, and
+   * only then the writes (a refusal returns before any write, invariant 6).
+   */
+  function enqueueRows(
+    from: StoreAddress,
+    receivedAt: number,
+    to: readonly StoreAddress[],
+    frameOf: (i: number) => Uint8Array,
+    quota: MailboxQuota,
+    expectedLists: readonly StoreListVersion[] | undefined,
+  ): EnqueueResult {
+    const mismatched = listMismatches(expectedLists);
+    if (mismatched.length > 0) return { ok: false, reason: 'list-mismatch', users: mismatched };
+    const planned = new Map<string, { messages: number; bytes: number; fromSender: number }>();
+    for (let i = 0; i < to.length; i++) {
+      const m = to[i] as StoreAddress;
+      const key = addressKey(m);
+      let p = planned.get(key);
+      if (p === undefined) {
+        if (q.deviceExists.get(m.userId, m.deviceId) === undefined) return { ok: false, reason: 'unknown-device', to: m };
+        const usage = q.usage.get(m.userId, m.deviceId) as { messages: number; bytes: number } | undefined;
+        const sender = (q.senderUsage.get(m.userId, m.deviceId, from.userId) as number | undefined) ?? 0;
+        p = { messages: usage?.messages ?? 0, bytes: usage?.bytes ?? 0, fromSender: sender };
+        planned.set(key, p);
+      }
+      p.messages += 1;
+      p.bytes += frameOf(i).byteLength;
+      p.fromSender += 1;
+      if (p.messages > quota.maxMessages || p.bytes > quota.maxBytes || p.fromSender > quota.maxPerSender) {
+        return { ok: false, reason: 'mailbox-full', to: m };
+      }
+    }
+    const ids: string[] = [];
+    for (let i = 0; i < to.length; i++) {
+      const m = to[i] as StoreAddress;
+      const frame = frameOf(i);
+      let id = newMessageId();
+      while (q.idExists.get(m.userId, m.deviceId, id) !== undefined) id = newMessageId();
+      q.insertMessage.run(m.userId, m.deviceId, id, from.userId, from.deviceId, receivedAt, blob(frame));
+      q.addUsage.run(m.userId, m.deviceId, 1, frame.byteLength);
+      q.addSenderUsage.run(m.userId, m.deviceId, from.userId, 1);
+      ids.push(id);
+    }
+    return { ok: true, ids };
+  }
+
+  /** Deletes one device with everything stored for it (its registration, prekeys, handed-out ids, mailbox). */
+  function deleteDeviceRows(userId: string, deviceId: string): void {
+    for (const s of [q.deleteDevice, q.deleteDevicePrekeys, q.deleteDeviceConsumed, q.deleteDeviceMessages, q.deleteDeviceUsage, q.deleteDeviceSenderUsage]) {
+      s.run(userId, deviceId);
+    }
+  }
+
   function takeLowest(a: StoreAddress, kind: number): StoredPrekey | undefined {
     const row = q.lowestPrekey.get(a.userId, a.deviceId, kind) as { key_id: number; key: Buffer } | undefined;
     if (row === undefined) return undefined;
@@ -314,7 +406,7 @@ export function createSqliteRelayStore(options: SqliteRelayStoreOptions): RelayS
           }
           if (expected === undefined || !sameBytes(row.account_key, expected)) return false;
           if (sameBytes(row.account_key, accountKey)) return true;
-          for (const s of [q.deleteUserDevices, q.deleteUserPrekeys, q.deleteUserConsumed, q.deleteUserMessages, q.deleteUserUsage, q.deleteUserSenderUsage]) {
+          for (const s of [q.deleteUserDevices, q.deleteUserPrekeys, q.deleteUserConsumed, q.deleteUserMessages, q.deleteUserUsage, q.deleteUserSenderUsage, q.deleteUserList]) {
             s.run(userId);
           }
           q.updateAccount.run(blob(accountKey), userId);
@@ -322,11 +414,39 @@ export function createSqliteRelayStore(options: SqliteRelayStoreOptions): RelayS
         }),
       ),
 
-    registerDevice: (address, accountKey, certificate, maxDevices) =>
+    getDeviceList: (userId) =>
+      run('getDeviceList', () => {
+        const row = q.getList.get(userId) as { version: number; list: Buffer } | undefined;
+        return row ? { version: row.version, list: out(row.list) } : undefined;
+      }),
+
+    putDeviceList: (userId, accountKey, version, list, keep) =>
+      run('putDeviceList', () =>
+        write((): PutDeviceListResult => {
+          const account = q.getAccount.get(userId) as { account_key: Buffer } | undefined;
+          if (account === undefined || !sameBytes(account.account_key, accountKey)) return { ok: false, reason: 'account-mismatch' };
+          const stored = q.getList.get(userId) as { version: number; list: Buffer } | undefined;
+          if (stored !== undefined) {
+            if (version < stored.version) return { ok: false, reason: 'stale' };
+            if (version === stored.version) return sameBytes(stored.list, list) ? { ok: true, changed: false, removed: [] } : { ok: false, reason: 'conflict' };
+          }
+          // Invariant 11: the list and the deletions in this one transaction.
+          const removed = (q.listDevices.all(userId) as { device_id: string; certificate: Buffer }[])
+            .filter((d) => !keep.some((k) => k.deviceId === d.device_id && sameBytes(k.certificate, d.certificate)))
+            .map((d) => d.device_id)
+            .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+          for (const deviceId of removed) deleteDeviceRows(userId, deviceId);
+          q.putList.run(userId, version, blob(list));
+          return { ok: true, changed: true, removed };
+        }),
+      ),
+
+    registerDevice: (address, accountKey, certificate, maxDevices, listVersion) =>
       run('registerDevice', () =>
         write((): RegisterDeviceResult => {
           const account = q.getAccount.get(address.userId) as { account_key: Buffer } | undefined;
           if (account === undefined || !sameBytes(account.account_key, accountKey)) return 'account-mismatch';
+          if (((q.listVersion.get(address.userId) as number | undefined) ?? 0) !== listVersion) return 'list-mismatch';
           const existing = q.getDevice.get(address.userId, address.deviceId) as { certificate: Buffer } | undefined;
           if (existing !== undefined) {
             if (sameBytes(existing.certificate, certificate)) return 'unchanged';
@@ -410,39 +530,14 @@ export function createSqliteRelayStore(options: SqliteRelayStoreOptions): RelayS
     prekeyCounts: (address) => run('prekeyCounts', () => prekeyCounts(address)),
 
     enqueue: (batch, quota) =>
-      grouped('enqueue', (): EnqueueResult => {
-        {
-          // Check everything first; a refusal returns before any write (invariant 6).
-          const planned = new Map<string, { messages: number; bytes: number; fromSender: number }>();
-          for (const m of batch.messages) {
-            const key = addressKey(m.to);
-            let p = planned.get(key);
-            if (p === undefined) {
-              if (q.deviceExists.get(m.to.userId, m.to.deviceId) === undefined) return { ok: false, reason: 'unknown-device', to: m.to };
-              const usage = q.usage.get(m.to.userId, m.to.deviceId) as { messages: number; bytes: number } | undefined;
-              const sender = (q.senderUsage.get(m.to.userId, m.to.deviceId, batch.from.userId) as number | undefined) ?? 0;
-              p = { messages: usage?.messages ?? 0, bytes: usage?.bytes ?? 0, fromSender: sender };
-              planned.set(key, p);
-            }
-            p.messages += 1;
-            p.bytes += m.frame.byteLength;
-            p.fromSender += 1;
-            if (p.messages > quota.maxMessages || p.bytes > quota.maxBytes || p.fromSender > quota.maxPerSender) {
-              return { ok: false, reason: 'mailbox-full', to: m.to };
-            }
-          }
-          const ids: string[] = [];
-          for (const m of batch.messages) {
-            let id = newMessageId();
-            while (q.idExists.get(m.to.userId, m.to.deviceId, id) !== undefined) id = newMessageId();
-            q.insertMessage.run(m.to.userId, m.to.deviceId, id, batch.from.userId, batch.from.deviceId, batch.receivedAt, blob(m.frame));
-            q.addUsage.run(m.to.userId, m.to.deviceId, 1, m.frame.byteLength);
-            q.addSenderUsage.run(m.to.userId, m.to.deviceId, batch.from.userId, 1);
-            ids.push(id);
-          }
-          return { ok: true, ids };
-        }
-      }),
+      grouped('enqueue', (): EnqueueResult =>
+        enqueueRows(batch.from, batch.receivedAt, batch.messages.map((m) => m.to), (i) => batch.messages[i]!.frame, quota, batch.expectedLists),
+      ),
+
+    // Each mailbox gets its own row (binding one buffer): per-mailbox acks, quotas and
+    // secure_delete stay exactly as for SEND. The relay-protocol allows storing it once.
+    enqueueShared: (batch, quota) =>
+      grouped('enqueueShared', (): EnqueueResult => enqueueRows(batch.from, batch.receivedAt, batch.to, () => batch.frame, quota, batch.expectedLists)),
 
     fetch: (mailbox, options) =>
       run('fetch', () =>

@@ -1,9 +1,10 @@
 /**
- * The relay's own persistence contract (version `deadbolt.relay-store.v1`).
+ * The relay's own persistence contract (version `deadbolt.relay-store.v2`: v1 plus device
+ * lists, list-version checks on registration and enqueue, and shared enqueues).
  *
- * A relay store keeps four things: pinned account keys, device certificates, prekeys and
- * mailboxes. It sees only user and device ids, small integers (prekey ids, counts, times)
- * and **opaque bytes**: it never decodes a certificate, a key or a message frame, and it
+ * A relay store keeps five things: pinned account keys, device lists, device
+ * certificates, prekeys and mailboxes. It sees only user and device ids, small integers (prekey ids, counts, times)
+ * and **opaque bytes**: it never decodes a certificate, a device list, a key or a message frame, and it
  * makes no assumption about the backend (SQLite and memory ship here; a PostgreSQL store
  * would implement the same interface with one transaction per method).
  *
@@ -19,10 +20,13 @@
  * 2. **Accounts.** At most one account key is pinned per user id. {@link RelayStore.setAccountKey}
  *    is a compare-and-set: it pins the key only if the currently pinned key equals
  *    `expected` (`undefined` = none). Replacing a pinned key deletes, in the same step,
- *    every device, prekey and mailbox of that user: they belonged to the old account.
+ *    every device, prekey and mailbox and the device list of that user: they belonged to
+ *    the old account.
  * 3. **Devices.** A device is registered only together with the account key it was
  *    verified under: {@link RelayStore.registerDevice} refuses (`account-mismatch`) when
- *    that key is no longer the pinned one, and (`too-many-devices`) past `maxDevices`.
+ *    that key is no longer the pinned one, (`list-mismatch`) when the user's device list is
+ *    no longer at the version the certificate was checked against (0: no list), and
+ *    (`too-many-devices`) past `maxDevices`.
  *    Registering a different certificate for an existing device replaces it and deletes
  *    the device's prekeys in the same step (they were signed by the old device key).
  *    Devices list in ascending code-unit order of their ids.
@@ -42,7 +46,11 @@
  *    more than `maxPerSender` messages queued in one mailbox, nothing is stored. Several
  *    messages of one batch to the same mailbox count together. Ids are assigned by the
  *    store: opaque strings of 1 to 64 characters, unique within the mailbox, and not
- *    derived from any global counter (they reveal nothing about other mailboxes).
+ *    derived from any global counter (they reveal nothing about other mailboxes). When the
+ *    batch names `expectedLists`, any named user whose stored list version (0: none)
+ *    differs refuses the whole batch first (`list-mismatch`, naming every such user with its
+ *    current version). {@link RelayStore.enqueueShared} stores one frame in many mailboxes
+ *    under the same rules, each mailbox charged the full frame size.
  * 7. **Fetch** returns a mailbox's messages in arrival (enqueue) order, at most `limit`,
  *    skipping ids in `exclude`, and stops before the message that would take the frame
  *    bytes over `maxBytes` (always returning at least one message if any is waiting).
@@ -53,12 +61,20 @@
  * 9. **Copies.** Bytes are copied in and out: mutating an input after the call, or an
  *    output, never changes what is stored. Only the bytes a view covers are stored.
  * 10. **Close** is idempotent; afterwards every method rejects with `UsageError` `CLOSED`.
+ * 11. **Device lists** (docs/protocol.md §3.3). At most one list is stored per user, with
+ *    its version. {@link RelayStore.putDeviceList} is a compare-and-set under the pinned
+ *    account key (`account-mismatch` otherwise): a higher version replaces the stored list;
+ *    the same version with the same bytes changes nothing (`changed: false`); the same
+ *    version with other bytes (`conflict`) and a lower one (`stale`) are refused. Storing a
+ *    list deletes, in the same step, every registered device of the user that is not in
+ *    `keep` with a byte-identical certificate, with its prekeys, handed-out prekey ids and
+ *    mailbox (messages it sent to others stay), and returns their ids.
  *
  * @module
  */
 
 /** The relay store contract version a store implements. */
-export const RELAY_STORE_SPECIFICATION_VERSION = 'deadbolt.relay-store.v1';
+export const RELAY_STORE_SPECIFICATION_VERSION = 'deadbolt.relay-store.v2';
 
 /** A device address as the store sees it: two opaque ids. */
 export interface StoreAddress {
@@ -74,7 +90,42 @@ export interface StoredDevice {
 }
 
 /** The outcome of {@link RelayStore.registerDevice}. */
-export type RegisterDeviceResult = 'registered' | 'unchanged' | 'replaced' | 'account-mismatch' | 'too-many-devices';
+export type RegisterDeviceResult = 'registered' | 'unchanged' | 'replaced' | 'account-mismatch' | 'list-mismatch' | 'too-many-devices';
+
+/** A user's stored device list. */
+export interface StoredDeviceList {
+  /** Its `listVersion` (1 or more). */
+  readonly version: number;
+  /** The encoded list, exactly as stored (opaque to the store). */
+  readonly list: Uint8Array;
+}
+
+/** A registered device that a new device list keeps (its certificate as the relay read it). */
+export interface KeptDevice {
+  readonly deviceId: string;
+  readonly certificate: Uint8Array;
+}
+
+/** The outcome of {@link RelayStore.putDeviceList}. */
+export type PutDeviceListResult =
+  | {
+      readonly ok: true;
+      /** False when the same version with the same bytes was stored already. */
+      readonly changed: boolean;
+      /** The devices deleted with their prekeys and mailboxes, in device-id order. */
+      readonly removed: readonly string[];
+    }
+  | {
+      readonly ok: false;
+      /** `account-mismatch`: not the pinned key; `stale`: a higher version is stored; `conflict`: this version with other bytes is. */
+      readonly reason: 'account-mismatch' | 'stale' | 'conflict';
+    };
+
+/** A user and its device list version (0: none). */
+export interface StoreListVersion {
+  readonly userId: string;
+  readonly listVersion: number;
+}
 
 /** One one-time prekey: its id and opaque bytes. */
 export interface StoredPrekey {
@@ -134,6 +185,20 @@ export interface EnqueueBatch {
   /** When the relay accepted the batch (ms since the epoch). */
   readonly receivedAt: number;
   readonly messages: readonly { readonly to: StoreAddress; readonly frame: Uint8Array }[];
+  /** The device list version the sender encrypted for, per recipient user (invariant 6). */
+  readonly expectedLists?: readonly StoreListVersion[];
+}
+
+/** One frame for many mailboxes from one sender ({@link RelayStore.enqueueShared}). */
+export interface SharedEnqueueBatch {
+  readonly from: StoreAddress;
+  readonly receivedAt: number;
+  /** The recipient mailboxes; ids are returned in this order. */
+  readonly to: readonly StoreAddress[];
+  /** Stored for every mailbox (the store may keep it once); each mailbox is charged its full size. */
+  readonly frame: Uint8Array;
+  /** The device list version the sender encrypted for, per recipient user (invariant 6). */
+  readonly expectedLists?: readonly StoreListVersion[];
 }
 
 /** Bounds on one mailbox. */
@@ -146,10 +211,15 @@ export interface MailboxQuota {
   readonly maxPerSender: number;
 }
 
-/** The outcome of {@link RelayStore.enqueue}. On failure, `to` names the first refusing mailbox. */
+/**
+ * The outcome of {@link RelayStore.enqueue} and {@link RelayStore.enqueueShared}. On a
+ * device or quota failure, `to` names the first refusing mailbox; on `list-mismatch`,
+ * `users` names every user whose stored list version differs, with that version.
+ */
 export type EnqueueResult =
   | { readonly ok: true; readonly ids: readonly string[] }
-  | { readonly ok: false; readonly reason: 'unknown-device' | 'mailbox-full'; readonly to: StoreAddress };
+  | { readonly ok: false; readonly reason: 'unknown-device' | 'mailbox-full'; readonly to: StoreAddress }
+  | { readonly ok: false; readonly reason: 'list-mismatch'; readonly users: readonly StoreListVersion[] };
 
 /** A queued message. */
 export interface StoredMessage {
@@ -204,9 +274,21 @@ export interface RelayStore {
    */
   setAccountKey(userId: string, accountKey: Uint8Array, expected: Uint8Array | undefined): Promise<boolean>;
 
+  // --- device lists (invariant 11) ----------------------------------------------------
+  /** The user's stored device list, or `undefined`. */
+  getDeviceList(userId: string): Promise<StoredDeviceList | undefined>;
+  /**
+   * Stores a newer device list verified under `accountKey`, deleting every registered
+   * device not in `keep` (with its prekeys and mailbox) in the same step.
+   */
+  putDeviceList(userId: string, accountKey: Uint8Array, version: number, list: Uint8Array, keep: readonly KeptDevice[]): Promise<PutDeviceListResult>;
+
   // --- devices (invariant 3) -------------------------------------------------------------
-  /** Registers (or re-registers) a device verified under `accountKey`. */
-  registerDevice(address: StoreAddress, accountKey: Uint8Array, certificate: Uint8Array, maxDevices: number): Promise<RegisterDeviceResult>;
+  /**
+   * Registers (or re-registers) a device verified under `accountKey` and checked against
+   * the user's device list at `listVersion` (0: the user had none).
+   */
+  registerDevice(address: StoreAddress, accountKey: Uint8Array, certificate: Uint8Array, maxDevices: number, listVersion: number): Promise<RegisterDeviceResult>;
   /** A device's certificate, or `undefined`. */
   getDevice(address: StoreAddress): Promise<Uint8Array | undefined>;
   /** The user's devices, ordered by device id. */
@@ -223,6 +305,8 @@ export interface RelayStore {
   // --- mailboxes (invariants 6, 7, 8) ----------------------------------------------------
   /** Stores a batch of messages, all or none, within the quotas. */
   enqueue(batch: EnqueueBatch, quota: MailboxQuota): Promise<EnqueueResult>;
+  /** Stores one frame in many mailboxes, all or none, within the quotas of each. */
+  enqueueShared(batch: SharedEnqueueBatch, quota: MailboxQuota): Promise<EnqueueResult>;
   /** A mailbox's waiting messages in arrival order. */
   fetch(mailbox: StoreAddress, options: FetchOptions): Promise<StoredMessage[]>;
   /** Deletes the named messages of this mailbox only; returns how many were deleted. */

@@ -5,7 +5,9 @@
  * relay frame limit, so an oversize frame closes the socket (1009) before it is even
  * buffered whole, let alone decoded or verified (SECURITY.md E34).
  *
- * After HELLO → AUTH → AUTH_OK the relay pushes DELIVER frames as mail arrives, at most
+ * A connection that never authenticates may still send PROVISION_TAKE after HELLO (a new
+ * device has no certificate yet); it is closed like any other at the authentication
+ * timeout. After HELLO → AUTH → AUTH_OK the relay pushes DELIVER frames as mail arrives, at most
  * `maxDeliver` unacknowledged messages in flight per connection; unacknowledged ones are
  * delivered again on the next connection. Backpressure: pushes pause while the socket's
  * send buffer is above the high-water mark and resume on `drain`; a connection whose
@@ -21,7 +23,7 @@ import { decodeRelayFrame, encodeRelayFrame, type RelayFrame } from '@deadbolt/s
 import { newChallenge } from './challenges.js';
 import { originAllowed, type RelayCore, type WebSocketPeer } from './core.js';
 import type { AuthenticatedDevice } from './device.js';
-import { deliverFrame, errorFrame, handleRequest, isRequest, readMail, type RequestContext } from './handler.js';
+import { deliverFrame, errorFrame, handleRequest, isRequest, needsNoDevice, readMail, type RequestContext } from './handler.js';
 import { sameBytes } from './store-util.js';
 
 /** The WebSocket side of a relay. */
@@ -64,6 +66,8 @@ export function attachWebSocketCarrier(server: Server, core: RelayCore): WebSock
   /** Every open connection, with whether it answered the last ping. */
   const all = new Map<WebSocket, { alive: boolean }>();
   let unauthenticated = 0;
+  /** Numbers connections, to key per-connection limits (PROVISION_TAKE). */
+  let connections = 0;
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => {});
@@ -97,6 +101,7 @@ export function attachWebSocketCarrier(server: Server, core: RelayCore): WebSock
     all.set(ws, liveness);
     unauthenticated++;
     const openedAt = core.now();
+    const connection = `ws:${++connections}`;
     const challenge = newChallenge();
     let challengeUsed = false;
     let device: AuthenticatedDevice | undefined;
@@ -128,6 +133,7 @@ export function attachWebSocketCarrier(server: Server, core: RelayCore): WebSock
       return {
         carrier: 'websocket',
         remote,
+        connection,
         device,
         signal: abort.signal,
         inFlight,
@@ -240,7 +246,9 @@ export function attachWebSocketCarrier(server: Server, core: RelayCore): WebSock
         sendFrame(requestId, errorFrame('BAD_REQUEST', `${frame.kind} is not a request`));
         return;
       }
-      if (device === undefined && frame.kind !== 'auth') {
+      // Before AUTH only AUTH, and PROVISION_TAKE: a new device without a certificate
+      // sends it instead of AUTH, after HELLO (relay-protocol.md PROVISION_TAKE).
+      if (device === undefined && !needsNoDevice(frame)) {
         sendFrame(requestId, errorFrame('UNAUTHENTICATED', 'authenticate first'));
         return;
       }
@@ -255,6 +263,7 @@ export function attachWebSocketCarrier(server: Server, core: RelayCore): WebSock
         .track(async () => {
           const result = await handleRequest(core, context(), frame);
           sendFrame(requestId, result.frame);
+          result.after?.();
           if (isAuth) {
             if (result.authenticated && !closed) onAuthenticated(result.authenticated);
             else if (device === undefined) ws.close(1008, 'authentication failed');

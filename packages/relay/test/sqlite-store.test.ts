@@ -28,7 +28,7 @@ it('the file is in WAL mode with its schema version, and several connections sha
   await store.close();
   const db = new Database(path);
   expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
-  expect(db.pragma('user_version', { simple: true })).toBe(1);
+  expect(db.pragma('user_version', { simple: true })).toBe(2);
   db.close();
   // (secure_delete's effect is checked by test/scenarios/at-rest.test.ts.)
   const s1 = createSqliteRelayStore({ path, busyTimeoutMs: 2000 });
@@ -44,7 +44,7 @@ it('two stores on one file (two relay processes) never hand out one one-time key
   const s1 = createSqliteRelayStore({ path });
   const s2 = createSqliteRelayStore({ path });
   await s1.setAccountKey('bob', key, undefined);
-  await s1.registerDevice(bob, key, new Uint8Array(100), 10);
+  await s1.registerDevice(bob, key, new Uint8Array(100), 10, 0);
   const put = {
     signedPrekey: new Uint8Array(100),
     lastResortPrekey: new Uint8Array(1252),
@@ -74,4 +74,32 @@ it('a database from a newer relay is refused, not misread', async () => {
     error = e;
   }
   expect(isDeadboltError(error, 'CORRUPTED_RECORD')).toBe(true);
+});
+
+it('a schema-1 database (before device lists) opens as schema 2, keeping its data', async () => {
+  const path = join(dir, 'v1.db');
+  const s1 = createSqliteRelayStore({ path });
+  await s1.setAccountKey('bob', key, undefined);
+  await s1.registerDevice(bob, key, new Uint8Array(100).fill(3), 10, 0);
+  await s1.close();
+  // What a schema-1 relay left: no device_lists table, user_version 1.
+  const db = new Database(path);
+  db.exec('DROP TABLE device_lists');
+  db.pragma('user_version = 1');
+  db.close();
+  const s2 = createSqliteRelayStore({ path });
+  expect(await s2.getDevice(bob)).toEqual(new Uint8Array(100).fill(3));
+  expect(await s2.getDeviceList('bob')).toBeUndefined();
+  expect(await s2.putDeviceList('bob', key, 1, new Uint8Array(50).fill(4), [{ deviceId: 'laptop', certificate: new Uint8Array(100).fill(3) }])).toEqual({
+    ok: true,
+    changed: true,
+    removed: [],
+  });
+  await s2.close();
+  const check = new Database(path);
+  expect(check.pragma('user_version', { simple: true })).toBe(2);
+  check.close();
+  const s3 = createSqliteRelayStore({ path });
+  expect((await s3.getDeviceList('bob'))?.version).toBe(1);
+  await s3.close();
 });

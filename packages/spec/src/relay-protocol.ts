@@ -16,6 +16,7 @@
 import { ByteReader } from './codec/reader.js';
 import { ByteWriter } from './codec/writer.js';
 import { deviceId as toDeviceId, userId as toUserId, type Address } from './ids.js';
+import type { SharedRecipient } from './transport.js';
 
 /** The relay protocol version. */
 export const RELAY_PROTOCOL_VERSION = 1;
@@ -40,7 +41,18 @@ export const RELAY_LIMITS = Object.freeze({
   maxMessageId: 64,
   /** Bytes of a registration token. */
   maxToken: 4096,
+  /** Largest encoded device list (docs/protocol.md §3.3, §8: 32 entries with 64-byte ids). */
+  maxDeviceList: 4303,
+  /** Largest sealed device-link answer carried by PROVISION_PUT and PROVISION (8 KiB). */
+  maxProvisionBlob: 8192,
+  /** Longest PROVISION_TAKE wait. */
+  maxProvisionWaitMs: 30_000,
+  /** Users named in one DEVICE_MISMATCH (at most one per recipient). */
+  maxMismatchUsers: 1000,
 });
+
+/** Bytes of a provisioning channel (docs/protocol.md §3.4: 16 random bytes chosen by the new device). */
+export const PROVISION_CHANNEL_BYTES = 16;
 
 /** Error codes the relay answers with (docs/relay-protocol.md §4). */
 export type RelayErrorCode =
@@ -53,9 +65,11 @@ export type RelayErrorCode =
   | 'MAILBOX_FULL'
   | 'TOO_LARGE'
   | 'UNAVAILABLE'
+  | 'REVOKED'
   | 'INTERNAL';
 
-const ERROR_CODES: readonly RelayErrorCode[] = [
+/** Every relay error code, in docs/relay-protocol.md §4 order. */
+export const RELAY_ERROR_CODES: readonly RelayErrorCode[] = Object.freeze([
   'BAD_REQUEST',
   'UNAUTHENTICATED',
   'FORBIDDEN',
@@ -65,13 +79,26 @@ const ERROR_CODES: readonly RelayErrorCode[] = [
   'MAILBOX_FULL',
   'TOO_LARGE',
   'UNAVAILABLE',
+  'REVOKED',
   'INTERNAL',
-];
+]);
 
 /** A message to one device mailbox. */
 export interface OutboundMessage {
   readonly to: Address;
   readonly frame: Uint8Array;
+  /**
+   * The version of the recipient user's device list (protocol §3.3) the sender encrypted
+   * for; 0 or absent when it knows none. A relay holding a different version refuses the
+   * whole send with DEVICE_MISMATCH.
+   */
+  readonly listVersion?: number;
+}
+
+/** A user and the version of its device list (DEVICE_MISMATCH; 0: the relay holds none). */
+export interface UserListVersion {
+  readonly userId: string;
+  readonly listVersion: number;
 }
 
 /** A message taken from this device's mailbox. */
@@ -91,15 +118,21 @@ export type RelayFrame =
   | { readonly kind: 'auth'; readonly certificate: Uint8Array; readonly signature: Uint8Array; readonly challenge: Uint8Array; readonly token: string }
   | { readonly kind: 'auth-ok'; readonly sessionToken: string; readonly oneTimePrekeys: number; readonly pqPrekeys: number }
   | { readonly kind: 'send'; readonly messages: readonly OutboundMessage[] }
+  | { readonly kind: 'send-shared'; readonly recipients: readonly SharedRecipient[]; readonly frame: Uint8Array }
   | { readonly kind: 'deliver'; readonly messages: readonly DeliveredMessage[] }
   | { readonly kind: 'fetch'; readonly waitMs: number; readonly max: number }
   | { readonly kind: 'ack'; readonly ids: readonly string[] }
   | { readonly kind: 'publish-prekeys'; readonly upload: Uint8Array }
   | { readonly kind: 'fetch-bundles'; readonly userId: string }
-  | { readonly kind: 'bundles'; readonly bundles: readonly Uint8Array[] }
+  | { readonly kind: 'bundles'; readonly bundles: readonly Uint8Array[]; readonly deviceList: Uint8Array | undefined }
+  | { readonly kind: 'publish-device-list'; readonly deviceList: Uint8Array }
+  | { readonly kind: 'provision-put'; readonly channel: Uint8Array; readonly sealed: Uint8Array }
+  | { readonly kind: 'provision-take'; readonly channel: Uint8Array; readonly waitMs: number }
+  | { readonly kind: 'provision'; readonly sealed: Uint8Array | undefined }
   | { readonly kind: 'ok' }
   | { readonly kind: 'error'; readonly code: RelayErrorCode; readonly retryAfterMs: number; readonly message: string }
-  | { readonly kind: 'prekeys-low'; readonly oneTimePrekeys: number; readonly pqPrekeys: number };
+  | { readonly kind: 'prekeys-low'; readonly oneTimePrekeys: number; readonly pqPrekeys: number }
+  | { readonly kind: 'device-mismatch'; readonly users: readonly UserListVersion[] };
 
 /** The kind byte of each frame (docs/relay-protocol.md §3). */
 export const RELAY_FRAME_KINDS = Object.freeze({
@@ -107,15 +140,21 @@ export const RELAY_FRAME_KINDS = Object.freeze({
   auth: 0x02,
   'auth-ok': 0x03,
   send: 0x10,
+  'send-shared': 0x11,
   deliver: 0x12,
   fetch: 0x13,
   ack: 0x14,
   'publish-prekeys': 0x20,
   'fetch-bundles': 0x21,
   bundles: 0x22,
+  'publish-device-list': 0x23,
+  'provision-put': 0x24,
+  'provision-take': 0x25,
+  provision: 0x26,
   ok: 0x30,
   error: 0x31,
   'prekeys-low': 0x32,
+  'device-mismatch': 0x33,
 } satisfies Record<RelayFrame['kind'], number>);
 
 const KIND_BY_BYTE = new Map<number, RelayFrame['kind']>(
@@ -141,6 +180,30 @@ function readAddress(r: ByteReader, field: string): Address {
   } catch {
     throw r.fail(field, 'invalid address', at);
   }
+}
+
+function readUserId(r: ByteReader, field: string): string {
+  const at = r.offset;
+  const user = r.string8(field);
+  try {
+    toUserId(user);
+  } catch {
+    throw r.fail(field, 'invalid user id', at);
+  }
+  return user;
+}
+
+function readWait(r: ByteReader, field: string, max: number): number {
+  const at = r.offset;
+  const waitMs = r.u32(field);
+  if (waitMs > max) throw r.fail(field, `over ${max}`, at);
+  return waitMs;
+}
+
+/** A bytes16 field whose empty value means "none" (BUNDLES deviceList, PROVISION sealed). */
+function readOptional16(r: ByteReader, field: string, max: number): Uint8Array | undefined {
+  const bytes = r.bytes16(field, max);
+  return bytes.length === 0 ? undefined : bytes;
 }
 
 function count(r: ByteReader, field: string, max: number): number {
@@ -174,8 +237,16 @@ export function encodeRelayFrame(requestId: number, frame: RelayFrame): Uint8Arr
       w.u16(frame.messages.length);
       for (const m of frame.messages) {
         writeAddress(w, m.to);
-        w.bytes32(m.frame);
+        w.u32(m.listVersion ?? 0).bytes32(m.frame);
       }
+      break;
+    case 'send-shared':
+      w.u16(frame.recipients.length);
+      for (const r of frame.recipients) {
+        writeAddress(w, r.to);
+        w.u32(r.listVersion ?? 0);
+      }
+      w.bytes32(frame.frame);
       break;
     case 'deliver':
       w.u16(frame.messages.length);
@@ -201,6 +272,19 @@ export function encodeRelayFrame(requestId: number, frame: RelayFrame): Uint8Arr
     case 'bundles':
       w.u16(frame.bundles.length);
       for (const b of frame.bundles) w.bytes16(b);
+      w.bytes16(frame.deviceList ?? new Uint8Array(0));
+      break;
+    case 'publish-device-list':
+      w.bytes16(frame.deviceList);
+      break;
+    case 'provision-put':
+      w.fixed(frame.channel, PROVISION_CHANNEL_BYTES).bytes16(frame.sealed);
+      break;
+    case 'provision-take':
+      w.fixed(frame.channel, PROVISION_CHANNEL_BYTES).u32(frame.waitMs);
+      break;
+    case 'provision':
+      w.bytes16(frame.sealed ?? new Uint8Array(0));
       break;
     case 'ok':
       break;
@@ -209,6 +293,10 @@ export function encodeRelayFrame(requestId: number, frame: RelayFrame): Uint8Arr
       break;
     case 'prekeys-low':
       w.u32(frame.oneTimePrekeys).u32(frame.pqPrekeys);
+      break;
+    case 'device-mismatch':
+      w.u16(frame.users.length);
+      for (const u of frame.users) w.string8(u.userId).u32(u.listVersion);
       break;
   }
   return w.finish();
@@ -257,8 +345,17 @@ export function decodeRelayFrame(bytes: Uint8Array): RelayEnvelope {
     case 'send': {
       const n = count(r, 'count', RELAY_LIMITS.maxRecipients);
       const messages: OutboundMessage[] = [];
-      for (let i = 0; i < n; i++) messages.push({ to: readAddress(r, 'to'), frame: r.bytes32('frame', RELAY_LIMITS.maxMessage) });
+      for (let i = 0; i < n; i++) {
+        messages.push({ to: readAddress(r, 'to'), listVersion: r.u32('listVersion'), frame: r.bytes32('frame', RELAY_LIMITS.maxMessage) });
+      }
       frame = { kind, messages };
+      break;
+    }
+    case 'send-shared': {
+      const n = count(r, 'count', RELAY_LIMITS.maxRecipients);
+      const recipients: SharedRecipient[] = [];
+      for (let i = 0; i < n; i++) recipients.push({ to: readAddress(r, 'to'), listVersion: r.u32('listVersion') });
+      frame = { kind, recipients, frame: r.bytes32('frame', RELAY_LIMITS.maxMessage) };
       break;
     }
     case 'deliver': {
@@ -273,9 +370,7 @@ export function decodeRelayFrame(bytes: Uint8Array): RelayEnvelope {
       break;
     }
     case 'fetch': {
-      const at = r.offset;
-      const waitMs = r.u32('waitMs');
-      if (waitMs > RELAY_LIMITS.maxWaitMs) throw r.fail('waitMs', `over ${RELAY_LIMITS.maxWaitMs}`, at);
+      const waitMs = readWait(r, 'waitMs', RELAY_LIMITS.maxWaitMs);
       const maxAt = r.offset;
       const max = r.u16('max');
       if (max < 1 || max > RELAY_LIMITS.maxDeliver) throw r.fail('max', `not 1..${RELAY_LIMITS.maxDeliver}`, maxAt);
@@ -292,31 +387,45 @@ export function decodeRelayFrame(bytes: Uint8Array): RelayEnvelope {
     case 'publish-prekeys':
       frame = { kind, upload: r.bytes32('upload', RELAY_LIMITS.maxFrame) };
       break;
-    case 'fetch-bundles': {
-      const at = r.offset;
-      const user = r.string8('userId');
-      try {
-        toUserId(user);
-      } catch {
-        throw r.fail('userId', 'invalid user id', at);
-      }
-      frame = { kind, userId: user };
+    case 'fetch-bundles':
+      frame = { kind, userId: readUserId(r, 'userId') };
       break;
-    }
     case 'bundles': {
       const n = count(r, 'count', RELAY_LIMITS.maxBundles);
       const bundles: Uint8Array[] = [];
       for (let i = 0; i < n; i++) bundles.push(r.bytes16('bundle', 4096));
-      frame = { kind, bundles };
+      frame = { kind, bundles, deviceList: readOptional16(r, 'deviceList', RELAY_LIMITS.maxDeviceList) };
       break;
     }
+    case 'publish-device-list': {
+      const at = r.offset;
+      const deviceList = r.bytes16('deviceList', RELAY_LIMITS.maxDeviceList);
+      if (deviceList.length === 0) throw r.fail('deviceList', 'empty', at);
+      frame = { kind, deviceList };
+      break;
+    }
+    case 'provision-put': {
+      const channel = r.fixed('channel', PROVISION_CHANNEL_BYTES);
+      // Never empty: an empty PROVISION means "nothing arrived", so an empty blob could not be told apart.
+      const at = r.offset;
+      const sealed = r.bytes16('sealed', RELAY_LIMITS.maxProvisionBlob);
+      if (sealed.length === 0) throw r.fail('sealed', 'empty', at);
+      frame = { kind, channel, sealed };
+      break;
+    }
+    case 'provision-take':
+      frame = { kind, channel: r.fixed('channel', PROVISION_CHANNEL_BYTES), waitMs: readWait(r, 'waitMs', RELAY_LIMITS.maxProvisionWaitMs) };
+      break;
+    case 'provision':
+      frame = { kind, sealed: readOptional16(r, 'sealed', RELAY_LIMITS.maxProvisionBlob) };
+      break;
     case 'ok':
       frame = { kind };
       break;
     case 'error': {
       const at = r.offset;
       const code = r.string8('code') as RelayErrorCode;
-      if (!ERROR_CODES.includes(code)) throw r.fail('code', 'unknown error code', at);
+      if (!RELAY_ERROR_CODES.includes(code)) throw r.fail('code', 'unknown error code', at);
       const retryAfterMs = r.u32('retryAfterMs');
       const mAt = r.offset;
       let message: string;
@@ -331,6 +440,13 @@ export function decodeRelayFrame(bytes: Uint8Array): RelayEnvelope {
     case 'prekeys-low':
       frame = { kind, oneTimePrekeys: r.u32('oneTimePrekeys'), pqPrekeys: r.u32('pqPrekeys') };
       break;
+    case 'device-mismatch': {
+      const n = count(r, 'count', RELAY_LIMITS.maxMismatchUsers);
+      const users: UserListVersion[] = [];
+      for (let i = 0; i < n; i++) users.push({ userId: readUserId(r, 'userId'), listVersion: r.u32('listVersion') });
+      frame = { kind, users };
+      break;
+    }
   }
   r.end();
   return { requestId, frame };

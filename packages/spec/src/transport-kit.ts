@@ -7,9 +7,9 @@
  *
  * @module
  */
-import { TransportError, UsageError } from './errors.js';
-import { RELAY_LIMITS, type DeliveredMessage, type OutboundMessage, type RelayFrame } from './relay-protocol.js';
-import type { FrameHandler, InboundFrame, TransportNotice, TransportState } from './transport.js';
+import { isDeadboltError, TransportError, UsageError } from './errors.js';
+import { PROVISION_CHANNEL_BYTES, RELAY_LIMITS, type DeliveredMessage, type OutboundMessage, type RelayFrame, type UserListVersion } from './relay-protocol.js';
+import type { FrameHandler, InboundFrame, SharedRecipient, TransportNotice, TransportState } from './transport.js';
 
 /** Backoff settings: the delay doubles from `initialMs` up to `maxMs`, with full jitter. */
 export interface BackoffOptions {
@@ -29,7 +29,37 @@ export function backoffDelay(attempt: number, options: BackoffOptions = {}, rand
   return Math.floor(random() * cap);
 }
 
-/** Checks and copies outbound messages (contract invariants 4 and 5). */
+function invalid(field: string, expected: string): UsageError<'INVALID_ARGUMENT'> {
+  return new UsageError('INVALID_ARGUMENT', { message: `${field} must be ${expected}`, details: { field, expected } });
+}
+
+const ID_PATTERN = /^[A-Za-z0-9._@:+-]{1,64}$/;
+/** Relay frame header: version, kind, requestId, and the u16 count of SEND and SEND_SHARED. */
+const SEND_HEADER = 1 + 1 + 4 + 2;
+
+/** Checks an address (ids are ASCII, so their length is their byte length in the frame). */
+function checkAddress(to: unknown, field: string): void {
+  const a = to as { userId?: unknown; deviceId?: unknown } | undefined;
+  if (typeof a?.userId !== 'string' || !ID_PATTERN.test(a.userId)) throw invalid(`${field}.userId`, '1-64 characters of [A-Za-z0-9._@:+-]');
+  if (typeof a.deviceId !== 'string' || !ID_PATTERN.test(a.deviceId)) throw invalid(`${field}.deviceId`, '1-64 characters of [A-Za-z0-9._@:+-]');
+}
+
+/** A device-list version as SEND carries it (docs/relay-protocol.md §3): absent is 0. */
+function checkListVersion(value: unknown, field: string): number {
+  if (value === undefined) return 0;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 0xffffffff) throw invalid(field, 'an integer 0 to 2^32-1');
+  return value;
+}
+
+function checkFrame(frame: unknown, field: string, maxFrameSize: number): Uint8Array {
+  if (!(frame instanceof Uint8Array)) throw invalid(field, 'a Uint8Array');
+  if (frame.byteLength > maxFrameSize) {
+    throw new TransportError('FRAME_TOO_LARGE', { message: `frame of ${frame.byteLength} bytes over ${maxFrameSize}`, details: { size: frame.byteLength, max: maxFrameSize } });
+  }
+  return frame;
+}
+
+/** Checks and copies outbound messages (contract invariants 4 and 5), keeping each `listVersion`. */
 export function prepareOutbound(messages: readonly OutboundMessage[], maxFrameSize: number): OutboundMessage[] {
   if (!Array.isArray(messages) || messages.length === 0 || messages.length > RELAY_LIMITS.maxRecipients) {
     throw new UsageError('INVALID_ARGUMENT', {
@@ -38,14 +68,153 @@ export function prepareOutbound(messages: readonly OutboundMessage[], maxFrameSi
     });
   }
   return messages.map((m, i) => {
-    if (!(m?.frame instanceof Uint8Array)) {
-      throw new UsageError('INVALID_ARGUMENT', { message: `messages[${i}].frame must be a Uint8Array`, details: { field: `messages[${i}].frame`, expected: 'Uint8Array' } });
-    }
-    if (m.frame.byteLength > maxFrameSize) {
-      throw new TransportError('FRAME_TOO_LARGE', { message: `frame of ${m.frame.byteLength} bytes over ${maxFrameSize}`, details: { size: m.frame.byteLength, max: maxFrameSize } });
-    }
-    return { to: { userId: m.to.userId, deviceId: m.to.deviceId }, frame: m.frame.slice() };
+    const frame = checkFrame(m?.frame, `messages[${i}].frame`, maxFrameSize);
+    const listVersion = checkListVersion(m.listVersion, `messages[${i}].listVersion`);
+    return { to: { userId: m.to.userId, deviceId: m.to.deviceId }, listVersion, frame: frame.slice() };
   });
+}
+
+/**
+ * Plans `send` (contract invariants 4 and 5): checks every message (addresses, list
+ * versions, frame sizes) and copies it, then splits the messages into SEND requests that
+ * each fit the relay frame (2 MiB) and the recipient limit (1,000). Everything is checked
+ * before anything is sent. Each request is all-or-none at the relay; a send split into
+ * several is not (a caller resending after a failure may store some messages twice, which
+ * core's at-least-once handling absorbs).
+ *
+ * @example
+ * ```ts
+ * const requests = planSendRequests(messages, transport.maxFrameSize);
+ * await Promise.allSettled(requests.map((chunk) => relayCall({ kind: 'send', messages: chunk })));
+ * ```
+ */
+export function planSendRequests(messages: readonly OutboundMessage[], maxFrameSize: number): OutboundMessage[][] {
+  if (!Array.isArray(messages)) throw invalid('messages', 'an array of { to, frame, listVersion? }');
+  messages.forEach((m: Partial<OutboundMessage> | null, i) => checkAddress(m?.to, `messages[${i}].to`));
+  const chunks: OutboundMessage[][] = [];
+  for (let i = 0; i < Math.max(messages.length, 1); i += RELAY_LIMITS.maxRecipients) {
+    chunks.push(prepareOutbound(messages.slice(i, i + RELAY_LIMITS.maxRecipients), maxFrameSize));
+  }
+  const out: OutboundMessage[][] = [];
+  for (const chunk of chunks) {
+    let current: OutboundMessage[] = [];
+    let size = SEND_HEADER;
+    for (const m of chunk) {
+      // userId string8, deviceId string8, listVersion u32, frame bytes32.
+      const entry = 1 + m.to.userId.length + 1 + m.to.deviceId.length + 4 + 4 + m.frame.byteLength;
+      if (current.length > 0 && size + entry > RELAY_LIMITS.maxFrame) {
+        out.push(current);
+        current = [];
+        size = SEND_HEADER;
+      }
+      current.push(m);
+      size += entry;
+    }
+    out.push(current);
+  }
+  return out;
+}
+
+/** What {@link planSharedSend} returns: one copy of the frame, and the recipients of each SEND_SHARED request. */
+export interface SharedSendPlan {
+  /** A private copy of the frame (the caller's bytes may change after the call). */
+  readonly frame: Uint8Array;
+  /** The recipients of each request (each at most 1,000, each request within one relay frame). */
+  readonly requests: readonly (readonly SharedRecipient[])[];
+}
+
+/**
+ * Plans `sendShared` (SEND_SHARED, docs/relay-protocol.md §3): checks the frame (at most
+ * `maxFrameSize`, so one request always fits the 2 MiB relay frame with its recipients),
+ * every address and list version, and splits the recipients into requests of at most
+ * 1,000 (and within one relay frame, which 1,000 maximal entries always are). Each request
+ * is all-or-none at the relay.
+ *
+ * @example
+ * ```ts
+ * const plan = planSharedSend(recipients, frame, transport.maxFrameSize);
+ * for (const chunk of plan.requests) await relayCall({ kind: 'send-shared', recipients: chunk, frame: plan.frame });
+ * ```
+ */
+export function planSharedSend(recipients: readonly SharedRecipient[], frame: Uint8Array, maxFrameSize: number): SharedSendPlan {
+  if (!Array.isArray(recipients) || recipients.length === 0) throw invalid('recipients', 'a non-empty array of { to, listVersion? }');
+  const checked = recipients.map((r: Partial<SharedRecipient> | null, i): SharedRecipient => {
+    checkAddress(r?.to, `recipients[${i}].to`);
+    return { to: { userId: r!.to!.userId, deviceId: r!.to!.deviceId }, listVersion: checkListVersion(r!.listVersion, `recipients[${i}].listVersion`) };
+  });
+  const copy = checkFrame(frame, 'frame', maxFrameSize).slice();
+  const fixed = SEND_HEADER + 4 + copy.byteLength;
+  const requests: SharedRecipient[][] = [];
+  let current: SharedRecipient[] = [];
+  let size = fixed;
+  for (const r of checked) {
+    // userId string8, deviceId string8, listVersion u32.
+    const entry = 1 + r.to.userId.length + 1 + r.to.deviceId.length + 4;
+    if (current.length > 0 && (current.length >= RELAY_LIMITS.maxRecipients || size + entry > RELAY_LIMITS.maxFrame)) {
+      requests.push(current);
+      current = [];
+      size = fixed;
+    }
+    current.push(r);
+    size += entry;
+  }
+  requests.push(current);
+  return { frame: copy, requests };
+}
+
+/** The `DEVICE_MISMATCH` error of a relay's DEVICE_MISMATCH answer (not retried: the caller must refresh those users' devices). */
+export function deviceMismatchError(users: readonly UserListVersion[]): TransportError<'DEVICE_MISMATCH'> {
+  const copy = users.map((u) => ({ userId: u.userId, listVersion: u.listVersion }));
+  return new TransportError('DEVICE_MISMATCH', {
+    message: `the relay holds other device lists for ${copy.length} user(s): fetch their bundles and send again`,
+    details: { users: copy },
+  });
+}
+
+/**
+ * Settles the requests of one `send` or `sendShared`: resolves when every request
+ * succeeded; otherwise throws the first failure in request order, except that
+ * `DEVICE_MISMATCH` failures of several requests become one naming every user (so one
+ * refresh covers them all).
+ */
+export function settleSendRequests(results: readonly PromiseSettledResult<unknown>[]): void {
+  const failures = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+  if (failures.length === 0) return;
+  const first = failures[0];
+  if (!isDeadboltError(first, 'DEVICE_MISMATCH')) throw first;
+  const users = new Map<string, UserListVersion>();
+  for (const f of failures) if (isDeadboltError(f, 'DEVICE_MISMATCH')) for (const u of f.details.users) users.set(u.userId, u);
+  throw deviceMismatchError([...users.values()]);
+}
+
+/** Checks and copies a provisioning channel (exactly 16 bytes, docs/protocol.md §3.4). */
+export function checkProvisionChannel(channel: unknown): Uint8Array {
+  if (!(channel instanceof Uint8Array) || channel.byteLength !== PROVISION_CHANNEL_BYTES) throw invalid('channel', `a Uint8Array of ${PROVISION_CHANNEL_BYTES} bytes`);
+  return channel.slice();
+}
+
+/** Checks and copies a sealed device-link answer (1 to 8,192 bytes). */
+export function checkProvisionBlob(sealed: unknown): Uint8Array {
+  if (!(sealed instanceof Uint8Array) || sealed.byteLength === 0 || sealed.byteLength > RELAY_LIMITS.maxProvisionBlob) {
+    throw invalid('sealed', `a Uint8Array of 1 to ${RELAY_LIMITS.maxProvisionBlob} bytes`);
+  }
+  return sealed.slice();
+}
+
+/** Checks a PROVISION_TAKE wait (0 to 30,000 ms). */
+export function checkProvisionWait(waitMs: unknown): number {
+  if (typeof waitMs !== 'number' || !Number.isInteger(waitMs) || waitMs < 0 || waitMs > RELAY_LIMITS.maxProvisionWaitMs) {
+    throw invalid('waitMs', `an integer 0 to ${RELAY_LIMITS.maxProvisionWaitMs}`);
+  }
+  return waitMs;
+}
+
+/** Checks and copies an encoded device list for PUBLISH_DEVICE_LIST (1 to 4,303 bytes; the relay verifies it). */
+export function checkDeviceListBytes(deviceList: unknown): Uint8Array {
+  if (!(deviceList instanceof Uint8Array) || deviceList.byteLength === 0 || deviceList.byteLength > RELAY_LIMITS.maxDeviceList) {
+    throw invalid('deviceList', `a Uint8Array of 1 to ${RELAY_LIMITS.maxDeviceList} bytes`);
+  }
+  return deviceList.slice();
 }
 
 /** Maps a relay ERROR frame to the transport error a caller can act on. */

@@ -31,7 +31,22 @@
  * 8. **State** changes are observable through `onStateChange`, in order.
  *
  * Relay refusals surface as `TransportError`s: `RATE_LIMITED` (with `retryAfterMs`),
- * `UNKNOWN_USER`, `FRAME_TOO_LARGE`, or `RELAY_REJECTED` with the relay's code.
+ * `UNKNOWN_USER`, `FRAME_TOO_LARGE`, `DEVICE_MISMATCH` (a send named an out-of-date device
+ * list version: the users and their current versions), or `RELAY_REJECTED` with the
+ * relay's code (`REVOKED` on connect: this device was removed from its user's list).
+ * Neither DEVICE_MISMATCH nor REVOKED is retried by the transport. A connected device
+ * that the relay revokes (it closes the connection, or ends the session, and then refuses
+ * the device's authentication with REVOKED) makes the transport stop reconnecting: waiting
+ * requests reject with `RELAY_REJECTED` `{ code: 'REVOKED' }` and the state returns to
+ * `idle` (the conformance suite checks it).
+ *
+ * **Optional: signalling.** A transport that sets up paths of its own between devices
+ * (WebRTC data channels) needs to exchange connection parameters with a peer device, and
+ * must not trust anything the relay could have written. It implements
+ * {@link TransportAdapter.attachSignalling}; core then gives it a {@link SignallingChannel}
+ * whose messages are sealed with the pairwise session (docs/protocol.md §11.1, SIGNAL) and
+ * so are end-to-end encrypted and authenticated as coming from one verified device. A
+ * transport without the method is never given one, and nothing else changes for it.
  *
  * @module
  */
@@ -69,8 +84,81 @@ export interface TransportAuth {
   readonly token?: string;
 }
 
+/** A user's entry in the relay's key directory (FETCH_BUNDLES). */
+export interface DeviceDirectoryEntry {
+  /** One encoded prekey bundle per current device (protocol §4.4). */
+  readonly bundles: readonly Uint8Array[];
+  /** The user's signed device list (protocol §3.3), or `undefined` when it has none. */
+  readonly deviceList: Uint8Array | undefined;
+}
+
+/** One recipient of {@link TransportAdapter.sendShared}. */
+export interface SharedRecipient {
+  readonly to: Address;
+  /** The version of the recipient user's device list the sender encrypted for (0: none known). */
+  readonly listVersion?: number;
+}
+
 /** Something the relay tells this device outside a request. */
 export type TransportNotice = { readonly type: 'prekeys-low'; readonly oneTimePrekeys: number; readonly pqPrekeys: number };
+
+/**
+ * An end-to-end encrypted, authenticated side channel to peer devices, which core gives a
+ * transport that asks for one ({@link TransportAdapter.attachSignalling}). Core owns the
+ * pairwise sessions; the transport owns the routing: core hands each sealed signal to the
+ * transport's relay path (the `deliver` function of {@link SignallingChannel.send}), and
+ * core, which decrypts every frame the transport delivers, hands the signals inside back
+ * through {@link SignallingChannel.onSignal}.
+ *
+ * Guarantees core gives (docs/protocol.md §11.1):
+ * - a signal reaches `onSignal` only after it decrypted under a session with `from`, whose
+ *   device certificate verified under an account key this device trusts (a contact whose
+ *   key changed and was not accepted yet is not heard), so `from` is authenticated;
+ * - a signal is never shown to the application nor stored in its history;
+ * - signals are padded and encrypted like messages: the relay cannot tell them apart by
+ *   content, read them, change them or inject its own.
+ *
+ * Signals are delivered at least once and unordered, like every frame (a signal the
+ * ratchet recognises as a duplicate is dropped by core), and may arrive long after they
+ * were sealed (when the peer was offline): the transport's own signalling protocol must
+ * tolerate stale signals.
+ *
+ * @example
+ * ```ts
+ * // Inside a transport's attachSignalling(channel):
+ * channel.onSignal((from, payload) => handleSignal(from, payload));
+ * await channel.send(peer, encodeMySignal(offer), (message) => relayPath.send([message]));
+ * ```
+ */
+export interface SignallingChannel {
+  /** The largest `payload` {@link SignallingChannel.send} accepts, in bytes. */
+  readonly maxPayload: number;
+  /**
+   * Sends `payload` to the device `to`: core encrypts it with the pairwise session as
+   * SIGNAL content and hands the message (the frame, with what the relay path needs, such
+   * as the recipient user's device list version) to `deliver`, the transport's relay path.
+   * When `deliver` rejects with `DEVICE_MISMATCH` (this device's view of the recipient's
+   * devices is out of date), core refreshes that user's devices and seals and delivers
+   * again, a bounded number of times, as it does for messages. Rejects with `deliver`'s
+   * error, or `NO_SESSION`, `UNTRUSTED_IDENTITY`, `INVALID_ARGUMENT` (an oversize
+   * payload), `CLOSED` when nothing could be sealed.
+   */
+  send(to: Address, payload: Uint8Array, deliver: (message: OutboundMessage) => Promise<void>): Promise<void>;
+  /**
+   * The version of this user's own device list (docs/protocol.md §3.3) this device holds;
+   * 0 when it holds none. A transport that delivers frames without the relay (direct
+   * links) compares it with the version the sender named, and sends a frame naming another
+   * version back through the relay, which refuses it with `DEVICE_MISMATCH` when the
+   * sender's view of this user's devices is out of date.
+   */
+  deviceListVersion(): Promise<number>;
+  /**
+   * Observes signals: payloads core decrypted from frames this transport delivered,
+   * authenticated as sent by the device `from`. Returns a function that stops observing.
+   * A handler must not block: it is called inside the frame handler.
+   */
+  onSignal(handler: (from: Address, payload: Uint8Array) => void): () => void;
+}
 
 /**
  * Moves opaque frames between device mailboxes and reaches the key directory.
@@ -101,10 +189,35 @@ export interface TransportAdapter {
   onNotice(listener: (notice: TransportNotice) => void): () => void;
   /** Publishes this device's prekeys (an encoded prekey upload, docs/protocol.md §4.5). */
   publishPrekeys(upload: Uint8Array): Promise<void>;
-  /** One encoded prekey bundle per device of `userId`; rejects with `UNKNOWN_USER`. */
-  fetchBundles(userId: string): Promise<Uint8Array[]>;
+  /**
+   * The user's directory entry: one encoded prekey bundle per current device, and the
+   * user's signed device list (docs/protocol.md §3.3) when it has published one. Rejects
+   * with `UNKNOWN_USER`.
+   */
+  fetchBundles(userId: string): Promise<DeviceDirectoryEntry>;
+  /**
+   * Stores one frame in many mailboxes, all or none (SEND_SHARED): a message encrypted
+   * once for many devices (a group message). Same guarantees and errors as `send`.
+   */
+  sendShared(recipients: readonly SharedRecipient[], frame: Uint8Array): Promise<void>;
+  /** Publishes this user's new signed device list (docs/protocol.md §3.3). */
+  publishDeviceList(deviceList: Uint8Array): Promise<void>;
+  /** Leaves a sealed device-link answer at the relay under `channel` (16 bytes; protocol §3.4). */
+  provisionPut(channel: Uint8Array, sealed: Uint8Array): Promise<void>;
+  /**
+   * Takes the device-link answer left under `channel`, waiting up to `waitMs` (at most
+   * 30,000) for it; `undefined` if none came. Needs no `connect` (a new device has no
+   * certificate yet): the transport reaches the relay without authenticating.
+   */
+  provisionTake(channel: Uint8Array, waitMs: number): Promise<Uint8Array | undefined>;
   /** Disconnects and releases resources. Idempotent. */
   close(): Promise<void>;
+  /**
+   * Optional. Present on transports that need an end-to-end encrypted channel to peer
+   * devices for signalling (WebRTC). Core calls it at most once, before `connect`, with a
+   * channel backed by its pairwise sessions.
+   */
+  attachSignalling?(channel: SignallingChannel): void;
 }
 
 /**

@@ -1,5 +1,25 @@
 import { describe, expect, test } from 'vitest';
-import { TransportCore, address, backoffDelay, isDeadboltError, prepareOutbound, relayError, type DeliveredMessage, type InboundFrame } from '../src/index.js';
+import {
+  RELAY_LIMITS,
+  TransportCore,
+  TransportError,
+  address,
+  backoffDelay,
+  checkDeviceListBytes,
+  checkProvisionBlob,
+  checkProvisionChannel,
+  checkProvisionWait,
+  deviceMismatchError,
+  encodeRelayFrame,
+  isDeadboltError,
+  planSendRequests,
+  planSharedSend,
+  prepareOutbound,
+  relayError,
+  settleSendRequests,
+  type DeliveredMessage,
+  type InboundFrame,
+} from '../src/index.js';
 
 const bob = address('bob', 'laptop');
 const msg = (id: string, size = 4): DeliveredMessage => ({ id, from: bob, receivedAt: 1, frame: new Uint8Array(size) });
@@ -29,6 +49,114 @@ describe('outbound checks', () => {
     expect(err('UNKNOWN_USER').details).toEqual({ userId: 'bob' });
     expect(err('TOO_LARGE').code).toBe('FRAME_TOO_LARGE');
     expect(err('FORBIDDEN').details).toEqual({ code: 'FORBIDDEN' });
+  });
+});
+
+describe('planning sends (SEND and SEND_SHARED)', () => {
+  const carol = address('carol', 'phone');
+
+  test('SEND requests carry each listVersion (absent: 0) and fit one relay frame, counting the listVersion bytes', () => {
+    const max = RELAY_LIMITS.maxMessage;
+    const plan = planSendRequests(Array.from({ length: 9 }, (_, i) => ({ to: bob, frame: new Uint8Array(max), ...(i === 0 ? { listVersion: 5 } : {}) })), max);
+    expect(plan.map((c) => c.length)).toEqual([7, 2]);
+    expect(plan[0]![0]!.listVersion).toBe(5);
+    expect(plan[0]![1]!.listVersion).toBe(0);
+    for (const chunk of plan) expect(encodeRelayFrame(0xffffffff, { kind: 'send', messages: chunk }).byteLength).toBeLessThanOrEqual(RELAY_LIMITS.maxFrame);
+    // The split is exact: frames sized so that 8 entries fill the relay frame to within a
+    // few bytes; one byte more per frame and only 7 fit (the listVersion bytes count).
+    const entry = 1 + 3 + 1 + 6 + 4 + 4;
+    const size = Math.floor((RELAY_LIMITS.maxFrame - 8) / 8) - entry;
+    const exact = planSendRequests(Array.from({ length: 9 }, () => ({ to: bob, frame: new Uint8Array(size) })), max);
+    expect(exact.map((c) => c.length)).toEqual([8, 1]);
+    expect(encodeRelayFrame(1, { kind: 'send', messages: exact[0]! }).byteLength).toBeLessThanOrEqual(RELAY_LIMITS.maxFrame);
+    const over = planSendRequests(Array.from({ length: 9 }, () => ({ to: bob, frame: new Uint8Array(size + 1) })), max);
+    expect(over.map((c) => c.length)).toEqual([7, 2]);
+  });
+
+  test('an invalid listVersion or address is refused before anything is planned', () => {
+    for (const listVersion of [-1, 1.5, 2 ** 32, Number.NaN, '1' as never]) {
+      expect(() => planSendRequests([{ to: bob, frame: new Uint8Array(1), listVersion }], 10), String(listVersion)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+      expect(() => planSharedSend([{ to: bob, listVersion }], new Uint8Array(1), 10), String(listVersion)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    }
+    expect(() => planSendRequests([{ to: { userId: 'bob', deviceId: 'a/b' } as never, frame: new Uint8Array(1) }], 10)).toThrow(
+      expect.objectContaining({ code: 'INVALID_ARGUMENT', details: { field: 'messages[0].to.deviceId', expected: expect.any(String) } }),
+    );
+    expect(() => planSharedSend([{ to: bob }, { to: { userId: '', deviceId: 'x' } as never }], new Uint8Array(1), 10)).toThrow(
+      expect.objectContaining({ code: 'INVALID_ARGUMENT', details: { field: 'recipients[1].to.userId', expected: expect.any(String) } }),
+    );
+    expect(() => planSharedSend([], new Uint8Array(1), 10)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+  });
+
+  test('SEND_SHARED: one copy of the viewed frame bytes, recipients split by 1,000, every request within one relay frame', () => {
+    const whole = new Uint8Array(RELAY_LIMITS.maxMessage + 10).fill(3);
+    const view = whole.subarray(10);
+    const long = 'u'.repeat(64);
+    const recipients = Array.from({ length: 2500 }, (_, i) => ({ to: address(long, `${'d'.repeat(58)}${String(i).padStart(6, '0')}`), listVersion: 0xffffffff }));
+    const plan = planSharedSend(recipients, view, RELAY_LIMITS.maxMessage);
+    whole.fill(0);
+    expect(plan.frame.byteLength).toBe(RELAY_LIMITS.maxMessage);
+    expect(plan.frame.byteOffset === 0 && plan.frame.buffer.byteLength === plan.frame.byteLength && plan.frame[0] === 3).toBe(true);
+    expect(plan.requests.map((r) => r.length)).toEqual([1000, 1000, 500]);
+    expect(plan.requests.flat().map((r) => r.to.deviceId)).toEqual(recipients.map((r) => r.to.deviceId));
+    for (const chunk of plan.requests) {
+      expect(encodeRelayFrame(1, { kind: 'send-shared', recipients: chunk, frame: plan.frame }).byteLength).toBeLessThanOrEqual(RELAY_LIMITS.maxFrame);
+    }
+    expect(planSharedSend([{ to: carol }], new Uint8Array(2), 10).requests).toEqual([[{ to: carol, listVersion: 0 }]]);
+    expect(() => planSharedSend([{ to: carol }], new Uint8Array(11), 10)).toThrow(expect.objectContaining({ code: 'FRAME_TOO_LARGE', details: { size: 11, max: 10 } }));
+  });
+
+  test('settling a split send: the first failure, with every DEVICE_MISMATCH of the send merged into one', () => {
+    const ok: PromiseSettledResult<unknown> = { status: 'fulfilled', value: undefined };
+    const fail = (reason: unknown): PromiseSettledResult<unknown> => ({ status: 'rejected', reason });
+    expect(() => settleSendRequests([ok, ok])).not.toThrow();
+    const limited = new TransportError('RATE_LIMITED', { details: { retryAfterMs: 5 } });
+    expect(() => settleSendRequests([ok, fail(limited), fail(deviceMismatchError([{ userId: 'bob', listVersion: 2 }]))])).toThrow(limited);
+    let merged: unknown;
+    try {
+      settleSendRequests([
+        fail(deviceMismatchError([{ userId: 'bob', listVersion: 2 }])),
+        fail(limited),
+        fail(deviceMismatchError([{ userId: 'carol', listVersion: 0 }, { userId: 'bob', listVersion: 2 }])),
+      ]);
+    } catch (e) {
+      merged = e;
+    }
+    expect(isDeadboltError(merged, 'DEVICE_MISMATCH') && merged.kind === 'transport' && merged.details).toEqual({
+      users: [
+        { userId: 'bob', listVersion: 2 },
+        { userId: 'carol', listVersion: 0 },
+      ],
+    });
+  });
+});
+
+describe('provisioning and device-list arguments', () => {
+  test('exact sizes are accepted and copied; anything else is INVALID_ARGUMENT', () => {
+    const channel = new Uint8Array(20).fill(1).subarray(2, 18);
+    const copy = checkProvisionChannel(channel);
+    expect(copy.byteLength === 16 && copy.buffer.byteLength === 16).toBe(true);
+    expect(checkProvisionBlob(new Uint8Array(RELAY_LIMITS.maxProvisionBlob)).byteLength).toBe(8192);
+    expect(checkDeviceListBytes(new Uint8Array(RELAY_LIMITS.maxDeviceList)).byteLength).toBe(4303);
+    expect(checkProvisionWait(0)).toBe(0);
+    expect(checkProvisionWait(30_000)).toBe(30_000);
+    const bad: [string, () => unknown][] = [
+      ['channel 15', () => checkProvisionChannel(new Uint8Array(15))],
+      ['channel 17', () => checkProvisionChannel(new Uint8Array(17))],
+      ['channel not bytes', () => checkProvisionChannel('x'.repeat(16))],
+      ['blob empty', () => checkProvisionBlob(new Uint8Array(0))],
+      ['blob 8193', () => checkProvisionBlob(new Uint8Array(8193))],
+      ['list empty', () => checkDeviceListBytes(new Uint8Array(0))],
+      ['list 4304', () => checkDeviceListBytes(new Uint8Array(4304))],
+      ['wait 30001', () => checkProvisionWait(30_001)],
+      ['wait -1', () => checkProvisionWait(-1)],
+      ['wait 1.5', () => checkProvisionWait(1.5)],
+    ];
+    for (const [what, call] of bad) expect(call, what).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+  });
+
+  test('a REVOKED refusal is RELAY_REJECTED with the code', () => {
+    const e = relayError({ kind: 'error', code: 'REVOKED', retryAfterMs: 0, message: '' });
+    expect(isDeadboltError(e, 'RELAY_REJECTED') && e.details).toEqual({ code: 'REVOKED' });
   });
 });
 

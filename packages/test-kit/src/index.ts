@@ -15,5 +15,15 @@
  */
 export { expectBytesEqual, patternBytes } from './bytes.js';
 export { describeStorageConformance, type StorageConformanceFactory } from './storage-conformance.js';
-export { describeRelayStoreConformance, type RelayStoreConformanceFactory, type RelayStoreContract, type RelayStoreContractAddress, type RelayStoreContractMessage, type RelayStoreContractPrekey } from './relay-store-conformance.js';
+export {
+  describeRelayStoreConformance,
+  type RelayStoreConformanceFactory,
+  type RelayStoreContract,
+  type RelayStoreContractAddress,
+  type RelayStoreContractEnqueueResult,
+  type RelayStoreContractListVersion,
+  type RelayStoreContractMessage,
+  type RelayStoreContractPrekey,
+  type RelayStoreContractQuota,
+} from './relay-store-conformance.js';
 export * from './transport-conformance.js';

@@ -34,20 +34,51 @@ export interface RelayStoreContractMessage {
   readonly frame: Uint8Array;
 }
 
+/** A user and its device list version (0: none). */
+export interface RelayStoreContractListVersion {
+  readonly userId: string;
+  readonly listVersion: number;
+}
+
+/** The outcome of an enqueue. */
+export type RelayStoreContractEnqueueResult =
+  | { readonly ok: true; readonly ids: readonly string[] }
+  | { readonly ok: false; readonly reason: 'unknown-device' | 'mailbox-full'; readonly to: RelayStoreContractAddress }
+  | { readonly ok: false; readonly reason: 'list-mismatch'; readonly users: readonly RelayStoreContractListVersion[] };
+
+/** Mailbox bounds of an enqueue. */
+export interface RelayStoreContractQuota {
+  readonly maxMessages: number;
+  readonly maxBytes: number;
+  readonly maxPerSender: number;
+}
+
 /**
- * The relay store contract (`deadbolt.relay-store.v1`), restated structurally. See
+ * The relay store contract (`deadbolt.relay-store.v2`), restated structurally. See
  * `RelayStore` in `@deadbolt/relay` for the documentation of each method.
  */
 export interface RelayStoreContract {
-  readonly specificationVersion: 'deadbolt.relay-store.v1';
+  readonly specificationVersion: 'deadbolt.relay-store.v2';
   getAccountKey(userId: string): Promise<Uint8Array | undefined>;
   setAccountKey(userId: string, accountKey: Uint8Array, expected: Uint8Array | undefined): Promise<boolean>;
+  getDeviceList(userId: string): Promise<{ readonly version: number; readonly list: Uint8Array } | undefined>;
+  putDeviceList(
+    userId: string,
+    accountKey: Uint8Array,
+    version: number,
+    list: Uint8Array,
+    keep: readonly { readonly deviceId: string; readonly certificate: Uint8Array }[],
+  ): Promise<
+    | { readonly ok: true; readonly changed: boolean; readonly removed: readonly string[] }
+    | { readonly ok: false; readonly reason: 'account-mismatch' | 'stale' | 'conflict' }
+  >;
   registerDevice(
     address: RelayStoreContractAddress,
     accountKey: Uint8Array,
     certificate: Uint8Array,
     maxDevices: number,
-  ): Promise<'registered' | 'unchanged' | 'replaced' | 'account-mismatch' | 'too-many-devices'>;
+    listVersion: number,
+  ): Promise<'registered' | 'unchanged' | 'replaced' | 'account-mismatch' | 'list-mismatch' | 'too-many-devices'>;
   getDevice(address: RelayStoreContractAddress): Promise<Uint8Array | undefined>;
   listDevices(userId: string): Promise<{ readonly deviceId: string; readonly certificate: Uint8Array }[]>;
   putPrekeys(
@@ -79,12 +110,20 @@ export interface RelayStoreContract {
       readonly from: RelayStoreContractAddress;
       readonly receivedAt: number;
       readonly messages: readonly { readonly to: RelayStoreContractAddress; readonly frame: Uint8Array }[];
+      readonly expectedLists?: readonly RelayStoreContractListVersion[];
     },
-    quota: { readonly maxMessages: number; readonly maxBytes: number; readonly maxPerSender: number },
-  ): Promise<
-    | { readonly ok: true; readonly ids: readonly string[] }
-    | { readonly ok: false; readonly reason: 'unknown-device' | 'mailbox-full'; readonly to: RelayStoreContractAddress }
-  >;
+    quota: RelayStoreContractQuota,
+  ): Promise<RelayStoreContractEnqueueResult>;
+  enqueueShared(
+    batch: {
+      readonly from: RelayStoreContractAddress;
+      readonly receivedAt: number;
+      readonly to: readonly RelayStoreContractAddress[];
+      readonly frame: Uint8Array;
+      readonly expectedLists?: readonly RelayStoreContractListVersion[];
+    },
+    quota: RelayStoreContractQuota,
+  ): Promise<RelayStoreContractEnqueueResult>;
   fetch(
     mailbox: RelayStoreContractAddress,
     options: { readonly limit: number; readonly maxBytes?: number; readonly exclude?: ReadonlySet<string> },
@@ -156,14 +195,20 @@ function hashSeed(s: string): number {
   return h | 0;
 }
 
-/** Pins the user's account (if needed) and registers the device. */
+/** Pins the user's account (if needed) and registers the device (against the user's current list version). */
 async function device(store: RelayStoreContract, a: RelayStoreContractAddress): Promise<RelayStoreContractAddress> {
   const key = accountKeyOf(a.userId);
   const pinned = await store.getAccountKey(a.userId);
   if (pinned === undefined) expect(await store.setAccountKey(a.userId, key, undefined)).toBe(true);
-  expect(['registered', 'unchanged']).toContain(await store.registerDevice(a, key, certOf(a), MAX_DEVICES));
+  const listVersion = (await store.getDeviceList(a.userId))?.version ?? 0;
+  expect(['registered', 'unchanged']).toContain(await store.registerDevice(a, key, certOf(a), MAX_DEVICES, listVersion));
   return a;
 }
+
+/** Opaque device-list bytes (the store never decodes them). */
+const listOf = (userId: string, version: number, variant = 0): Uint8Array => patternBytes(300 + version, hashSeed(`list:${userId}:${version}:${variant}`));
+/** What the relay passes as `keep`: devices with the certificate it read for them. */
+const kept = (...devices: RelayStoreContractAddress[]) => devices.map((d) => ({ deviceId: d.deviceId, certificate: certOf(d) }));
 
 function prekeys(seed: number, oneTimeIds: readonly number[], pqIds: readonly number[] = []) {
   return {
@@ -178,8 +223,11 @@ function frame(n: number, size = 64): Uint8Array {
   return patternBytes(size, 0x5eed + n);
 }
 
-function okIds(result: Awaited<ReturnType<RelayStoreContract['enqueue']>>): readonly string[] {
-  if (!result.ok) throw new Error(`enqueue refused: ${result.reason} for ${result.to.userId}/${result.to.deviceId}`);
+function okIds(result: RelayStoreContractEnqueueResult): readonly string[] {
+  if (!result.ok) {
+    const who = result.reason === 'list-mismatch' ? result.users.map((u) => u.userId).join(', ') : `${result.to.userId}/${result.to.deviceId}`;
+    throw new Error(`enqueue refused: ${result.reason} for ${who}`);
+  }
   return result.ids;
 }
 
@@ -213,8 +261,25 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
         name: 'declares deadbolt.relay-store.v1 and every method',
         async run({ open }) {
           const store = await open();
-          expect(store.specificationVersion).toBe('deadbolt.relay-store.v1');
-          for (const m of ['getAccountKey', 'setAccountKey', 'registerDevice', 'getDevice', 'listDevices', 'putPrekeys', 'takeBundle', 'prekeyCounts', 'enqueue', 'fetch', 'ack', 'stats', 'close'] as const) {
+          expect(store.specificationVersion).toBe('deadbolt.relay-store.v2');
+          for (const m of [
+            'getAccountKey',
+            'setAccountKey',
+            'getDeviceList',
+            'putDeviceList',
+            'registerDevice',
+            'getDevice',
+            'listDevices',
+            'putPrekeys',
+            'takeBundle',
+            'prekeyCounts',
+            'enqueue',
+            'enqueueShared',
+            'fetch',
+            'ack',
+            'stats',
+            'close',
+          ] as const) {
             expect(typeof store[m], m).toBe('function');
           }
         },
@@ -225,6 +290,7 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
           const store = await open();
           const a = addr('alice', 'phone');
           expect(await store.getAccountKey('alice')).toBeUndefined();
+          expect(await store.getDeviceList('alice')).toBeUndefined();
           expect(await store.getDevice(a)).toBeUndefined();
           expect(await store.listDevices('alice')).toEqual([]);
           expect(await store.takeBundle(a)).toBeUndefined();
@@ -315,8 +381,23 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
           expect(await store.prekeyCounts(b)).toEqual({ oneTime: 2, pq: 1 });
           expect(await store.fetch(b, { limit: 10 })).toHaveLength(1);
           // A device under the new key can register and start with an empty mailbox.
-          expect(await store.registerDevice(a, k2, certOf(a, 2), MAX_DEVICES)).toBe('registered');
+          expect(await store.registerDevice(a, k2, certOf(a, 2), MAX_DEVICES, 0)).toBe('registered');
           expect(await store.fetch(a, { limit: 10 })).toEqual([]);
+        },
+      },
+      {
+        name: "replacing a user's key deletes that user's device list; a list is stored only under the pinned key",
+        async run({ open }) {
+          const store = await open();
+          const a = await device(store, addr('alice', 'phone'));
+          expect(await store.putDeviceList('alice', accountKeyOf('alice', 9), 1, listOf('alice', 1), kept(a))).toEqual({ ok: false, reason: 'account-mismatch' });
+          expect(await store.putDeviceList('nobody', accountKeyOf('nobody'), 1, listOf('nobody', 1), [])).toEqual({ ok: false, reason: 'account-mismatch' });
+          expect(await store.getDeviceList('alice')).toBeUndefined();
+          expect(await store.putDeviceList('alice', accountKeyOf('alice'), 3, listOf('alice', 3), kept(a))).toEqual({ ok: true, changed: true, removed: [] });
+          expect(await store.setAccountKey('alice', accountKeyOf('alice', 2), accountKeyOf('alice'))).toBe(true);
+          expect(await store.getDeviceList('alice')).toBeUndefined();
+          // The new account starts without a list: version 1 is accepted again.
+          expect((await store.putDeviceList('alice', accountKeyOf('alice', 2), 1, listOf('alice', 1, 2), [])).ok).toBe(true);
         },
       },
     ],
@@ -329,13 +410,13 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
         async run({ open }) {
           const store = await open();
           const a = addr('alice', 'phone');
-          expect(await store.registerDevice(a, accountKeyOf('alice'), certOf(a), MAX_DEVICES)).toBe('account-mismatch');
+          expect(await store.registerDevice(a, accountKeyOf('alice'), certOf(a), MAX_DEVICES, 0)).toBe('account-mismatch');
           expect(await store.setAccountKey('alice', accountKeyOf('alice'), undefined)).toBe(true);
-          expect(await store.registerDevice(a, accountKeyOf('alice', 1), certOf(a), MAX_DEVICES)).toBe('account-mismatch');
+          expect(await store.registerDevice(a, accountKeyOf('alice', 1), certOf(a), MAX_DEVICES, 0)).toBe('account-mismatch');
           expect(await store.getDevice(a)).toBeUndefined();
-          expect(await store.registerDevice(a, accountKeyOf('alice'), certOf(a), MAX_DEVICES)).toBe('registered');
+          expect(await store.registerDevice(a, accountKeyOf('alice'), certOf(a), MAX_DEVICES, 0)).toBe('registered');
           expectBytesEqual(await store.getDevice(a), certOf(a), 'certificate');
-          expect(await store.registerDevice(a, accountKeyOf('alice'), certOf(a), MAX_DEVICES)).toBe('unchanged');
+          expect(await store.registerDevice(a, accountKeyOf('alice'), certOf(a), MAX_DEVICES, 0)).toBe('unchanged');
         },
       },
       {
@@ -348,7 +429,7 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
           const taken = await store.takeBundle(a);
           expect(taken?.oneTimePrekey?.id).toBe(1);
           okIds(await store.enqueue({ from: b, receivedAt: 1, messages: [{ to: a, frame: frame(1) }] }, QUOTA));
-          expect(await store.registerDevice(a, accountKeyOf('alice'), certOf(a, 1), MAX_DEVICES)).toBe('replaced');
+          expect(await store.registerDevice(a, accountKeyOf('alice'), certOf(a, 1), MAX_DEVICES, 0)).toBe('replaced');
           expectBytesEqual(await store.getDevice(a), certOf(a, 1), 'new certificate');
           expect(await store.takeBundle(a)).toBeUndefined();
           expect(await store.prekeyCounts(a)).toEqual({ oneTime: 0, pq: 0 });
@@ -372,16 +453,34 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
         },
       },
       {
+        name: 'a device registers only against the current list version (0: none); re-registering checks it too',
+        async run({ open }) {
+          const store = await open();
+          const phone = await device(store, addr('alice', 'phone'));
+          const key = accountKeyOf('alice');
+          const laptop = addr('alice', 'laptop');
+          expect(await store.registerDevice(laptop, key, certOf(laptop), MAX_DEVICES, 1)).toBe('list-mismatch');
+          expect((await store.putDeviceList('alice', key, 2, listOf('alice', 2), kept(phone))).ok).toBe(true);
+          expect(await store.registerDevice(laptop, key, certOf(laptop), MAX_DEVICES, 0)).toBe('list-mismatch');
+          expect(await store.registerDevice(laptop, key, certOf(laptop), MAX_DEVICES, 1)).toBe('list-mismatch');
+          expect(await store.getDevice(laptop)).toBeUndefined();
+          expect(await store.registerDevice(phone, key, certOf(phone, 1), MAX_DEVICES, 1)).toBe('list-mismatch');
+          expectBytesEqual(await store.getDevice(phone), certOf(phone), 'the phone keeps its certificate');
+          expect(await store.registerDevice(laptop, key, certOf(laptop), MAX_DEVICES, 2)).toBe('registered');
+          expect(await store.registerDevice(phone, key, certOf(phone), MAX_DEVICES, 2)).toBe('unchanged');
+        },
+      },
+      {
         name: 'registration stops at maxDevices; existing devices may still re-register',
         async run({ open }) {
           const store = await open();
           const key = accountKeyOf('alice');
           await store.setAccountKey('alice', key, undefined);
-          for (let i = 0; i < 3; i++) expect(await store.registerDevice(addr('alice', `d${i}`), key, certOf(addr('alice', `d${i}`)), 3)).toBe('registered');
-          expect(await store.registerDevice(addr('alice', 'd3'), key, certOf(addr('alice', 'd3')), 3)).toBe('too-many-devices');
+          for (let i = 0; i < 3; i++) expect(await store.registerDevice(addr('alice', `d${i}`), key, certOf(addr('alice', `d${i}`)), 3, 0)).toBe('registered');
+          expect(await store.registerDevice(addr('alice', 'd3'), key, certOf(addr('alice', 'd3')), 3, 0)).toBe('too-many-devices');
           expect(await store.getDevice(addr('alice', 'd3'))).toBeUndefined();
-          expect(await store.registerDevice(addr('alice', 'd1'), key, certOf(addr('alice', 'd1')), 3)).toBe('unchanged');
-          expect(await store.registerDevice(addr('alice', 'd1'), key, certOf(addr('alice', 'd1'), 1), 3)).toBe('replaced');
+          expect(await store.registerDevice(addr('alice', 'd1'), key, certOf(addr('alice', 'd1')), 3, 0)).toBe('unchanged');
+          expect(await store.registerDevice(addr('alice', 'd1'), key, certOf(addr('alice', 'd1'), 1), 3, 0)).toBe('replaced');
         },
       },
     ],
@@ -621,6 +720,93 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
         },
       },
       {
+        name: 'expected list versions: any mismatch stores nothing and names every mismatching user with its current version (0: none)',
+        async run({ open }) {
+          const store = await open();
+          const from = await device(store, addr('alice', 'phone'));
+          const b = await device(store, addr('bob', 'laptop'));
+          const c = await device(store, addr('carol', 'desk'));
+          expect((await store.putDeviceList('bob', accountKeyOf('bob'), 4, listOf('bob', 4), kept(b))).ok).toBe(true);
+          const messages = [
+            { to: b, frame: frame(1) },
+            { to: c, frame: frame(2) },
+          ];
+          const wrong = await store.enqueue({ from, receivedAt: 1, messages, expectedLists: [{ userId: 'bob', listVersion: 3 }, { userId: 'carol', listVersion: 1 }] }, QUOTA);
+          expect(wrong).toEqual({
+            ok: false,
+            reason: 'list-mismatch',
+            users: [
+              { userId: 'bob', listVersion: 4 },
+              { userId: 'carol', listVersion: 0 },
+            ],
+          });
+          // Checked before anything else: an unknown device in the same batch is not what is reported.
+          const ghost = addr('bob', 'ghost');
+          expect(await store.enqueue({ from, receivedAt: 1, messages: [{ to: ghost, frame: frame(3) }], expectedLists: [{ userId: 'bob', listVersion: 0 }] }, QUOTA)).toEqual({
+            ok: false,
+            reason: 'list-mismatch',
+            users: [{ userId: 'bob', listVersion: 4 }],
+          });
+          expect(await store.stats(b)).toEqual({ messages: 0, bytes: 0 });
+          expect(await store.stats(c)).toEqual({ messages: 0, bytes: 0 });
+          okIds(await store.enqueue({ from, receivedAt: 1, messages, expectedLists: [{ userId: 'bob', listVersion: 4 }, { userId: 'carol', listVersion: 0 }] }, QUOTA));
+          // Without expectations nothing is checked (stores of v1 callers behave as before).
+          okIds(await store.enqueue({ from, receivedAt: 1, messages }, QUOTA));
+          expect((await store.stats(b)).messages).toBe(2);
+          expect((await store.stats(c)).messages).toBe(2);
+        },
+      },
+      {
+        name: 'enqueueShared: one frame in every mailbox, ids in recipient order, each mailbox charged the full size',
+        async run({ open }) {
+          const store = await open();
+          const from = await device(store, addr('alice', 'phone'));
+          const b1 = await device(store, addr('bob', 'laptop'));
+          const b2 = await device(store, addr('bob', 'phone'));
+          const c = await device(store, addr('carol', 'desk'));
+          const shared = frame(7, 500);
+          const ids = okIds(await store.enqueueShared({ from, receivedAt: 42, to: [c, b1, b2], frame: shared }, QUOTA));
+          expect(ids).toHaveLength(3);
+          for (const [box, id] of [[c, ids[0]], [b1, ids[1]], [b2, ids[2]]] as const) {
+            const got = await store.fetch(box, { limit: 10 });
+            expect(got.map((m) => m.id)).toEqual([id]);
+            expectBytesEqual(got[0]!.frame, shared, `frame in ${box.userId}/${box.deviceId}`);
+            expect(got[0]!.from).toEqual(from);
+            expect(got[0]!.receivedAt).toBe(42);
+            expect(await store.stats(box)).toEqual({ messages: 1, bytes: 500 });
+          }
+          // Acknowledging one mailbox's copy leaves the others.
+          expect(await store.ack(b1, [ids[1]!])).toBe(1);
+          expect(await store.stats(b1)).toEqual({ messages: 0, bytes: 0 });
+          expectBytesEqual((await store.fetch(b2, { limit: 1 }))[0]?.frame, shared, 'the copy in bob/phone after bob/laptop acknowledged');
+        },
+      },
+      {
+        name: 'enqueueShared is all or none: a full mailbox, an unknown device or a list mismatch stores nothing anywhere',
+        async run({ open }) {
+          const store = await open();
+          const from = await device(store, addr('alice', 'phone'));
+          const b = await device(store, addr('bob', 'laptop'));
+          const c = await device(store, addr('carol', 'desk'));
+          const d = await device(store, addr('dave', 'pc'));
+          const quota = { maxMessages: 100, maxBytes: 1000, maxPerSender: 2 };
+          okIds(await store.enqueue({ from, receivedAt: 1, messages: [{ to: c, frame: frame(1, 600) }] }, quota));
+          expect(await store.enqueueShared({ from, receivedAt: 2, to: [b, c, d], frame: frame(2, 500) }, quota)).toEqual({ ok: false, reason: 'mailbox-full', to: c });
+          const ghost = addr('dave', 'ghost');
+          expect(await store.enqueueShared({ from, receivedAt: 2, to: [b, ghost], frame: frame(2, 10) }, quota)).toEqual({ ok: false, reason: 'unknown-device', to: ghost });
+          expect(
+            await store.enqueueShared({ from, receivedAt: 2, to: [b, d], frame: frame(2, 10), expectedLists: [{ userId: 'bob', listVersion: 0 }, { userId: 'dave', listVersion: 2 }] }, quota),
+          ).toEqual({ ok: false, reason: 'list-mismatch', users: [{ userId: 'dave', listVersion: 0 }] });
+          for (const box of [b, d]) expect(await store.stats(box)).toEqual({ messages: 0, bytes: 0 });
+          expect(await store.stats(c)).toEqual({ messages: 1, bytes: 600 });
+          // The per-sender quota counts per mailbox too.
+          okIds(await store.enqueueShared({ from, receivedAt: 3, to: [b, d], frame: frame(3, 10) }, quota));
+          okIds(await store.enqueueShared({ from, receivedAt: 3, to: [b, d], frame: frame(4, 10) }, quota));
+          expect(await store.enqueueShared({ from, receivedAt: 3, to: [d, b], frame: frame(5, 10) }, quota)).toEqual({ ok: false, reason: 'mailbox-full', to: d });
+          expect((await store.stats(b)).messages).toBe(2);
+        },
+      },
+      {
         name: 'ids are unique opaque strings of 1 to 64 characters; sender and time are recorded',
         async run({ open }) {
           const store = await open();
@@ -753,7 +939,7 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
           expect(await store.setAccountKey('alice', key, undefined)).toBe(true);
           const cert = backing.subarray(50, 230);
           const certCopy = cert.slice();
-          expect(await store.registerDevice(addr('alice', 'phone'), keyCopy, cert, MAX_DEVICES)).toBe('registered');
+          expect(await store.registerDevice(addr('alice', 'phone'), keyCopy, cert, MAX_DEVICES, 0)).toBe('registered');
           const b = await device(store, addr('bob', 'laptop'));
           const frameView = backing.subarray(100, 164);
           const frameCopy = frameView.slice();
@@ -782,6 +968,34 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
           expectBytesEqual(t?.oneTimePrekey?.key, otKey, 'one-time key');
         },
       },
+      {
+        name: 'device lists and shared frames are copied in and out',
+        async run({ open }) {
+          const store = await open();
+          const a = await device(store, addr('alice', 'phone'));
+          const b = await device(store, addr('bob', 'laptop'));
+          const backing = patternBytes(1000, 77);
+          const list = backing.subarray(100, 400);
+          const listCopy = list.slice();
+          const keepCert = certOf(a).slice();
+          expect((await store.putDeviceList('alice', accountKeyOf('alice'), 1, list, [{ deviceId: 'phone', certificate: keepCert }])).ok).toBe(true);
+          keepCert.fill(0);
+          const shared = backing.subarray(500, 564);
+          const sharedCopy = shared.slice();
+          okIds(await store.enqueueShared({ from: a, receivedAt: 1, to: [b], frame: shared }, QUOTA));
+          backing.fill(0xee);
+          const stored = await store.getDeviceList('alice');
+          expect(stored?.version).toBe(1);
+          expectBytesEqual(stored?.list, listCopy, 'device list');
+          expect(stored!.list.buffer.byteLength).toBe(300);
+          stored!.list.fill(1);
+          expectBytesEqual((await store.getDeviceList('alice'))?.list, listCopy, 'device list after mutating an output');
+          const [m] = await store.fetch(b, { limit: 1 });
+          expectBytesEqual(m?.frame, sharedCopy, 'shared frame');
+          expect(m!.frame.buffer.byteLength).toBe(64);
+          expect(await store.getDevice(a)).toBeDefined(); // kept: the keep entry matched when it was compared
+        },
+      },
     ],
   },
   {
@@ -797,7 +1011,10 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
           const k = accountKeyOf('alice');
           await expectClosedRejection('getAccountKey', () => store.getAccountKey('alice'));
           await expectClosedRejection('setAccountKey', () => store.setAccountKey('x', k, undefined));
-          await expectClosedRejection('registerDevice', () => store.registerDevice(a, k, certOf(a), MAX_DEVICES));
+          await expectClosedRejection('registerDevice', () => store.registerDevice(a, k, certOf(a), MAX_DEVICES, 0));
+          await expectClosedRejection('getDeviceList', () => store.getDeviceList('alice'));
+          await expectClosedRejection('putDeviceList', () => store.putDeviceList('alice', k, 1, listOf('alice', 1), kept(a)));
+          await expectClosedRejection('enqueueShared', () => store.enqueueShared({ from: a, receivedAt: 1, to: [a], frame: frame(1) }, QUOTA));
           await expectClosedRejection('getDevice', () => store.getDevice(a));
           await expectClosedRejection('listDevices', () => store.listDevices('alice'));
           await expectClosedRejection('putPrekeys', () => store.putPrekeys(a, prekeys(1, [1]), PREKEY_QUOTA));
@@ -812,15 +1029,136 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
     ],
   },
   {
+    title: '11. device lists',
+    cases: [
+      {
+        name: 'the newest list is kept; a lower version is refused; the same version changes nothing with the same bytes and is refused with others',
+        async run({ open }) {
+          const store = await open();
+          const a = await device(store, addr('alice', 'phone'));
+          const key = accountKeyOf('alice');
+          expect(await store.putDeviceList('alice', key, 2, listOf('alice', 2), kept(a))).toEqual({ ok: true, changed: true, removed: [] });
+          expect(await store.putDeviceList('alice', key, 1, listOf('alice', 1), kept(a))).toEqual({ ok: false, reason: 'stale' });
+          expect(await store.putDeviceList('alice', key, 2, listOf('alice', 2), kept(a))).toEqual({ ok: true, changed: false, removed: [] });
+          expect(await store.putDeviceList('alice', key, 2, listOf('alice', 2, 1), kept(a))).toEqual({ ok: false, reason: 'conflict' });
+          const current = await store.getDeviceList('alice');
+          expect(current?.version).toBe(2);
+          expectBytesEqual(current?.list, listOf('alice', 2), 'the version-2 list');
+          expect(await store.putDeviceList('alice', key, 7, listOf('alice', 7), kept(a))).toEqual({ ok: true, changed: true, removed: [] });
+          expect((await store.getDeviceList('alice'))?.version).toBe(7);
+          expect(await store.putDeviceList('alice', key, 2, listOf('alice', 2), kept(a))).toEqual({ ok: false, reason: 'stale' });
+          expect(await store.getDeviceList('alic')).toBeUndefined();
+        },
+      },
+      {
+        name: "a new list deletes every device it does not keep, with its registration, mailbox, prekeys and handed-out ids; nobody else's",
+        async run({ open }) {
+          const store = await open();
+          const phone = await device(store, addr('alice', 'phone'));
+          const laptop = await device(store, addr('alice', 'laptop'));
+          const tablet = await device(store, addr('alice', 'tablet'));
+          const b = await device(store, addr('bob', 'pc'));
+          for (const d of [phone, laptop, tablet]) expect((await store.putPrekeys(d, prekeys(3, [1, 2], [10]), PREKEY_QUOTA)).ok).toBe(true);
+          expect((await store.takeBundle(laptop))?.oneTimePrekey?.id).toBe(1);
+          okIds(await store.enqueue({ from: b, receivedAt: 1, messages: [phone, laptop, tablet].map((to, i) => ({ to, frame: frame(i, 100) })) }, QUOTA));
+          okIds(await store.enqueue({ from: laptop, receivedAt: 1, messages: [{ to: b, frame: frame(9) }] }, QUOTA));
+          // The tablet is listed by id, but the relay read another certificate than the one stored: not kept.
+          const result = await store.putDeviceList('alice', accountKeyOf('alice'), 5, listOf('alice', 5), [
+            { deviceId: 'phone', certificate: certOf(phone) },
+            { deviceId: 'tablet', certificate: certOf(tablet, 1) },
+          ]);
+          expect(result).toEqual({ ok: true, changed: true, removed: ['laptop', 'tablet'] });
+          for (const gone of [laptop, tablet]) {
+            expect(await store.getDevice(gone)).toBeUndefined();
+            expect(await store.takeBundle(gone)).toBeUndefined();
+            expect(await store.prekeyCounts(gone)).toEqual({ oneTime: 0, pq: 0 });
+            expect(await store.fetch(gone, { limit: 10 })).toEqual([]);
+            expect(await store.stats(gone)).toEqual({ messages: 0, bytes: 0 });
+          }
+          expect((await store.listDevices('alice')).map((d) => d.deviceId)).toEqual(['phone']);
+          expect(await store.prekeyCounts(phone)).toEqual({ oneTime: 2, pq: 1 });
+          expect((await store.fetch(phone, { limit: 10 })).map((m) => m.frame.byteLength)).toEqual([100]);
+          // What the removed laptop sent stays with its recipient.
+          expect(await store.fetch(b, { limit: 10 })).toHaveLength(1);
+          // A removed device that comes back (a new list lists it) starts afresh: its
+          // handed-out ids were forgotten with it, and its quota was freed.
+          expect(await store.registerDevice(laptop, accountKeyOf('alice'), certOf(laptop), MAX_DEVICES, 4)).toBe('list-mismatch');
+          expect((await store.putDeviceList('alice', accountKeyOf('alice'), 6, listOf('alice', 6), kept(phone))).ok).toBe(true);
+          expect(await store.registerDevice(laptop, accountKeyOf('alice'), certOf(laptop), MAX_DEVICES, 6)).toBe('registered');
+          expect(await store.putPrekeys(laptop, prekeys(4, [1, 2], [10]), PREKEY_QUOTA)).toEqual({ ok: true, counts: { oneTime: 2, pq: 1 } });
+          expect((await store.takeBundle(laptop))?.oneTimePrekey?.id).toBe(1);
+        },
+      },
+      {
+        name: 'a stale or conflicting list deletes nothing',
+        async run({ open }) {
+          const store = await open();
+          const phone = await device(store, addr('alice', 'phone'));
+          const laptop = await device(store, addr('alice', 'laptop'));
+          expect((await store.putDeviceList('alice', accountKeyOf('alice'), 3, listOf('alice', 3), kept(phone, laptop))).ok).toBe(true);
+          expect((await store.putDeviceList('alice', accountKeyOf('alice'), 2, listOf('alice', 2), kept(phone))).ok).toBe(false);
+          expect((await store.putDeviceList('alice', accountKeyOf('alice'), 3, listOf('alice', 3, 1), kept(phone))).ok).toBe(false);
+          expect(await store.putDeviceList('alice', accountKeyOf('alice'), 3, listOf('alice', 3), kept(phone))).toEqual({ ok: true, changed: false, removed: [] });
+          expect((await store.listDevices('alice')).map((d) => d.deviceId)).toEqual(['laptop', 'phone']);
+        },
+      },
+      {
+        name: 'a registration racing a new list never leaves a device the list does not keep',
+        async run({ open }) {
+          const store = await open();
+          const phone = await device(store, addr('alice', 'phone'));
+          const key = accountKeyOf('alice');
+          expect((await store.putDeviceList('alice', key, 1, listOf('alice', 1), kept(phone))).ok).toBe(true);
+          for (let round = 0; round < 10; round++) {
+            const newcomer = addr('alice', `new-${round}`);
+            // The relay checked the newcomer against version round + 1; the list moves to round + 2 without it.
+            const [registered, put] = await Promise.all([
+              store.registerDevice(newcomer, key, certOf(newcomer), MAX_DEVICES, round + 1),
+              store.putDeviceList('alice', key, round + 2, listOf('alice', round + 2), kept(phone)),
+            ]);
+            expect(put.ok).toBe(true);
+            // Either the registration came first (and the list removed it) or it saw the new version.
+            if (registered === 'registered') expect(put.ok && put.removed).toEqual([newcomer.deviceId]);
+            else expect(registered).toBe('list-mismatch');
+            expect(await store.getDevice(newcomer)).toBeUndefined();
+          }
+          expect((await store.listDevices('alice')).map((d) => d.deviceId)).toEqual(['phone']);
+        },
+      },
+      {
+        name: 'a send racing a new list either lands before it (and the removed mailbox goes with the device) or is refused',
+        async run({ open }) {
+          const store = await open();
+          const phone = await device(store, addr('alice', 'phone'));
+          const laptop = await device(store, addr('alice', 'laptop'));
+          const b = await device(store, addr('bob', 'pc'));
+          const key = accountKeyOf('alice');
+          expect((await store.putDeviceList('alice', key, 1, listOf('alice', 1), kept(phone, laptop))).ok).toBe(true);
+          const [sent, put] = await Promise.all([
+            store.enqueueShared({ from: b, receivedAt: 1, to: [phone, laptop], frame: frame(1), expectedLists: [{ userId: 'alice', listVersion: 1 }] }, QUOTA),
+            store.putDeviceList('alice', key, 2, listOf('alice', 2), kept(phone)),
+          ]);
+          expect(put).toEqual({ ok: true, changed: true, removed: ['laptop'] });
+          if (sent.ok) expect((await store.stats(phone)).messages).toBe(1);
+          else expect(sent).toEqual({ ok: false, reason: 'list-mismatch', users: [{ userId: 'alice', listVersion: 2 }] });
+          expect(await store.stats(laptop)).toEqual({ messages: 0, bytes: 0 });
+        },
+      },
+    ],
+  },
+  {
     title: '1. durability (reopen)',
     cases: [
       {
-        name: 'accounts, devices, prekeys, consumed ids, messages, order and quotas survive reopening',
+        name: 'accounts, device lists, devices, prekeys, consumed ids, messages (shared ones too), order and quotas survive reopening',
         needsReopen: true,
         async run({ open, reopen }) {
           let store = await open();
           const a = await device(store, addr('alice', 'phone'));
           const b = await device(store, addr('bob', 'laptop'));
+          const c = await device(store, addr('carol', 'desk'));
+          expect((await store.putDeviceList('alice', accountKeyOf('alice'), 4, listOf('alice', 4), kept(a))).ok).toBe(true);
+          const [, sharedId] = okIds(await store.enqueueShared({ from: c, receivedAt: 9, to: [b, a], frame: frame(5, 70) }, QUOTA));
           await store.putPrekeys(b, prekeys(1, [1, 2, 3], [10, 11]), PREKEY_QUOTA);
           expect((await store.takeBundle(b))?.oneTimePrekey?.id).toBe(1);
           const quota = { ...QUOTA, maxPerSender: 5 };
@@ -830,6 +1168,16 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
 
           store = await reopen(store);
           expectBytesEqual(await store.getAccountKey('alice'), accountKeyOf('alice'), 'account key after reopen');
+          const list = await store.getDeviceList('alice');
+          expect(list?.version).toBe(4);
+          expectBytesEqual(list?.list, listOf('alice', 4), 'device list after reopen');
+          expect(await store.putDeviceList('alice', accountKeyOf('alice'), 3, listOf('alice', 3), kept(a))).toEqual({ ok: false, reason: 'stale' });
+          expect(await store.registerDevice(addr('alice', 'new'), accountKeyOf('alice'), certOf(addr('alice', 'new')), MAX_DEVICES, 0)).toBe('list-mismatch');
+          expect((await store.fetch(a, { limit: 10 })).map((m) => m.id)).toEqual([sharedId]);
+          expectBytesEqual((await store.fetch(a, { limit: 10 }))[0]?.frame, frame(5, 70), 'shared frame after reopen');
+          // Bob's shared copy is acknowledged; the rest of the case counts his other mail.
+          const bobShared = (await store.fetch(b, { limit: 10 })).find((m) => m.receivedAt === 9);
+          expect(await store.ack(b, [bobShared!.id])).toBe(1);
           expectBytesEqual(await store.getDevice(b), certOf(b), 'certificate after reopen');
           expect(await store.prekeyCounts(b)).toEqual({ oneTime: 2, pq: 1 });
           // The handed-out id 1 is still remembered.
@@ -897,7 +1245,11 @@ async function runCase(testCase: Case, factory: RelayStoreConformanceFactory): P
  * over its quota (or unknown); per-sender quotas counted per sender *user*; acks of
  * another mailbox's ids having no effect; idempotent prekey uploads that never resurrect
  * a handed-out key; arrival order after acks from the middle; copies of `subarray`
- * inputs; `CLOSED` rejections; and persistence across `reopen` (skipped, visibly, when the
+ * inputs; `CLOSED` rejections; device lists (the newest kept, lower versions and other
+ * bytes at the same version refused, a new list deleting every device it does not keep
+ * with its mailbox and prekeys in the same step, registrations and sends racing a new
+ * list); list-version checks on enqueue that store nothing on a mismatch; shared enqueues
+ * charged per mailbox; and persistence across `reopen` (skipped, visibly, when the
  * factory has none). The cases wait on promises only, never on timers.
  *
  * @param name - the store's name, shown in the test report
@@ -913,7 +1265,7 @@ async function runCase(testCase: Case, factory: RelayStoreConformanceFactory): P
  * ```
  */
 export function describeRelayStoreConformance(name: string, factory: RelayStoreConformanceFactory): void {
-  describe(`relay store conformance (deadbolt.relay-store.v1): ${name}`, () => {
+  describe(`relay store conformance (deadbolt.relay-store.v2): ${name}`, () => {
     for (const group of GROUPS) {
       describe(group.title, () => {
         for (const testCase of group.cases) {

@@ -47,6 +47,13 @@ export interface ConformanceDevice {
    * prekeys of each kind than the relay's PREKEYS_LOW threshold (10), and at least one.
    */
   readonly upload: Uint8Array;
+  /**
+   * An encoded device list of this device's user (docs/protocol.md §3.3), signed with its
+   * account key, at `listVersion`, listing `devices` (devices of this user).
+   */
+  signDeviceList(listVersion: number, devices: readonly ConformanceDevice[]): Promise<Uint8Array>;
+  /** A new device of this device's user, certified by the same account key (protocol §3.4). */
+  linkDevice(deviceId: string): Promise<ConformanceDevice>;
 }
 
 /**
@@ -290,7 +297,13 @@ async function startProxy(target: ConformanceRelay): Promise<Proxy> {
  * - `subarray` inputs sending only their window, inputs copied, fresh delivered arrays;
  * - `close()` idempotent, rejecting pending sends and every later call with `CLOSED`;
  * - state changes in order; PREKEYS_LOW notices; prekey publishing, bundle fetching and
- *   `UNKNOWN_USER`.
+ *   `UNKNOWN_USER`;
+ * - device lists: publishing (replays accepted, rollbacks and forks refused), the list in
+ *   `fetchBundles`, stale `listVersion`s rejecting `send` and `sendShared` with
+ *   `DEVICE_MISMATCH` and storing nothing, a revoked device's transport going idle and
+ *   its `connect` refused with `REVOKED`;
+ * - `sendShared` delivering one frame to each recipient once, all or none; provisioning
+ *   without `connect`, one answer per channel, taken once.
  *
  * Call it once per transport package, at the top level of `test/conformance.test.ts`.
  *
@@ -697,6 +710,10 @@ export function describeTransportConformance(name: string, factory: TransportCon
         await expectClosed('connect', () => t.connect(a!.auth));
         await expectClosed('fetchBundles', () => t.fetchBundles('bob'));
         await expectClosed('publishPrekeys', () => t.publishPrekeys(a!.upload));
+        await expectClosed('sendShared', () => t.sendShared([{ to: b!.address }], utf8('x')));
+        await expectClosed('publishDeviceList', () => t.publishDeviceList(utf8('a list')));
+        await expectClosed('provisionPut', () => t.provisionPut(new Uint8Array(16), utf8('x')));
+        await expectClosed('provisionTake', () => t.provisionTake(new Uint8Array(16), 0));
         // Subscribing after close neither throws nor fires.
         for (const off of [t.onFrame(() => {}), t.onStateChange(() => {}), t.onNotice(() => {})]) off();
       });
@@ -706,7 +723,14 @@ export function describeTransportConformance(name: string, factory: TransportCon
         const ta = await connected(a!);
         await connected(b!);
         proxy!.pause(); // nothing reaches the relay any more
-        const waiting = [ta.send([{ to: b!.address, frame: utf8('stuck') }]), ta.fetchBundles('bob'), ta.publishPrekeys(a!.upload)];
+        const waiting = [
+          ta.send([{ to: b!.address, frame: utf8('stuck') }]),
+          ta.fetchBundles('bob'),
+          ta.publishPrekeys(a!.upload),
+          ta.sendShared([{ to: b!.address }], utf8('stuck')),
+          ta.publishDeviceList(await a!.signDeviceList(1, [a!])),
+          ta.provisionTake(new Uint8Array(16), 30_000),
+        ];
         const settled = Promise.allSettled(waiting);
         await ta.close();
         for (const [i, p] of waiting.entries()) await expectClosed(`pending request ${i}`, () => p);
@@ -741,10 +765,11 @@ export function describeTransportConformance(name: string, factory: TransportCon
         const tb = await connected(b!);
         await ta.publishPrekeys(a!.upload);
         await ta.publishPrekeys(a!.upload.subarray(0)); // idempotent
-        const bundles = await tb.fetchBundles(a!.address.userId);
+        const { bundles, deviceList } = await tb.fetchBundles(a!.address.userId);
         expect(bundles).toHaveLength(1);
         expect(bundles[0]).toBeInstanceOf(Uint8Array);
         expect(bundles[0]!.byteLength).toBeGreaterThan(1000); // certificate, X25519 and ML-KEM keys
+        expect(deviceList).toBeUndefined(); // Alice has published no device list
         const unknown = await rejection('fetchBundles of an unknown user', tb.fetchBundles('nobody-here'));
         expect(isDeadboltError(unknown, 'UNKNOWN_USER') ? unknown.details : describeError(unknown)).toEqual({ userId: 'nobody-here' });
         const noDevice = await rejection('send to an unregistered device', tb.send([{ to: { ...a!.address, deviceId: 'no-such-device' as Address['deviceId'] }, frame: utf8('x') }]));
@@ -769,6 +794,202 @@ export function describeTransportConformance(name: string, factory: TransportCon
         expect(n.type).toBe('prekeys-low');
         expect(Number.isInteger(n.oneTimePrekeys) && Number.isInteger(n.pqPrekeys)).toBe(true);
         expect(Math.min(n.oneTimePrekeys, n.pqPrekeys)).toBeLessThan(10);
+      });
+    });
+
+    describe('device lists (docs/protocol.md §3.3)', () => {
+      it('publishDeviceList: fetchBundles returns the list (none before); the same list again is accepted; other bytes at its version and lower versions are RELAY_REJECTED FORBIDDEN', async () => {
+        const [a, b] = await devices('alice', 'bob');
+        const laptop = await a!.linkDevice('laptop');
+        const ta = await connected(a!);
+        const tl = await connected(laptop);
+        const tb = await connected(b!);
+        await ta.publishPrekeys(a!.upload);
+        await tl.publishPrekeys(laptop.upload);
+        const before = await tb.fetchBundles('alice');
+        expect([before.bundles.length, before.deviceList]).toEqual([2, undefined]);
+        const v1 = await a!.signDeviceList(1, [a!, laptop]);
+        const input = new Uint8Array(v1.byteLength + 8);
+        input.set(v1, 4);
+        await ta.publishDeviceList(input.subarray(4, 4 + v1.byteLength));
+        input.fill(0); // the transport sent its own copy
+        await tl.publishDeviceList(v1); // any device of the user; the same list again changes nothing
+        const after = await tb.fetchBundles('alice');
+        expect(after.bundles).toHaveLength(2);
+        expectBytesEqual(after.deviceList, v1, 'the published list');
+        expect(after.deviceList!.byteOffset === 0 && after.deviceList!.buffer.byteLength === v1.byteLength, 'a compact array of its own').toBe(true);
+        const forbidden = async (what: string, list: Uint8Array): Promise<void> => {
+          const e = await rejection(what, ta.publishDeviceList(list));
+          expect(isDeadboltError(e, 'RELAY_REJECTED') ? e.details : describeError(e), what).toEqual({ code: 'FORBIDDEN' });
+        };
+        await forbidden('other bytes at version 1', await a!.signDeviceList(1, [a!]));
+        await ta.publishDeviceList(await a!.signDeviceList(2, [a!, laptop]));
+        await forbidden('version 1 after version 2', v1);
+        // Bob cannot publish Alice's list.
+        const notHis = await rejection("Bob publishing Alice's list", tb.publishDeviceList(await a!.signDeviceList(3, [a!])));
+        expect(isDeadboltError(notHis, 'RELAY_REJECTED') ? notHis.details : describeError(notHis)).toEqual({ code: 'FORBIDDEN' });
+        const invalid = await rejection('an empty list', ta.publishDeviceList(new Uint8Array(0)));
+        expect(isDeadboltError(invalid, 'INVALID_ARGUMENT'), describeError(invalid)).toBe(true);
+      });
+
+      it('a stale listVersion rejects send and sendShared with DEVICE_MISMATCH (users and current versions), not retried, nothing stored; the current version is delivered', async () => {
+        const [a, b, c] = await devices('alice', 'bob', 'carol');
+        const laptop = await a!.linkDevice('laptop');
+        const toAlice = new Collector();
+        const toLaptop = new Collector();
+        const toCarol = new Collector();
+        const ta = await connected(a!, toAlice);
+        await connected(laptop, toLaptop);
+        await connected(c!, toCarol);
+        const tb = await connected(b!);
+        await ta.publishDeviceList(await a!.signDeviceList(3, [a!, laptop]));
+
+        const stale = await rejection('a send naming list version 2', tb.send([{ to: laptop.address, listVersion: 2, frame: utf8('stale') }]));
+        expect(isDeadboltError(stale, 'DEVICE_MISMATCH') ? [stale.kind, stale.details] : describeError(stale)).toEqual(['transport', { users: [{ userId: 'alice', listVersion: 3 }] }]);
+        const none = await rejection('a send naming no list', tb.send([{ to: a!.address, frame: utf8('stale') }]));
+        expect(isDeadboltError(none, 'DEVICE_MISMATCH') ? none.details : describeError(none)).toEqual({ users: [{ userId: 'alice', listVersion: 3 }] });
+        const shared = await rejection(
+          'a shared send naming version 2 for alice and 1 for carol',
+          tb.sendShared([{ to: a!.address, listVersion: 2 }, { to: laptop.address, listVersion: 2 }, { to: c!.address, listVersion: 1 }], utf8('stale shared')),
+        );
+        expect(isDeadboltError(shared, 'DEVICE_MISMATCH') ? shared.details : describeError(shared)).toEqual({
+          users: [
+            { userId: 'alice', listVersion: 3 },
+            { userId: 'carol', listVersion: 0 },
+          ],
+        });
+
+        await tb.send([{ to: laptop.address, listVersion: 3, frame: utf8('current') }]);
+        await tb.sendShared([{ to: a!.address, listVersion: 3 }, { to: laptop.address, listVersion: 3 }, { to: c!.address }], utf8('shared'));
+        await toLaptop.until(() => toLaptop.has('current') && toLaptop.has('shared'), "the laptop's frames");
+        await toAlice.until(() => toAlice.has('shared'), "alice's shared frame");
+        await toCarol.until(() => toCarol.has('shared'), "carol's shared frame");
+        // The refused sends stored nothing (they were sent before these, and are not here).
+        expect([...toLaptop.unique()].sort()).toEqual(['current', 'shared']);
+        expect([...toAlice.unique()]).toEqual(['shared']);
+        expect([...toCarol.unique()]).toEqual(['shared']);
+        for (const got of [toAlice, toLaptop, toCarol]) expect(got.frames.find((f) => text(f.bytes) === 'shared')!.from).toEqual(b!.address);
+      });
+
+      it('a device the list leaves out is revoked: its transport stops reconnecting and goes idle; connect rejects with RELAY_REJECTED REVOKED; bundles come only from listed devices', async () => {
+        const [a, b] = await devices('alice', 'bob');
+        const laptop = await a!.linkDevice('laptop');
+        const ta = await connected(a!);
+        const tl = await connected(laptop);
+        const tb = await connected(b!);
+        await ta.publishPrekeys(a!.upload);
+        await tl.publishPrekeys(laptop.upload);
+        const log = new StateLog(tl);
+        const idle = log.next('idle', 'the revoked laptop to go idle');
+        await ta.publishDeviceList(await a!.signDeviceList(1, [a!]));
+        await idle;
+        expect(tl.state).toBe('idle');
+        expect(log.states.at(-1)).toBe('idle');
+        const again = await rejection('connect of the revoked laptop', tl.connect(laptop.auth));
+        expect(isDeadboltError(again, 'RELAY_REJECTED') ? [again.kind, again.details] : describeError(again)).toEqual(['transport', { code: 'REVOKED' }]);
+        expect(tl.state).toBe('idle');
+        const fresh = await transport();
+        const refused = await rejection('connect of the revoked laptop on a new transport', fresh.connect(laptop.auth));
+        expect(isDeadboltError(refused, 'RELAY_REJECTED') ? refused.details : describeError(refused)).toEqual({ code: 'REVOKED' });
+        expect(fresh.state).toBe('idle');
+        const entry = await tb.fetchBundles('alice');
+        expect(entry.bundles).toHaveLength(1);
+        expect(entry.deviceList).toBeInstanceOf(Uint8Array);
+        expect(ta.state).toBe('connected');
+      });
+    });
+
+    describe('shared sends', () => {
+      it('sendShared stores one frame for every recipient: each gets it once, from the authenticated sender; only the viewed bytes are sent; a frame of exactly maxFrameSize arrives intact', async () => {
+        const [a, b, c] = await devices('alice', 'bob', 'carol');
+        const bobPhone = await b!.linkDevice('phone');
+        const toBob = new Collector();
+        const toPhone = new Collector();
+        const toCarol = new Collector();
+        const ta = await connected(a!);
+        await connected(b!, toBob);
+        await connected(bobPhone, toPhone);
+        await connected(c!, toCarol);
+        const whole = patternBytes(3000, 11);
+        const view = whole.subarray(500, 2500);
+        const expected = view.slice();
+        const sending = ta.sendShared([{ to: b!.address }, { to: bobPhone.address }, { to: c!.address }], view);
+        whole.fill(0);
+        await within(sending, 'the shared send');
+        const biggest = patternBytes(ta.maxFrameSize, 12);
+        await ta.sendShared([{ to: b!.address }, { to: c!.address }], biggest);
+        await ta.send([{ to: bobPhone.address, frame: utf8('marker') }]);
+        await toBob.until(() => toBob.frames.length >= 2, "bob's two frames");
+        await toCarol.until(() => toCarol.frames.length >= 2, "carol's two frames");
+        await toPhone.until(() => toPhone.has('marker'), "the phone's marker");
+        for (const [got, n] of [[toBob, 2], [toCarol, 2], [toPhone, 2]] as const) {
+          expect(new Set(got.frames.map((f) => f.id)).size, 'distinct deliveries').toBeGreaterThanOrEqual(n);
+          expectBytesEqual(got.frames.find((f) => f.bytes.byteLength === 2000)?.bytes, expected, 'the shared view');
+          expect(got.frames.every((f) => f.from.userId === a!.address.userId && f.from.deviceId === a!.address.deviceId)).toBe(true);
+        }
+        expectBytesEqual(toBob.frames.find((f) => f.bytes.byteLength === ta.maxFrameSize)?.bytes, biggest, 'the largest shared frame to bob');
+        expectBytesEqual(toCarol.frames.find((f) => f.bytes.byteLength === ta.maxFrameSize)?.bytes, biggest, 'the largest shared frame to carol');
+        expect(toPhone.frames.some((f) => f.bytes.byteLength === ta.maxFrameSize)).toBe(false);
+      });
+
+      it('sendShared: an oversize frame is FRAME_TOO_LARGE and an unregistered device UNKNOWN_USER, and nothing is stored for anyone', async () => {
+        const [a, b] = await devices('alice', 'bob');
+        const got = new Collector();
+        const ta = await connected(a!);
+        await connected(b!, got);
+        const max = ta.maxFrameSize;
+        const big = await rejection('a shared send over maxFrameSize', ta.sendShared([{ to: b!.address }], new Uint8Array(max + 1)));
+        expect(isDeadboltError(big, 'FRAME_TOO_LARGE') ? big.details : describeError(big)).toEqual({ size: max + 1, max });
+        const ghost = await rejection('a shared send naming an unregistered device', ta.sendShared([{ to: b!.address }, { to: { ...b!.address, deviceId: 'ghost' as Address['deviceId'] } }], utf8('refused')));
+        expect(isDeadboltError(ghost, 'UNKNOWN_USER'), describeError(ghost)).toBe(true);
+        const empty = await rejection('a shared send to nobody', ta.sendShared([], utf8('x')));
+        expect(isDeadboltError(empty, 'INVALID_ARGUMENT'), describeError(empty)).toBe(true);
+        await ta.send([{ to: b!.address, frame: utf8('marker') }]);
+        await got.until(() => got.has('marker'), 'the marker');
+        expect(got.texts()).toEqual(['marker']);
+      });
+    });
+
+    describe('provisioning (docs/protocol.md §3.4)', () => {
+      it('provisionTake needs no connect: it gets what provisionPut leaves on its channel, once; nothing within the wait is undefined', async () => {
+        const [a] = await devices('alice');
+        const ta = await connected(a!);
+        const newcomer = await transport(); // never connected: a new device has no certificate yet
+        const channel = globalThis.crypto.getRandomValues(new Uint8Array(16));
+        const whole = patternBytes(5000, 21);
+        const sealed = whole.subarray(100, 4100);
+        const expected = sealed.slice();
+        const taking = newcomer.provisionTake(channel.slice(), 20_000);
+        await ta.provisionPut(channel, sealed);
+        whole.fill(0);
+        expectBytesEqual(await within(taking, 'the take'), expected, 'the taken answer');
+        expect(newcomer.state).toBe('idle');
+        expect(await within(newcomer.provisionTake(channel, 0), 'a second take')).toBeUndefined();
+        const other = globalThis.crypto.getRandomValues(new Uint8Array(16));
+        expect(await within(newcomer.provisionTake(other, 200), 'a take on an empty channel')).toBeUndefined();
+        // One answer per channel: the same bytes again are accepted, others refused.
+        await ta.provisionPut(channel, expected);
+        const conflict = await rejection('another answer on a used channel', ta.provisionPut(channel, utf8('another answer')));
+        expect(isDeadboltError(conflict, 'RELAY_REJECTED') ? conflict.details : describeError(conflict)).toEqual({ code: 'FORBIDDEN' });
+      });
+
+      it('provisionPut needs a connection; arguments are checked before anything is sent; close() ends a waiting take with CLOSED', async () => {
+        const newcomer = await transport();
+        const channel = new Uint8Array(16).fill(3);
+        const unconnected = await rejection('provisionPut before connect', newcomer.provisionPut(channel, utf8('x')));
+        expect(isDeadboltError(unconnected, 'TRANSPORT_FAILED'), describeError(unconnected)).toBe(true);
+        for (const [what, call] of [
+          ['a 15-byte channel', () => newcomer.provisionTake(new Uint8Array(15), 0)],
+          ['a wait over 30 s', () => newcomer.provisionTake(channel, 30_001)],
+          ['an empty answer', () => newcomer.provisionPut(channel, new Uint8Array(0))],
+          ['an answer over 8 KiB', () => newcomer.provisionPut(channel, new Uint8Array(8193))],
+        ] as const) {
+          const e = await rejection(what, call());
+          expect(isDeadboltError(e, 'INVALID_ARGUMENT'), `${what}: ${describeError(e)}`).toBe(true);
+        }
+        const waiting = newcomer.provisionTake(channel, 30_000);
+        await newcomer.close();
+        await expectClosed('the waiting take', () => waiting);
       });
     });
   });

@@ -28,8 +28,18 @@
  *   FETCH, which delivers those messages again; registering a handler ends that wait.
  * - **Bounds** (invariant 4): message frames over `maxFrameSize` reject with
  *   `FRAME_TOO_LARGE` before anything is sent; one `send` is split into SEND requests that
- *   each fit the relay's 2 MiB frame and 1,000 recipients; at most `maxPending` requests
- *   wait.
+ *   each fit the relay's 2 MiB frame and 1,000 recipients, and one `sendShared` into
+ *   SEND_SHARED requests of at most 1,000 recipients; at most `maxPending` requests wait.
+ * - **Device lists** (docs/relay-protocol.md "Device lists"): each SEND and SEND_SHARED
+ *   entry carries the recipient user's `listVersion`; a DEVICE_MISMATCH answer rejects the
+ *   send with `TransportError` `DEVICE_MISMATCH`, never retried. REVOKED (the device is not
+ *   in its user's device list) is never retried either: on `connect` it rejects with
+ *   `RELAY_REJECTED` `{ code: 'REVOKED' }`; when re-authenticating (the relay ended the
+ *   session as the list changed) every waiting request rejects with it, polling stops and
+ *   the state returns to `idle`.
+ * - **Provisioning** (docs/protocol.md §3.4): `provisionTake` needs no `connect`: it is one
+ *   PROVISION_TAKE request without a session token (one attempt: the relay deletes the
+ *   blob when it answers, so a repeated take after a lost answer would find nothing).
  *
  * @module
  */
@@ -40,16 +50,25 @@ import {
   TransportError,
   UsageError,
   backoffDelay,
+  checkDeviceListBytes,
+  checkProvisionBlob,
+  checkProvisionChannel,
+  checkProvisionWait,
+  deviceMismatchError,
   isDeadboltError,
   decodeRelayFrame,
   encodeRelayFrame,
-  prepareOutbound,
+  planSendRequests,
+  planSharedSend,
   relayError,
+  settleSendRequests,
   transportClosed,
   type BackoffOptions,
+  type DeviceDirectoryEntry,
   type FrameHandler,
   type OutboundMessage,
   type RelayFrame,
+  type SharedRecipient,
   type TransportAdapter,
   type TransportAuth,
   type TransportNotice,
@@ -147,40 +166,14 @@ function retryAfterMs(header: string | null): number | undefined {
   return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
 }
 
-/**
- * Checks and copies `send`'s messages (invariants 4 and 5) and splits them into SEND
- * requests that each fit the relay frame (2 MiB) and the recipient limit (1,000).
- * Everything is checked before anything is sent.
- */
-export function prepareSendRequests(messages: readonly OutboundMessage[], maxFrameSize: number): OutboundMessage[][] {
-  if (!Array.isArray(messages)) throw invalid('messages', 'an array of { to, frame }');
-  messages.forEach((m: Partial<OutboundMessage> | null, i) => {
-    const to = m?.to as { userId?: unknown; deviceId?: unknown } | undefined;
-    if (typeof to?.userId !== 'string' || !ID_PATTERN.test(to.userId)) throw invalid(`messages[${i}].to.userId`, '1-64 characters of [A-Za-z0-9._@:+-]');
-    if (typeof to.deviceId !== 'string' || !ID_PATTERN.test(to.deviceId)) throw invalid(`messages[${i}].to.deviceId`, '1-64 characters of [A-Za-z0-9._@:+-]');
-  });
-  const chunks: OutboundMessage[][] = [];
-  for (let i = 0; i < Math.max(messages.length, 1); i += RELAY_LIMITS.maxRecipients) {
-    chunks.push(prepareOutbound(messages.slice(i, i + RELAY_LIMITS.maxRecipients), maxFrameSize));
-  }
-  // Relay frame: version, kind, requestId, count; per message two string8 ids and a bytes32.
-  const out: OutboundMessage[][] = [];
-  for (const chunk of chunks) {
-    let current: OutboundMessage[] = [];
-    let size = 8;
-    for (const m of chunk) {
-      const entry = 2 + m.to.userId.length + m.to.deviceId.length + 4 + m.frame.byteLength;
-      if (current.length > 0 && size + entry > RELAY_LIMITS.maxFrame) {
-        out.push(current);
-        current = [];
-        size = 8;
-      }
-      current.push(m);
-      size += entry;
-    }
-    out.push(current);
-  }
-  return out;
+/** Whether a refusal is REVOKED: this device is not in its user's device list (never retried). */
+function isRevoked(e: unknown): boolean {
+  return isDeadboltError(e, 'RELAY_REJECTED') && e.details.code === 'REVOKED';
+}
+
+/** Requests sent without a session token: AUTH, and PROVISION_TAKE (a new device has no certificate yet). */
+function anonymous(frame: RelayFrame): boolean {
+  return frame.kind === 'auth' || frame.kind === 'provision-take';
 }
 
 /** Wraps a listener so that its exception cannot break the transport; the platform reports it. */
@@ -231,6 +224,7 @@ export function createHttpPollingTransport(options: HttpPollingTransportOptions)
   const maxFrameSize = (): number => Math.min(RELAY_LIMITS.maxMessage, relayMaxMessage);
   // A function, not a property read, so TypeScript does not narrow the state across awaits.
   const closed = (): boolean => core.state === 'closed';
+  const idle = (): boolean => core.state === 'idle';
   /** Aborted by `close()`: ends every fetch and every wait. */
   const lifetime = new AbortController();
   let auth: TransportAuth | undefined;
@@ -241,6 +235,8 @@ export function createHttpPollingTransport(options: HttpPollingTransportOptions)
   let counted = 0;
   let polling = false;
   let handlerWaiters: (() => void)[] = [];
+  /** The REVOKED refusal that ended the last connection, for requests still waiting on it. */
+  let revokedBy: unknown;
 
   const takeId = (): number => {
     const id = nextId;
@@ -269,13 +265,13 @@ export function createHttpPollingTransport(options: HttpPollingTransportOptions)
     const onClose = (): void => controller.abort();
     lifetime.signal.addEventListener('abort', onClose);
     const timer = timers.setTimeout(() => controller.abort(), requestTimeoutMs + (call.waitMs ?? 0));
-    const sentToken = frame !== undefined && frame.kind !== 'auth' ? token : undefined;
+    const sentToken = frame !== undefined && !anonymous(frame) ? token : undefined;
     try {
       const headers: Record<string, string> = {};
       let body: Uint8Array<ArrayBuffer> | undefined;
       if (frame !== undefined) {
         headers['content-type'] = 'application/octet-stream';
-        if (frame.kind !== 'auth' && token !== undefined) headers.authorization = `Bearer ${token}`;
+        if (!anonymous(frame) && token !== undefined) headers.authorization = `Bearer ${token}`;
         body = encodeRelayFrame(takeId(), frame) as Uint8Array<ArrayBuffer>;
       }
       let res: Response;
@@ -365,11 +361,24 @@ export function createHttpPollingTransport(options: HttpPollingTransportOptions)
     token = ok.sessionToken;
   }
 
+  /**
+   * The relay refused this device as revoked while re-authenticating (its user's device
+   * list no longer has it): retrying cannot help. Requests waiting reject with the refusal
+   * (each finds the state `idle` on its next attempt), polling stops, the state is `idle`.
+   */
+  function revoke(error: unknown): void {
+    revokedBy = error;
+    auth = undefined;
+    token = undefined;
+    core.setState('idle');
+  }
+
   /** A request, retried through transient failures; resolves with the relay's answer. */
   async function call(frame: RelayFrame, opts: CallOptions): Promise<RelayFrame> {
     let reauthentications = 0;
     for (let attempt = 0; ; attempt++) {
       if (closed()) throw transportClosed();
+      if (idle()) throw revokedBy ?? failed(opts.operation, 'not connected: call connect() first');
       try {
         if (token === undefined) {
           await authenticate();
@@ -391,6 +400,10 @@ export function createHttpPollingTransport(options: HttpPollingTransportOptions)
         return answer;
       } catch (e) {
         if (closed()) throw transportClosed();
+        if (isRevoked(e) && token === undefined) {
+          if (!idle()) revoke(e);
+          throw e;
+        }
         if (!(e instanceof Transient)) {
           // A refusal of the re-authentication itself (the relay lost or revoked this
           // device) is not the caller's request failing: keep trying, with backoff.
@@ -428,7 +441,7 @@ export function createHttpPollingTransport(options: HttpPollingTransportOptions)
     polling = true;
     let failures = 0;
     try {
-      while (!closed()) {
+      while (!closed() && !idle()) {
         let answer: RelayFrame;
         try {
           answer = await call({ kind: 'fetch', waitMs: pollWaitMs, max: RELAY_LIMITS.maxDeliver }, { operation: 'fetch', user: false, waitMs: pollWaitMs });
@@ -479,6 +492,22 @@ export function createHttpPollingTransport(options: HttpPollingTransportOptions)
     }
   }
 
+  /**
+   * One SEND or SEND_SHARED request: resolves on OK; DEVICE_MISMATCH rejects with
+   * `DEVICE_MISMATCH` (an answer, so never retried: nothing was stored).
+   */
+  async function sendCall(frame: RelayFrame, opts: CallOptions): Promise<void> {
+    const answer = await userCall(frame, opts);
+    if (answer.kind === 'device-mismatch') throw deviceMismatchError(answer.users);
+    if (answer.kind !== 'ok') throw failed(opts.operation, `the relay answered ${answer.kind}, expected OK`);
+  }
+
+  /** A caller's request answered by OK. */
+  async function okCall(frame: RelayFrame, opts: CallOptions): Promise<void> {
+    const answer = await userCall(frame, opts);
+    if (answer.kind !== 'ok') throw failed(opts.operation, `the relay answered ${answer.kind}, expected OK`);
+  }
+
   return {
     specificationVersion: TRANSPORT_SPECIFICATION_VERSION,
     get maxFrameSize() {
@@ -501,6 +530,7 @@ export function createHttpPollingTransport(options: HttpPollingTransportOptions)
       ) {
         return Promise.reject(invalid('auth', '{ certificate: Uint8Array, sign(relayId, challenge), token?: string }'));
       }
+      revokedBy = undefined;
       auth = {
         certificate: credentials.certificate.slice(),
         sign: (relayId, challenge) => credentials.sign(relayId, challenge),
@@ -546,16 +576,32 @@ export function createHttpPollingTransport(options: HttpPollingTransportOptions)
 
     async send(messages: readonly OutboundMessage[]): Promise<void> {
       if (closed()) throw transportClosed();
-      const chunks = prepareSendRequests(messages, maxFrameSize());
+      const chunks = planSendRequests(messages, maxFrameSize());
       admit('send', chunks.length);
       const results = await Promise.allSettled(
         chunks.map((chunk) => {
           const users = new Set(chunk.map((m) => m.to.userId));
           const largestFrame = chunk.reduce((n, m) => Math.max(n, m.frame.byteLength), 0);
-          return userCall({ kind: 'send', messages: chunk }, { operation: 'send', user: true, largestFrame, ...(users.size === 1 ? { userId: chunk[0]!.to.userId } : {}) });
+          return sendCall({ kind: 'send', messages: chunk }, { operation: 'send', user: true, largestFrame, ...(users.size === 1 ? { userId: chunk[0]!.to.userId } : {}) });
         }),
       );
-      for (const r of results) if (r.status === 'rejected') throw r.reason;
+      settleSendRequests(results);
+    },
+
+    async sendShared(recipients: readonly SharedRecipient[], frame: Uint8Array): Promise<void> {
+      if (closed()) throw transportClosed();
+      const plan = planSharedSend(recipients, frame, maxFrameSize());
+      admit('sendShared', plan.requests.length);
+      const results = await Promise.allSettled(
+        plan.requests.map((chunk) => {
+          const users = new Set(chunk.map((r) => r.to.userId));
+          return sendCall(
+            { kind: 'send-shared', recipients: chunk, frame: plan.frame },
+            { operation: 'sendShared', user: true, largestFrame: plan.frame.byteLength, ...(users.size === 1 ? { userId: chunk[0]!.to.userId } : {}) },
+          );
+        }),
+      );
+      settleSendRequests(results);
     },
 
     onFrame(next: FrameHandler): () => void {
@@ -581,13 +627,54 @@ export function createHttpPollingTransport(options: HttpPollingTransportOptions)
       await userCall({ kind: 'publish-prekeys', upload: upload.slice() }, { operation: 'publishPrekeys', user: true });
     },
 
-    async fetchBundles(userId: string): Promise<Uint8Array[]> {
+    async fetchBundles(userId: string): Promise<DeviceDirectoryEntry> {
       if (closed()) throw transportClosed();
       if (typeof userId !== 'string' || !ID_PATTERN.test(userId)) throw invalid('userId', '1-64 characters of [A-Za-z0-9._@:+-]');
       admit('fetchBundles', 1);
       const frame = await userCall({ kind: 'fetch-bundles', userId }, { operation: 'fetchBundles', user: true, userId });
       if (frame.kind !== 'bundles') throw failed('fetchBundles', `the relay answered ${frame.kind}, expected BUNDLES`);
-      return frame.bundles.map((b) => b.slice());
+      return { bundles: frame.bundles.map((b) => b.slice()), deviceList: frame.deviceList?.slice() };
+    },
+
+    async publishDeviceList(deviceList: Uint8Array): Promise<void> {
+      if (closed()) throw transportClosed();
+      const copy = checkDeviceListBytes(deviceList);
+      admit('publishDeviceList', 1);
+      await okCall({ kind: 'publish-device-list', deviceList: copy }, { operation: 'publishDeviceList', user: true });
+    },
+
+    async provisionPut(channel: Uint8Array, sealed: Uint8Array): Promise<void> {
+      if (closed()) throw transportClosed();
+      const c = checkProvisionChannel(channel);
+      const s = checkProvisionBlob(sealed);
+      admit('provisionPut', 1);
+      await okCall({ kind: 'provision-put', channel: c, sealed: s }, { operation: 'provisionPut', user: true });
+    },
+
+    async provisionTake(channel: Uint8Array, waitMs: number): Promise<Uint8Array | undefined> {
+      if (closed()) throw transportClosed();
+      const c = checkProvisionChannel(channel);
+      const wait = checkProvisionWait(waitMs);
+      // No connect and no session: one request, counted against maxPending while it waits.
+      if (counted + 1 > maxPending) throw failed('provisionTake', `too many requests waiting for the relay (at most ${maxPending})`);
+      counted++;
+      try {
+        let answer: RelayFrame;
+        try {
+          answer = await exchange('/v1/rpc', { kind: 'provision-take', channel: c, waitMs: wait }, { operation: 'provisionTake', user: true, waitMs: wait });
+        } catch (e) {
+          if (!(e instanceof Transient)) throw e;
+          if (e.kind === 'wait') {
+            throw new TransportError('RATE_LIMITED', { message: 'provisionTake: the relay asks to slow down', details: { retryAfterMs: e.retryAfterMs ?? 0 } });
+          }
+          throw failed('provisionTake', 'the relay is unreachable or did not answer');
+        }
+        if (answer.kind === 'error') throw relayError(answer);
+        if (answer.kind !== 'provision') throw failed('provisionTake', `the relay answered ${answer.kind}, expected PROVISION`);
+        return answer.sealed?.slice();
+      } finally {
+        counted--;
+      }
     },
 
     async close(): Promise<void> {

@@ -279,3 +279,101 @@ describe('HTTP polling transport: statuses and retries', () => {
     expect(() => createHttpPollingTransport({ url: 'ws://wrong' })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
   });
 });
+
+describe('HTTP polling transport: device lists, shared sends, provisioning', () => {
+  const mismatch = (userId: string, listVersion: number) => (requestId: number) => frameResponse({ kind: 'device-mismatch', users: [{ userId, listVersion }] }, {}, requestId);
+
+  test('DEVICE_MISMATCH rejects send and sendShared with the users and versions, never retried; listVersion is on the wire', async () => {
+    const r = relay({ send: [mismatch('bob', 4)], 'send-shared': [mismatch('bob', 4)] });
+    server.use(...r.handlers);
+    const t = transport();
+    await t.connect(auth);
+    const e = await rejection(t.send([{ to: bob, listVersion: 3, frame: new Uint8Array([1]) }]));
+    expect(isDeadboltError(e, 'DEVICE_MISMATCH') && [e.kind, e.details]).toEqual(['transport', { users: [{ userId: 'bob', listVersion: 4 }] }]);
+    const e2 = await rejection(t.sendShared([{ to: bob, listVersion: 3 }], new Uint8Array([1])));
+    expect(isDeadboltError(e2, 'DEVICE_MISMATCH') && e2.details).toEqual({ users: [{ userId: 'bob', listVersion: 4 }] });
+    expect(r.seen.filter((s) => s.kind === 'send' || s.kind === 'send-shared').map((s) => s.frame)).toEqual([
+      { kind: 'send', messages: [{ to: bob, listVersion: 3, frame: new Uint8Array([1]) }] },
+      { kind: 'send-shared', recipients: [{ to: bob, listVersion: 3 }], frame: new Uint8Array([1]) },
+    ]);
+    expect(t.state).toBe('connected');
+    await t.close();
+  });
+
+  test('REVOKED when re-authenticating: the waiting send rejects with RELAY_REJECTED REVOKED, polling stops, the state returns to idle', async () => {
+    const revoked = (): Response => frameResponse({ kind: 'error', code: 'REVOKED', retryAfterMs: 0, message: 'not listed' });
+    const r = relay({ send: [() => new HttpResponse(null, { status: 401 })], auth: [(id) => frameResponse({ kind: 'auth-ok', sessionToken: 'token-1', oneTimePrekeys: 1, pqPrekeys: 1 }, {}, id), revoked, revoked] });
+    server.use(...r.handlers);
+    const t = transport();
+    const states: string[] = [];
+    t.onStateChange((s) => states.push(s));
+    await t.connect(auth);
+    const e = await rejection(t.send([{ to: bob, frame: new Uint8Array([1]) }]));
+    expect(isDeadboltError(e, 'RELAY_REJECTED') && e.details).toEqual({ code: 'REVOKED' });
+    expect(t.state).toBe('idle');
+    expect(states).toEqual(['connecting', 'connected', 'reconnecting', 'idle']);
+    expect(isDeadboltError(await rejection(t.send([{ to: bob, frame: new Uint8Array([1]) }])), 'TRANSPORT_FAILED')).toBe(true);
+    const seen = r.seen.length;
+    const again = await rejection(t.connect(auth));
+    expect(isDeadboltError(again, 'RELAY_REJECTED') && again.details).toEqual({ code: 'REVOKED' });
+    expect(r.seen.slice(seen).map((s) => s.kind)).toEqual(['auth']); // refused once, not retried
+    await t.close();
+  });
+
+  test('provisionTake: one request without a session token, even while connected; an empty PROVISION is undefined', async () => {
+    const sealed = new Uint8Array(500).fill(8);
+    const r = relay({
+      'provision-take': [(id) => frameResponse({ kind: 'provision', sealed }, {}, id), (id) => frameResponse({ kind: 'provision', sealed: undefined }, {}, id)],
+    });
+    server.use(...r.handlers);
+    const t = transport();
+    const channel = new Uint8Array(16).fill(2);
+    expect(await t.provisionTake(channel, 1000)).toEqual(sealed); // never connected
+    expect(t.state).toBe('idle');
+    await t.connect(auth);
+    expect(await t.provisionTake(channel, 0)).toBeUndefined();
+    const takes = r.seen.filter((s) => s.kind === 'provision-take');
+    expect(takes.map((s) => s.authorization)).toEqual([null, null]);
+    expect(takes[0]!.frame).toEqual({ kind: 'provision-take', channel, waitMs: 1000 });
+    await t.close();
+  });
+
+  test('provisionTake is one attempt: a network error is TRANSPORT_FAILED, a 429 RATE_LIMITED, a refusal its code', async () => {
+    const r = relay({
+      'provision-take': [
+        () => HttpResponse.error(),
+        () => frameResponse({ kind: 'error', code: 'RATE_LIMITED', retryAfterMs: 700, message: 'slow' }, { status: 429 }),
+        () => new HttpResponse(null, { status: 429, headers: { 'retry-after': '4' } }),
+        () => frameResponse({ kind: 'error', code: 'UNAVAILABLE', retryAfterMs: 0, message: 'draining' }),
+      ],
+    });
+    server.use(...r.handlers);
+    const t = transport();
+    const channel = new Uint8Array(16);
+    expect(isDeadboltError(await rejection(t.provisionTake(channel, 0)), 'TRANSPORT_FAILED')).toBe(true);
+    const limited = await rejection(t.provisionTake(channel, 0));
+    expect(isDeadboltError(limited, 'RATE_LIMITED') && limited.details).toEqual({ retryAfterMs: 700 });
+    const proxyLimited = await rejection(t.provisionTake(channel, 0));
+    expect(isDeadboltError(proxyLimited, 'RATE_LIMITED') && proxyLimited.details).toEqual({ retryAfterMs: 4000 });
+    expect(isDeadboltError(await rejection(t.provisionTake(channel, 0)), 'TRANSPORT_FAILED')).toBe(true);
+    expect(r.seen.filter((s) => s.kind === 'provision-take')).toHaveLength(4);
+    await t.close();
+  });
+
+  test('publishDeviceList and provisionPut send their bytes with the session token; fetchBundles returns the list', async () => {
+    const list = new Uint8Array(250).fill(6);
+    const r = relay({ 'fetch-bundles': [(id) => frameResponse({ kind: 'bundles', bundles: [new Uint8Array([1])], deviceList: list }, {}, id)] });
+    server.use(...r.handlers);
+    const t = transport();
+    await t.connect(auth);
+    await t.publishDeviceList(list);
+    await t.provisionPut(new Uint8Array(16).fill(1), new Uint8Array([7, 7]));
+    expect(await t.fetchBundles('bob')).toEqual({ bundles: [new Uint8Array([1])], deviceList: list });
+    const sent = r.seen.filter((s) => s.kind === 'publish-device-list' || s.kind === 'provision-put');
+    expect(sent.map((s) => [s.frame, s.authorization])).toEqual([
+      [{ kind: 'publish-device-list', deviceList: list }, 'Bearer token-1'],
+      [{ kind: 'provision-put', channel: new Uint8Array(16).fill(1), sealed: new Uint8Array([7, 7]) }, 'Bearer token-1'],
+    ]);
+    await t.close();
+  });
+});

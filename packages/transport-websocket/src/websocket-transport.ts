@@ -14,7 +14,11 @@
  *   UNAUTHENTICATED or a cut connection only after four attempts) or `connectTimeoutMs`
  *   without AUTH_OK rejects it,
  *   the state returns to `idle`, and requests queued meanwhile reject with
- *   `TRANSPORT_FAILED`.
+ *   `TRANSPORT_FAILED`. REVOKED (the device is not in its user's device list) is never
+ *   retried: on `connect` it rejects with `RELAY_REJECTED` `{ code: 'REVOKED' }`; on a
+ *   reconnection (the relay closed the socket with 4004 when the list changed) the
+ *   transport stops reconnecting, rejects every waiting request with that error and
+ *   returns to `idle`.
  * - **Drops** (invariant 3): reconnects on its own with capped exponential backoff and
  *   full jitter, authenticating again with the same credentials. A request not answered
  *   when the connection dropped is written again on the next connection, so `send`
@@ -24,9 +28,17 @@
  *   (shutting down) is treated the same way.
  * - **Bounds** (invariant 4): message frames over `maxFrameSize` reject with
  *   `FRAME_TOO_LARGE` before anything is sent; one `send` is split into SEND requests that
- *   each fit the relay's 2 MiB frame and 1,000 recipients (a larger frame would make the
- *   relay close the socket, and the retry would loop); at most `maxPending` requests wait;
+ *   each fit the relay's 2 MiB frame and 1,000 recipients, and one `sendShared` into
+ *   SEND_SHARED requests of at most 1,000 recipients (a larger frame would make the relay
+ *   close the socket, and the retry would loop); at most `maxPending` requests wait;
  *   writes pause while the socket's `bufferedAmount` is above `maxBufferedBytes`.
+ * - **Device lists** (docs/relay-protocol.md "Device lists"): each SEND and SEND_SHARED
+ *   entry carries the recipient user's `listVersion`; a DEVICE_MISMATCH answer rejects the
+ *   send with `TransportError` `DEVICE_MISMATCH` (the users and their current versions),
+ *   never retried: the caller must refresh those users first.
+ * - **Provisioning** (docs/protocol.md §3.4): `provisionTake` needs no `connect`: it opens
+ *   a socket of its own, reads HELLO, sends PROVISION_TAKE instead of AUTH, and closes it
+ *   once answered.
  * - **Deliveries** (invariant 2): through `TransportCore` (`@deadbolt/spec`): one message at
  *   a time to the handler, acknowledged after it resolved. A message whose handler threw,
  *   or that arrived with no handler, stays unacknowledged and comes again on the next
@@ -41,16 +53,25 @@ import {
   TransportError,
   UsageError,
   backoffDelay,
+  checkDeviceListBytes,
+  checkProvisionBlob,
+  checkProvisionChannel,
+  checkProvisionWait,
   decodeRelayFrame,
+  deviceMismatchError,
   isDeadboltError,
   encodeRelayFrame,
-  prepareOutbound,
+  planSendRequests,
+  planSharedSend,
   relayError,
+  settleSendRequests,
   transportClosed,
   type BackoffOptions,
+  type DeviceDirectoryEntry,
   type FrameHandler,
   type OutboundMessage,
   type RelayFrame,
+  type SharedRecipient,
   type TransportAdapter,
   type TransportAuth,
   type TransportNotice,
@@ -184,38 +205,14 @@ function toBytes(data: unknown): Uint8Array | undefined {
 
 /**
  * Checks and copies `send`'s messages (invariants 4 and 5) and splits them into SEND
- * requests that each fit the relay frame (2 MiB) and the recipient limit (1,000).
- * Everything is checked before anything is sent.
+ * requests that each fit the relay frame (2 MiB) and the recipient limit (1,000): the
+ * shared planner of `@deadbolt/spec`, so both relay transports split alike.
  */
-export function prepareSendRequests(messages: readonly OutboundMessage[], maxFrameSize: number): OutboundMessage[][] {
-  if (!Array.isArray(messages)) throw invalid('messages', 'an array of { to, frame }');
-  messages.forEach((m: Partial<OutboundMessage> | null, i) => {
-    const to = m?.to as { userId?: unknown; deviceId?: unknown } | undefined;
-    if (typeof to?.userId !== 'string' || !ID_PATTERN.test(to.userId)) throw invalid(`messages[${i}].to.userId`, '1-64 characters of [A-Za-z0-9._@:+-]');
-    if (typeof to.deviceId !== 'string' || !ID_PATTERN.test(to.deviceId)) throw invalid(`messages[${i}].to.deviceId`, '1-64 characters of [A-Za-z0-9._@:+-]');
-  });
-  const chunks: OutboundMessage[][] = [];
-  for (let i = 0; i < Math.max(messages.length, 1); i += RELAY_LIMITS.maxRecipients) {
-    chunks.push(prepareOutbound(messages.slice(i, i + RELAY_LIMITS.maxRecipients), maxFrameSize));
-  }
-  // Relay frame: version, kind, requestId, count; per message two string8 ids and a bytes32.
-  const out: OutboundMessage[][] = [];
-  for (const chunk of chunks) {
-    let current: OutboundMessage[] = [];
-    let size = 8;
-    for (const m of chunk) {
-      const entry = 2 + m.to.userId.length + m.to.deviceId.length + 4 + m.frame.byteLength;
-      if (current.length > 0 && size + entry > RELAY_LIMITS.maxFrame) {
-        out.push(current);
-        current = [];
-        size = 8;
-      }
-      current.push(m);
-      size += entry;
-    }
-    out.push(current);
-  }
-  return out;
+export const prepareSendRequests: (messages: readonly OutboundMessage[], maxFrameSize: number) => OutboundMessage[][] = planSendRequests;
+
+/** Whether a refusal is REVOKED: this device is not in its user's device list (never retried). */
+function isRevoked(e: unknown): boolean {
+  return isDeadboltError(e, 'RELAY_REJECTED') && e.details.code === 'REVOKED';
 }
 
 /** Wraps a listener so that its exception cannot break the transport; the platform reports it. */
@@ -288,6 +285,8 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): Tr
   const networkFailures = new WeakSet<object>();
   /** Requests by id, in call order (a Map iterates in insertion order). */
   const pending = new Map<number, PendingRequest>();
+  /** PROVISION_TAKEs in progress, each on a socket of its own (ended by `close()`). */
+  const takes = new Set<(error: unknown) => void>();
 
   const takeId = (): number => {
     const id = nextId;
@@ -482,9 +481,25 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): Tr
       if (closed()) return;
       open(credentials).then(
         () => undefined,
-        () => scheduleReconnect(),
+        (e: unknown) => (isRevoked(e) ? revoked(e) : scheduleReconnect()),
       );
     }, backoffDelay(attempt++, backoff, random));
+  }
+
+  /**
+   * The relay refused this device as revoked (its user's device list no longer has it):
+   * reconnecting cannot help. Every waiting request rejects with the refusal and the
+   * transport is `idle` again; a later `connect` is refused the same way unless the
+   * device is listed again.
+   */
+  function revoked(error: unknown): void {
+    if (closed()) return;
+    auth = undefined;
+    for (const req of [...pending.values()]) {
+      settle(req);
+      req.reject(error);
+    }
+    core.setState('idle');
   }
 
   // --- frames from the relay ---------------------------------------------------------------
@@ -605,6 +620,93 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): Tr
     if (counted + requests > maxPending) throw failed(operation, `too many requests waiting for the relay (at most ${maxPending})`);
   }
 
+  /**
+   * One SEND or SEND_SHARED request: resolves on OK; DEVICE_MISMATCH rejects with
+   * `DEVICE_MISMATCH` (an answer, so never retried: nothing was stored).
+   */
+  async function sendRequest(frame: RelayFrame, operation: string, userId: string | undefined, largestFrame: number): Promise<void> {
+    const answer = await request(frame, operation, true, userId, largestFrame);
+    if (answer.kind === 'device-mismatch') throw deviceMismatchError(answer.users);
+    if (answer.kind !== 'ok') throw failed(operation, `the relay answered ${answer.kind}, expected OK`);
+  }
+
+  /** A request answered by OK. */
+  async function okRequest(frame: RelayFrame, operation: string): Promise<void> {
+    const answer = await request(frame, operation, true);
+    if (answer.kind !== 'ok') throw failed(operation, `the relay answered ${answer.kind}, expected OK`);
+  }
+
+  /**
+   * PROVISION_TAKE on a socket of its own, without AUTH (relay-protocol.md PROVISION_TAKE):
+   * open, read HELLO, send the take, wait for PROVISION, close. One attempt: a take whose
+   * answer was lost cannot be repeated (the relay deleted the blob when it answered).
+   */
+  function provisionTakeOnce(channel: Uint8Array, waitMs: number): Promise<Uint8Array | undefined> {
+    return new Promise<Uint8Array | undefined>((resolve, reject) => {
+      let ws: WebSocketLike;
+      try {
+        ws = new Ctor!(url);
+        ws.binaryType = 'arraybuffer';
+      } catch (e) {
+        reject(failed('provisionTake', 'cannot open a WebSocket', e));
+        return;
+      }
+      let settled = false;
+      const requestId = takeId();
+      const finish = (error: unknown, sealed?: Uint8Array): void => {
+        if (settled) return;
+        settled = true;
+        timers.clearTimeout(timer);
+        takes.delete(finish);
+        detach(ws);
+        try {
+          ws.close(1000);
+        } catch {
+          // Closing already.
+        }
+        if (error === undefined) resolve(sealed);
+        else reject(error);
+      };
+      const timer = timers.setTimeout(() => finish(failed('provisionTake', `no answer within ${connectTimeoutMs + waitMs} ms`)), connectTimeoutMs + waitMs);
+      takes.add(finish);
+      let phase: 'hello' | 'take' = 'hello';
+      ws.onopen = null;
+      ws.onerror = () => {
+        // The close event follows.
+      };
+      ws.onclose = (ev: { code?: number }) => finish(failed('provisionTake', `the connection closed before the answer (code ${ev?.code ?? 'unknown'})`));
+      ws.onmessage = (ev: { data?: unknown }) => {
+        const bytes = toBytes(ev?.data);
+        let envelope;
+        try {
+          if (bytes === undefined) throw new Error('a text message');
+          envelope = decodeRelayFrame(bytes);
+        } catch (e) {
+          return finish(failed('provisionTake', 'the relay sent an undecodable frame', e));
+        }
+        const { frame } = envelope;
+        if (phase === 'hello') {
+          if (frame.kind === 'error') return finish(relayError(frame));
+          if (frame.kind !== 'hello') return finish(failed('provisionTake', `expected HELLO, got ${frame.kind}`));
+          if (expectedRelayId !== undefined && frame.relayId !== expectedRelayId) {
+            return finish(failed('provisionTake', `the relay calls itself ${JSON.stringify(frame.relayId)}, expected ${JSON.stringify(expectedRelayId)}`));
+          }
+          phase = 'take';
+          try {
+            ws.send(encodeRelayFrame(requestId, { kind: 'provision-take', channel, waitMs }) as Uint8Array<ArrayBuffer>);
+          } catch (e) {
+            finish(failed('provisionTake', 'cannot send PROVISION_TAKE', e));
+          }
+          return;
+        }
+        if (envelope.requestId !== requestId) return; // nothing else is expected on this socket
+        if (frame.kind === 'provision') return finish(undefined, frame.sealed?.slice());
+        if (frame.kind === 'error') return finish(relayError(frame));
+        finish(failed('provisionTake', `the relay answered ${frame.kind}, expected PROVISION`));
+      };
+    });
+  }
+
   // --- the adapter -------------------------------------------------------------------------
 
   function closeNow(): Promise<void> {
@@ -619,6 +721,7 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): Tr
     }
     abortHandshake?.(transportClosed());
     abortHandshake = undefined;
+    for (const end of [...takes]) end(transportClosed());
     const sockets = current ? [current.socket] : [];
     if (current) current.dead = true;
     current = undefined;
@@ -725,16 +828,26 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): Tr
 
     async send(messages: readonly OutboundMessage[]): Promise<void> {
       if (closed()) throw transportClosed();
-      const chunks = prepareSendRequests(messages, maxFrameSize());
+      const chunks = planSendRequests(messages, maxFrameSize());
       admit('send', chunks.length);
       // Every request is encoded (copied) before the first await.
       const requests = chunks.map((chunk) => {
         const users = new Set(chunk.map((m) => m.to.userId));
         const largest = chunk.reduce((n, m) => Math.max(n, m.frame.byteLength), 0);
-        return request({ kind: 'send', messages: chunk }, 'send', true, users.size === 1 ? chunk[0]!.to.userId : undefined, largest);
+        return sendRequest({ kind: 'send', messages: chunk }, 'send', users.size === 1 ? chunk[0]!.to.userId : undefined, largest);
       });
-      const results = await Promise.allSettled(requests);
-      for (const r of results) if (r.status === 'rejected') throw r.reason;
+      settleSendRequests(await Promise.allSettled(requests));
+    },
+
+    async sendShared(recipients: readonly SharedRecipient[], frame: Uint8Array): Promise<void> {
+      if (closed()) throw transportClosed();
+      const plan = planSharedSend(recipients, frame, maxFrameSize());
+      admit('sendShared', plan.requests.length);
+      const requests = plan.requests.map((chunk) => {
+        const users = new Set(chunk.map((r) => r.to.userId));
+        return sendRequest({ kind: 'send-shared', recipients: chunk, frame: plan.frame }, 'sendShared', users.size === 1 ? chunk[0]!.to.userId : undefined, plan.frame.byteLength);
+      });
+      settleSendRequests(await Promise.allSettled(requests));
     },
 
     onFrame(handler: FrameHandler): () => void {
@@ -755,13 +868,42 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): Tr
       await request({ kind: 'publish-prekeys', upload: upload.slice() }, 'publishPrekeys', true);
     },
 
-    async fetchBundles(userId: string): Promise<Uint8Array[]> {
+    async fetchBundles(userId: string): Promise<DeviceDirectoryEntry> {
       if (closed()) throw transportClosed();
       if (typeof userId !== 'string' || !ID_PATTERN.test(userId)) throw invalid('userId', '1-64 characters of [A-Za-z0-9._@:+-]');
       admit('fetchBundles', 1);
       const frame = await request({ kind: 'fetch-bundles', userId }, 'fetchBundles', true, userId);
       if (frame.kind !== 'bundles') throw failed('fetchBundles', `the relay answered ${frame.kind}, expected BUNDLES`);
-      return frame.bundles.map((b) => b.slice());
+      return { bundles: frame.bundles.map((b) => b.slice()), deviceList: frame.deviceList?.slice() };
+    },
+
+    async publishDeviceList(deviceList: Uint8Array): Promise<void> {
+      if (closed()) throw transportClosed();
+      const copy = checkDeviceListBytes(deviceList);
+      admit('publishDeviceList', 1);
+      await okRequest({ kind: 'publish-device-list', deviceList: copy }, 'publishDeviceList');
+    },
+
+    async provisionPut(channel: Uint8Array, sealed: Uint8Array): Promise<void> {
+      if (closed()) throw transportClosed();
+      const c = checkProvisionChannel(channel);
+      const s = checkProvisionBlob(sealed);
+      admit('provisionPut', 1);
+      await okRequest({ kind: 'provision-put', channel: c, sealed: s }, 'provisionPut');
+    },
+
+    async provisionTake(channel: Uint8Array, waitMs: number): Promise<Uint8Array | undefined> {
+      if (closed()) throw transportClosed();
+      const c = checkProvisionChannel(channel);
+      const wait = checkProvisionWait(waitMs);
+      // No connect needed; counted against maxPending like any waiting request.
+      if (counted + 1 > maxPending) throw failed('provisionTake', `too many requests waiting for the relay (at most ${maxPending})`);
+      counted++;
+      try {
+        return await provisionTakeOnce(c, wait);
+      } finally {
+        counted--;
+      }
     },
 
     close(): Promise<void> {

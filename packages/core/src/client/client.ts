@@ -18,6 +18,8 @@ import {
   type Address,
   type ErrorCode,
   type InboundFrame,
+  type OutboundMessage,
+  type SignallingChannel,
   type StorageAdapter,
   type StorageOp,
   type TransportAdapter,
@@ -26,6 +28,7 @@ import {
 } from '@deadbolt/spec';
 import { createDefaultCryptoProvider } from '#crypto-default';
 import { toHex, utf8 } from '../codec/bytes.js';
+import { MessageType, WIRE_VERSION } from '../protocol/constants.js';
 import { equalBytes } from '../crypto/checks.js';
 import type { CryptoProvider } from '../crypto/provider.js';
 import { encodeDeviceCertificate } from '../protocol/device-certificate.js';
@@ -34,10 +37,22 @@ import { encodePrekeyUpload } from '../protocol/prekey-upload.js';
 import type { SafetyNumber } from '../protocol/safety-number.js';
 import { openRecord, sealRecord } from '../session/record-envelope.js';
 import { SerialQueue } from '../session/serial-queue.js';
-import { createSessionManager, type SessionLimits, type SessionManager } from '../session/session-manager.js';
+import { createEncryptedStorage } from '../storage/encrypted-storage.js';
+import { createSessionManager, type DecryptOptions, type DecryptResult, type SessionLimits, type SessionManager } from '../session/session-manager.js';
 import { resolveStorage, resolveTransport, type AdapterConfig, type ModuleLoader } from './adapter-config.js';
-import { decodeContent, encodeContent, MAX_MESSAGE_BODY, type Content } from './content.js';
+import { decodeContent, encodeContent, MAX_MESSAGE_BODY, MAX_SIGNAL_PAYLOAD, type Content } from './content.js';
+import {
+  approveDevice,
+  ensureOwnDeviceList,
+  listVersionOf,
+  ownDevices,
+  refreshDevices,
+  revokeDevice,
+  type DeviceContext,
+  type DeviceInfo,
+} from './devices.js';
 import { Emitter, type Subscribe } from './events.js';
+import { createClientGroups, type ClientGroupApi, type GroupClientEvents } from './groups.js';
 import {
   ClientRecordType,
   encodeConversation,
@@ -58,6 +73,12 @@ export interface ClientOptions {
   readonly deviceId: string;
   /** A storage adapter, or its configuration (`{ adapter: 'memory' }`). */
   readonly storage: StorageAdapter | AdapterConfig;
+  /**
+   * Encrypts everything stored at rest with this 32-byte key (docs/protocol.md §7.5),
+   * whichever storage adapter is configured. Keep the key outside the store (a platform
+   * keystore). A wrong key fails `start` with `STORAGE_ENCRYPTION`.
+   */
+  readonly encryptionKey?: Uint8Array;
   /** A transport adapter, or its configuration (`{ adapter: 'websocket', options: { url } }`). */
   readonly transport: TransportAdapter | AdapterConfig;
   /** The crypto provider; defaults to the platform's fastest. */
@@ -78,8 +99,8 @@ export interface ClientOptions {
   readonly loadModule?: ModuleLoader;
 }
 
-/** Events a client emits (noun-verb names). */
-export interface ClientEvents {
+/** Events a client emits (noun-verb names); the group events are in {@link GroupClientEvents}. */
+export interface ClientEvents extends GroupClientEvents {
   /** A message arrived and is in history. Emitted once per message. */
   'message-received': StoredMessage;
   /** A frame was refused (undecryptable, forged, malformed) and dropped. */
@@ -92,6 +113,16 @@ export interface ClientEvents {
   'transport-state-changed': { readonly state: TransportState };
   /** New prekeys were published. */
   'prekeys-published': { readonly oneTime: number; readonly pqOneTime: number };
+  /**
+   * A user's device list changed (docs/protocol.md §3.3): devices were linked or revoked.
+   * `removed` are the devices whose sessions were dropped.
+   */
+  'devices-changed': { readonly userId: UserId; readonly listVersion: number; readonly removed: readonly Address[] };
+  /**
+   * The directory offered a device the user's signed device list does not name (revoked,
+   * or injected by the relay): it gets no session and nothing is sent to it.
+   */
+  'device-rejected': { readonly userId: UserId; readonly deviceId: string; readonly reason: ErrorCode };
   /** A background failure (for example replenishing prekeys). */
   error: unknown;
 }
@@ -112,7 +143,7 @@ export interface ClientEvents {
  * await client.send('bob', 'hello');
  * ```
  */
-export interface Client {
+export interface Client extends ClientGroupApi {
   /** This device's address. */
   readonly address: Address;
   /** The session manager underneath (for advanced use). */
@@ -143,14 +174,25 @@ export interface Client {
   acceptIdentity(userId: string, expectedKey: Uint8Array): Promise<void>;
   /** Refuses a contact's changed account key and drops its sessions. */
   rejectIdentity(userId: string): Promise<void>;
+  /** This user's devices, from its signed device list (docs/protocol.md §3.3). */
+  devices(): Promise<DeviceInfo[]>;
+  /**
+   * Approves a new device of this user from the code it shows (§3.4): signs and publishes
+   * the next device list with it, and leaves the sealed answer at the relay. With
+   * `canManageDevices` the new device also receives the account key, so it can link and
+   * revoke devices itself. Needs this device to hold the account key.
+   */
+  approveDevice(code: string, options?: { readonly canManageDevices?: boolean }): Promise<DeviceInfo>;
+  /** Revokes one of this user's devices: it receives nothing new (§3.4). */
+  revokeDevice(deviceId: string): Promise<void>;
   /** Disconnects and closes the storage and transport. Idempotent. */
   close(): Promise<void>;
 }
 
 const DEFAULT_BATCH = { oneTime: 100, pqOneTime: 20 };
 const REPLENISH_INTERVAL_MS = 60_000;
-/** Bundles taken from one directory answer (devices per user). */
-const MAX_DEVICES_PER_USER = 100;
+/** Attempts of one send when the relay reports out-of-date device lists (DEVICE_MISMATCH). */
+const SEND_ATTEMPTS = 3;
 const REJECTED_KINDS = new Set(['protocol', 'codec']);
 
 /**
@@ -171,7 +213,8 @@ const REJECTED_KINDS = new Set(['protocol', 'codec']);
 export async function createClient(options: ClientOptions): Promise<Client> {
   const address: Address = { userId: toUserId(options.userId), deviceId: toDeviceId(options.deviceId) };
   const crypto = options.crypto ?? createDefaultCryptoProvider();
-  const storage = await resolveStorage(options.storage, options.loadModule);
+  const resolved = await resolveStorage(options.storage, options.loadModule);
+  const storage = options.encryptionKey === undefined ? resolved : createEncryptedStorage(resolved, { key: options.encryptionKey, crypto });
   const transport = await resolveTransport(options.transport, options.loadModule);
   const now = options.now ?? Date.now;
   const batch = options.prekeyBatch ?? DEFAULT_BATCH;
@@ -181,6 +224,9 @@ export async function createClient(options: ClientOptions): Promise<Client> {
   const prekeyQueue = new SerialQueue();
   const unsubscribe: (() => void)[] = [];
   let started: Promise<void> | undefined;
+  /** Handlers of the transport's signalling channel (docs/protocol.md §11.1, SIGNAL). */
+  const signalHandlers = new Set<(from: Address, payload: Uint8Array) => void>();
+  let signallingAttached = false;
   let replenishing = false;
   let lastReplenish = -Infinity;
   let closed = false;
@@ -227,10 +273,54 @@ export async function createClient(options: ClientOptions): Promise<Client> {
     });
   }
 
+  /**
+   * The signalling channel a transport may ask for (`attachSignalling`, transport.ts):
+   * signals are sealed with the pairwise session like messages, and what arrives is
+   * handed over only from a sender whose account key is the trusted one (SECURITY.md E35).
+   */
+  const signalling: SignallingChannel = {
+    maxPayload: MAX_SIGNAL_PAYLOAD,
+    async send(to: Address, payload: Uint8Array, deliver: (message: OutboundMessage) => Promise<void>): Promise<void> {
+      assertOpen();
+      if (!(payload instanceof Uint8Array) || payload.length > MAX_SIGNAL_PAYLOAD) {
+        throw new UsageError('INVALID_ARGUMENT', { message: `signal payload must be a Uint8Array of at most ${MAX_SIGNAL_PAYLOAD} bytes`, details: { field: 'payload', expected: `at most ${MAX_SIGNAL_PAYLOAD} bytes` } });
+      }
+      if (typeof deliver !== 'function') throw new UsageError('INVALID_ARGUMENT', { message: 'deliver must be a function', details: { field: 'deliver', expected: 'a function' } });
+      const peer: Address = { userId: toUserId(to?.userId), deviceId: toDeviceId(to?.deviceId) };
+      if (peer.userId === address.userId && peer.deviceId === address.deviceId) {
+        throw new UsageError('INVALID_ARGUMENT', { message: 'cannot signal this device itself', details: { field: 'to', expected: 'another device' } });
+      }
+      const content = encodeContent({ kind: 'signal', messageId: crypto.randomBytes(16), sentAt: now(), payload });
+      // Like send(): a relay naming an out-of-date device list gets the user refreshed and
+      // the signal sealed again (a revoked device then has no session: NO_SESSION).
+      for (let attempt = 1; ; attempt++) {
+        const listVersion = await listVersionOf(sessions, peer.userId);
+        const frame = await sessions.encrypt(peer, content);
+        try {
+          await deliver({ to: peer, frame, listVersion });
+          return;
+        } catch (e) {
+          if (!isDeadboltError(e, 'DEVICE_MISMATCH') || attempt >= SEND_ATTEMPTS) throw e;
+          await discover(peer.userId).catch((err: unknown) => events.emit('error', err));
+        }
+      }
+    },
+    deviceListVersion: () => listVersionOf(sessions, address.userId),
+    onSignal(handler: (from: Address, payload: Uint8Array) => void): () => void {
+      if (typeof handler !== 'function') throw new UsageError('INVALID_ARGUMENT', { message: 'handler must be a function', details: { field: 'handler', expected: 'a function' } });
+      signalHandlers.add(handler);
+      return () => signalHandlers.delete(handler);
+    },
+  };
+
   async function handleFrame(frame: InboundFrame): Promise<void> {
+    // Group messages, fanned out by the relay, are not pairwise messages (groups.ts).
+    if (frame.bytes[0] === WIRE_VERSION && frame.bytes[1] === MessageType.GROUP) return groupLayer.receive(frame);
     let message: StoredMessage | undefined;
+    let signal: Uint8Array | undefined;
+    let groupPayload = false;
     try {
-      const result = await sessions.decrypt(frame.from, frame.bytes, {
+      const decryptOptions: DecryptOptions = {
         extraOps: (r) => {
           const content: Content = decodeContent(r.plaintext);
           let conversation: UserId;
@@ -239,6 +329,16 @@ export async function createClient(options: ClientOptions): Promise<Client> {
             // A new device of this user announcing itself: the session it carried is the point.
             if (r.sender.userId !== address.userId) throw new UsageError('INVALID_ARGUMENT', { message: 'device hello from another user', details: { field: 'content', expected: 'own device' } });
             return [];
+          }
+          if (content.kind === 'signal') {
+            // For the transport only: never shown, never stored (the session step is committed).
+            signal = content.payload;
+            return [];
+          }
+          if (content.kind === 'group') {
+            // Into the group inbox, in this batch; processed once it is committed (groups.ts).
+            groupPayload = true;
+            return groupLayer.inboxOps(r, content.payload);
           }
           if (content.kind === 'sent-sync') {
             // Only this user's own devices may tell us what "we" sent.
@@ -265,12 +365,35 @@ export async function createClient(options: ClientOptions): Promise<Client> {
           };
           return [messageOp(message, content.messageId), conversationOp(conversation, message.receivedAt)];
         },
-      });
+      };
+      let result: DecryptResult;
+      try {
+        result = await sessions.decrypt(frame.from, frame.bytes, decryptOptions);
+      } catch (e) {
+        if (!isDeadboltError(e, 'DEVICE_NOT_CURRENT')) throw e;
+        // A new session from a device the stored list does not name: linked since this
+        // device last looked, or revoked. The directory is asked once (rate-limited by the
+        // relay); if the signed list still does not name it, the frame is refused below.
+        await discover(frame.from.userId).catch((err: unknown) => events.emit('error', err));
+        result = await sessions.decrypt(frame.from, frame.bytes, decryptOptions);
+      }
       if (result.sessionCreated) events.emit('session-established', { peer: result.sender });
       if (result.identityChanged) events.emit('identity-changed', { userId: result.sender.userId, accountKey: result.senderAccountKey });
       if (message) events.emit('message-received', message);
+      if (groupPayload) await groupLayer.drain();
+      // A signal from a key that is not the trusted one is not heard (SECURITY.md E35).
+      if (signal && !result.identityChanged) {
+        for (const handler of [...signalHandlers]) {
+          try {
+            handler(result.sender, signal.slice());
+          } catch (e) {
+            events.emit('error', e);
+          }
+        }
+      }
     } catch (e) {
       if (isDeadboltError(e, 'DUPLICATE_MESSAGE')) return; // already processed: acknowledge, no second event
+      if (isDeadboltError(e, 'DEVICE_NOT_CURRENT')) events.emit('device-rejected', { userId: frame.from.userId, deviceId: frame.from.deviceId, reason: e.code });
       if (isDeadboltError(e) && (REJECTED_KINDS.has(e.kind) || e.code === 'INVALID_ARGUMENT')) {
         // A frame that can never be processed is dropped (acknowledged), and reported
         // without details: the network sees the same acknowledgement either way (E36).
@@ -281,29 +404,38 @@ export async function createClient(options: ClientOptions): Promise<Client> {
     }
   }
 
-  /** Starts sessions with every device of `user` we have none with. */
-  async function discover(user: UserId): Promise<Address[]> {
-    const bundles = await transport.fetchBundles(user);
-    const known = new Set((await sessions.devices(user)).map((a) => a.deviceId));
-    let lastError: unknown;
-    for (const bytes of bundles.slice(0, MAX_DEVICES_PER_USER)) {
-      // One bad bundle (forged, malformed, an untrusted key) never stops the others.
-      try {
-        const bundle = decodePrekeyBundle(bytes);
-        if (bundle.certificate.userId !== user) continue; // a directory answering for someone else
-        if (bundle.certificate.userId === address.userId && bundle.certificate.deviceId === address.deviceId) continue;
-        if (known.has(bundle.certificate.deviceId)) continue;
-        await sessions.processBundle(bundle);
-      } catch (e) {
-        lastError = e;
-        events.emit('error', e);
-      }
-    }
-    const devices = await sessions.devices(user);
-    // A user whose every bundle failed surfaces the (typed) reason, for example UNTRUSTED_IDENTITY.
-    if (devices.length === 0 && lastError !== undefined) throw lastError;
-    return devices;
-  }
+  /** What the device functions (devices.ts) need from this client. */
+  const deviceContext: DeviceContext = {
+    self: address,
+    sessions,
+    transport,
+    rejected: (userId, deviceId, reason) => events.emit('device-rejected', { userId, deviceId, reason }),
+    changed: (userId, listVersion, removed) => events.emit('devices-changed', { userId, listVersion, removed }),
+    error: (e) => events.emit('error', e),
+  };
+
+  /** Brings a user's devices in step with the directory and its signed list (devices.ts). */
+  const discover = (user: UserId): Promise<Address[]> => refreshDevices(deviceContext, user);
+
+  /** Groups (groups.ts): the group engine over these sessions, this transport and history. */
+  const groupLayer = createClientGroups({
+    self: address,
+    crypto,
+    storage,
+    sessions,
+    transport,
+    now,
+    discover,
+    ready: async () => {
+      assertOpen();
+      if (!started) throw new UsageError('NOT_INITIALIZED', { message: 'call start() first', details: { what: 'client' } });
+      await started;
+    },
+    emit: (event, payload) => events.emit<keyof GroupClientEvents>(event, payload),
+    error: (e) => events.emit('error', e),
+  });
+  events.on('devices-changed', (e) => groupLayer.devicesChanged(e.userId));
+  events.on('session-established', (e) => groupLayer.sessionEstablished(e.peer));
 
   async function start(): Promise<void> {
     assertOpen();
@@ -328,6 +460,10 @@ export async function createClient(options: ClientOptions): Promise<Client> {
       }),
       transport.onFrame(handleFrame),
     );
+    if (!signallingAttached && typeof transport.attachSignalling === 'function') {
+      transport.attachSignalling(signalling);
+      signallingAttached = true;
+    }
     await transport.connect({
       certificate,
       sign: (relayId, challenge) => sessions.signRelayChallenge(relayId, challenge),
@@ -335,6 +471,8 @@ export async function createClient(options: ClientOptions): Promise<Client> {
     });
     if (!(await storage.get(['prekey-meta']))) await replenish(batch);
     else await prekeyQueue.run(publishPending);
+    // This user's signed device list: learnt from the relay, or published (§3.3).
+    await ensureOwnDeviceList(deviceContext);
     // Our other devices, so our sent messages appear on them too. A device new to them
     // announces itself, so they start copying to it as well (protocol §11.1).
     const before = new Set((await sessions.devices(address.userId)).map((d) => d.deviceId));
@@ -346,7 +484,8 @@ export async function createClient(options: ClientOptions): Promise<Client> {
     if (fresh.length > 0) {
       const hello = encodeContent({ kind: 'device-hello', messageId: crypto.randomBytes(16), sentAt: now() });
       const outbound = [];
-      for (const device of fresh) outbound.push({ to: device, frame: await sessions.encrypt(device, hello) });
+      const listVersion = await listVersionOf(sessions, address.userId);
+      for (const device of fresh) outbound.push({ to: device, frame: await sessions.encrypt(device, hello), listVersion });
       await transport.send(outbound);
     }
   }
@@ -361,11 +500,7 @@ export async function createClient(options: ClientOptions): Promise<Client> {
       throw new UsageError('INVALID_ARGUMENT', { message: `message body over ${MAX_MESSAGE_BODY} bytes`, details: { field: 'body', expected: `at most ${MAX_MESSAGE_BODY} bytes` } });
     }
     return sendQueue.run(async () => {
-      let peers = await sessions.devices(recipient);
-      if (peers.length === 0) peers = await discover(recipient);
-      if (recipient === address.userId) peers = peers.filter((p) => p.deviceId !== address.deviceId);
-      if (peers.length === 0) throw new UsageError('NO_SESSION', { message: 'the user has no devices', details: { userId: recipient, deviceId: '*' } });
-      const own = recipient === address.userId ? [] : (await sessions.devices(address.userId)).filter((d) => d.deviceId !== address.deviceId);
+      if ((await sessions.devices(recipient)).length === 0) await discover(recipient);
       const messageId = crypto.randomBytes(16);
       const sentAt = now();
       const base = { messageId, sentAt, body: bytes };
@@ -384,12 +519,31 @@ export async function createClient(options: ClientOptions): Promise<Client> {
         body: bytes,
       });
       await storage.batch([messageOp(record('pending'), messageId), conversationOp(recipient, sentAt)]);
-      // Each encrypt persists its advanced chain before returning (SECURITY.md D28).
-      const outbound = [];
-      for (const peer of peers) outbound.push({ to: peer, frame: await sessions.encrypt(peer, direct) });
-      for (const device of own) outbound.push({ to: device, frame: await sessions.encrypt(device, sync) });
       try {
-        await transport.send(outbound);
+        // The relay refuses a send that names out-of-date device lists (DEVICE_MISMATCH,
+        // docs/relay-protocol.md): the users it names are refreshed (their signed lists
+        // applied, sessions with new devices started, with revoked ones dropped) and the
+        // message is encrypted again for the devices current now. The frames of a refused
+        // attempt are never sent; the ratchet steps they took only leave gaps.
+        for (let attempt = 1; ; attempt++) {
+          const peers = (await sessions.devices(recipient)).filter((p) => !(recipient === address.userId && p.deviceId === address.deviceId));
+          if (peers.length === 0) throw new UsageError('NO_SESSION', { message: 'the user has no devices', details: { userId: recipient, deviceId: '*' } });
+          const own = recipient === address.userId ? [] : (await sessions.devices(address.userId)).filter((d) => d.deviceId !== address.deviceId);
+          const recipientVersion = await listVersionOf(sessions, recipient);
+          const ownVersion = await listVersionOf(sessions, address.userId);
+          // Each encrypt persists its advanced chain before returning (SECURITY.md D28).
+          const outbound = [];
+          for (const peer of peers) outbound.push({ to: peer, frame: await sessions.encrypt(peer, direct), listVersion: recipientVersion });
+          for (const device of own) outbound.push({ to: device, frame: await sessions.encrypt(device, sync), listVersion: ownVersion });
+          try {
+            await transport.send(outbound);
+            break;
+          } catch (e) {
+            if (!isDeadboltError(e, 'DEVICE_MISMATCH') || attempt >= SEND_ATTEMPTS) throw e;
+            // At most two users: the recipient and this user (own devices' copies).
+            for (const stale of e.details.users.slice(0, 2)) await discover(toUserId(stale.userId)).catch((err: unknown) => events.emit('error', err));
+          }
+        }
       } catch (e) {
         await storage.batch([messageOp(record('failed'), messageId)]);
         throw e;
@@ -429,6 +583,7 @@ export async function createClient(options: ClientOptions): Promise<Client> {
   return {
     address,
     sessions,
+    ...groupLayer.api,
     on: (event, listener) => events.on(event, listener),
     start: () =>
       (started ??= start().catch((e: unknown) => {
@@ -443,10 +598,25 @@ export async function createClient(options: ClientOptions): Promise<Client> {
     pendingSafetyNumber: (userId) => sessions.safetyNumber(userId, { pending: true }),
     acceptIdentity: (userId, expectedKey) => sessions.acceptIdentity(userId, expectedKey),
     rejectIdentity: (userId) => sessions.rejectIdentity(userId),
+    devices: () => ownDevices(deviceContext),
+    async approveDevice(code, opts) {
+      assertOpen();
+      if (!started) throw new UsageError('NOT_INITIALIZED', { message: 'call start() first', details: { what: 'client' } });
+      await started;
+      return approveDevice(deviceContext, code, opts);
+    },
+    async revokeDevice(deviceId) {
+      assertOpen();
+      if (!started) throw new UsageError('NOT_INITIALIZED', { message: 'call start() first', details: { what: 'client' } });
+      await started;
+      return revokeDevice(deviceContext, deviceId);
+    },
     async close() {
       if (closed) return;
       closed = true;
+      groupLayer.close();
       for (const u of unsubscribe) u();
+      signalHandlers.clear();
       await transport.close();
       await storage.close();
       events.clear();

@@ -12,6 +12,8 @@
  *     overwrite another record nor pin its messages to the end of a conversation.
  * ["conv", conversationUserId]           ConversationRecord (type 17)
  * ["client", "pending-upload"]           an encoded PrekeyUpload not yet acknowledged (type 18)
+ * ["group-msg", hex(groupId), sortKey]   StoredMessage record of a group conversation (type 19)
+ * ["group-conv", hex(groupId)]           ConversationRecord of a group this device created or joined (type 20)
  *
  * StoredMessage      = messageId[16] | direction u8 (1 incoming, 2 outgoing) | senderUser string8
  *                    | senderDevice string8 | sentAt u64 | receivedAt u64 | status u8 | flags u8 | body bytes32
@@ -27,7 +29,7 @@ import { toHex } from '../codec/bytes.js';
 import { ByteWriter } from '../codec/writer.js';
 
 /** Client record types (continuing the core record types of §7.1). */
-export const ClientRecordType = Object.freeze({ MESSAGE: 16, CONVERSATION: 17, PENDING_UPLOAD: 18 });
+export const ClientRecordType = Object.freeze({ MESSAGE: 16, CONVERSATION: 17, PENDING_UPLOAD: 18, GROUP_MESSAGE: 19, GROUP_CONVERSATION: 20 });
 
 /** Delivery state of an outgoing message. */
 export type DeliveryStatus = 'received' | 'pending' | 'sent' | 'failed';
@@ -51,6 +53,15 @@ export interface StoredMessage {
   readonly body: Uint8Array;
 }
 
+/**
+ * One message of a group conversation (docs/protocol.md §11.2): the fields of a
+ * {@link StoredMessage}, in the conversation of a group rather than of a user.
+ */
+export interface StoredGroupMessage extends Omit<StoredMessage, 'conversation'> {
+  /** The group's id: 64 lowercase hex characters. */
+  readonly groupId: string;
+}
+
 /** A conversation summary. */
 export interface Conversation {
   readonly userId: UserId;
@@ -65,9 +76,13 @@ export const historyKeys = Object.freeze({
   conversation: (userId: string): string[] => ['conv', userId],
   conversations: (): string[] => ['conv'],
   pendingUpload: (): string[] => ['client', 'pending-upload'],
+  groupMessage: (groupIdHex: string, sortKey: string): string[] => ['group-msg', groupIdHex, sortKey],
+  groupMessages: (groupIdHex: string): string[] => ['group-msg', groupIdHex],
+  groupConversation: (groupIdHex: string): string[] => ['group-conv', groupIdHex],
+  groupConversations: (): string[] => ['group-conv'],
 });
 
-export function encodeStoredMessage(m: StoredMessage, messageId: Uint8Array): Uint8Array {
+export function encodeStoredMessage(m: Omit<StoredMessage, 'conversation'>, messageId: Uint8Array): Uint8Array {
   return new ByteWriter(64 + m.body.length)
     .fixed(messageId, 16)
     .u8(m.direction === 'incoming' ? 1 : 2)
@@ -98,6 +113,12 @@ export function readStoredMessage(r: ByteReader, conversation: UserId, sortKey: 
   const untrusted = r.bool('flags');
   const body = r.bytes32('body', 1 << 20);
   return { id, conversation, direction, sender, sentAt, receivedAt, status, untrusted, sortKey, body };
+}
+
+/** Reads a stored group message; `groupId` and `sortKey` come from its key. */
+export function readStoredGroupMessage(r: ByteReader, groupId: string, sortKey: string): StoredGroupMessage {
+  const { conversation: _none, ...fields } = readStoredMessage(r, '' as UserId, sortKey);
+  return { ...fields, groupId };
 }
 
 export function encodeConversation(c: Omit<Conversation, 'userId'>): Uint8Array {

@@ -33,10 +33,11 @@ import { isRetryable } from './group-errors.js';
 import { decodeGroupFragment, fragmentPayload, reassemble, type GroupFragment } from './group-fragment.js';
 import { groupIdHex, type GroupId } from './group-id.js';
 import { decodeGroupKeyRequest, encodeGroupKeyRequest } from './group-key-request.js';
-import type { GroupChangeOutcome, GroupChangeResult, GroupDelivery, GroupManager, NewGroupMember } from './group-manager.js';
+import type { GroupChangeOutcome, GroupChangeResult, GroupCreateParams, GroupDecryptResult, GroupDelivery, GroupEncryptOptions, GroupManager, NewGroupMember } from './group-manager.js';
 import { decodeGroupMessage } from './group-message.js';
+import { decodeGroupWelcome } from './group-welcome.js';
 import type { HeldMessageRecord, InboxRecord } from './group-records.js';
-import { findDevice, groupDevices, type GroupState } from './group-state.js';
+import { deviceFingerprint, findDevice, groupDevices, type GroupState } from './group-state.js';
 import type { Keyed } from './group-store.js';
 
 /** What the engine reports. */
@@ -73,6 +74,17 @@ export interface GroupEngineOptions {
   readonly now?: () => number;
   /** Largest payload sent in one pairwise message; larger ones are fragmented (default 196,608). */
   readonly maxPairwisePayload?: number;
+  /**
+   * Storage operations committed in the same atomic batch as each group message this
+   * engine decrypts (on arrival or from the held messages): the client's history record
+   * (docs/protocol.md §11.2). A throw refuses the message (it is dropped, nothing committed).
+   */
+  readonly messageOps?: (result: GroupDecryptResult) => readonly StorageOp[] | Promise<readonly StorageOp[]>;
+  /**
+   * Storage operations committed in the same atomic batch as a group this device creates or
+   * joins by a welcome (the client's list of groups). Called with the group's id.
+   */
+  readonly joinOps?: (groupId: GroupId) => readonly StorageOp[];
 }
 
 /** The result of a send. */
@@ -106,7 +118,7 @@ export interface GroupSendResult {
  */
 export interface GroupEngine {
   readonly groups: GroupManager;
-  create(params: { readonly name: string; readonly members: readonly NewGroupMember[]; readonly ownDevices?: readonly DeviceCertificate[] }): Promise<GroupId>;
+  create(params: Omit<GroupCreateParams, 'extraOps'>): Promise<GroupId>;
   /** Signs, applies and sends a change; returns the new head. */
   change(groupId: GroupId, ops: readonly GroupOp[]): Promise<GroupState>;
   addMember(groupId: GroupId, member: NewGroupMember): Promise<GroupState>;
@@ -117,8 +129,11 @@ export interface GroupEngine {
   promote(groupId: GroupId, userId: string): Promise<GroupState>;
   demote(groupId: GroupId, userId: string): Promise<GroupState>;
   rename(groupId: GroupId, name: string): Promise<GroupState>;
-  /** Encrypts once, sends pending key distributions over pairwise sessions, returns the message and its fan-out. */
-  send(groupId: GroupId, plaintext: Uint8Array): Promise<GroupSendResult>;
+  /**
+   * Encrypts once, sends pending key distributions over pairwise sessions, returns the
+   * message and its fan-out. `excluded` devices get no key and are left out of the fan-out.
+   */
+  send(groupId: GroupId, plaintext: Uint8Array, options?: GroupEncryptOptions): Promise<GroupSendResult>;
   /**
    * The storage operation that puts a pairwise-delivered group payload in the inbox.
    * Synchronous: pass it as an extra operation of the pairwise decrypt's batch (§12.10).
@@ -226,9 +241,11 @@ export function createGroupEngine(options: GroupEngineOptions): GroupEngine {
         case MessageType.GROUP_CHANGE:
           result = await groups.processChange(from, payload, { extraOps: deletes });
           break;
-        case MessageType.GROUP_WELCOME:
-          result = await groups.processWelcome(from, payload, { extraOps: deletes });
+        case MessageType.GROUP_WELCOME: {
+          const join = options.joinOps ? options.joinOps(decodeGroupWelcome(payload).change.groupId) : [];
+          result = await groups.processWelcome(from, payload, { extraOps: [...deletes, ...join] });
           break;
+        }
         case MessageType.GROUP_KEY_REQUEST: {
           const q = decodeGroupKeyRequest(payload);
           answer = { groupId: q.groupId, delivery: await groups.redistribute(q.groupId, from) };
@@ -340,7 +357,7 @@ export function createGroupEngine(options: GroupEngineOptions): GroupEngine {
       for (const { entry, groupId } of list) {
         const del: StorageOp = { type: 'delete', key: entry.key };
         try {
-          const r = await groups.decrypt(entry.value.message, { extraOps: [del] });
+          const r = await groups.decrypt(entry.value.message, options.messageOps ? { extraOps: [del], resultOps: options.messageOps } : { extraOps: [del] });
           events.push({ type: 'message-received', ...r });
         } catch (e) {
           if (isRetryable(e)) continue;
@@ -369,7 +386,7 @@ export function createGroupEngine(options: GroupEngineOptions): GroupEngine {
 
   async function receiveGroupMessage(message: Uint8Array): Promise<GroupEvent[]> {
     try {
-      const r = await groups.decrypt(message);
+      const r = await groups.decrypt(message, options.messageOps ? { resultOps: options.messageOps } : {});
       return [{ type: 'message-received', ...r }];
     } catch (e) {
       if (!isRetryable(e)) throw e;
@@ -409,8 +426,8 @@ export function createGroupEngine(options: GroupEngineOptions): GroupEngine {
     return deliveries.length;
   }
 
-  async function send(groupId: GroupId, plaintext: Uint8Array): Promise<GroupSendResult> {
-    const out = await groups.encrypt(groupId, plaintext);
+  async function send(groupId: GroupId, plaintext: Uint8Array, sendOptions?: GroupEncryptOptions): Promise<GroupSendResult> {
+    const out = await groups.encrypt(groupId, plaintext, sendOptions);
     let undelivered: Address[] = [];
     let error: unknown;
     if (out.distributions.length > 0) {
@@ -421,7 +438,13 @@ export function createGroupEngine(options: GroupEngineOptions): GroupEngine {
       undelivered = out.distributions.filter((d) => !sent.has(addr(d.to))).map((d) => ({ userId: d.to.userId, deviceId: d.to.deviceId }));
       error = r.error;
     }
-    const recipients = await fanOut(groupId);
+    const excluded = new Set((sendOptions?.excluded ?? []).map(deviceFingerprint));
+    let recipients = await fanOut(groupId);
+    if (excluded.size > 0) {
+      const head = await groups.state(groupId);
+      const out = new Set(head ? groupDevices(head).filter((d) => excluded.has(deviceFingerprint(d))).map(addr) : []);
+      recipients = recipients.filter((r) => !out.has(addr(r)));
+    }
     return error === undefined ? { message: out.message, recipients, undelivered } : { message: out.message, recipients, undelivered, error };
   }
 
@@ -452,8 +475,9 @@ export function createGroupEngine(options: GroupEngineOptions): GroupEngine {
 
   return {
     groups,
-    create: serial(async (params) => {
-      const out = await groups.create(params);
+    create: serial(async (params: Omit<GroupCreateParams, 'extraOps'>) => {
+      const joinOps = options.joinOps;
+      const out = await groups.create(joinOps ? { ...params, extraOps: joinOps } : params);
       await publish(out);
       return out.groupId;
     }),

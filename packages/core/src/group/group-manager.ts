@@ -154,10 +154,41 @@ export interface GroupDecryptResult {
   readonly generation: number;
 }
 
+/** What {@link GroupManager.create} takes. */
+export interface GroupCreateParams {
+  readonly name: string;
+  readonly members: readonly NewGroupMember[];
+  /** This user's other devices, added with this one. */
+  readonly ownDevices?: readonly DeviceCertificate[];
+  /** Storage operations for the new group's id, committed in the same batch as the group. */
+  readonly extraOps?: (groupId: GroupId) => readonly StorageOp[];
+}
+
 /** Options of operations that accept extra operations for their batch. */
 export interface GroupCommitOptions {
   /** Storage operations committed in the same atomic batch (for example deleting an inbox entry). */
   readonly extraOps?: readonly StorageOp[];
+}
+
+/** Options of {@link GroupManager.decrypt}. */
+export interface GroupDecryptOptions extends GroupCommitOptions {
+  /**
+   * Storage operations computed from the decrypted message and committed in the same
+   * atomic batch as the advanced chain (the client's history record, docs/protocol.md
+   * §11.2). A throw refuses the message: nothing is committed.
+   */
+  readonly resultOps?: (result: GroupDecryptResult) => readonly StorageOp[] | Promise<readonly StorageOp[]>;
+}
+
+/** Options of {@link GroupManager.encrypt}. */
+export interface GroupEncryptOptions {
+  /**
+   * Devices of the head this device must not encrypt to (the client's trust decisions:
+   * a member whose account key is not the trusted one, a device its user's signed list no
+   * longer names). They get no distribution, and a key any of them holds is replaced
+   * before this message (§12.7.3, as if they had left).
+   */
+  readonly excluded?: readonly DeviceCertificate[];
 }
 
 /**
@@ -173,8 +204,11 @@ export interface GroupCommitOptions {
  */
 export interface GroupManager {
   readonly crypto: CryptoProvider;
-  /** Creates a group with this device's user as admin (its other devices in `ownDevices`). */
-  create(params: { readonly name: string; readonly members: readonly NewGroupMember[]; readonly ownDevices?: readonly DeviceCertificate[] }): Promise<GroupChangeOutcome>;
+  /**
+   * Creates a group with this device's user as admin (its other devices in `ownDevices`).
+   * `extraOps` are committed in the same batch as the new group (the client's group index).
+   */
+  create(params: GroupCreateParams): Promise<GroupChangeOutcome>;
   /** Signs and applies a change of the current head (§12.4); throws `INVALID_ARGUMENT` if not allowed. */
   change(groupId: GroupId, ops: readonly GroupOp[]): Promise<GroupChangeOutcome>;
   addMember(groupId: GroupId, member: NewGroupMember): Promise<GroupChangeOutcome>;
@@ -202,7 +236,7 @@ export interface GroupManager {
     options?: GroupCommitOptions,
   ): Promise<{ readonly groupId: GroupId; readonly sender: Address; readonly keyId: number; readonly outcome: InstallOutcome }>;
   /** Encrypts a group message (§12.8.2), rotating and distributing the own key first if needed (§12.7.3). */
-  encrypt(groupId: GroupId, plaintext: Uint8Array): Promise<GroupEncryptResult>;
+  encrypt(groupId: GroupId, plaintext: Uint8Array, options?: GroupEncryptOptions): Promise<GroupEncryptResult>;
   /** Marks distributions of key `keyId` to `devices` as sent (§12.7.3). */
   confirmDistribution(groupId: GroupId, keyId: number, devices: readonly Address[]): Promise<void>;
   /**
@@ -211,7 +245,7 @@ export interface GroupManager {
    */
   redistribute(groupId: GroupId, to: DeviceCertificate): Promise<GroupDelivery | undefined>;
   /** Decrypts a group message (§12.8.3). */
-  decrypt(message: Uint8Array, options?: GroupCommitOptions): Promise<GroupDecryptResult>;
+  decrypt(message: Uint8Array, options?: GroupDecryptOptions): Promise<GroupDecryptResult>;
   /** The head state, or undefined for an unknown group. */
   state(groupId: GroupId): Promise<GroupState | undefined>;
   /** Whether this device is a device of the head. */
@@ -220,7 +254,11 @@ export interface GroupManager {
   forget(groupId: GroupId): Promise<void>;
   /** This device's certificate. */
   certificate(): Promise<DeviceCertificate>;
-  /** Typed access to the records (for the engine and tests). */
+  /**
+   * Typed access to the records (for the engine, the client and tests; not a stable API).
+   *
+   * @internal
+   */
   readonly store: GroupStore;
   /** Runs `fn` in this manager's queue and lock (for the engine's own record updates). */
   exclusive<T>(fn: () => Promise<T>): Promise<T>;
@@ -479,7 +517,7 @@ export function createGroupManager(options: GroupManagerOptions): GroupManager {
     return { userId: first.userId, accountKey: first.accountKey, role: input.role ?? 'member', devices: sorted };
   }
 
-  async function create(params: { readonly name: string; readonly members: readonly NewGroupMember[]; readonly ownDevices?: readonly DeviceCertificate[] }): Promise<GroupChangeOutcome> {
+  async function create(params: GroupCreateParams): Promise<GroupChangeOutcome> {
     const me = await identity();
     const name = checkName(params?.name);
     const own = memberOf({ devices: [me.certificate, ...(params.ownDevices ?? [])], role: 'admin' }, 'ownDevices');
@@ -514,6 +552,7 @@ export function createGroupManager(options: GroupManagerOptions): GroupManager {
       store.putBase(gid, bytes),
       store.putHead(gid, bytes),
       store.putMeta(gid, { epoch: 0, stateHash: hash, lastRemovalEpoch: 0, member: true, nextKeyId: 1, welcomedBy: ZERO_HASH }),
+      ...(params.extraOps?.(groupId) ?? []),
     ]);
     return { groupId, change, state, deliveries: deliveriesFor(me, undefined, state, change) };
   }
@@ -690,9 +729,11 @@ export function createGroupManager(options: GroupManagerOptions): GroupManager {
     own: OwnSenderKey | undefined,
     head: GroupState,
     t: number,
+    excluded: ReadonlySet<string>,
   ): Promise<{ own: OwnSenderKey; recipients: RecipientsRecord; meta: GroupMetaRecord; changed: boolean }> {
     const self = deviceFingerprint(me.certificate);
-    const devices = groupDevices(head).filter((d) => deviceFingerprint(d) !== self);
+    // Excluded devices are treated as not in the head: a key one of them holds is rotated.
+    const devices = groupDevices(head).filter((d) => deviceFingerprint(d) !== self && !excluded.has(deviceFingerprint(d)));
     const current = new Set(devices.map(deviceFingerprint));
     const stored = own ? await store.recipients(gid) : undefined;
     const recipients: readonly Recipient[] = stored && own && stored.keyId === own.keyId ? stored.recipients : [];
@@ -713,7 +754,7 @@ export function createGroupManager(options: GroupManagerOptions): GroupManager {
         chainKey: crypto.randomBytes(32),
         signingSecret: signing.secretKey as Ed25519SecretKey,
         signingPublic: signing.publicKey as Ed25519PublicKey,
-        syncedStateHash: meta.stateHash,
+        syncedStateHash: synced(meta, excluded),
         pendingCount: devices.length,
       };
       const list = devices.map((d) => ({ userId: d.userId, deviceId: d.deviceId, signingKey: d.signingKey, pending: true }));
@@ -724,13 +765,23 @@ export function createGroupManager(options: GroupManagerOptions): GroupManager {
     for (const d of devices) if (!known.has(deviceFingerprint(d))) list.push({ userId: d.userId, deviceId: d.deviceId, signingKey: d.signingKey, pending: true });
     const pendingCount = list.filter((r) => r.pending).length;
     const ownKey = own as OwnSenderKey;
-    return { own: { ...ownKey, syncedStateHash: meta.stateHash, pendingCount }, recipients: { keyId: ownKey.keyId, recipients: list }, meta, changed: list.length !== recipients.length };
+    return { own: { ...ownKey, syncedStateHash: synced(meta, excluded), pendingCount }, recipients: { keyId: ownKey.keyId, recipients: list }, meta, changed: list.length !== recipients.length };
   }
 
-  async function encrypt(groupId: GroupId, plaintext: Uint8Array): Promise<GroupEncryptResult> {
+  /**
+   * The head hash the own key is reconciled with. With exclusions it is never the head's
+   * hash, so every send takes the slow path until they are lifted, and a device whose
+   * exclusion is lifted gets the key with the next send.
+   */
+  function synced(meta: GroupMetaRecord, excluded: ReadonlySet<string>): Uint8Array {
+    return excluded.size > 0 ? ZERO_HASH : meta.stateHash;
+  }
+
+  async function encrypt(groupId: GroupId, plaintext: Uint8Array, opts?: GroupEncryptOptions): Promise<GroupEncryptResult> {
     if (!(plaintext instanceof Uint8Array)) {
       throw new UsageError('INVALID_ARGUMENT', { message: 'plaintext must be a Uint8Array', details: { field: 'plaintext', expected: 'Uint8Array' } });
     }
+    const excluded = new Set((opts?.excluded ?? []).map(deviceFingerprint));
     const me = await identity();
     const gid = groupIdHex(groupId);
     let meta = await requireMember(gid);
@@ -739,10 +790,11 @@ export function createGroupManager(options: GroupManagerOptions): GroupManager {
     const ops: StorageOp[] = [];
     const distributions: GroupDelivery[] = [];
     // The fast path reads only meta and own: same head, nothing pending, nothing due (§12.11).
-    const due = !own || !equalBytes(own.syncedStateHash, meta.stateHash) || own.pendingCount > 0 || own.generation >= rotateAfterMessages || t - own.createdAt >= rotateAfterMs;
+    const due =
+      !own || excluded.size > 0 || !equalBytes(own.syncedStateHash, meta.stateHash) || own.pendingCount > 0 || own.generation >= rotateAfterMessages || t - own.createdAt >= rotateAfterMs;
     if (due) {
       const head = (await requireHead(gid)).state;
-      const r = await reconcile(me, gid, meta, own, head, t);
+      const r = await reconcile(me, gid, meta, own, head, t, excluded);
       own = r.own;
       if (r.changed) ops.push(store.putRecipients(gid, r.recipients));
       if (r.meta !== meta) ops.push(store.putMeta(gid, (meta = r.meta)));
@@ -790,7 +842,7 @@ export function createGroupManager(options: GroupManagerOptions): GroupManager {
     return distributionFor(me, groupId, own, findDevice(head, to.userId, to.deviceId) as DeviceCertificate);
   }
 
-  async function decrypt(bytes: Uint8Array, opts?: GroupCommitOptions): Promise<GroupDecryptResult> {
+  async function decrypt(bytes: Uint8Array, opts?: GroupDecryptOptions): Promise<GroupDecryptResult> {
     // §12.8.3 step 1: size, version and type before anything else.
     const m = decodeGroupMessage(bytes);
     const h = m.header;
@@ -812,8 +864,10 @@ export function createGroupManager(options: GroupManagerOptions): GroupManager {
     // Steps 6-7, on a copy.
     const taken = takeMessageKey(crypto, record, keyIndex, plan, maxSkippedKeys);
     const plaintext = openGroupMessage(crypto, m, taken.mk);
-    await store.commit([store.putSender(gid, h.sender, taken.record), ...(opts?.extraOps ?? [])]);
-    return { groupId: h.groupId, sender: h.sender, plaintext, epoch: h.epoch, keyId: h.keyId, generation: h.generation };
+    const result: GroupDecryptResult = { groupId: h.groupId, sender: h.sender, plaintext, epoch: h.epoch, keyId: h.keyId, generation: h.generation };
+    const resultOps = opts?.resultOps ? await opts.resultOps(result) : [];
+    await store.commit([store.putSender(gid, h.sender, taken.record), ...(opts?.extraOps ?? []), ...resultOps]);
+    return result;
   }
 
   async function forget(groupId: GroupId): Promise<void> {

@@ -1,7 +1,7 @@
 /**
- * Groups (docs/protocol.md §12): sender-key groups whose membership members decide.
- * Not yet re-exported from the package entry point; `src/index.ts` should add
- * `export * from './group/index.js'` when the client integration lands.
+ * Groups (docs/protocol.md §12): sender-key groups whose membership members decide. The
+ * client (`createClient`, docs/groups.md) wraps this layer; these exports are for advanced
+ * use and tests.
  *
  * @example
  * ```ts
@@ -17,7 +17,10 @@ export {
   type GroupChangeOutcome,
   type GroupChangeResult,
   type GroupCommitOptions,
+  type GroupCreateParams,
+  type GroupDecryptOptions,
   type GroupDecryptResult,
+  type GroupEncryptOptions,
   type GroupDelivery,
   type GroupEncryptResult,
   type GroupManager,
@@ -26,7 +29,8 @@ export {
 } from './group-manager.js';
 export { groupId, groupIdHex, type GroupId } from './group-id.js';
 export { decodeGroupChange, OpType, type GroupOp, type SignedGroupChange } from './group-change.js';
-export { decodeGroupState, encodeGroupState, findMember, groupDevices, hasGroupDevice, type GroupMember, type GroupRole, type GroupState } from './group-state.js';
+export { decodeGroupState, encodeGroupState, findMember, groupDevices, hasGroupDevice, type GroupDeviceEntry, type GroupMember, type GroupRole, type GroupState } from './group-state.js';
+export type { InstallOutcome } from './sender-key.js';
 export { decodeGroupMessage, type GroupMessage, type GroupMessageHeader } from './group-message.js';
 export { decodeSenderKeyDistribution, type SenderKeyDistribution } from './sender-key-distribution.js';
 export { isRetryable } from './group-errors.js';

@@ -122,6 +122,11 @@ export interface DecryptResult {
   readonly sender: Address;
   /** The sender's account key, as certified in the session. */
   readonly senderAccountKey: Ed25519PublicKey;
+  /**
+   * The remote certificate of the session that decrypted the message: the authenticated
+   * sender device (the group layer matches it against group states, docs/protocol.md §12.2.2).
+   */
+  readonly senderCertificate: DeviceCertificate;
   /** True if this message created a new session. */
   readonly sessionCreated: boolean;
   /**
@@ -129,6 +134,16 @@ export interface DecryptResult {
    * decrypted, but sending to this user is refused until {@link SessionManager.acceptIdentity}.
    */
   readonly identityChanged: boolean;
+}
+
+/** Options of {@link SessionManager.encrypt}. */
+export interface EncryptOptions {
+  /**
+   * Encrypt only if the active session's remote certificate has this certificate's
+   * address, account key, signing key and identity key (`NO_SESSION` otherwise): the group
+   * layer sends only to the device a group state names (docs/protocol.md §12.2.2).
+   */
+  readonly remoteCertificate?: DeviceCertificate;
 }
 
 /** Options of {@link SessionManager.decrypt}. */
@@ -178,7 +193,12 @@ export interface SessionManager {
   /** The devices of `userId` this device has sessions with. */
   devices(userId: string): Promise<Address[]>;
   /** Encrypts for a peer device. The returned bytes are safe to send once it resolves. */
-  encrypt(peer: Address, plaintext: Uint8Array): Promise<Uint8Array>;
+  encrypt(peer: Address, plaintext: Uint8Array, options?: EncryptOptions): Promise<Uint8Array>;
+  /**
+   * The remote certificate of the active session with each device of `userId` this device
+   * has a session with (what the group layer puts in a group state for that user).
+   */
+  peerCertificates(userId: string): Promise<DeviceCertificate[]>;
   /** Decrypts a message the transport says came from `from`. */
   decrypt(from: Address, message: Uint8Array, options?: DecryptOptions): Promise<DecryptResult>;
   /** The trust decision for a contact, if any. */
@@ -283,6 +303,11 @@ function compareAddresses(a: Address, b: Address): number {
   if (a.userId !== b.userId) return a.userId < b.userId ? -1 : 1;
   if (a.deviceId !== b.deviceId) return a.deviceId < b.deviceId ? -1 : 1;
   return 0;
+}
+
+/** A copy of a certificate whose arrays the caller may keep (records are cached, never shared). */
+function copyCertificate(c: DeviceCertificate): DeviceCertificate {
+  return { ...c, accountKey: c.accountKey.slice() as Ed25519PublicKey, signingKey: c.signingKey.slice() as Ed25519PublicKey, identityKey: c.identityKey.slice() as DeviceCertificate['identityKey'], signature: c.signature.slice() };
 }
 
 /** Whether two certificates name the same device keys (the same device installation). */
@@ -442,10 +467,15 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
   const putDeviceList = (userId: string, list: DeviceList): StorageOp => put(storageKeys.deviceList(userId), RecordType.DEVICE_LIST, list.encoded);
   const loadDeviceList = async (userId: string): Promise<DeviceList | undefined> =>
     load(storageKeys.deviceList(userId), RecordType.DEVICE_LIST, (r) => decodeDeviceList(r.fixed('deviceList', r.remaining)));
-  /** `DEVICE_NOT_CURRENT` unless the user has no list or its newest list names this device (§3.3). */
+  /**
+   * `DEVICE_NOT_CURRENT` unless the user has no list or its newest list names this device
+   * (§3.3). A certificate under another account key than the stored list's is a question
+   * of trust (§7.4: a pending key, flagged messages), not of the device list: it is left
+   * to the trust checks, which every caller makes first.
+   */
   const assertCurrent = async (certificate: DeviceCertificate): Promise<void> => {
     const list = await loadDeviceList(certificate.userId);
-    if (list !== undefined && !listsDevice(list, certificate)) {
+    if (list !== undefined && equalBytes(list.accountKey, certificate.accountKey) && !listsDevice(list, certificate)) {
       throw new ProtocolError('DEVICE_NOT_CURRENT', {
         message: 'the device is not in its user\'s device list',
         details: { userId: certificate.userId, deviceId: certificate.deviceId },
@@ -646,7 +676,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     return peer;
   }
 
-  async function encrypt(peer: Address, plaintext: Uint8Array): Promise<Uint8Array> {
+  async function encrypt(peer: Address, plaintext: Uint8Array, options?: EncryptOptions): Promise<Uint8Array> {
     if (!(plaintext instanceof Uint8Array)) {
       throw new UsageError('INVALID_ARGUMENT', { message: 'plaintext must be a Uint8Array', details: { field: 'plaintext', expected: 'Uint8Array' } });
     }
@@ -654,6 +684,10 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     const record = await loadSessions(peer);
     const active = record?.sessions[0];
     if (!record || !active) throw new UsageError('NO_SESSION', { message: 'no session with this device', details: { userId: peer.userId, deviceId: peer.deviceId } });
+    const expected = options?.remoteCertificate;
+    if (expected !== undefined && !(sameAddress(certificateAddress(expected), peer) && equalBytes(expected.accountKey, active.remoteCertificate.accountKey) && sameDevice(expected, active.remoteCertificate))) {
+      throw new UsageError('NO_SESSION', { message: 'no session with this device under the expected keys', details: { userId: peer.userId, deviceId: peer.deviceId } });
+    }
     // Own devices are anchored to our own account key; contacts to the trusted key, with no change pending.
     const anchor = peer.userId === me.certificate.userId ? me.certificate.accountKey : await loadTrust(peer.userId).then((t) => (t?.pendingKey ? undefined : t?.accountKey));
     if (!anchor || !equalBytes(anchor, active.remoteCertificate.accountKey)) throw untrusted(peer.userId);
@@ -733,6 +767,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
       plaintext,
       sender: from,
       senderAccountKey: session.remoteCertificate.accountKey.slice() as Ed25519PublicKey,
+      senderCertificate: copyCertificate(session.remoteCertificate),
       sessionCreated: false,
       // Every message certified by a key other than the trusted one is flagged, not just the first.
       identityChanged: !trusted(session),
@@ -823,6 +858,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
       plaintext,
       sender: from,
       senderAccountKey: cert.accountKey.slice() as Ed25519PublicKey,
+      senderCertificate: copyCertificate(cert),
       sessionCreated: true,
       identityChanged: trust.changed,
     };
@@ -905,7 +941,11 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
       if (trust.write) await commit([putTrust(user, trust.write)]);
       throw untrusted(user);
     }
-    const stored = await loadDeviceList(user);
+    // A stored list under another account key belongs to a key this device no longer
+    // trusts (the contact's new key was accepted, §7.4): it governs nothing any more, and
+    // versions restart with the new key.
+    const previous = await loadDeviceList(user);
+    const stored = previous !== undefined && equalBytes(previous.accountKey, list.accountKey) ? previous : undefined;
     if (stored !== undefined && list.listVersion < stored.listVersion) return { list: stored, changed: false, removed: [] }; // a rollback
     if (stored !== undefined && list.listVersion === stored.listVersion) {
       if (equalBytes(stored.encoded, list.encoded)) return { list: stored, changed: false, removed: [] };
@@ -1017,6 +1057,15 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
       return entries.map((e) => ({ userId: user, deviceId: toDeviceId(e.key[2] as string) }));
     }),
     encrypt: locked(encrypt),
+    peerCertificates: serial(async (userId: string) => {
+      const user = toUserId(userId);
+      const out: DeviceCertificate[] = [];
+      for (const e of await storage.range(storageKeys.sessionsOf(user), { limit: 10_000 })) {
+        const active = (await loadSessions({ userId: user, deviceId: toDeviceId(e.key[2] as string) }))?.sessions[0];
+        if (active) out.push(copyCertificate(active.remoteCertificate));
+      }
+      return out;
+    }),
     decrypt: locked(decrypt),
     trust: serial(async (userId: string) => loadTrust(userId)),
     acceptIdentity: locked(acceptIdentity),

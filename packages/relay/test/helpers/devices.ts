@@ -4,10 +4,11 @@
  * key, read (like core's own test helpers do) from the device's identity record: core's
  * internal record modules are imported for that and for listing private keys (F43).
  */
-import { address, deviceId as toDeviceId, type Address, type StorageAdapter } from '@deadbolt/spec';
+import { address, concatBytes, deviceId as toDeviceId, type Address, type StorageAdapter } from '@deadbolt/spec';
 import {
   createNodeCryptoProvider,
   createSessionManager,
+  decodeDeviceCertificate,
   encodeDeviceCertificate,
   encodePrekeyUpload,
   relayAuthSignatureInput,
@@ -15,6 +16,7 @@ import {
   type SessionManager,
 } from '@deadbolt/core';
 import { createMemoryStorage } from '@deadbolt/storage-memory';
+import { encodeDeviceListBody } from '../../src/device-list.js';
 import { signDeviceCertificate } from '../../../core/src/protocol/device-certificate.js';
 import { openRecord, RecordType, sealRecord } from '../../../core/src/session/record-envelope.js';
 import {
@@ -98,6 +100,21 @@ export async function createSiblingDevice(owner: TestDevice, device: string, opt
   const sessions = createSessionManager({ storage, crypto });
   const prekeys = await sessions.generatePrekeys({ oneTime: options.oneTime ?? 5, pqOneTime: options.pqOneTime ?? 3 });
   return wrap(address(owner.address.userId, device), storage, sessions, prekeys);
+}
+
+/**
+ * A device list of `owner`'s user (docs/protocol.md §3.3), signed with the account key
+ * `owner` holds, listing `members` (in any order) at `listVersion`.
+ */
+export async function deviceListOf(owner: TestDevice, listVersion: number, members: readonly TestDevice[], issuedAt = 1_700_000_000_000): Promise<Uint8Array> {
+  const identity = await identityOf(owner.storage);
+  if (identity.accountSecret === undefined) throw new Error('this device holds no account secret');
+  const devices = members.map((m) => {
+    const c = decodeDeviceCertificate(m.certificate);
+    return { deviceId: c.deviceId, signingKey: c.signingKey, identityKey: c.identityKey };
+  });
+  const { body, signedInput } = encodeDeviceListBody({ userId: owner.address.userId, accountKey: identity.certificate.accountKey, listVersion, issuedAt, devices });
+  return concatBytes(body, await crypto.ed25519Sign(identity.accountSecret, signedInput));
 }
 
 /** Every private key a device holds: account, signing, identity and prekey secrets. */

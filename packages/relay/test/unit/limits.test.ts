@@ -19,6 +19,14 @@ describe('relay limits', () => {
     expect(d.connectionsPerDevice).toBe(4);
     expect(d.challengeLifetimeMs).toBe(60_000);
     expect(d.sessionIdleMs).toBe(600_000);
+    expect(d.deviceListPublishes).toEqual({ burst: 10, refill: 1, intervalMs: 60_000 });
+    expect(d.maxProvisionBlob).toBe(8192);
+    expect(d.maxProvisionWaitMs).toBe(30_000);
+    expect(d.provisionLifetimeMs).toBe(600_000);
+    expect(d.maxProvisionBlobs).toBe(10_000);
+    expect(d.maxProvisionWaiters).toBe(1000);
+    expect(d.provisionTakes).toEqual({ burst: 10, refill: 1, intervalMs: 5000 });
+    expect(d.provisionPuts).toEqual({ burst: 10, refill: 1, intervalMs: 60_000 });
     expect(resolveRelayLimits(undefined)).toEqual(d);
   });
 
@@ -28,6 +36,8 @@ describe('relay limits', () => {
     const bad = [
       { maxFrame: RELAY_LIMITS.maxFrame + 1 },
       { maxDeliver: 101 },
+      { maxProvisionBlob: RELAY_LIMITS.maxProvisionBlob + 1 },
+      { maxProvisionWaitMs: RELAY_LIMITS.maxProvisionWaitMs + 1 },
       { maxMessage: 0 },
       { mailboxBytes: 1.5 },
       { messages: { burst: 0, refill: 1, intervalMs: 1 } },

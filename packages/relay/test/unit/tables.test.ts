@@ -50,6 +50,22 @@ describe('sessions', () => {
     expect(t.resolve('')).toBeUndefined();
   });
 
+  it('revoke one device: its sessions end, its sibling and other users keep theirs', () => {
+    const c = clock();
+    const t = createSessionTable({ maxSessions: 10, perDevice: 3, idleMs: 60_000, now: c.now });
+    const laptop = authenticatedDevice(address('alice', 'laptop'), new Uint8Array(1));
+    const a1 = t.issue(alice);
+    const a2 = t.issue(alice);
+    const l1 = t.issue(laptop);
+    const b1 = t.issue(bob);
+    t.revokeDevice(alice.key);
+    expect([t.resolve(a1), t.resolve(a2)]).toEqual([undefined, undefined]);
+    expect([t.resolve(l1), t.resolve(b1)]).toEqual([laptop, bob]);
+    expect(t.size).toBe(2);
+    t.revokeDevice(alice.key); // nothing left: a no-op
+    expect(t.size).toBe(2);
+  });
+
   it('bounded per device and in total, least recently used first', () => {
     const c = clock();
     const t = createSessionTable({ maxSessions: 3, perDevice: 2, idleMs: 60_000, now: c.now });

@@ -19,7 +19,7 @@ export const HELLO: RelayFrame = { kind: 'hello', relayId: 'fake-relay', challen
 
 export function defaultAnswer(socket: FakeSocket, { requestId, frame }: RelayEnvelope): void {
   if (frame.kind === 'auth') socket.answer(requestId, { kind: 'auth-ok', sessionToken: '', oneTimePrekeys: 0, pqPrekeys: 0 });
-  else if (frame.kind === 'fetch-bundles') socket.answer(requestId, { kind: 'bundles', bundles: [] });
+  else if (frame.kind === 'fetch-bundles') socket.answer(requestId, { kind: 'bundles', bundles: [], deviceList: undefined });
   else socket.answer(requestId, { kind: 'ok' });
 }
 

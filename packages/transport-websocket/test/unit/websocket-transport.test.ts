@@ -4,7 +4,7 @@
  * covers the contract against the real relay.
  */
 import { describe, expect, test } from 'vitest';
-import { address, isDeadboltError, RELAY_LIMITS, type InboundFrame, type TransportState } from '@deadbolt/spec';
+import { address, isDeadboltError, RELAY_LIMITS, type InboundFrame, type RelayFrame, type TransportState } from '@deadbolt/spec';
 import { createWebSocketTransport, type WebSocketTransportOptions } from '../../src/index.js';
 import { prepareSendRequests } from '../../src/websocket-transport.js';
 import { auth, defaultAnswer, fakeWebSocket, HELLO, until, type Script } from '../helpers/fake-socket.js';
@@ -363,6 +363,134 @@ describe('websocket transport: reconnecting', () => {
     await until(() => sockets[0]!.kinds().includes('ack'), 'the ACK');
     const ack = sockets[0]!.received.find((r) => r.frame.kind === 'ack')!;
     expect(ack.frame).toEqual({ kind: 'ack', ids: ['good'] });
+    await transport.close();
+  });
+});
+
+describe('websocket transport: device lists, shared sends, provisioning', () => {
+  const carol = address('carol', 'phone');
+
+  test('a shared send to 2,500 devices goes as three SEND_SHARED requests carrying the same frame and each listVersion', async () => {
+    const { transport, sockets } = setup();
+    await transport.connect(auth);
+    const recipients = Array.from({ length: 2500 }, (_, i) => ({ to: address('bob', `d${i}`), listVersion: 7 }));
+    await transport.sendShared(recipients, new Uint8Array([1, 2, 3]));
+    const shared = sockets[0]!.received.flatMap((r) => (r.frame.kind === 'send-shared' ? [r.frame] : []));
+    expect(shared.map((f) => f.recipients.length)).toEqual([1000, 1000, 500]);
+    expect(shared.every((f) => f.frame.join() === '1,2,3' && f.recipients.every((r) => r.listVersion === 7))).toBe(true);
+    expect(shared.flatMap((f) => f.recipients.map((r) => r.to.deviceId))).toEqual(recipients.map((r) => r.to.deviceId));
+    await transport.close();
+  });
+
+  test('DEVICE_MISMATCH answers reject the send once, merged over its requests, and nothing is written again', async () => {
+    const { transport, sockets } = setup({
+      onRequest(socket, request) {
+        if (request.frame.kind === 'send') {
+          const first = request.frame.messages[0]!.to.userId;
+          return socket.answer(request.requestId, first === 'bob' ? { kind: 'device-mismatch', users: [{ userId: 'bob', listVersion: 4 }] } : { kind: 'ok' });
+        }
+        if (request.frame.kind === 'send-shared') return socket.answer(request.requestId, { kind: 'device-mismatch', users: [{ userId: 'carol', listVersion: 0 }] });
+        defaultAnswer(socket, request);
+      },
+    });
+    await transport.connect(auth);
+    // 1,001 messages: two SEND requests, each answered DEVICE_MISMATCH for its first user.
+    const messages = [...Array.from({ length: 1000 }, () => ({ to: bob, listVersion: 3, frame: new Uint8Array([1]) })), { to: carol, frame: new Uint8Array([2]) }];
+    const e = await rejection(transport.send(messages));
+    expect(isDeadboltError(e, 'DEVICE_MISMATCH') && [e.kind, e.details]).toEqual(['transport', { users: [{ userId: 'bob', listVersion: 4 }] }]);
+    const e2 = await rejection(transport.sendShared([{ to: carol, listVersion: 2 }], new Uint8Array([1])));
+    expect(isDeadboltError(e2, 'DEVICE_MISMATCH') && e2.details).toEqual({ users: [{ userId: 'carol', listVersion: 0 }] });
+    expect(sockets[0]!.kinds().filter((k) => k === 'send' || k === 'send-shared')).toEqual(['send', 'send', 'send-shared']);
+    expect(transport.state).toBe('connected');
+    await transport.close();
+  });
+
+  test('REVOKED when reconnecting: no more attempts, the waiting send rejects with RELAY_REJECTED REVOKED, the state returns to idle', async () => {
+    let auths = 0;
+    const { transport, sockets, clock, states } = setup({
+      onRequest(socket, request) {
+        if (request.frame.kind === 'auth' && ++auths > 1) return socket.answer(request.requestId, { kind: 'error', code: 'REVOKED', retryAfterMs: 0, message: 'not listed' });
+        if (request.frame.kind === 'send') return; // unanswered: it waits across the drop
+        defaultAnswer(socket, request);
+      },
+    });
+    await transport.connect(auth);
+    const sending = transport.send(one);
+    await until(() => sockets[0]!.kinds().includes('send'), 'the SEND written');
+    sockets[0]!.drop(); // the relay closed the socket (4004) when the list changed
+    await until(() => clock.pending().some((ms) => ms < 1000), 'the reconnect timer');
+    clock.fire((ms) => ms < 1000);
+    const e = await rejection(sending);
+    expect(isDeadboltError(e, 'RELAY_REJECTED') && e.details).toEqual({ code: 'REVOKED' });
+    expect(transport.state).toBe('idle');
+    expect(states).toEqual(['connecting', 'connected', 'reconnecting', 'idle']);
+    expect(clock.pending().filter((ms) => ms < 1000)).toEqual([]);
+    expect(sockets).toHaveLength(2);
+    // connect is refused the same way, at once (never retried).
+    const again = await rejection(transport.connect(auth));
+    expect(isDeadboltError(again, 'RELAY_REJECTED') && again.details).toEqual({ code: 'REVOKED' });
+    expect(sockets).toHaveLength(3);
+    await transport.close();
+  });
+
+  test('provisionTake without connect: its own socket, HELLO then PROVISION_TAKE (never AUTH), closed once answered', async () => {
+    const sealed = new Uint8Array(300).fill(5);
+    const { transport, sockets } = setup({
+      onRequest(socket, request) {
+        if (request.frame.kind === 'provision-take') return socket.answer(request.requestId, { kind: 'provision', sealed });
+        defaultAnswer(socket, request);
+      },
+    });
+    const channel = new Uint8Array(16).fill(9);
+    expect(await transport.provisionTake(channel, 25_000)).toEqual(sealed);
+    expect(sockets).toHaveLength(1);
+    expect(sockets[0]!.kinds()).toEqual(['provision-take']);
+    expect(sockets[0]!.received[0]!.frame).toEqual({ kind: 'provision-take', channel, waitMs: 25_000 });
+    expect(sockets[0]!.readyState).toBe(3);
+    expect(transport.state).toBe('idle');
+    await transport.close();
+  });
+
+  test('provisionTake: an empty PROVISION is undefined; a refusal is typed; a HELLO from another relay is refused before the take; close() ends it with CLOSED', async () => {
+    let answer: RelayFrame | undefined = { kind: 'provision', sealed: undefined };
+    const { transport, sockets } = setup(
+      {
+        onRequest(socket, request) {
+          if (request.frame.kind === 'provision-take' && answer) socket.answer(request.requestId, answer);
+        },
+      },
+      { relayId: 'fake-relay' },
+    );
+    expect(await transport.provisionTake(new Uint8Array(16), 0)).toBeUndefined();
+    answer = { kind: 'error', code: 'RATE_LIMITED', retryAfterMs: 900, message: 'slow down' };
+    const limited = await rejection(transport.provisionTake(new Uint8Array(16), 0));
+    expect(isDeadboltError(limited, 'RATE_LIMITED') && limited.details).toEqual({ retryAfterMs: 900 });
+    answer = undefined; // the relay keeps it waiting
+    const waiting = transport.provisionTake(new Uint8Array(16), 30_000);
+    await until(() => sockets.length === 3 && sockets[2]!.kinds().includes('provision-take'), 'the third take written');
+    await transport.close();
+    expect(isDeadboltError(await rejection(waiting), 'CLOSED')).toBe(true);
+    expect(sockets[2]!.readyState).toBe(3);
+
+    const other = setup({}, { relayId: 'relay.example' });
+    const e = await rejection(other.transport.provisionTake(new Uint8Array(16), 0));
+    expect(isDeadboltError(e, 'TRANSPORT_FAILED')).toBe(true);
+    expect(other.sockets[0]!.kinds()).toEqual([]);
+    await other.transport.close();
+  });
+
+  test('fetchBundles returns the bundles and the device list as fresh arrays', async () => {
+    const list = new Uint8Array(200).fill(4);
+    const { transport } = setup({
+      onRequest(socket, request) {
+        if (request.frame.kind === 'fetch-bundles') return socket.answer(request.requestId, { kind: 'bundles', bundles: [new Uint8Array([1, 2])], deviceList: list });
+        defaultAnswer(socket, request);
+      },
+    });
+    await transport.connect(auth);
+    const entry = await transport.fetchBundles('bob');
+    expect(entry).toEqual({ bundles: [new Uint8Array([1, 2])], deviceList: list });
+    expect(entry.deviceList!.buffer.byteLength).toBe(200);
     await transport.close();
   });
 });

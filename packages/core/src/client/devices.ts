@@ -1,0 +1,269 @@
+/**
+ * The client's side of multiple devices (docs/protocol.md §3.3, §3.4, §11.4): keeping
+ * device lists in step with the relay's directory, publishing this user's list, linking
+ * and revoking devices.
+ *
+ * The relay serves lists; it cannot make one. Every list is verified by the session
+ * manager under the account key this device trusts before anything uses it, so a relay
+ * that adds a device to a user's directory gets a `device-rejected` report, never a
+ * session.
+ *
+ * @module
+ */
+import {
+  isDeadboltError,
+  UsageError,
+  deviceId as toDeviceId,
+  userId as toUserId,
+  type Address,
+  type ErrorCode,
+  type StorageAdapter,
+  type TransportAdapter,
+  type UserId,
+} from '@deadbolt/spec';
+import { createDefaultCryptoProvider } from '#crypto-default';
+import type { CryptoProvider } from '../crypto/provider.js';
+import { verifyDeviceCertificate } from '../protocol/device-certificate.js';
+import { decodePrekeyBundle } from '../protocol/prekey-bundle.js';
+import type { DeviceListEntry } from '../protocol/device-list.js';
+import { createDeviceLinkRequest, type PendingDeviceLink } from '../session/device-link-request.js';
+import { createEncryptedStorage } from '../storage/encrypted-storage.js';
+import type { SessionManager } from '../session/session-manager.js';
+import { resolveStorage, resolveTransport, type AdapterConfig, type ModuleLoader } from './adapter-config.js';
+
+/** Bundles taken from one directory answer (the protocol's device list limit). */
+export const MAX_DEVICES_PER_USER = 32;
+/** How long a link code is good for at the relay (docs/relay-protocol.md PROVISION). */
+export const LINK_LIFETIME_MS = 10 * 60_000;
+
+/** One of this user's devices. */
+export interface DeviceInfo {
+  readonly deviceId: string;
+  /** Whether it is the device this client runs on. */
+  readonly thisDevice: boolean;
+}
+
+/** What the device functions need from the client. */
+export interface DeviceContext {
+  readonly self: Address;
+  readonly sessions: SessionManager;
+  readonly transport: TransportAdapter;
+  /** A device the directory offered that is not (or no longer) one of the user's. */
+  rejected(userId: UserId, deviceId: string, reason: ErrorCode): void;
+  /** A user's device list changed; `removed` lost their sessions. */
+  changed(userId: UserId, listVersion: number, removed: readonly Address[]): void;
+  /** A background failure worth reporting. */
+  error(e: unknown): void;
+}
+
+/**
+ * Brings one user's devices in step with the relay's directory: applies the user's list
+ * (when the relay has one: verified, a rollback ignored), then starts sessions with every
+ * listed device this device has none with. Returns the devices it now has sessions with.
+ * A bundle the list does not cover (or that fails to verify) is skipped and reported; if
+ * every bundle fails and no session remains, the (typed) reason is thrown.
+ */
+export async function refreshDevices(ctx: DeviceContext, user: UserId): Promise<Address[]> {
+  const entry = await ctx.transport.fetchBundles(user);
+  if (entry.deviceList !== undefined) {
+    try {
+      const applied = await ctx.sessions.applyDeviceList(user, entry.deviceList);
+      if (applied.changed) ctx.changed(user, applied.list.listVersion, applied.removed);
+    } catch (e) {
+      // A list that does not verify (forged, another key, equivocation) is not used; the
+      // stored list, if any, keeps governing which bundles are accepted below.
+      ctx.error(e);
+      if (isDeadboltError(e, 'UNTRUSTED_IDENTITY')) throw e;
+    }
+  }
+  const known = new Set((await ctx.sessions.devices(user)).map((a) => a.deviceId));
+  let lastError: unknown;
+  for (const bytes of entry.bundles.slice(0, MAX_DEVICES_PER_USER)) {
+    // One bad bundle (forged, malformed, unlisted, an untrusted key) never stops the others.
+    try {
+      const bundle = decodePrekeyBundle(bytes);
+      const cert = bundle.certificate;
+      if (cert.userId !== user) continue; // a directory answering for someone else
+      if (cert.userId === ctx.self.userId && cert.deviceId === ctx.self.deviceId) continue;
+      if (known.has(cert.deviceId)) continue;
+      await ctx.sessions.processBundle(bundle);
+    } catch (e) {
+      lastError = e;
+      if (isDeadboltError(e, 'DEVICE_NOT_CURRENT')) ctx.rejected(user, e.details.deviceId, 'DEVICE_NOT_CURRENT');
+      else ctx.error(e);
+    }
+  }
+  const devices = await ctx.sessions.devices(user);
+  if (devices.length === 0 && lastError !== undefined) throw lastError;
+  return devices;
+}
+
+/** The device list version to name in a send to `user` (0 when none is known). */
+export async function listVersionOf(sessions: SessionManager, user: UserId): Promise<number> {
+  return (await sessions.deviceList(user))?.listVersion ?? 0;
+}
+
+/**
+ * Makes sure the relay has this user's device list (§3.3). When the relay has one, it is
+ * applied (this device learns of devices added or revoked elsewhere). When it has none
+ * (a new user, or devices of earlier versions) and this device holds the account key, the
+ * next list is published: this device and every device the directory offers that carries
+ * a valid certificate of this account, so publishing never drops a working device.
+ */
+export async function ensureOwnDeviceList(ctx: DeviceContext): Promise<void> {
+  const user = ctx.self.userId;
+  let entry: Awaited<ReturnType<TransportAdapter['fetchBundles']>>;
+  try {
+    entry = await ctx.transport.fetchBundles(user);
+  } catch (e) {
+    if (!isDeadboltError(e, 'UNKNOWN_USER')) throw e;
+    entry = { bundles: [], deviceList: undefined };
+  }
+  if (entry.deviceList !== undefined) {
+    const applied = await ctx.sessions.applyDeviceList(user, entry.deviceList);
+    if (applied.changed) ctx.changed(user, applied.list.listVersion, applied.removed);
+    return;
+  }
+  const me = await ctx.sessions.certificate();
+  const devices = new Map<string, DeviceListEntry>([[me.deviceId, { deviceId: me.deviceId, signingKey: me.signingKey, identityKey: me.identityKey }]]);
+  for (const bytes of entry.bundles.slice(0, MAX_DEVICES_PER_USER)) {
+    try {
+      const cert = decodePrekeyBundle(bytes).certificate;
+      if (cert.userId !== user || devices.has(cert.deviceId) || !sameKey(cert.accountKey, me.accountKey)) continue;
+      await verifyDeviceCertificate(ctx.sessions.crypto, cert);
+      devices.set(cert.deviceId, { deviceId: cert.deviceId, signingKey: cert.signingKey, identityKey: cert.identityKey });
+    } catch (e) {
+      ctx.error(e);
+    }
+  }
+  let list;
+  try {
+    list = await ctx.sessions.signDeviceList([...devices.values()]);
+  } catch (e) {
+    if (isDeadboltError(e, 'NOT_INITIALIZED')) return; // a linked device without the account key cannot publish
+    throw e;
+  }
+  await ctx.transport.publishDeviceList(list.encoded);
+  const applied = await ctx.sessions.applyDeviceList(user, list.encoded);
+  if (applied.changed) ctx.changed(user, applied.list.listVersion, applied.removed);
+}
+
+const sameKey = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
+
+/** This user's devices, from its newest device list (this device alone if there is none). */
+export async function ownDevices(ctx: Pick<DeviceContext, 'self' | 'sessions'>): Promise<DeviceInfo[]> {
+  const list = await ctx.sessions.deviceList(ctx.self.userId);
+  const ids = list?.devices.map((d) => d.deviceId as string) ?? [ctx.self.deviceId];
+  return ids.map((deviceId) => ({ deviceId, thisDevice: deviceId === ctx.self.deviceId }));
+}
+
+/**
+ * Approves a new device from its link code (§3.4): publishes the next device list with it,
+ * applies it here, and leaves the sealed answer at the relay for the new device.
+ */
+export async function approveDevice(ctx: DeviceContext, code: string, options: { readonly canManageDevices?: boolean } = {}): Promise<DeviceInfo> {
+  const approval = await ctx.sessions.approveLink(code, options);
+  await ctx.transport.publishDeviceList(approval.deviceList.encoded);
+  const applied = await ctx.sessions.applyDeviceList(ctx.self.userId, approval.deviceList.encoded);
+  if (applied.changed) ctx.changed(ctx.self.userId, applied.list.listVersion, applied.removed);
+  await ctx.transport.provisionPut(approval.channel, approval.sealed);
+  return { deviceId: approval.device.deviceId, thisDevice: false };
+}
+
+/** Revokes one of this user's devices: publishes the next list without it (§3.4). */
+export async function revokeDevice(ctx: DeviceContext, deviceId: string): Promise<void> {
+  const id = toDeviceId(deviceId);
+  const list = await ctx.sessions.deviceList(ctx.self.userId);
+  if (list === undefined || !list.devices.some((d) => d.deviceId === id)) {
+    throw new UsageError('INVALID_ARGUMENT', { message: 'no such device in this user\'s device list', details: { field: 'deviceId', expected: 'a listed device' } });
+  }
+  const next = await ctx.sessions.signDeviceList(list.devices.filter((d) => d.deviceId !== id));
+  await ctx.transport.publishDeviceList(next.encoded);
+  const applied = await ctx.sessions.applyDeviceList(ctx.self.userId, next.encoded);
+  if (applied.changed) ctx.changed(ctx.self.userId, applied.list.listVersion, applied.removed);
+}
+
+/** Options of {@link linkDevice}. */
+export interface LinkDeviceOptions {
+  /** The user this device joins. */
+  readonly userId: string;
+  /** This new device's id (not yet in the user's list). */
+  readonly deviceId: string;
+  /** An empty store: it receives the identity once linking completes. */
+  readonly storage: StorageAdapter | AdapterConfig;
+  /** Encryption at rest, as for `createClient` (pass the same key to it afterwards). */
+  readonly encryptionKey?: Uint8Array;
+  /** A transport to the user's relay (used without authenticating). */
+  readonly transport: TransportAdapter | AdapterConfig;
+  readonly crypto?: CryptoProvider;
+  readonly loadModule?: ModuleLoader;
+  /** How long to wait for the approval, in ms (default and maximum: 10 minutes). */
+  readonly timeoutMs?: number;
+}
+
+/** A link in progress on the new device. */
+export interface DeviceLink {
+  /** Show this (as a QR code, or text to copy) to a device of the same user. */
+  readonly code: string;
+  /**
+   * Resolves once a device of the user approved this one and its identity is stored:
+   * then create the client on the same storage and start it. Rejects when the time runs
+   * out, the answer does not check out, or {@link DeviceLink.cancel} was called.
+   */
+  readonly completed: Promise<void>;
+  /** Stops waiting. */
+  cancel(): void;
+  /** The resolved storage and transport, to hand to `createClient` afterwards. */
+  readonly storage: StorageAdapter;
+  readonly transport: TransportAdapter;
+}
+
+/**
+ * Starts linking this (new) device to an existing user (docs/protocol.md §3.4).
+ *
+ * @example
+ * ```ts
+ * const link = await linkDevice({ userId: 'alice', deviceId: 'laptop', storage, transport });
+ * showQrCode(link.code); // the phone scans it and calls client.approveDevice(code)
+ * await link.completed;
+ * const client = await createClient({ userId: 'alice', deviceId: 'laptop', storage: link.storage, transport: link.transport });
+ * await client.start();
+ * ```
+ */
+export async function linkDevice(options: LinkDeviceOptions): Promise<DeviceLink> {
+  const crypto = options.crypto ?? createDefaultCryptoProvider();
+  const resolved = await resolveStorage(options.storage, options.loadModule);
+  // The identity is written sealed when a key is given; `storage` (returned) stays the
+  // adapter itself, to hand to createClient with the same key.
+  const sealedStore = options.encryptionKey === undefined ? resolved : createEncryptedStorage(resolved, { key: options.encryptionKey, crypto });
+  const transport = await resolveTransport(options.transport, options.loadModule);
+  const timeoutMs = Math.min(Math.max(0, options.timeoutMs ?? LINK_LIFETIME_MS), LINK_LIFETIME_MS);
+  const pending: PendingDeviceLink = await createDeviceLinkRequest({ storage: sealedStore, crypto, userId: toUserId(options.userId), deviceId: toDeviceId(options.deviceId) });
+  let cancelled = false;
+  const deadline = Date.now() + timeoutMs;
+  const completed = (async () => {
+    // Bounded: one long poll at a time, until the answer, the deadline or cancel().
+    while (!cancelled) {
+      const left = deadline - Date.now();
+      if (left <= 0) break;
+      const sealed = await transport.provisionTake(pending.channel, Math.min(left, 25_000));
+      if (cancelled) break;
+      if (sealed !== undefined) {
+        await pending.complete(sealed);
+        return;
+      }
+    }
+    if (cancelled) throw new UsageError('CLOSED', { message: 'linking was cancelled', details: { what: 'device link' } });
+    throw new UsageError('INVALID_ARGUMENT', { message: 'no device approved the link code in time', details: { field: 'code', expected: 'an approval within the time limit' } });
+  })();
+  return {
+    code: pending.code,
+    completed,
+    cancel: () => {
+      cancelled = true;
+    },
+    storage: resolved,
+    transport,
+  };
+}
+

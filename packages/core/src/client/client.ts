@@ -469,6 +469,7 @@ export async function createClient(options: ClientOptions): Promise<Client> {
       sign: (relayId, challenge) => sessions.signRelayChallenge(relayId, challenge),
       ...(options.registrationToken !== undefined ? { token: options.registrationToken } : {}),
     });
+    groupLayer.resume(); // group payloads a crash left in the inbox (in the background)
     if (!(await storage.get(['prekey-meta']))) await replenish(batch);
     else await prekeyQueue.run(publishPending);
     // This user's signed device list: learnt from the relay, or published (§3.3).

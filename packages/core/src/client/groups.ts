@@ -31,6 +31,7 @@ import {
   isDeadboltError,
   ProtocolError,
   UsageError,
+  deviceId as toDeviceId,
   userId as toUserId,
   type Address,
   type ErrorCode,
@@ -42,9 +43,12 @@ import {
   type UserId,
 } from '@deadbolt/spec';
 import { fromHex, toHex, utf8 } from '../codec/bytes.js';
+import { ByteReader } from '../codec/reader.js';
+import { ByteWriter } from '../codec/writer.js';
 import { equalBytes } from '../crypto/checks.js';
 import type { CryptoProvider } from '../crypto/provider.js';
 import { createGroupEngine, type GroupEngine, type GroupEvent } from '../group/group-engine.js';
+import { isRetryable } from '../group/group-errors.js';
 import { groupIdHex, type GroupId } from '../group/group-id.js';
 import { createGroupManager, type GroupDecryptResult, type GroupManager, type NewGroupMember } from '../group/group-manager.js';
 import { decodeGroupMessage } from '../group/group-message.js';
@@ -222,6 +226,11 @@ export interface ClientGroups {
   devicesChanged(userId: UserId): void;
   /** A device started a session with this one (the client's `session-established`). */
   sessionEstablished(peer: Address): void;
+  /**
+   * Processes what a crash left in the group inbox, in the background (failures are
+   * reported; the next group operation tries again).
+   */
+  resume(): void;
   /** Stops timers; nothing runs afterwards. */
   close(): void;
 }
@@ -240,6 +249,15 @@ const MAX_KEY_TIMERS = 256;
 const UNREACHABLE_MS = 60_000;
 const MAX_UNREACHABLE = 4096;
 const MAX_GROUPS_LISTED = 10_000;
+/**
+ * Group messages kept for groups not known yet, across all groups (the oldest goes first):
+ * a welcome whose frame failed and comes again after them. Small, so a relay inventing
+ * groups can only churn it.
+ */
+const MAX_ORPHANS = 64;
+/** When the inbox could not be processed (a storage failure): first retry, doubling to the maximum. */
+const RETRY_INITIAL_MS = 500;
+const RETRY_MAX_MS = 30_000;
 const GROUP_ID_HEX = /^[0-9a-f]{64}$/;
 
 const addressKey = (a: { readonly userId: string; readonly deviceId: string }): string => `${a.userId}\n${a.deviceId}`;
@@ -302,6 +320,19 @@ export function createClientGroups(ctx: GroupContext): ClientGroups {
   let initialized: Promise<void> | undefined;
   let ownAccountKey: Uint8Array | undefined;
   let closed = false;
+  /** Orphans stored (read at the first run); the one being retried, deleted with its decrypt. */
+  let orphanCount = 0;
+  let retrying: StorageOp | undefined;
+  let seqCounter = 0;
+  /**
+   * Set when an inbox entry may have been written and not processed yet (a pairwise batch
+   * carried one, or a pass failed): the next run processes the inbox first, and a timer
+   * retries in case nothing else comes (its frame is acknowledged as a duplicate when it
+   * comes again, SECURITY.md D24).
+   */
+  let dirty = false;
+  let retryTimer: ReturnType<typeof setTimeout> | undefined;
+  let retryDelay = RETRY_INITIAL_MS;
 
   const engine: GroupEngine = createGroupEngine({
     groups: manager,
@@ -375,8 +406,10 @@ export function createClientGroups(ctx: GroupContext): ClientGroups {
     const versions = new Map<string, number>();
     for (const m of head.members) {
       const bad = await keyUntrusted(m);
-      versions.set(m.userId, (await readDeviceList(m.userId))?.listVersion ?? 0);
-      const list = bad ? undefined : await listUnder(m.userId, m.accountKey);
+      const stored = await readDeviceList(m.userId);
+      versions.set(m.userId, stored?.listVersion ?? 0);
+      // A list under another key than the member's says nothing about its devices.
+      const list = !bad && stored !== undefined && equalBytes(stored.accountKey, m.accountKey) ? stored : undefined;
       for (const d of m.devices) if (bad || (list !== undefined && !listsDevice(list, d))) excluded.push(d);
     }
     return { excluded, versions };
@@ -406,7 +439,11 @@ export function createClientGroups(ctx: GroupContext): ClientGroups {
     };
     decrypted.set(decryptedKey(r), message);
     if (decrypted.size > MAX_PENDING_EVENTS) decrypted.delete(decrypted.keys().next().value as string);
-    return [messageOp(message, content.messageId), indexOp(gid, receivedAt)];
+    const ops = [messageOp(message, content.messageId), indexOp(gid, receivedAt)];
+    // An orphan being retried leaves in the same batch as its decrypt (exactly once).
+    if (retrying) ops.push(retrying);
+    retrying = undefined;
+    return ops;
   }
 
   // --- pairwise delivery ----------------------------------------------------------------------
@@ -498,15 +535,106 @@ export function createClientGroups(ctx: GroupContext): ClientGroups {
         initialized = undefined;
         throw e;
       }));
+      if (dirty) await drainNow();
       return fn();
     });
   }
 
   async function initialize(): Promise<void> {
     ownAccountKey = (await sessions.certificate()).accountKey;
-    await dispatch(await engine.drainInbox());
+    orphanCount = (await storage.range(historyKeys.groupOrphans(), { limit: MAX_ORPHANS + 1 })).length;
+    await drainNow();
     // Groups left with messages waiting for a key (a distribution lost to a crash or the relay).
     for (const gid of await indexedGroups()) if ((await manager.store.held(gid)).length > 0) scheduleKeyRequest(gid);
+  }
+
+  /** Processes the inbox, then the orphans whose group it may have made known. */
+  async function drainNow(): Promise<void> {
+    dirty = false;
+    try {
+      await dispatch(await engine.drainInbox());
+      if (orphanCount > 0) await retryOrphans();
+    } catch (e) {
+      dirty = true;
+      armRetry();
+      throw e;
+    }
+    if (retryTimer !== undefined && !dirty) {
+      clearTimeout(retryTimer);
+      retryTimer = undefined;
+      retryDelay = RETRY_INITIAL_MS;
+    }
+  }
+
+  /** Makes sure the inbox is processed later even if nothing else arrives. */
+  function armRetry(): void {
+    if (closed || retryTimer !== undefined) return;
+    retryTimer = setTimeout(() => {
+      retryTimer = undefined;
+      if (closed || !dirty) return;
+      retryDelay = Math.min(retryDelay * 2, RETRY_MAX_MS);
+      run(async () => undefined).catch(() => armRetry());
+    }, retryDelay);
+    (retryTimer as { unref?: () => void }).unref?.();
+  }
+
+  // --- orphans: group messages for a group not known yet ------------------------------------
+
+  const orphanOp = (seq: string, from: Address, frame: Uint8Array): StorageOp => ({
+    type: 'put',
+    key: historyKeys.groupOrphan(seq),
+    value: sealRecord(crypto, ClientRecordType.GROUP_ORPHAN, new ByteWriter(64 + frame.length).u64(now()).string8(from.userId).string8(from.deviceId).bytes32(frame).finish()),
+  });
+  const readOrphan = (r: ByteReader): { from: Address; frame: Uint8Array } => {
+    r.u64('receivedAt');
+    const from = { userId: toUserId(r.string8('from.userId')), deviceId: toDeviceId(r.string8('from.deviceId')) };
+    return { from, frame: r.bytes32('frame', Limits.maxGroupMessage) };
+  };
+
+  /** Keeps a message of a group this device does not know yet (at most MAX_ORPHANS, oldest evicted). */
+  async function keepOrphan(from: Address, frame: Uint8Array): Promise<void> {
+    const seq = `${String(now()).padStart(16, '0')}-${String(seqCounter++ % 1e8).padStart(8, '0')}-${toHex(crypto.randomBytes(4))}`;
+    const stored = await storage.range(historyKeys.groupOrphans(), { limit: MAX_ORPHANS + 1 });
+    const evict = stored.slice(0, Math.max(0, stored.length + 1 - MAX_ORPHANS));
+    await storage.batch([orphanOp(seq, from, frame), ...evict.map((e): StorageOp => ({ type: 'delete', key: e.key }))]);
+    orphanCount = stored.length + 1 - evict.length;
+    for (const _ of evict) ctx.emit('group-rejected', { code: 'LIMIT_EXCEEDED' });
+  }
+
+  /** Retries the orphans whose group is known now, oldest first. */
+  async function retryOrphans(): Promise<void> {
+    const stored = await storage.range(historyKeys.groupOrphans(), { limit: MAX_ORPHANS + 1 });
+    orphanCount = stored.length;
+    for (const e of stored) {
+      const del: StorageOp = { type: 'delete', key: e.key };
+      let orphan: { from: Address; frame: Uint8Array };
+      let gid: string;
+      try {
+        orphan = openRecord(crypto, e.key, ClientRecordType.GROUP_ORPHAN, e.value, readOrphan);
+        gid = groupIdHex(decodeGroupMessage(orphan.frame).header.groupId);
+      } catch (err) {
+        if (!isDeadboltError(err) || err.kind === 'storage') throw err;
+        await storage.batch([del]);
+        orphanCount--;
+        continue;
+      }
+      if (!(await manager.store.meta(gid))) continue; // still unknown
+      retrying = del;
+      try {
+        const events = await engine.receiveGroupMessage(orphan.frame);
+        // Held for its key (or refused without a record): it is the engine's now.
+        if (retrying) await storage.batch([del]);
+        await dispatch(events);
+      } catch (err) {
+        if (isDeadboltError(err, 'DUPLICATE_MESSAGE') || (isDeadboltError(err) && (err.kind === 'protocol' || err.kind === 'codec'))) {
+          await storage.batch([del]);
+          if (!isDeadboltError(err, 'DUPLICATE_MESSAGE')) ctx.emit('group-rejected', { groupId: gid, from: orphan.from, code: err.code });
+        } else throw err;
+      } finally {
+        retrying = undefined;
+      }
+      orphanCount--;
+    }
   }
 
   /** Turns engine events into client events. */
@@ -577,7 +705,15 @@ export function createClientGroups(ctx: GroupContext): ClientGroups {
       // another sender's name, or forwarded, is refused before any cryptography).
       if (addressKey(header.sender) !== addressKey(frame.from)) throw new ProtocolError('SENDER_MISMATCH', { message: 'group message sender differs from the uploader' });
       const held = await run(async () => {
-        const events = await engine.receiveGroupMessage(frame.bytes);
+        let events: GroupEvent[];
+        try {
+          events = await engine.receiveGroupMessage(frame.bytes);
+        } catch (e) {
+          // A group not known (yet): kept, in a small bounded set, for when its welcome comes.
+          if (!isRetryable(e) || (await manager.store.meta(gid as string))) throw e;
+          await keepOrphan(frame.from, frame.bytes);
+          return false;
+        }
         await dispatch(events);
         return !events.some((e) => e.type === 'message-received');
       });
@@ -585,10 +721,6 @@ export function createClientGroups(ctx: GroupContext): ClientGroups {
       if (held) scheduleKeyRequest(gid);
     } catch (e) {
       if (isDeadboltError(e, 'DUPLICATE_MESSAGE')) return; // already processed: acknowledge, no second event
-      // A group this device does not know is dropped, not held: the relay could otherwise
-      // fill the store with messages for invented groups. Frames arrive in mailbox order,
-      // after the welcome that preceded them; a crash leaves the welcome in the inbox,
-      // which is processed before any group message (initialize).
       if (isDeadboltError(e) && (e.kind === 'protocol' || e.kind === 'codec')) {
         ctx.emit('group-rejected', gid === undefined ? { from: frame.from, code: e.code } : { groupId: gid, from: frame.from, code: e.code });
         return;
@@ -836,15 +968,26 @@ export function createClientGroups(ctx: GroupContext): ClientGroups {
 
   return {
     api,
-    inboxOps: (result, payload) => [engine.inboxOp(result.senderCertificate, payload)],
-    drain: () => run(async () => dispatch(await engine.drainInbox())),
+    inboxOps: (result, payload) => {
+      dirty = true;
+      armRetry();
+      return [engine.inboxOp(result.senderCertificate, payload)];
+    },
+    drain: () => run(drainNow),
     receive,
     devicesChanged: scheduleSync,
     sessionEstablished: (peer) => scheduleSync(peer.userId),
+    resume() {
+      run(async () => undefined).catch((e: unknown) => {
+        if (!closed) ctx.error(e);
+      });
+    },
     close() {
       closed = true;
       for (const t of keyTimers.values()) clearTimeout(t);
       keyTimers.clear();
+      if (retryTimer !== undefined) clearTimeout(retryTimer);
+      retryTimer = undefined;
     },
   };
 }

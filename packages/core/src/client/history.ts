@@ -14,6 +14,7 @@
  * ["client", "pending-upload"]           an encoded PrekeyUpload not yet acknowledged (type 18)
  * ["group-msg", hex(groupId), sortKey]   StoredMessage record of a group conversation (type 19)
  * ["group-conv", hex(groupId)]           ConversationRecord of a group this device created or joined (type 20)
+ * ["group-orphan", seq]                  a group message for a group not known yet (type 21, groups.ts)
  *
  * StoredMessage      = messageId[16] | direction u8 (1 incoming, 2 outgoing) | senderUser string8
  *                    | senderDevice string8 | sentAt u64 | receivedAt u64 | status u8 | flags u8 | body bytes32
@@ -29,7 +30,7 @@ import { toHex } from '../codec/bytes.js';
 import { ByteWriter } from '../codec/writer.js';
 
 /** Client record types (continuing the core record types of §7.1). */
-export const ClientRecordType = Object.freeze({ MESSAGE: 16, CONVERSATION: 17, PENDING_UPLOAD: 18, GROUP_MESSAGE: 19, GROUP_CONVERSATION: 20 });
+export const ClientRecordType = Object.freeze({ MESSAGE: 16, CONVERSATION: 17, PENDING_UPLOAD: 18, GROUP_MESSAGE: 19, GROUP_CONVERSATION: 20, GROUP_ORPHAN: 21 });
 
 /** Delivery state of an outgoing message. */
 export type DeliveryStatus = 'received' | 'pending' | 'sent' | 'failed';
@@ -80,6 +81,8 @@ export const historyKeys = Object.freeze({
   groupMessages: (groupIdHex: string): string[] => ['group-msg', groupIdHex],
   groupConversation: (groupIdHex: string): string[] => ['group-conv', groupIdHex],
   groupConversations: (): string[] => ['group-conv'],
+  groupOrphan: (seq: string): string[] => ['group-orphan', seq],
+  groupOrphans: (): string[] => ['group-orphan'],
 });
 
 export function encodeStoredMessage(m: Omit<StoredMessage, 'conversation'>, messageId: Uint8Array): Uint8Array {

@@ -1,0 +1,221 @@
+/**
+ * The slice of the W3C `RTCPeerConnection` API this transport uses, so that any
+ * implementation can be injected: the browser's own, node-datachannel's polyfill
+ * (libdatachannel) or werift (pure TypeScript) in Node, or a test double.
+ *
+ * Reading the remote DTLS certificate's fingerprint is not uniformly exposed, so
+ * {@link readRemoteFingerprint} tries, in order: an implementation's own hook (see
+ * {@link nodeDatachannelImplementation}), the standard
+ * `RTCDtlsTransport.getRemoteCertificates()`, werift's DTLS socket, and the `certificate`
+ * entries of `getStats()`.
+ *
+ * @module
+ */
+import { certificateFingerprint, parseFingerprintValue, type DtlsFingerprint } from './sdp.js';
+
+// Implementations type their events differently (DOM events, werift's, node-datachannel's):
+// `any` here is what lets each be passed without a cast. The transport reads only
+// `channel` (datachannel events) and `data` (message events).
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnyEvent = any;
+
+/** A data channel, as the transport uses it. */
+export interface RTCDataChannelLike {
+  readonly label: string;
+  readonly readyState: string;
+  readonly bufferedAmount: number;
+  bufferedAmountLowThreshold: number;
+  binaryType?: string;
+  onopen: ((ev: AnyEvent) => void) | null | undefined;
+  onclose: ((ev: AnyEvent) => void) | null | undefined;
+  onerror: ((ev: AnyEvent) => void) | null | undefined;
+  onmessage: ((ev: AnyEvent) => void) | null | undefined;
+  send(data: AnyEvent): void;
+  close(): void;
+  addEventListener?(type: string, listener: (ev: AnyEvent) => void): void;
+  removeEventListener?(type: string, listener: (ev: AnyEvent) => void): void;
+}
+
+/** A session description as exchanged. */
+export interface SessionDescriptionLike {
+  readonly type: string;
+  readonly sdp?: string | undefined;
+}
+
+/** An ICE server (W3C `RTCIceServer`). */
+export interface IceServer {
+  /** `stun:host:port`, `turn:host:port?transport=udp|tcp`, `turns:host:port`. */
+  readonly urls: string | readonly string[];
+  readonly username?: string;
+  readonly credential?: string;
+}
+
+/** The configuration the transport passes to the constructor (a subset of `RTCConfiguration`). */
+export interface PeerConnectionConfig {
+  readonly iceServers: IceServer[];
+  /** `relay` in the privacy mode: only TURN-relayed candidates are gathered and used. */
+  readonly iceTransportPolicy: 'all' | 'relay';
+}
+
+/** A peer connection, as the transport uses it. */
+export interface RTCPeerConnectionLike {
+  readonly connectionState: string;
+  readonly iceGatheringState: string;
+  readonly localDescription: SessionDescriptionLike | null;
+  onconnectionstatechange: ((ev: AnyEvent) => void) | null | undefined;
+  onicegatheringstatechange: ((ev: AnyEvent) => void) | null | undefined;
+  ondatachannel: ((ev: AnyEvent) => void) | null | undefined;
+  createDataChannel(label: string, init?: { ordered?: boolean }): RTCDataChannelLike;
+  createOffer(): Promise<SessionDescriptionLike>;
+  createAnswer(): Promise<SessionDescriptionLike>;
+  setLocalDescription(description?: AnyEvent): Promise<void>;
+  setRemoteDescription(description: AnyEvent): Promise<void>;
+  getStats?(): Promise<AnyEvent>;
+  close(): void;
+}
+
+/** An `RTCPeerConnection` class. */
+export type RTCPeerConnectionConstructor = new (config: PeerConnectionConfig) => RTCPeerConnectionLike;
+
+/**
+ * Reads the fingerprint of the certificate the remote end presented on the connected DTLS
+ * transport, for implementations whose standard API does not expose it. Returns
+ * `undefined` when it cannot tell.
+ */
+export type RemoteFingerprintReader = (pc: RTCPeerConnectionLike, algorithm: string) => Promise<DtlsFingerprint | undefined> | DtlsFingerprint | undefined;
+
+/** An `RTCPeerConnection` implementation, and how to read its remote fingerprint if it is special. */
+export interface PeerConnectionImplementation {
+  readonly RTCPeerConnection: RTCPeerConnectionConstructor;
+  readonly remoteFingerprint?: RemoteFingerprintReader;
+}
+
+function toBytes(value: unknown): Uint8Array | undefined {
+  if (value instanceof ArrayBuffer) return new Uint8Array(value);
+  if (ArrayBuffer.isView(value)) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+  return undefined;
+}
+
+/**
+ * The fingerprint, under `algorithm`, of the certificate the remote end of `pc`'s
+ * connected DTLS transport presented, or `undefined` when the implementation does not
+ * expose it.
+ *
+ * @example
+ * ```ts
+ * const seen = await readRemoteFingerprint(pc, 'sha-256');
+ * if (seen && !fingerprintMatches(sdpFingerprints(remoteSdp), seen)) pc.close();
+ * ```
+ */
+export async function readRemoteFingerprint(pc: RTCPeerConnectionLike, algorithm: string, hook?: RemoteFingerprintReader): Promise<DtlsFingerprint | undefined> {
+  if (hook) {
+    const own = await hook(pc, algorithm);
+    if (own) return own;
+  }
+  const anyPc = pc as AnyEvent;
+  // W3C: RTCSctpTransport.transport is the RTCDtlsTransport; getRemoteCertificates() gives DER.
+  try {
+    const certs: unknown = anyPc.sctp?.transport?.getRemoteCertificates?.();
+    if (Array.isArray(certs)) {
+      const der = toBytes(certs[0]);
+      // node-datachannel's polyfill answers one empty buffer: not an answer.
+      if (der && der.byteLength > 0) return await certificateFingerprint(der, algorithm);
+    }
+  } catch {
+    // Not exposed here: try the next way.
+  }
+  // werift: the DTLS socket keeps the peer's DER certificate.
+  try {
+    const der = toBytes(anyPc.sctpTransport?.dtlsTransport?.dtls?.remoteCertificate);
+    if (der && der.byteLength > 0) return await certificateFingerprint(der, algorithm);
+  } catch {
+    // Not exposed here: try the next way.
+  }
+  // W3C stats: the transport's remoteCertificateId names a `certificate` entry with its fingerprint.
+  try {
+    if (typeof pc.getStats === 'function') {
+      const report = (await pc.getStats()) as { forEach(cb: (v: AnyEvent) => void): void; get?(id: string): AnyEvent };
+      const entries: AnyEvent[] = [];
+      report.forEach((v) => entries.push(v));
+      const transport = entries.find((e) => e?.type === 'transport' && typeof e.remoteCertificateId === 'string');
+      const cert = transport ? entries.find((e) => e?.type === 'certificate' && e.id === transport.remoteCertificateId) : undefined;
+      if (cert && typeof cert.fingerprint === 'string' && typeof cert.fingerprintAlgorithm === 'string') {
+        const value = parseFingerprintValue(cert.fingerprint);
+        if (value) return { algorithm: String(cert.fingerprintAlgorithm).toLowerCase(), value };
+      }
+    }
+  } catch {
+    // Not exposed here.
+  }
+  return undefined;
+}
+
+/** The parts of the `node-datachannel` module {@link nodeDatachannelImplementation} uses. */
+export interface NodeDatachannelModule {
+  // Loose on purpose: the module's own types (whatever their version) must fit without a
+  // cast; what comes back is checked at run time.
+  readonly PeerConnection: new (name: string, config: never) => { remoteFingerprint(): unknown };
+}
+
+/** The parts of the `node-datachannel/polyfill` module {@link nodeDatachannelImplementation} uses. */
+export interface NodeDatachannelPolyfillModule {
+  readonly RTCPeerConnection: new (config: never) => unknown;
+}
+
+/** A TURN or STUN URL in libdatachannel's object form (credentials never pass through a URL). */
+function nativeIceServer(url: string, server: IceServer): string | Record<string, unknown> {
+  const m = /^(stun|stuns|turn|turns):(\[[^\]]+\]|[^:?]+)(?::(\d+))?(?:\?transport=(udp|tcp))?$/i.exec(url);
+  if (!m) return url;
+  const scheme = (m[1] as string).toLowerCase();
+  const hostname = (m[2] as string).replace(/^\[|\]$/g, '');
+  const port = m[3] ? Number(m[3]) : scheme === 'turns' || scheme === 'stuns' ? 5349 : 3478;
+  if (scheme === 'stun' || scheme === 'stuns') return { hostname, port };
+  const relayType = scheme === 'turns' ? 'TurnTls' : m[4]?.toLowerCase() === 'tcp' ? 'TurnTcp' : 'TurnUdp';
+  return { hostname, port, relayType, ...(server.username !== undefined ? { username: server.username } : {}), ...(server.credential !== undefined ? { password: server.credential } : {}) };
+}
+
+/**
+ * The node-datachannel (libdatachannel) implementation, with its remote certificate
+ * fingerprint readable: the polyfill's `getRemoteCertificates()` is a stub, so the
+ * native connection is created here (the polyfill accepts it as `peerConnection`) and
+ * asked directly. libdatachannel's own fingerprint verification is never disabled.
+ *
+ * @example
+ * ```ts
+ * import * as ndc from 'node-datachannel';
+ * import * as polyfill from 'node-datachannel/polyfill';
+ * const transport = createWebRtcTransport({ fallback, ...nodeDatachannelImplementation(ndc, polyfill) });
+ * ```
+ */
+export function nodeDatachannelImplementation(ndc: NodeDatachannelModule, polyfill: NodeDatachannelPolyfillModule): PeerConnectionImplementation {
+  const natives = new WeakMap<object, { remoteFingerprint(): unknown }>();
+  let counter = 0;
+  const Base = polyfill.RTCPeerConnection as unknown as new (config: Record<string, unknown>) => object;
+  class DeadboltNodeDatachannelPeerConnection extends Base {
+    constructor(config: PeerConnectionConfig) {
+      const iceServers = (config.iceServers ?? []).flatMap((s) => (typeof s.urls === 'string' ? [s.urls] : [...s.urls]).map((u) => nativeIceServer(u, s)));
+      const native = new ndc.PeerConnection(`deadbolt-${++counter}`, {
+        iceServers,
+        iceTransportPolicy: config.iceTransportPolicy,
+        disableFingerprintVerification: false,
+      } as never);
+      super({ iceServers: [], iceTransportPolicy: config.iceTransportPolicy, peerConnection: native });
+      natives.set(this, native);
+    }
+  }
+  return {
+    RTCPeerConnection: DeadboltNodeDatachannelPeerConnection as unknown as RTCPeerConnectionConstructor,
+    remoteFingerprint(pc) {
+      const native = natives.get(pc);
+      if (!native) return undefined;
+      try {
+        const fp = native.remoteFingerprint() as { readonly value?: unknown; readonly algorithm?: unknown } | null;
+        if (typeof fp !== 'object' || fp === null || typeof fp.value !== 'string') return undefined;
+        const value = parseFingerprintValue(fp.value);
+        return value ? { algorithm: String(fp.algorithm).toLowerCase(), value } : undefined;
+      } catch {
+        return undefined;
+      }
+    },
+  };
+}

@@ -1,0 +1,465 @@
+/**
+ * One direct connection to one peer device: a peer connection with one reliable, ordered
+ * data channel, and the delivery protocol over it (direct-codec.ts).
+ *
+ * ```
+ * connecting ──channel open, fingerprint checked──▶ open ──channel or connection closed,
+ *     │                                                     no receipt in time, violation──▶ closed
+ *     └── timeout, fingerprint mismatch, failure ───────────────────────────────────────────▶ closed
+ * ```
+ *
+ * - **Identity.** The link's peer is the device that sent the signalling (core authenticated
+ *   it); nothing on the channel names a sender. The remote description came through that
+ *   authenticated signalling, so its DTLS fingerprint is the peer's: the WebRTC stack
+ *   refuses a DTLS handshake with any other certificate, and on open this link compares
+ *   the certificate the connected DTLS transport presents with the signalled fingerprint
+ *   itself wherever the implementation exposes it (SECURITY.md E35); a mismatch closes it.
+ * - **Outbound.** A frame is written as DATA chunks; the peer answers RECEIVED when the
+ *   frame is complete, then ACK once its handler resolved (the frame is processed) or NACK
+ *   when it was not. `send` resolves `delivered` on ACK and `relay` on NACK, when the
+ *   link closes first, or when the processing bound passes: the caller then sends the
+ *   frame through the relay (core recognises a frame that arrives both ways).
+ * - **Liveness.** While frames wait for RECEIVED, some message from the peer must arrive
+ *   within `receiptTimeoutMs`, or the link is presumed dead and closed.
+ * - **Bounds.** Frames in flight (`maxInFlight`), frames waiting for the handler
+ *   (`maxInbound`, beyond which they are NACKed), bytes buffered in the channel
+ *   (`maxBufferedBytes`, beyond which writes wait), one partial frame at a time, no
+ *   frame over `maxFrameSize`.
+ *
+ * @module
+ */
+import type { Address, InboundFrame } from '@deadbolt/spec';
+import { decodeDirect, encodeDirect, frameToDirect, type DirectMessage } from './direct-codec.js';
+import { readRemoteFingerprint, type RemoteFingerprintReader, type RTCDataChannelLike, type RTCPeerConnectionLike } from './peer-connection.js';
+import { fingerprintMatches, sdpFingerprints, type DtlsFingerprint } from './sdp.js';
+
+/** Timer functions (injectable for tests). */
+export interface Timers {
+  setTimeout(callback: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+/** The data channel's label. */
+export const CHANNEL_LABEL = 'deadbolt/1';
+
+/** What became of a frame given to {@link PeerLink.send}. */
+export type DirectOutcome = 'delivered' | 'relay' | 'closed';
+
+/** What became of an inbound frame handed to the transport's handler. */
+export type DeliveryOutcome = 'processed' | 'not-processed' | 'closed';
+
+/** How the link checked the peer's DTLS certificate. */
+export type FingerprintCheck = 'matched' | 'not-exposed';
+
+/** Link settings (resolved by the transport). */
+export interface LinkSettings {
+  readonly connectTimeoutMs: number;
+  readonly receiptTimeoutMs: number;
+  readonly processTimeoutMs: number;
+  readonly maxInFlight: number;
+  readonly maxInbound: number;
+  readonly maxBufferedBytes: number;
+  readonly timers: Timers;
+  readonly now: () => number;
+  readonly remoteFingerprint?: RemoteFingerprintReader | undefined;
+}
+
+/** What a link needs from its transport. */
+export interface LinkHost {
+  /** The largest frame accepted. */
+  maxFrameSize(): number;
+  /**
+   * Hands a complete inbound frame to the application's handler (serialised with the
+   * relay's); `listVersion` is the version of this user's device list the sender named.
+   */
+  deliver(frame: InboundFrame, listVersion: number): Promise<DeliveryOutcome>;
+  /** The link is open: frames to the peer may go direct. */
+  opened(link: PeerLink): void;
+  /** The link closed (`wasOpen` if it had opened). */
+  closed(link: PeerLink, reason: string, wasOpen: boolean): void;
+}
+
+interface Outbound {
+  readonly id: number;
+  readonly chunks: Uint8Array[];
+  next: number;
+  phase: 'queued' | 'written' | 'received';
+  timer: unknown;
+  readonly settle: (outcome: DirectOutcome) => void;
+}
+
+/** Bytes of early messages (arriving before this side finished checking) kept at most. */
+const MAX_EARLY_BYTES = 4 * 1024 * 1024;
+/** How often a write paused by backpressure looks again, in case no bufferedamountlow event comes. */
+const BACKPRESSURE_POLL_MS = 50;
+
+function toBytes(data: unknown): Uint8Array | undefined {
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  return undefined;
+}
+
+/** What `channel.send` is given: werift wants a Buffer (Node), browsers take a Uint8Array. */
+function wire(bytes: Uint8Array): Uint8Array {
+  const B = (globalThis as { Buffer?: { from(buffer: ArrayBufferLike, offset: number, length: number): Uint8Array } }).Buffer;
+  return B ? B.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) : bytes;
+}
+
+const hex = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+
+/** One direct connection to one peer. Created by the transport for each attempt. */
+export class PeerLink {
+  readonly peer: Address;
+  readonly connectionId: Uint8Array;
+  /** Hex of the connection id (not secret: it names the attempt). */
+  readonly connectionIdHex: string;
+  readonly role: 'offerer' | 'answerer';
+  readonly pc: RTCPeerConnectionLike;
+  /** Set once an answer was applied (offerer only). */
+  answered = false;
+  /** Resolves `true` when the link opens, `false` when it closes without having opened. */
+  readonly ready: Promise<boolean>;
+  #ready!: (open: boolean) => void;
+  #state: 'connecting' | 'open' | 'closed' = 'connecting';
+  #fingerprintCheck: FingerprintCheck | undefined;
+  #expected: DtlsFingerprint[] = [];
+  #channel: RTCDataChannelLike | undefined;
+  readonly #settings: LinkSettings;
+  readonly #host: LinkHost;
+  #connectTimer: unknown;
+  // Outbound.
+  #nextFrameId = 1;
+  readonly #outbound = new Map<number, Outbound>();
+  readonly #writeQueue: Outbound[] = [];
+  #pumpWait: unknown;
+  #awaitingReceipt = 0;
+  #watchdog: unknown;
+  // Inbound.
+  #lastInboundId = 0;
+  #partial: { id: number; count: number; listVersion: number; chunks: Uint8Array[]; size: number } | undefined;
+  #inboundWaiting = 0;
+  #early: Uint8Array[] | undefined = [];
+  #earlyBytes = 0;
+
+  constructor(params: { peer: Address; connectionId: Uint8Array; role: 'offerer' | 'answerer'; pc: RTCPeerConnectionLike; settings: LinkSettings; host: LinkHost }) {
+    this.peer = params.peer;
+    this.connectionId = params.connectionId.slice();
+    this.connectionIdHex = hex(this.connectionId);
+    this.role = params.role;
+    this.pc = params.pc;
+    this.#settings = params.settings;
+    this.#host = params.host;
+    this.ready = new Promise<boolean>((resolve) => (this.#ready = resolve));
+    const pc = this.pc;
+    pc.onconnectionstatechange = () => {
+      if (pc.connectionState === 'failed' || pc.connectionState === 'closed') this.close(`connection ${pc.connectionState}`);
+    };
+    if (this.role === 'offerer') {
+      this.#attach(pc.createDataChannel(CHANNEL_LABEL, { ordered: true }));
+    } else {
+      pc.ondatachannel = (ev: { channel?: RTCDataChannelLike }) => {
+        const channel = ev?.channel;
+        if (!channel) return;
+        if (this.#channel !== undefined || channel.label !== CHANNEL_LABEL || this.#state === 'closed') {
+          // One channel per link, with our label: anything else the peer opens is refused.
+          try {
+            channel.close();
+          } catch {
+            // Closing already.
+          }
+          return;
+        }
+        this.#attach(channel);
+      };
+    }
+    this.#connectTimer = this.#settings.timers.setTimeout(() => this.close('no connection in time'), this.#settings.connectTimeoutMs);
+  }
+
+  get state(): 'connecting' | 'open' | 'closed' {
+    return this.#state;
+  }
+
+  /** How the peer's DTLS certificate was checked (once open). */
+  get fingerprintCheck(): FingerprintCheck | undefined {
+    return this.#fingerprintCheck;
+  }
+
+  /** Frames sent and not yet settled. */
+  get inFlight(): number {
+    return this.#outbound.size;
+  }
+
+  /**
+   * Applies the peer's description, received through the authenticated signalling: its
+   * DTLS fingerprints are the ones the connection must present.
+   */
+  async setRemoteDescription(type: 'offer' | 'answer', sdp: string): Promise<void> {
+    this.#expected = sdpFingerprints(sdp);
+    await this.pc.setRemoteDescription({ type, sdp });
+  }
+
+  /**
+   * Sends a frame directly. Resolves `delivered` once the peer's handler processed it,
+   * `relay` when it must go through the relay instead, `closed` when the transport closed.
+   */
+  send(frame: Uint8Array, listVersion: number): Promise<DirectOutcome> {
+    if (this.#state !== 'open' || this.#outbound.size >= this.#settings.maxInFlight) return Promise.resolve('relay');
+    const id = this.#nextFrameId++;
+    return new Promise<DirectOutcome>((resolve) => {
+      const entry: Outbound = {
+        id,
+        chunks: frameToDirect(id, listVersion, frame),
+        next: 0,
+        phase: 'queued',
+        timer: undefined,
+        settle: (outcome) => {
+          if (this.#outbound.get(id) !== entry) return;
+          this.#outbound.delete(id);
+          this.#settings.timers.clearTimeout(entry.timer);
+          if (entry.phase === 'written') this.#receiptDone();
+          resolve(outcome);
+        },
+      };
+      this.#outbound.set(id, entry);
+      this.#writeQueue.push(entry);
+      this.#pump();
+    });
+  }
+
+  /**
+   * Closes the link. Frames in flight settle with `outcome` (`relay`: the caller sends them
+   * through the relay; `closed`: the transport is closing).
+   */
+  close(reason: string, outcome: DirectOutcome = 'relay'): void {
+    if (this.#state === 'closed') return;
+    const wasOpen = this.#state === 'open';
+    this.#state = 'closed';
+    const t = this.#settings.timers;
+    t.clearTimeout(this.#connectTimer);
+    t.clearTimeout(this.#watchdog);
+    t.clearTimeout(this.#pumpWait);
+    this.#pumpWait = undefined;
+    this.#early = undefined;
+    this.#partial = undefined;
+    this.#writeQueue.length = 0;
+    for (const entry of [...this.#outbound.values()]) entry.settle(outcome);
+    const channel = this.#channel;
+    if (channel) {
+      channel.onopen = null;
+      channel.onmessage = null;
+      channel.onclose = null;
+      channel.onerror = () => {};
+      try {
+        channel.close();
+      } catch {
+        // Closing already.
+      }
+    }
+    this.pc.onconnectionstatechange = null;
+    this.pc.ondatachannel = null;
+    this.pc.onicegatheringstatechange = null;
+    try {
+      this.pc.close();
+    } catch {
+      // Closed already.
+    }
+    this.#ready(false);
+    this.#host.closed(this, reason, wasOpen);
+  }
+
+  // --- the channel -------------------------------------------------------------------------
+
+  #attach(channel: RTCDataChannelLike): void {
+    this.#channel = channel;
+    try {
+      channel.binaryType = 'arraybuffer';
+    } catch {
+      // Not settable here (werift delivers Buffers anyway).
+    }
+    channel.bufferedAmountLowThreshold = Math.floor(this.#settings.maxBufferedBytes / 2);
+    channel.onopen = () => void this.#opened();
+    channel.onclose = () => this.close('channel closed');
+    channel.onerror = () => {
+      // The close event follows, or the watchdog notices.
+    };
+    channel.onmessage = (ev: { data?: unknown }) => this.#message(ev?.data);
+    channel.addEventListener?.('bufferedamountlow', () => this.#resume());
+    if (channel.readyState === 'open') void this.#opened();
+  }
+
+  /** The channel is open: check the certificate the DTLS transport presents, then go. */
+  async #opened(): Promise<void> {
+    if (this.#state !== 'connecting' || this.#fingerprintCheck !== undefined) return;
+    const expected = this.#expected;
+    if (expected.length === 0) return this.close('no signalled fingerprint');
+    let seen: DtlsFingerprint | undefined;
+    try {
+      seen = await readRemoteFingerprint(this.pc, (expected[0] as DtlsFingerprint).algorithm, this.#settings.remoteFingerprint);
+    } catch {
+      seen = undefined;
+    }
+    if (this.#state !== 'connecting') return;
+    if (seen !== undefined && !fingerprintMatches(expected, seen)) return this.close('DTLS certificate does not match the signalled fingerprint');
+    this.#fingerprintCheck = seen !== undefined ? 'matched' : 'not-exposed';
+    this.#state = 'open';
+    this.#settings.timers.clearTimeout(this.#connectTimer);
+    const early = this.#early ?? [];
+    this.#early = undefined;
+    this.#ready(true);
+    this.#host.opened(this);
+    for (const bytes of early) {
+      if (this.#state !== 'open') return;
+      this.#handle(bytes);
+    }
+    this.#pump();
+  }
+
+  #message(data: unknown): void {
+    if (this.#state === 'closed') return;
+    const bytes = toBytes(data);
+    if (bytes === undefined) return this.close('a message that is not binary');
+    if (this.#early !== undefined) {
+      // Before this side has checked the certificate, nothing is acted on; kept, bounded.
+      this.#earlyBytes += bytes.byteLength;
+      if (this.#earlyBytes > MAX_EARLY_BYTES) return this.close('too much before open');
+      this.#early.push(bytes.slice());
+      return;
+    }
+    this.#handle(bytes);
+  }
+
+  #handle(bytes: Uint8Array): void {
+    let m: DirectMessage;
+    try {
+      m = decodeDirect(bytes);
+    } catch {
+      return this.close('undecodable message');
+    }
+    this.#progress();
+    if (m.type === 'data') return this.#data(m);
+    const entry = this.#outbound.get(m.frameId);
+    if (entry === undefined) return; // settled already (timed out, or a late answer)
+    if (m.type === 'received') {
+      if (entry.phase !== 'written') return;
+      entry.phase = 'received';
+      this.#receiptDone();
+      // Processing may take a while (storage); it is bounded all the same.
+      entry.timer = this.#settings.timers.setTimeout(() => entry.settle('relay'), this.#settings.processTimeoutMs);
+      return;
+    }
+    entry.settle(m.type === 'ack' ? 'delivered' : 'relay');
+  }
+
+  #data(m: Extract<DirectMessage, { type: 'data' }>): void {
+    let p = this.#partial;
+    if (p === undefined) {
+      if (m.index !== 0 || m.frameId !== this.#lastInboundId + 1) return this.close('frame out of sequence');
+      p = { id: m.frameId, count: m.count, listVersion: m.listVersion, chunks: [], size: 0 };
+      this.#partial = p;
+    } else if (m.frameId !== p.id || m.count !== p.count || m.listVersion !== p.listVersion || m.index !== p.chunks.length) {
+      return this.close('chunk out of sequence');
+    }
+    p.size += m.chunk.byteLength;
+    if (p.size > this.#host.maxFrameSize()) return this.close('frame over the size limit');
+    p.chunks.push(m.chunk);
+    if (p.chunks.length < p.count) return;
+    this.#partial = undefined;
+    this.#lastInboundId = p.id;
+    const bytes = new Uint8Array(p.size);
+    let at = 0;
+    for (const c of p.chunks) {
+      bytes.set(c, at);
+      at += c.byteLength;
+    }
+    this.#inbound(p.id, p.listVersion, bytes);
+  }
+
+  #inbound(frameId: number, listVersion: number, bytes: Uint8Array): void {
+    if (this.#inboundWaiting >= this.#settings.maxInbound) {
+      this.#control('nack', frameId);
+      return;
+    }
+    this.#control('received', frameId);
+    this.#inboundWaiting++;
+    const frame: InboundFrame = { id: `rtc:${this.connectionIdHex.slice(0, 16)}:${frameId}`, from: this.peer, receivedAt: this.#settings.now(), bytes };
+    this.#host.deliver(frame, listVersion).then(
+      (outcome) => {
+        this.#inboundWaiting--;
+        if (outcome !== 'closed') this.#control(outcome === 'processed' ? 'ack' : 'nack', frameId);
+      },
+      () => {
+        this.#inboundWaiting--;
+        this.#control('nack', frameId);
+      },
+    );
+  }
+
+  #control(type: 'received' | 'ack' | 'nack', frameId: number): void {
+    const channel = this.#channel;
+    if (this.#state !== 'open' || channel === undefined) return;
+    try {
+      channel.send(wire(encodeDirect({ type, frameId })));
+    } catch {
+      this.close('send failed');
+    }
+  }
+
+  // --- writing -----------------------------------------------------------------------------
+
+  /** Writes queued chunks in order while the channel's buffer has room. */
+  #pump(): void {
+    const channel = this.#channel;
+    if (this.#state !== 'open' || channel === undefined || this.#pumpWait !== undefined) return;
+    while (this.#writeQueue.length > 0) {
+      const entry = this.#writeQueue[0] as Outbound;
+      if (this.#outbound.get(entry.id) !== entry) {
+        this.#writeQueue.shift(); // settled while queued
+        continue;
+      }
+      if (channel.bufferedAmount > this.#settings.maxBufferedBytes) {
+        this.#pumpWait = this.#settings.timers.setTimeout(() => this.#resume(), BACKPRESSURE_POLL_MS);
+        return;
+      }
+      try {
+        channel.send(wire(entry.chunks[entry.next] as Uint8Array));
+      } catch {
+        return this.close('send failed');
+      }
+      entry.next++;
+      if (entry.next < entry.chunks.length) continue;
+      this.#writeQueue.shift();
+      entry.phase = 'written';
+      entry.chunks.length = 0;
+      this.#awaitingReceipt++;
+      if (this.#watchdog === undefined) this.#armWatchdog();
+    }
+  }
+
+  #resume(): void {
+    this.#settings.timers.clearTimeout(this.#pumpWait);
+    this.#pumpWait = undefined;
+    this.#pump();
+  }
+
+  #receiptDone(): void {
+    this.#awaitingReceipt--;
+    if (this.#awaitingReceipt <= 0) {
+      this.#awaitingReceipt = 0;
+      this.#settings.timers.clearTimeout(this.#watchdog);
+      this.#watchdog = undefined;
+    }
+  }
+
+  #armWatchdog(): void {
+    this.#settings.timers.clearTimeout(this.#watchdog);
+    this.#watchdog = this.#settings.timers.setTimeout(() => {
+      this.#watchdog = undefined;
+      if (this.#awaitingReceipt > 0) this.close('no receipt in time');
+    }, this.#settings.receiptTimeoutMs);
+  }
+
+  /** Something arrived from the peer: the link is alive, the receipt clock starts again. */
+  #progress(): void {
+    if (this.#awaitingReceipt > 0) this.#armWatchdog();
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * The WebRTC signalling messages: the opaque payload of core's SIGNAL content
+ * (docs/protocol.md §11.1), so every one travels sealed with the pairwise session through
+ * the relay, which can neither read, change nor forge it.
+ *
+ * ```
+ * Signal = version u8 (=1) | type u8 | connectionId[16] | body
+ * type 0x01 OFFER:  sdp bytes16 (UTF-8)   the offerer's complete description (candidates included)
+ * type 0x02 ANSWER: sdp bytes16 (UTF-8)   the answerer's complete description
+ * type 0x03 BYE:    (no body)             "I closed, or do not know, this connection"
+ * ```
+ *
+ * `connectionId` is 16 random bytes the offerer picks per attempt; an ANSWER or BYE names
+ * the attempt it belongs to, so a stale signal (one that waited in a mailbox while its
+ * recipient was offline) can never be mistaken for the current one. When both devices
+ * offer at once ("glare"), the offer with the lower `connectionId` (bytewise) is kept by
+ * both.
+ *
+ * Descriptions are sent whole, once ICE gathering finished (or its time bound passed), not
+ * trickled: one sealed message each way per attempt.
+ *
+ * @module
+ */
+import { ByteReader, ByteWriter, UsageError } from '@deadbolt/spec';
+
+/** The signalling protocol version. */
+export const SIGNAL_VERSION = 1;
+/** Bytes of a connection id. */
+export const CONNECTION_ID_LENGTH = 16;
+/** The longest description carried (core's SIGNAL payload holds 65,535 bytes with the header). */
+export const MAX_SDP_BYTES = 60_000;
+
+const TYPES = { offer: 0x01, answer: 0x02, bye: 0x03 } as const;
+const STRUCTURE = 'Signal';
+
+/** A decoded signalling message. */
+export type Signal =
+  | { readonly type: 'offer'; readonly connectionId: Uint8Array; readonly sdp: string }
+  | { readonly type: 'answer'; readonly connectionId: Uint8Array; readonly sdp: string }
+  | { readonly type: 'bye'; readonly connectionId: Uint8Array };
+
+/**
+ * Encodes a signalling message.
+ *
+ * @example
+ * ```ts
+ * const payload = encodeSignal({ type: 'offer', connectionId, sdp: pc.localDescription.sdp });
+ * ```
+ */
+export function encodeSignal(signal: Signal): Uint8Array {
+  const w = new ByteWriter(64).u8(SIGNAL_VERSION).u8(TYPES[signal.type]).fixed(signal.connectionId, CONNECTION_ID_LENGTH);
+  if (signal.type === 'bye') return w.finish();
+  const sdp = new TextEncoder().encode(signal.sdp);
+  if (sdp.length > MAX_SDP_BYTES) {
+    throw new UsageError('INVALID_ARGUMENT', { message: `session description of ${sdp.length} bytes over ${MAX_SDP_BYTES}`, details: { field: 'sdp', expected: `at most ${MAX_SDP_BYTES} bytes` } });
+  }
+  return w.bytes16(sdp).finish();
+}
+
+/**
+ * Decodes a signalling message. Throws `CodecError` (naming the field and offset) on
+ * anything malformed, oversized or with trailing bytes.
+ *
+ * @example
+ * ```ts
+ * const signal = decodeSignal(payload);
+ * if (signal.type === 'answer') await pc.setRemoteDescription({ type: 'answer', sdp: signal.sdp });
+ * ```
+ */
+export function decodeSignal(bytes: Uint8Array): Signal {
+  const r = new ByteReader(bytes, STRUCTURE, 4 + CONNECTION_ID_LENGTH + 2 + MAX_SDP_BYTES);
+  r.enumU8('version', [SIGNAL_VERSION]);
+  const type = r.enumU8('type', [TYPES.offer, TYPES.answer, TYPES.bye]);
+  const connectionId = r.fixed('connectionId', CONNECTION_ID_LENGTH);
+  if (type === TYPES.bye) {
+    r.end();
+    return { type: 'bye', connectionId };
+  }
+  const at = r.offset;
+  const raw = r.bytes16('sdp', MAX_SDP_BYTES);
+  r.end();
+  let sdp: string;
+  try {
+    sdp = new TextDecoder('utf-8', { fatal: true }).decode(raw);
+  } catch {
+    throw r.fail('sdp', 'malformed UTF-8', at);
+  }
+  // A description is printable text and line breaks; anything else is refused here.
+  if (/[^\t\r\n\x20-\x7e]/.test(sdp)) throw r.fail('sdp', 'characters outside printable ASCII', at);
+  return { type: type === TYPES.offer ? 'offer' : 'answer', connectionId, sdp };
+}

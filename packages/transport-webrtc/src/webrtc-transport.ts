@@ -1,0 +1,776 @@
+/**
+ * The WebRTC transport: direct data channels between devices that are both online, over
+ * a relay transport (WebSocket or HTTP polling) that it wraps as its **fallback**: the key
+ * directory, the offline path, and the carrier of the signalling.
+ *
+ * ```
+ * send(to) ──open link to `to`?──yes──▶ data channel ──ACK──▶ resolved
+ *                 │                          │ NACK, link lost, no receipt, processing bound
+ *                 no (and start one)         ▼
+ *                 └────────────────────▶ fallback.send ──relay stored it──▶ resolved
+ * ```
+ *
+ * - **Signalling** (SECURITY.md E35). Core attaches a {@link SignallingChannel}: offers and
+ *   answers (signal-codec.ts) are sealed with the pairwise session and sent through the
+ *   fallback, so the relay carries them without being able to read, change or forge them.
+ *   A link is bound to the device core authenticated as the signal's sender; the DTLS
+ *   fingerprint in that device's description is the only certificate its connection
+ *   accepts, which each link checks again itself where the implementation exposes the
+ *   remote certificate (peer-link.ts). Frames that arrive on a link are delivered as from
+ *   that device; nothing on the channel names a sender.
+ * - **Delivery** (transport.ts invariants 2, 3). Frames on the direct path are the same
+ *   end-to-end encrypted frames; a frame the peer did not acknowledge as processed (NACK,
+ *   link lost, no receipt within `receiptTimeoutMs`, not processed within
+ *   `processTimeoutMs`) is sent again through the fallback, so nothing is lost; a frame
+ *   that was processed but whose acknowledgement was lost arrives twice, and core drops
+ *   the second copy silently (the ratchet recognises it). `send` resolves when every
+ *   frame is either processed by the peer (direct) or stored by the relay (fallback).
+ *   Inbound direct frames go to the same handler, one at a time together with the
+ *   fallback's, and are acknowledged on the channel only after it resolved.
+ * - **Device lists** (docs/relay-protocol.md, SEND). A frame goes direct only when it names
+ *   the version of the recipient user's device list the relay last confirmed (by storing
+ *   a send naming it, or naming it in a DEVICE_MISMATCH); the receiving device refuses one
+ *   naming another version than its own user's list as core holds it. Either way the frame
+ *   takes the relay, which refuses a stale version with DEVICE_MISMATCH, so a sender still
+ *   learns of devices added or revoked.
+ * - **When direct.** A link is attempted when sending to a device without one (that send
+ *   goes through the relay), within `maxPeers` links. While this device sent to the peer
+ *   in the last five minutes, a failed attempt or a dropped link is tried again on its own
+ *   when its backoff ends: exponential with full jitter (`backoff`), from a short delay
+ *   after a drop. After `maxUnansweredOffers` offers without any answer (the peer is
+ *   offline or has no WebRTC) no more are made until a signal from that device arrives.
+ *   A device's offer is always answered (within `maxPeers`).
+ * - **Connection state** (invariants 1, 7, 8) is the fallback's: `connect` connects it;
+ *   `close` closes every link and then it.
+ * - **Privacy** (`privacy: 'relay-only'`): `iceTransportPolicy: 'relay'`, and every
+ *   description sent or applied is stripped to relayed candidates (sdp.ts), so neither
+ *   device learns the other's addresses, only the TURN server's.
+ *
+ * @module
+ */
+import {
+  RELAY_LIMITS,
+  TRANSPORT_SPECIFICATION_VERSION,
+  TransportCore,
+  UsageError,
+  backoffDelay,
+  isDeadboltError,
+  settleSendRequests,
+  prepareOutbound,
+  transportClosed,
+  type Address,
+  type BackoffOptions,
+  type DeviceDirectoryEntry,
+  type FrameHandler,
+  type InboundFrame,
+  type OutboundMessage,
+  type SharedRecipient,
+  type SignallingChannel,
+  type TransportAdapter,
+  type TransportAuth,
+  type TransportNotice,
+  type TransportState,
+} from '@deadbolt/spec';
+import type { IceServer, PeerConnectionConfig, RemoteFingerprintReader, RTCPeerConnectionConstructor, RTCPeerConnectionLike } from './peer-connection.js';
+import { PeerLink, type DeliveryOutcome, type FingerprintCheck, type LinkHost, type LinkSettings, type Timers } from './peer-link.js';
+import { relayOnlySdp, sdpProblem, withoutEndOfCandidates } from './sdp.js';
+import { CONNECTION_ID_LENGTH, decodeSignal, encodeSignal, type Signal } from './signal-codec.js';
+
+/** The privacy modes: `'relay-only'` uses TURN-relayed candidates only. */
+export type WebRtcPrivacy = 'relay-only' | 'off';
+
+/**
+ * Options of {@link createWebRtcTransport}.
+ *
+ * @example
+ * ```ts
+ * const options: WebRtcTransportOptions = {
+ *   fallback: createWebSocketTransport({ url: 'wss://relay.example/v1/ws' }),
+ *   iceServers: [{ urls: 'turn:turn.example:3478', username: 'u', credential: 'p' }],
+ *   privacy: 'relay-only',
+ * };
+ * ```
+ */
+export interface WebRtcTransportOptions {
+  /** The relay transport for the key directory, the offline path and the signalling. */
+  readonly fallback: TransportAdapter;
+  /**
+   * The `RTCPeerConnection` class: default `globalThis.RTCPeerConnection` (browsers). In
+   * Node pass node-datachannel's ({@link nodeDatachannelImplementation}) or werift's.
+   */
+  readonly RTCPeerConnection?: RTCPeerConnectionConstructor;
+  /** Reads the remote DTLS certificate's fingerprint where the standard API cannot (peer-connection.ts). */
+  readonly remoteFingerprint?: RemoteFingerprintReader;
+  /** STUN and TURN servers. Default none (direct paths only where host candidates reach). */
+  readonly iceServers?: readonly IceServer[];
+  /** `'relay-only'`: relayed candidates only, so peers never learn each other's IP addresses (needs a TURN server). Default `'off'`. */
+  readonly privacy?: WebRtcPrivacy;
+  /** How long one connection attempt (offer to open, checked channel) may take. Default 10 s. */
+  readonly connectTimeoutMs?: number;
+  /** How long ICE gathering may take before the description is sent with what it has. Default 3 s. */
+  readonly gatherTimeoutMs?: number;
+  /** Frames written and no message from the peer for this long: the link is presumed dead. Default 5 s. */
+  readonly receiptTimeoutMs?: number;
+  /** A frame received by the peer but not processed within this: it is sent through the relay too. Default 30 s. */
+  readonly processTimeoutMs?: number;
+  /** Backoff between failed attempts to one device (default 1 s doubling to 60 s, full jitter). */
+  readonly backoff?: BackoffOptions;
+  /** Links (open or being set up) at most. Default 16. */
+  readonly maxPeers?: number;
+  /** Frames in flight on one link; more go through the relay. Default 256. */
+  readonly maxInFlight?: number;
+  /** Inbound frames of one link waiting for the handler; more are refused (NACK). Default 256. */
+  readonly maxInbound?: number;
+  /** Bytes buffered in a data channel above which writes wait. Default 1 MiB. */
+  readonly maxBufferedBytes?: number;
+  /** Offers to one device left unanswered before attempts pause until it signals. Default 3. */
+  readonly maxUnansweredOffers?: number;
+  /** Randomness for backoff jitter, uniform in [0, 1) (tests). */
+  readonly random?: () => number;
+  /** Timer functions (tests). */
+  readonly timers?: Timers;
+  /** The clock in ms (tests). */
+  readonly now?: () => number;
+}
+
+/** A change of the path frames to one device take. */
+export interface PathChange {
+  readonly peer: Address;
+  readonly path: 'direct' | 'relay';
+  /** With `direct`: whether the DTLS certificate was compared with the signalled fingerprint here (`matched`) or only by the WebRTC stack (`not-exposed`). */
+  readonly fingerprintCheck?: FingerprintCheck;
+  /** With `relay`: why the link closed (no secrets, no addresses). */
+  readonly reason?: string;
+}
+
+/**
+ * The WebRTC transport: a {@link TransportAdapter} that also reports which path frames to
+ * each device take.
+ *
+ * @example
+ * ```ts
+ * transport.onPathChange(({ peer, path }) => console.log(peer.userId, path)); // 'direct' or 'relay'
+ * transport.path(bob); // 'direct' while a checked data channel to bob is open
+ * ```
+ */
+export interface WebRtcTransport extends TransportAdapter {
+  /** `'direct'` while an open, checked data channel to `peer` exists; otherwise `'relay'`. */
+  path(peer: Address): 'direct' | 'relay';
+  /** Observes path changes; returns a function that stops observing. */
+  onPathChange(listener: (change: PathChange) => void): () => void;
+  /**
+   * Sets up a direct link to `peer` now, without waiting for a send (for example when the
+   * user opens a conversation), regardless of backoff. Resolves `true` once the path is
+   * direct, `false` when the attempt ended without a link (the peer is offline, has no
+   * WebRTC, or cannot be reached), or when no attempt can be made (not connected, no
+   * signalling, `maxPeers` links). Rejects only for an invalid address.
+   */
+  preconnect(peer: Address): Promise<boolean>;
+  attachSignalling(channel: SignallingChannel): void;
+}
+
+interface PeerState {
+  readonly peer: Address;
+  failures: number;
+  nextAttemptAt: number;
+  unanswered: number;
+  lastDemandAt: number;
+  /** The next attempt, scheduled after a failure or a drop while this device wants a link. */
+  retry: unknown;
+}
+
+const DEFAULT_BACKOFF: Required<BackoffOptions> = { initialMs: 1000, maxMs: 60_000 };
+/** Devices whose attempt history is remembered (oldest forgotten first). */
+const MAX_PEER_STATES = 1024;
+/** Connection ids of ended attempts remembered, so a repeated old offer is not answered. */
+const MAX_RECENTLY_CLOSED = 256;
+/** A send this recent makes a device worth connecting to when it shows it is online. */
+const DEMAND_WINDOW_MS = 5 * 60_000;
+/** Close reasons that are not the peer's or the network's fault (no backoff). */
+const REPLACED = 'replaced by the other side';
+const CLOSING = 'transport closed';
+
+const globalTimers: Timers = {
+  setTimeout: (callback, ms) => globalThis.setTimeout(callback, ms),
+  clearTimeout: (handle) => globalThis.clearTimeout(handle as ReturnType<typeof globalThis.setTimeout>),
+};
+
+function invalid(field: string, expected: string): UsageError<'INVALID_ARGUMENT'> {
+  return new UsageError('INVALID_ARGUMENT', { message: `${field} must be ${expected}`, details: { field, expected } });
+}
+
+function positive(value: unknown, field: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) throw invalid(field, 'a positive integer');
+  return value;
+}
+
+function isolated<T>(listener: (value: T) => void): (value: T) => void {
+  if (typeof listener !== 'function') throw invalid('listener', 'a function');
+  return (value) => {
+    try {
+      listener(value);
+    } catch (error) {
+      queueMicrotask(() => {
+        throw error;
+      });
+    }
+  };
+}
+
+function checkIceServers(value: unknown): IceServer[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) throw invalid('iceServers', 'an array of { urls, username?, credential? }');
+  return value.map((s: Partial<IceServer> | null, i) => {
+    const urls = typeof s?.urls === 'string' ? [s.urls] : Array.isArray(s?.urls) ? [...s.urls] : undefined;
+    if (!urls || urls.length === 0 || !urls.every((u) => typeof u === 'string' && /^(stun|stuns|turn|turns):/i.test(u))) {
+      throw invalid(`iceServers[${i}].urls`, 'stun:, stuns:, turn: or turns: URLs');
+    }
+    if (s?.username !== undefined && typeof s.username !== 'string') throw invalid(`iceServers[${i}].username`, 'a string');
+    if (s?.credential !== undefined && typeof s.credential !== 'string') throw invalid(`iceServers[${i}].credential`, 'a string');
+    return { urls, ...(s?.username !== undefined ? { username: s.username } : {}), ...(s?.credential !== undefined ? { credential: s.credential } : {}) };
+  });
+}
+
+const keyOf = (a: Address): string => `${a.userId}/${a.deviceId}`;
+
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return (a[i] as number) - (b[i] as number);
+  return a.length - b.length;
+}
+
+function randomId(): Uint8Array {
+  const id = new Uint8Array(CONNECTION_ID_LENGTH);
+  globalThis.crypto.getRandomValues(id);
+  return id;
+}
+
+const hex = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+
+/** Waits for ICE gathering to complete, at most `ms`. */
+function gathered(pc: RTCPeerConnectionLike, ms: number, timers: Timers): Promise<void> {
+  if (pc.iceGatheringState === 'complete') return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      timers.clearTimeout(timer);
+      pc.onicegatheringstatechange = null;
+      resolve();
+    };
+    const timer = timers.setTimeout(done, ms);
+    pc.onicegatheringstatechange = () => {
+      if (pc.iceGatheringState === 'complete') done();
+    };
+  });
+}
+
+/**
+ * Creates a WebRTC transport over `options.fallback`. Nothing is opened before `connect`;
+ * no direct link is attempted before core attached its signalling channel.
+ *
+ * @example
+ * ```ts
+ * import WebSocket from 'ws';
+ * import * as ndc from 'node-datachannel';
+ * import * as polyfill from 'node-datachannel/polyfill';
+ * import { createWebSocketTransport } from '@deadbolt/transport-websocket';
+ * import { createWebRtcTransport, nodeDatachannelImplementation } from '@deadbolt/transport-webrtc';
+ *
+ * const transport = createWebRtcTransport({
+ *   fallback: createWebSocketTransport({ url: 'wss://relay.example/v1/ws', WebSocket }),
+ *   ...nodeDatachannelImplementation(ndc, polyfill), // browsers: leave out
+ *   iceServers: [{ urls: 'stun:stun.example:3478' }],
+ * });
+ * const client = await createClient({ userId: 'alice', deviceId: 'laptop', storage, transport });
+ * await client.start(); // core attaches the signalling channel, then connects
+ * ```
+ */
+export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTransport {
+  if (typeof options !== 'object' || options === null) throw invalid('options', 'an options object');
+  const fallback = options.fallback;
+  if (typeof fallback !== 'object' || fallback === null || typeof fallback.send !== 'function' || typeof fallback.connect !== 'function') {
+    throw invalid('fallback', 'a transport adapter (WebSocket or HTTP polling)');
+  }
+  const Ctor = options.RTCPeerConnection ?? (globalThis as { RTCPeerConnection?: RTCPeerConnectionConstructor }).RTCPeerConnection;
+  if (typeof Ctor !== 'function') throw invalid('RTCPeerConnection', "an RTCPeerConnection class (this platform has none: pass node-datachannel's or werift's)");
+  if (options.remoteFingerprint !== undefined && typeof options.remoteFingerprint !== 'function') throw invalid('remoteFingerprint', 'a function');
+  const privacy = options.privacy ?? 'off';
+  if (privacy !== 'off' && privacy !== 'relay-only') throw invalid('privacy', "'relay-only' or 'off'");
+  const iceServers = checkIceServers(options.iceServers);
+  if (privacy === 'relay-only' && !iceServers.some((s) => (s.urls as string[]).some((u) => /^turns?:/i.test(u)))) {
+    throw invalid('iceServers', "a TURN server (privacy 'relay-only' uses relayed candidates only)");
+  }
+  const gatherTimeoutMs = positive(options.gatherTimeoutMs, 'gatherTimeoutMs', 3000);
+  const maxPeers = positive(options.maxPeers, 'maxPeers', 16);
+  const maxUnanswered = positive(options.maxUnansweredOffers, 'maxUnansweredOffers', 3);
+  const backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
+  const random = options.random ?? Math.random;
+  const timers = options.timers ?? globalTimers;
+  const now = options.now ?? Date.now;
+  const settings: LinkSettings = {
+    connectTimeoutMs: positive(options.connectTimeoutMs, 'connectTimeoutMs', 10_000),
+    receiptTimeoutMs: positive(options.receiptTimeoutMs, 'receiptTimeoutMs', 5000),
+    processTimeoutMs: positive(options.processTimeoutMs, 'processTimeoutMs', 30_000),
+    maxInFlight: positive(options.maxInFlight, 'maxInFlight', 256),
+    maxInbound: positive(options.maxInbound, 'maxInbound', 256),
+    maxBufferedBytes: positive(options.maxBufferedBytes, 'maxBufferedBytes', 1024 * 1024),
+    timers,
+    now,
+    remoteFingerprint: options.remoteFingerprint,
+  };
+  const pcConfig = (): PeerConnectionConfig => ({
+    // A fresh copy each time: some implementations write into the configuration.
+    iceServers: iceServers.map((s) => ({ ...s, urls: [...(s.urls as string[])] })),
+    iceTransportPolicy: privacy === 'relay-only' ? 'relay' : 'all',
+  });
+  /** What leaves this device, and what is applied from a peer, in the privacy mode. */
+  const filterSdp = (sdp: string): string => (privacy === 'relay-only' ? relayOnlySdp(sdp) : sdp);
+  /** A peer's description, as applied here (see {@link withoutEndOfCandidates}). */
+  const remoteSdp = (sdp: string): string => withoutEndOfCandidates(filterSdp(sdp));
+
+  const core = new TransportCore(RELAY_LIMITS.maxMessage);
+  core.setState(fallback.state === 'closed' ? 'closed' : fallback.state);
+  const links = new Map<string, PeerLink>();
+  const peers = new Map<string, PeerState>();
+  /**
+   * The device list version the relay last confirmed per user: by storing a send that
+   * named it, or by naming it in a DEVICE_MISMATCH. A frame goes direct only when it names
+   * this version, so the relay's check (docs/relay-protocol.md, SEND) is never skipped
+   * for a version it has not accepted; the receiving device checks its own (peer-link.ts).
+   */
+  const confirmed = new Map<string, number>();
+  const recentlyClosed = new Map<string, true>();
+  const pathListeners = new Set<(change: PathChange) => void>();
+  let signalling: SignallingChannel | undefined;
+  let offSignal: (() => void) | undefined;
+  let handler: FrameHandler | undefined;
+  let offFallbackFrames: (() => void) | undefined;
+  let closing: Promise<void> | undefined;
+  let queue: Promise<unknown> = Promise.resolve();
+
+  const closed = (): boolean => core.state === 'closed' || closing !== undefined;
+  const live = (): boolean => !closed() && (core.state === 'connected' || core.state === 'reconnecting');
+
+  const offFallbackState = fallback.onStateChange((state) => {
+    if (state === 'closed') void transport.close();
+    else core.setState(state);
+  });
+
+  /** One handler call at a time, across the fallback's frames and every link's. */
+  function serial<T>(fn: () => Promise<T>): Promise<T> {
+    const next = queue.then(fn, fn);
+    queue = next.catch(() => undefined);
+    return next;
+  }
+
+  function peerState(peer: Address): PeerState {
+    const key = keyOf(peer);
+    let st = peers.get(key);
+    if (st === undefined) {
+      st = { peer: { userId: peer.userId, deviceId: peer.deviceId }, failures: 0, nextAttemptAt: 0, unanswered: 0, lastDemandAt: 0, retry: undefined };
+      peers.set(key, st);
+      if (peers.size > MAX_PEER_STATES) {
+        for (const [k, old] of peers) {
+          if (peers.size <= MAX_PEER_STATES) break;
+          if (links.has(k) || old.retry !== undefined) continue;
+          peers.delete(k);
+        }
+      }
+    }
+    return st;
+  }
+
+  /**
+   * After a failed attempt or a dropped link, while this device sent to the peer lately
+   * and the peer has not left offers unanswered: the next attempt, when the backoff ends
+   * ("resumes direct delivery when it can", without waiting for the next send).
+   */
+  function scheduleRetry(st: PeerState): void {
+    timers.clearTimeout(st.retry);
+    st.retry = undefined;
+    if (closed() || now() - st.lastDemandAt >= DEMAND_WINDOW_MS || st.unanswered >= maxUnanswered) return;
+    st.retry = timers.setTimeout(() => {
+      st.retry = undefined;
+      wantDirect(st.peer, { demand: false, scheduled: true });
+    }, Math.max(0, st.nextAttemptAt - now()));
+  }
+
+  function emitPath(change: PathChange): void {
+    for (const l of [...pathListeners]) l(change);
+  }
+
+  function confirm(userId: string, listVersion: number): void {
+    confirmed.delete(userId);
+    confirmed.set(userId, listVersion);
+    if (confirmed.size > MAX_PEER_STATES) confirmed.delete(confirmed.keys().next().value as string);
+  }
+
+  /** Sends through the fallback, noting the device list versions the relay accepted or named. */
+  async function relaySend(messages: readonly OutboundMessage[]): Promise<void> {
+    try {
+      await fallback.send(messages);
+    } catch (e) {
+      if (isDeadboltError(e, 'DEVICE_MISMATCH')) for (const u of e.details.users) confirm(u.userId, u.listVersion);
+      throw e;
+    }
+    for (const m of messages) confirm(m.to.userId, m.listVersion ?? 0);
+  }
+
+  // --- links -------------------------------------------------------------------------------
+
+  const host: LinkHost = {
+    maxFrameSize: () => fallback.maxFrameSize,
+    async deliver(frame: InboundFrame, listVersion: number): Promise<DeliveryOutcome> {
+      // A frame naming another version of this user's device list than this device holds
+      // goes through the relay, which arbitrates (DEVICE_MISMATCH to a stale sender).
+      const channel = signalling;
+      if (channel !== undefined) {
+        let own: number;
+        try {
+          own = await channel.deviceListVersion();
+        } catch {
+          return 'not-processed';
+        }
+        if (own !== listVersion) return 'not-processed';
+      }
+      return serial(async () => {
+        if (closed()) return 'closed';
+        const h = handler;
+        if (h === undefined) return 'not-processed'; // no handler: the frame goes through the relay
+        try {
+          await h(frame);
+          return 'processed';
+        } catch {
+          return 'not-processed';
+        }
+      });
+    },
+    opened(link) {
+      if (links.get(keyOf(link.peer)) !== link) return link.close(REPLACED);
+      const st = peerState(link.peer);
+      st.failures = 0;
+      st.unanswered = 0;
+      timers.clearTimeout(st.retry);
+      st.retry = undefined;
+      emitPath({ peer: link.peer, path: 'direct', ...(link.fingerprintCheck ? { fingerprintCheck: link.fingerprintCheck } : {}) });
+    },
+    closed(link, reason, wasOpen) {
+      const key = keyOf(link.peer);
+      if (links.get(key) === link) links.delete(key);
+      recentlyClosed.set(link.connectionIdHex, true);
+      if (recentlyClosed.size > MAX_RECENTLY_CLOSED) recentlyClosed.delete(recentlyClosed.keys().next().value as string);
+      if (reason !== CLOSING && reason !== REPLACED) {
+        const st = peerState(link.peer);
+        if (link.role === 'offerer' && !link.answered) st.unanswered++;
+        // A link that worked is tried again soon; one that never opened backs off further.
+        const attempt = wasOpen ? 0 : st.failures++;
+        st.nextAttemptAt = now() + backoffDelay(attempt, backoff, random);
+        scheduleRetry(st);
+      }
+      if (wasOpen && reason !== CLOSING) emitPath({ peer: link.peer, path: 'relay', reason });
+    },
+  };
+
+  function newLink(peer: Address, connectionId: Uint8Array, role: 'offerer' | 'answerer'): PeerLink | undefined {
+    let pc: RTCPeerConnectionLike;
+    try {
+      pc = new Ctor!(pcConfig());
+    } catch {
+      const st = peerState(peer);
+      st.nextAttemptAt = now() + backoffDelay(st.failures++, backoff, random);
+      scheduleRetry(st);
+      return undefined;
+    }
+    const link = new PeerLink({ peer, connectionId, role, pc, settings, host });
+    links.set(keyOf(peer), link);
+    return link;
+  }
+
+  /** Seals a signal with the pairwise session and sends it through the relay. */
+  async function sendSignal(peer: Address, signal: Signal): Promise<void> {
+    const channel = signalling;
+    if (channel === undefined || closed()) return;
+    await channel.send(peer, encodeSignal(signal), async (message) => {
+      if (closed()) throw transportClosed();
+      await relaySend([message]);
+    });
+  }
+
+  function localSdp(pc: RTCPeerConnectionLike): string {
+    const sdp = pc.localDescription?.sdp;
+    if (typeof sdp !== 'string' || sdp.length === 0) throw new Error('no local description');
+    return filterSdp(sdp);
+  }
+
+  /** Offers a link to `peer` (this device is the offerer). */
+  function attempt(peer: Address): void {
+    const link = newLink(peer, randomId(), 'offerer');
+    if (link === undefined) return;
+    const pc = link.pc;
+    void (async () => {
+      try {
+        await pc.setLocalDescription(await pc.createOffer());
+        await gathered(pc, gatherTimeoutMs, timers);
+        if (link.state === 'closed') return;
+        await sendSignal(peer, { type: 'offer', connectionId: link.connectionId, sdp: localSdp(pc) });
+      } catch {
+        link.close('the offer could not be made or sent');
+      }
+    })();
+  }
+
+  /** Answers `peer`'s offer (this device is the answerer). */
+  function answer(peer: Address, offer: Extract<Signal, { type: 'offer' }>): void {
+    const link = newLink(peer, offer.connectionId, 'answerer');
+    if (link === undefined) return;
+    const pc = link.pc;
+    void (async () => {
+      try {
+        await link.setRemoteDescription('offer', remoteSdp(offer.sdp));
+        await pc.setLocalDescription(await pc.createAnswer());
+        await gathered(pc, gatherTimeoutMs, timers);
+        if (link.state === 'closed') return;
+        await sendSignal(peer, { type: 'answer', connectionId: link.connectionId, sdp: localSdp(pc) });
+      } catch {
+        // The offerer hears of it at once (and that this device is online), rather than
+        // waiting for its attempt to time out.
+        if (link.state !== 'closed' && !closed()) bye(peer, link.connectionId);
+        link.close('the answer could not be made or sent');
+      }
+    })();
+  }
+
+  /** A send to `peer` went through the relay: set up a direct link if it is worth trying now. */
+  function wantDirect(peer: Address, { force = false, demand = true, scheduled = false } = {}): void {
+    if (signalling === undefined || !live()) return;
+    const key = keyOf(peer);
+    const st = peerState(peer);
+    if (demand) st.lastDemandAt = now();
+    if (links.has(key) || links.size >= maxPeers) return;
+    // A scheduled retry is its own backoff (its timer may fire a tick before the clock says).
+    if (!force && (st.unanswered >= maxUnanswered || (!scheduled && now() < st.nextAttemptAt))) return;
+    attempt(peer);
+  }
+
+  function bye(peer: Address, connectionId: Uint8Array): void {
+    sendSignal(peer, { type: 'bye', connectionId }).catch(() => undefined);
+  }
+
+  /** A signal core authenticated as sent by `from` (a device this user trusts). */
+  function onSignal(from: Address, payload: Uint8Array): void {
+    if (closed()) return;
+    let signal: Signal;
+    try {
+      signal = decodeSignal(payload);
+    } catch {
+      return; // malformed: ignored (it is authenticated, so a buggy peer, not an attacker)
+    }
+    const key = keyOf(from);
+    const st = peerState(from);
+    // The device runs this transport and is online: offers to it are worth making again.
+    st.unanswered = 0;
+    const idHex = hex(signal.connectionId);
+    const link = links.get(key);
+    switch (signal.type) {
+      case 'offer': {
+        if (recentlyClosed.has(idHex) || link?.connectionIdHex === idHex) return; // a repeat
+        if (link !== undefined) {
+          // Both offered at once: the lower connection id is kept, by both sides.
+          if (link.role === 'offerer' && link.state === 'connecting' && !link.answered && compareBytes(link.connectionId, signal.connectionId) < 0) return;
+          link.close(REPLACED);
+        }
+        if (sdpProblem(signal.sdp) !== undefined || links.size >= maxPeers || !live()) return bye(from, signal.connectionId);
+        answer(from, signal);
+        return;
+      }
+      case 'answer': {
+        if (link === undefined || link.connectionIdHex !== idHex) {
+          // An answer to an attempt that ended: tell the peer, and since it is evidently
+          // online now, try again if this device wanted a direct link lately.
+          bye(from, signal.connectionId);
+          if (link === undefined && now() - st.lastDemandAt < DEMAND_WINDOW_MS) wantDirect(from, { force: true, demand: false });
+          return;
+        }
+        if (link.role !== 'offerer' || link.answered) return;
+        if (sdpProblem(signal.sdp) !== undefined) return link.close('an unusable answer');
+        link.answered = true;
+        link.setRemoteDescription('answer', remoteSdp(signal.sdp)).catch(() => {
+          if (link.state !== 'closed') bye(from, link.connectionId);
+          link.close('the answer could not be applied');
+        });
+        return;
+      }
+      case 'bye':
+        if (link?.connectionIdHex === idHex) link.close('the peer ended the connection');
+        return;
+    }
+  }
+
+  // --- the adapter -------------------------------------------------------------------------
+
+  async function closeNow(): Promise<void> {
+    core.close();
+    offSignal?.();
+    offSignal = undefined;
+    signalling = undefined;
+    offFallbackFrames?.();
+    offFallbackFrames = undefined;
+    handler = undefined;
+    pathListeners.clear();
+    for (const st of peers.values()) timers.clearTimeout(st.retry);
+    for (const link of [...links.values()]) link.close(CLOSING, 'closed');
+    links.clear();
+    offFallbackState();
+    await fallback.close();
+  }
+
+  const transport: WebRtcTransport = {
+    specificationVersion: TRANSPORT_SPECIFICATION_VERSION,
+    get maxFrameSize() {
+      return fallback.maxFrameSize;
+    },
+    get state() {
+      return core.state;
+    },
+
+    connect(auth: TransportAuth): Promise<void> {
+      if (closed()) return Promise.reject(transportClosed());
+      return fallback.connect(auth);
+    },
+
+    async send(messages: readonly OutboundMessage[]): Promise<void> {
+      if (closed()) throw transportClosed();
+      if (!Array.isArray(messages)) throw invalid('messages', 'an array of { to, frame }');
+      // Checked and copied, all of it, before anything is sent (invariants 4, 5).
+      const prepared: OutboundMessage[] = [];
+      for (let i = 0; i < Math.max(messages.length, 1); i += RELAY_LIMITS.maxRecipients) {
+        prepared.push(...prepareOutbound(messages.slice(i, i + RELAY_LIMITS.maxRecipients), fallback.maxFrameSize));
+      }
+      if (!live()) return relaySend(prepared); // not connected: the fallback says so
+      const viaRelay: OutboundMessage[] = [];
+      const direct: Promise<void>[] = [];
+      for (const m of prepared) {
+        const link = links.get(keyOf(m.to));
+        const listVersion = m.listVersion ?? 0;
+        if (link?.state === 'open' && link.inFlight < settings.maxInFlight && confirmed.get(m.to.userId) === listVersion) {
+          direct.push(
+            link.send(m.frame, listVersion).then((outcome) => {
+              if (outcome === 'delivered') return undefined;
+              if (outcome === 'closed' || closed()) throw transportClosed();
+              return relaySend([m]);
+            }),
+          );
+        } else {
+          viaRelay.push(m);
+          wantDirect(m.to);
+        }
+      }
+      const results = await Promise.allSettled([...(viaRelay.length > 0 ? [relaySend(viaRelay)] : []), ...direct]);
+      settleSendRequests(results);
+    },
+
+    onFrame(h: FrameHandler): () => void {
+      if (typeof h !== 'function') throw invalid('handler', 'a function');
+      if (closed()) return () => {};
+      handler = h;
+      // Registered on the fallback only while there is a handler, so frames arriving
+      // without one stay unacknowledged there too (invariant 2).
+      offFallbackFrames ??= fallback.onFrame((frame) =>
+        serial(async () => {
+          const current = handler;
+          if (current === undefined || closed()) throw new Error('no frame handler');
+          await current(frame);
+        }),
+      );
+      return () => {
+        if (handler !== h) return;
+        handler = undefined;
+        offFallbackFrames?.();
+        offFallbackFrames = undefined;
+      };
+    },
+    onStateChange(listener: (state: TransportState) => void): () => void {
+      return core.onStateChange(isolated(listener));
+    },
+    onNotice(listener: (notice: TransportNotice) => void): () => void {
+      if (closed()) return () => {};
+      return fallback.onNotice(isolated(listener));
+    },
+    publishPrekeys(upload: Uint8Array): Promise<void> {
+      if (closed()) return Promise.reject(transportClosed());
+      return fallback.publishPrekeys(upload);
+    },
+    fetchBundles(userId: string): Promise<DeviceDirectoryEntry> {
+      if (closed()) return Promise.reject(transportClosed());
+      return fallback.fetchBundles(userId);
+    },
+    // One frame for many mailboxes (group messages): the relay stores it once, all or none,
+    // so it always takes the relay path.
+    async sendShared(recipients: readonly SharedRecipient[], frame: Uint8Array): Promise<void> {
+      if (closed()) throw transportClosed();
+      try {
+        await fallback.sendShared(recipients, frame);
+      } catch (e) {
+        if (isDeadboltError(e, 'DEVICE_MISMATCH')) for (const u of e.details.users) confirm(u.userId, u.listVersion);
+        throw e;
+      }
+      for (const r of recipients) confirm(r.to.userId, r.listVersion ?? 0);
+    },
+    publishDeviceList(deviceList: Uint8Array): Promise<void> {
+      if (closed()) return Promise.reject(transportClosed());
+      return fallback.publishDeviceList(deviceList);
+    },
+    provisionPut(channel: Uint8Array, sealed: Uint8Array): Promise<void> {
+      if (closed()) return Promise.reject(transportClosed());
+      return fallback.provisionPut(channel, sealed);
+    },
+    provisionTake(channel: Uint8Array, waitMs: number): Promise<Uint8Array | undefined> {
+      if (closed()) return Promise.reject(transportClosed());
+      return fallback.provisionTake(channel, waitMs);
+    },
+
+    attachSignalling(channel: SignallingChannel): void {
+      if (typeof channel !== 'object' || channel === null || typeof channel.send !== 'function' || typeof channel.onSignal !== 'function') {
+        throw invalid('channel', 'a signalling channel { send, onSignal }');
+      }
+      if (closed()) return;
+      offSignal?.();
+      signalling = channel;
+      offSignal = channel.onSignal((from, payload) => {
+        try {
+          onSignal(from, payload);
+        } catch {
+          // Never into core's frame handler.
+        }
+      });
+    },
+
+    async preconnect(peer: Address): Promise<boolean> {
+      if (typeof peer?.userId !== 'string' || typeof peer.deviceId !== 'string') throw invalid('peer', 'an address { userId, deviceId }');
+      const key = keyOf(peer);
+      if (!links.has(key)) wantDirect({ userId: peer.userId, deviceId: peer.deviceId }, { force: true });
+      // Follow the link to `peer` as it is replaced (when both sides offered at once).
+      for (let link = links.get(key); link !== undefined; link = links.get(key)) {
+        if (link.state === 'open') return true;
+        if (await link.ready) return true;
+        if (links.get(key) === link) return false;
+      }
+      return false;
+    },
+
+    path(peer: Address): 'direct' | 'relay' {
+      return links.get(keyOf(peer))?.state === 'open' ? 'direct' : 'relay';
+    },
+    onPathChange(listener: (change: PathChange) => void): () => void {
+      const wrapped = isolated(listener);
+      if (closed()) return () => {};
+      pathListeners.add(wrapped);
+      return () => pathListeners.delete(wrapped);
+    },
+
+    close(): Promise<void> {
+      closing ??= closeNow();
+      return closing;
+    },
+  };
+  return transport;
+}

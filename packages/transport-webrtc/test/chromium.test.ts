@@ -1,0 +1,149 @@
+/**
+ * Real Chromium (Debian's, through `@deadbolt/browser-harness`): two pages, two users,
+ * talking over a direct data channel with the browser's own WebRTC; one going offline
+ * (messages fall back to the relay) and coming back (direct again), every message exactly
+ * once; and a Node device (node-datachannel) talking directly to a Chromium one. The relay
+ * stores what it carried, so each test also checks it never held a message sent while the
+ * path was direct, nor any of the pages' session descriptions.
+ */
+import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { launchChromium, newPage, serveBundle, type BundleServer } from '@deadbolt/browser-harness';
+import type { Browser, Page } from 'playwright-core';
+import type { DeadboltWebRtcPage } from './browser/page.js';
+import { startClient, startRelay, text, type TestClient, type TestRelay } from './helpers/stack.js';
+
+let browser: Browser;
+let server: BundleServer;
+const cleanup: (() => Promise<void>)[] = [];
+
+beforeAll(async () => {
+  [browser, server] = await Promise.all([launchChromium(), serveBundle({ entries: { page: fileURLToPath(new URL('./browser/page.ts', import.meta.url)) } })]);
+});
+afterAll(async () => {
+  await server?.close();
+  await browser?.close();
+});
+afterEach(async () => {
+  for (const c of cleanup.splice(0).reverse()) await c().catch(() => undefined);
+});
+
+async function relay(): Promise<TestRelay> {
+  const r = await startRelay({ allowedOrigins: [new URL(server.url).origin] });
+  cleanup.push(() => r.close());
+  return r;
+}
+
+/** A page with the bundle loaded (WebRTC allowed on loopback). */
+async function page(): Promise<Page> {
+  const p = await newPage(browser, { webrtc: true });
+  cleanup.push(() => p.close());
+  await p.goto(server.url);
+  await p.waitForFunction(() => (globalThis as { deadboltWebRtc?: unknown }).deadboltWebRtc !== undefined);
+  return p;
+}
+
+/** Calls `deadboltWebRtc[method](...args)` in the page. */
+function call<K extends keyof DeadboltWebRtcPage>(
+  p: Page,
+  method: K,
+  ...args: Parameters<DeadboltWebRtcPage[K]>
+): Promise<Awaited<ReturnType<DeadboltWebRtcPage[K]>>> {
+  return p.evaluate(
+    ([m, a]) => (globalThis as unknown as { deadboltWebRtc: Record<string, (...x: unknown[]) => unknown> }).deadboltWebRtc[m as string]!(...(a as unknown[])),
+    [method, args] as const,
+  ) as never;
+}
+
+async function sendAll(p: Page, to: string, bodies: string[]): Promise<string[]> {
+  const ids: string[] = [];
+  for (const b of bodies) ids.push(await call(p, 'send', to, b));
+  return ids;
+}
+
+/** Nothing the relay stored contains any of these descriptions' credentials or fingerprints. */
+function expectNoDescriptionAt(r: TestRelay, descriptions: string[]): void {
+  expect(descriptions.length).toBeGreaterThan(0);
+  const stored = Buffer.concat(r.enqueued.map((e) => Buffer.from(e.frame)));
+  for (const sdp of descriptions) {
+    for (const m of sdp.matchAll(/^a=(?:ice-ufrag|ice-pwd|fingerprint:\S+) ?(\S+)$/gm)) {
+      expect(stored.includes(Buffer.from(m[1]!)), 'a credential or fingerprint of a page in the relay store').toBe(false);
+    }
+  }
+  expect(stored.includes(Buffer.from('a=candidate'))).toBe(false);
+}
+
+describe('real Chromium', () => {
+  test('two pages talk over a direct data channel; one goes offline and messages fall back to the relay; it returns and the path is direct again; every message once', async () => {
+    const r = await relay();
+    const alice = await page();
+    const bob = await page();
+    await call(alice, 'start', { userId: 'alice', deviceId: 'browser', wsUrl: r.wsUrl });
+    await call(bob, 'start', { userId: 'bob', deviceId: 'browser', wsUrl: r.wsUrl });
+    const a = { userId: 'alice', deviceId: 'browser' };
+    const b = { userId: 'bob', deviceId: 'browser' };
+
+    const toBob: string[] = await sendAll(alice, 'bob', ['hello from chromium']);
+    expect(await call(alice, 'waitPath', 'bob', 'browser', 'direct')).toBe('matched');
+    await call(bob, 'waitPath', 'alice', 'browser', 'direct');
+    const storedBefore = r.enqueued.length;
+    const direct = await sendAll(alice, 'bob', Array.from({ length: 10 }, (_, i) => `direct ${i}`));
+    const back = await sendAll(bob, 'alice', ['and back']);
+    toBob.push(...direct);
+    expect(await call(bob, 'waitReceived', toBob)).toEqual(toBob.map(() => 1));
+    expect(await call(alice, 'waitReceived', back)).toEqual([1]);
+    expect(r.enqueued.length - storedBefore, 'messages the relay stored while the path was direct').toBe(0);
+
+    // Bob goes offline.
+    await call(bob, 'stop');
+    await call(alice, 'waitPath', 'bob', 'browser', 'relay');
+    const fromBefore = r.count(a as never, b as never);
+    const away = await sendAll(alice, 'bob', ['while away 1', 'while away 2', 'while away 3']);
+    expect(r.count(a as never, b as never) - fromBefore).toBeGreaterThanOrEqual(3);
+    toBob.push(...away);
+
+    // Bob comes back: what waited arrives, and the path turns direct again.
+    await call(bob, 'start', { userId: 'bob', deviceId: 'browser', wsUrl: r.wsUrl });
+    expect(await call(bob, 'waitReceived', away)).toEqual([1, 1, 1]);
+    const again = await sendAll(alice, 'bob', ['back again']);
+    toBob.push(...again);
+    await call(alice, 'waitPath', 'bob', 'browser', 'direct');
+    await call(bob, 'waitPath', 'alice', 'browser', 'direct');
+    const storedDirect = r.enqueued.length;
+    const resumed = await sendAll(alice, 'bob', ['resumed 1', 'resumed 2']);
+    toBob.push(...resumed);
+    expect(await call(bob, 'waitReceived', [...again, ...resumed])).toEqual([1, 1, 1]);
+    expect(r.enqueued.length - storedDirect, 'nothing stored once direct again').toBe(0);
+
+    const history = await call(bob, 'history', 'alice');
+    expect(history.filter((id) => toBob.includes(id)).sort()).toEqual([...toBob].sort());
+    expect(new Set(history).size).toBe(history.length);
+    expectNoDescriptionAt(r, [...(await call(alice, 'localDescriptions')), ...(await call(bob, 'localDescriptions'))]);
+  });
+
+  test('a Node device (node-datachannel) and a Chromium device connect directly', async () => {
+    const r = await relay();
+    const browserSide = await page();
+    await call(browserSide, 'start', { userId: 'carol', deviceId: 'browser', wsUrl: r.wsUrl });
+    const node: TestClient = await startClient(r, 'dave', 'node');
+    cleanup.push(() => node.close());
+    const carol = { userId: 'carol', deviceId: 'browser' } as TestClient['address'];
+
+    const first = (await node.client.send('carol', 'hello from node')).id;
+    expect(await call(browserSide, 'waitReceived', [first])).toEqual([1]);
+    await node.waitPath(carol, 'direct');
+    expect(await call(browserSide, 'waitPath', 'dave', 'node', 'direct')).toBe('matched');
+    // libdatachannel reports the fingerprint of the certificate Chromium presented.
+    expect(node.paths.find((p) => p.path === 'direct')?.fingerprintCheck).toBe('matched');
+
+    const storedBefore = r.enqueued.length;
+    const toCarol: string[] = [];
+    for (const body of ['n1', 'x'.repeat(50_000), 'n3']) toCarol.push((await node.client.send('carol', body)).id);
+    const toDave = await sendAll(browserSide, 'dave', ['c1', 'c2']);
+    expect(await call(browserSide, 'waitReceived', toCarol)).toEqual([1, 1, 1]);
+    await node.until(() => toDave.every((id) => node.received.some((m) => m.id === id)), 'two messages from chromium');
+    expect(node.received.filter((m) => toDave.includes(m.id)).map(text)).toEqual(['c1', 'c2']);
+    expect(r.enqueued.length - storedBefore, 'messages the relay stored while the path was direct').toBe(0);
+    expectNoDescriptionAt(r, await call(browserSide, 'localDescriptions'));
+  });
+});

@@ -153,7 +153,7 @@ test('undecryptable frames look the same on the wire as good ones: one acknowled
   }
 }, 60_000);
 
-test('a contact cannot overwrite history records, even reusing a message id and time (review H3)', async () => {
+test('a contact cannot overwrite history records, even reusing a message id and time (review H3); a second copy of one message is dropped', async () => {
   relay = await startRelay();
   const alice = await startClient('websocket', relay, 'alice', 'phone');
   const bob = await startClient('websocket', relay, 'bob', 'laptop');
@@ -167,14 +167,18 @@ test('a contact cannot overwrite history records, even reusing a message id and 
   await t.connect({ certificate: encodeDeviceCertificate(await bob.client.sessions.certificate()), sign: (r, c) => bob.client.sessions.signRelayChallenge(r, c) });
   const listVersion = await listVersionAt(t, 'alice');
   await t.send([{ to: alice.client.address, listVersion, frame: wire }]);
+  // The same content encrypted again (a new ratchet message, same message id): what a
+  // sender does when it retries a send part of which already arrived (protocol §11.2).
   await t.send([{ to: alice.client.address, listVersion, frame: await bob.client.sessions.encrypt(alice.client.address, forged) }]);
-  await alice.waitForMessages(2);
   await t.close();
+  await bob.client.send('alice', 'marker'); // stored after both copies: delivered after them
+  await alice.waitForMessages(2);
   const history = await alice.client.history('bob');
   expect(history.map((m) => [m.direction, text(m)])).toEqual([
     ['outgoing', 'I will pay you 10'],
     ['incoming', '(replaced by bob)'],
-    ['incoming', '(replaced by bob)'],
+    ['incoming', 'marker'],
   ]);
+  expect(alice.received.map(text)).toEqual(['(replaced by bob)', 'marker']);
   expect(history.every((m) => !m.untrusted)).toBe(true);
 });

@@ -321,7 +321,7 @@ export async function createClient(options: ClientOptions): Promise<Client> {
     let groupPayload = false;
     try {
       const decryptOptions: DecryptOptions = {
-        extraOps: (r) => {
+        extraOps: async (r) => {
           const content: Content = decodeContent(r.plaintext);
           let conversation: UserId;
           let direction: StoredMessage['direction'];
@@ -349,8 +349,13 @@ export async function createClient(options: ClientOptions): Promise<Client> {
             conversation = r.sender.userId;
             direction = 'incoming';
           }
-          const receivedAt = now();
           const id = toHex(content.messageId);
+          // A second copy of a message already in history (the sender encrypted it again:
+          // a send split between a direct link and the relay, then retried) is dropped:
+          // the ratchet step commits, nothing else (§11.2).
+          const seen = historyKeys.seen(conversation, direction, id);
+          if ((await storage.get(seen)) !== undefined) return [];
+          const receivedAt = now();
           message = {
             id,
             conversation,
@@ -363,7 +368,11 @@ export async function createClient(options: ClientOptions): Promise<Client> {
             sortKey: historyKeys.sortKey(receivedAt, direction, id, toHex(crypto.randomBytes(4))),
             body: content.body,
           };
-          return [messageOp(message, content.messageId), conversationOp(conversation, message.receivedAt)];
+          return [
+            messageOp(message, content.messageId),
+            conversationOp(conversation, message.receivedAt),
+            { type: 'put', key: seen, value: sealRecord(crypto, ClientRecordType.SEEN, new Uint8Array(0)) },
+          ];
         },
       };
       let result: DecryptResult;
@@ -524,8 +533,10 @@ export async function createClient(options: ClientOptions): Promise<Client> {
         // The relay refuses a send that names out-of-date device lists (DEVICE_MISMATCH,
         // docs/relay-protocol.md): the users it names are refreshed (their signed lists
         // applied, sessions with new devices started, with revoked ones dropped) and the
-        // message is encrypted again for the devices current now. The frames of a refused
-        // attempt are never sent; the ratchet steps they took only leave gaps.
+        // message is encrypted again for the devices current now. Over the relay alone the
+        // frames of a refused attempt are never stored; a transport with its own paths
+        // (WebRTC) may have delivered some of them directly, and the recipient drops the
+        // second copy by its message id (§11.2). The skipped ratchet steps leave gaps only.
         for (let attempt = 1; ; attempt++) {
           const peers = (await sessions.devices(recipient)).filter((p) => !(recipient === address.userId && p.deviceId === address.deviceId));
           if (peers.length === 0) throw new UsageError('NO_SESSION', { message: 'the user has no devices', details: { userId: recipient, deviceId: '*' } });

@@ -30,7 +30,7 @@ import { toHex } from '../codec/bytes.js';
 import { ByteWriter } from '../codec/writer.js';
 
 /** Client record types (continuing the core record types of §7.1). */
-export const ClientRecordType = Object.freeze({ MESSAGE: 16, CONVERSATION: 17, PENDING_UPLOAD: 18, GROUP_MESSAGE: 19, GROUP_CONVERSATION: 20, GROUP_ORPHAN: 21 });
+export const ClientRecordType = Object.freeze({ MESSAGE: 16, CONVERSATION: 17, PENDING_UPLOAD: 18, GROUP_MESSAGE: 19, GROUP_CONVERSATION: 20, GROUP_ORPHAN: 21, SEEN: 22 });
 
 /** Delivery state of an outgoing message. */
 export type DeliveryStatus = 'received' | 'pending' | 'sent' | 'failed';
@@ -75,6 +75,8 @@ export const historyKeys = Object.freeze({
     `${String(localTime).padStart(16, '0')}-${direction === 'incoming' ? 'i' : 'o'}-${messageIdHex}${suffix ? `-${suffix}` : ''}`,
   messages: (conversation: string): string[] => ['msg', conversation],
   conversation: (userId: string): string[] => ['conv', userId],
+  /** A message already in history (§11.2): a second copy of it is dropped. */
+  seen: (conversation: string, direction: 'incoming' | 'outgoing', messageIdHex: string): string[] => ['msg-seen', conversation, direction === 'incoming' ? 'i' : 'o', messageIdHex],
   conversations: (): string[] => ['conv'],
   pendingUpload: (): string[] => ['client', 'pending-upload'],
   groupMessage: (groupIdHex: string, sortKey: string): string[] => ['group-msg', groupIdHex, sortKey],

@@ -151,9 +151,10 @@ export interface DecryptOptions {
   /**
    * Extra storage operations to commit in the same atomic batch as the new session
    * state (for example the decrypted message and its dedup marker), so a crash never
-   * separates them (SECURITY.md D24).
+   * separates them (SECURITY.md D24). It may read the store (it runs inside the
+   * operation, under the storage lock), for example to check a dedup marker.
    */
-  readonly extraOps?: (result: DecryptResult) => readonly StorageOp[];
+  readonly extraOps?: (result: DecryptResult) => readonly StorageOp[] | Promise<readonly StorageOp[]>;
 }
 
 /** What this device knows about a contact's account key. */
@@ -778,7 +779,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     if (result.identityChanged && trust && !(trust.pendingKey && equalBytes(trust.pendingKey, session.remoteCertificate.accountKey))) {
       ops.push(putTrust(from.userId, { ...trust, pendingKey: session.remoteCertificate.accountKey }));
     }
-    await commit([...ops, ...(options?.extraOps?.(result) ?? [])]);
+    await commit([...ops, ...((await options?.extraOps?.(result)) ?? [])]);
     return result;
   }
 
@@ -870,7 +871,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
       ops.push(put(storageKeys.pqPrekey(pq.id), RecordType.PQ_PREKEY, encodePqPrekeyRecord({ ...pq, uses: pq.uses + 1 })));
     }
     if (trust.write) ops.push(putTrust(cert.userId, trust.write));
-    ops.push(...(options?.extraOps?.(result) ?? []));
+    ops.push(...((await options?.extraOps?.(result)) ?? []));
     await commit(ops);
     return result;
   }

@@ -182,6 +182,20 @@ interface PeerState {
 const DEFAULT_BACKOFF: Required<BackoffOptions> = { initialMs: 1000, maxMs: 60_000 };
 /** Devices whose attempt history is remembered (oldest forgotten first). */
 const MAX_PEER_STATES = 1024;
+/**
+ * How long a relay confirmation of a user's device list version lets frames to that user
+ * go direct. After it, the next frame goes through the relay, which refuses it if the list
+ * changed (a device was revoked): a revoked device's open link carries at most this much
+ * more (hostile review, finding 2).
+ */
+const CONFIRMATION_TTL_MS = 30_000;
+/**
+ * The longest a direct link stays up before it is closed and signalled again through the
+ * relay, which refuses a revoked device: bounds how long a revoked device can keep
+ * sending on a link it already had.
+ */
+const MAX_LINK_LIFETIME_MS = 10 * 60_000;
+const EXPIRED = 'link lifetime reached';
 /** Connection ids of ended attempts remembered, so a repeated old offer is not answered. */
 const MAX_RECENTLY_CLOSED = 256;
 /** A send this recent makes a device worth connecting to when it shows it is online. */
@@ -337,7 +351,9 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
    * this version, so the relay's check (docs/relay-protocol.md, SEND) is never skipped
    * for a version it has not accepted; the receiving device checks its own (peer-link.ts).
    */
-  const confirmed = new Map<string, number>();
+  const confirmed = new Map<string, { readonly listVersion: number; readonly at: number }>();
+  /** Closes each open link when its lifetime is reached. */
+  const lifetimes = new Map<PeerLink, unknown>();
   const recentlyClosed = new Map<string, true>();
   const pathListeners = new Set<(change: PathChange) => void>();
   let signalling: SignallingChannel | undefined;
@@ -400,7 +416,7 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
 
   function confirm(userId: string, listVersion: number): void {
     confirmed.delete(userId);
-    confirmed.set(userId, listVersion);
+    confirmed.set(userId, { listVersion, at: now() });
     if (confirmed.size > MAX_PEER_STATES) confirmed.delete(confirmed.keys().next().value as string);
   }
 
@@ -446,6 +462,7 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
     },
     opened(link) {
       if (links.get(keyOf(link.peer)) !== link) return link.close(REPLACED);
+      lifetimes.set(link, timers.setTimeout(() => link.close(EXPIRED), MAX_LINK_LIFETIME_MS));
       const st = peerState(link.peer);
       st.failures = 0;
       st.unanswered = 0;
@@ -454,6 +471,11 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
       emitPath({ peer: link.peer, path: 'direct', ...(link.fingerprintCheck ? { fingerprintCheck: link.fingerprintCheck } : {}) });
     },
     closed(link, reason, wasOpen) {
+      const lifetime = lifetimes.get(link);
+      if (lifetime !== undefined) {
+        timers.clearTimeout(lifetime);
+        lifetimes.delete(link);
+      }
       const key = keyOf(link.peer);
       if (links.get(key) === link) links.delete(key);
       recentlyClosed.set(link.connectionIdHex, true);
@@ -651,7 +673,9 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
       for (const m of prepared) {
         const link = links.get(keyOf(m.to));
         const listVersion = m.listVersion ?? 0;
-        if (link?.state === 'open' && link.inFlight < settings.maxInFlight && confirmed.get(m.to.userId) === listVersion) {
+        const confirmation = confirmed.get(m.to.userId);
+        const fresh = confirmation !== undefined && confirmation.listVersion === listVersion && now() - confirmation.at <= CONFIRMATION_TTL_MS;
+        if (link?.state === 'open' && link.inFlight < settings.maxInFlight && fresh) {
           direct.push(
             link.send(m.frame, listVersion).then((outcome) => {
               if (outcome === 'delivered') return undefined;

@@ -338,4 +338,17 @@ describe('on the link', () => {
     expect(direct(b).map((f) => text(f.bytes))).toEqual(['v0', 'v7 held']);
     expect(viaRelay(b).map((f) => text(f.bytes))).toEqual(['v7', 'v7 again']);
   });
+
+  test('a relay confirmation lets frames go direct for 30 s only, then the next one goes through the relay, which would refuse a revoked device', async () => {
+    let clock = 1_000_000;
+    const { a, b } = await linked({ now: () => clock }, {});
+    await a.transport.send([{ to: b.address, frame: utf8('fresh'), listVersion: 0 }]);
+    clock += 31_000;
+    await a.transport.send([{ to: b.address, frame: utf8('stale'), listVersion: 0 }]);
+    clock += 1_000;
+    await a.transport.send([{ to: b.address, frame: utf8('confirmed again'), listVersion: 0 }]);
+    await changes.until(() => b.frames.length === 3, 'three frames');
+    expect(direct(b).map((f) => text(f.bytes))).toEqual(['fresh', 'confirmed again']);
+    expect(viaRelay(b).map((f) => text(f.bytes))).toEqual(['stale']);
+  });
 });

@@ -1,10 +1,19 @@
 /**
  * The crash-consistency test's victim: Bob's client on SQLite storage. It receives
- * Alice's stream, replies to every 5th message, and records each reply only after the
- * relay accepted it. The parent kills it with SIGKILL at random moments and starts it
- * again on the same database.
+ * Alice's interleaved stream of 1:1 (`m-N`) and group (`g-N`) messages, replies to every
+ * 5th of each (1:1 replies `re-N-pid`, group replies `gre-N-pid` in the group), and records
+ * each reply only after the relay accepted it. Every application-level delivery (the
+ * `message-received` and `group-message-received` events) is appended to a delivery log
+ * as it happens. The parent kills it with SIGKILL at random moments and starts it again on
+ * the same database.
  *
- * argv: dbPath wsUrl sentLogPath mode(run|report) [expected]
+ * argv: dbPath wsUrl sentLogPath deliveryLogPath mode(run|report|final) [expected1to1] [expectedGroup]
+ *
+ * - run: receive, reply, log; prints `started` once connected.
+ * - report: once the 1:1 history holds `expected1to1` incoming messages and the group's
+ *   history `expectedGroup`, prints `{ direct, group }` (incoming bodies, in history order).
+ * - final: as report, and then sends `bye-direct` (1:1) and `bye-group` (group) and prints
+ *   the report only once the relay accepted both.
  */
 import { appendFileSync } from 'node:fs';
 import WebSocket from 'ws';
@@ -12,7 +21,7 @@ import { createClient } from '@deadbolt/core';
 import { createSqliteStorage } from '@deadbolt/storage-sqlite';
 import { createWebSocketTransport, type WebSocketConstructor } from '@deadbolt/transport-websocket';
 
-const [dbPath, wsUrl, sentLog, mode, expectedArg] = process.argv.slice(2) as [string, string, string, string, string?];
+const [dbPath, wsUrl, sentLog, deliveryLog, mode, expectedArg, expectedGroupArg] = process.argv.slice(2) as [string, string, string, string, string, string?, string?];
 const client = await createClient({
   userId: 'bob',
   deviceId: 'crashy',
@@ -20,11 +29,16 @@ const client = await createClient({
   transport: createWebSocketTransport({ url: wsUrl, WebSocket: WebSocket as unknown as WebSocketConstructor, backoff: { initialMs: 10, maxMs: 200 } }),
   prekeyBatch: { oneTime: 3, pqOneTime: 2 },
 });
+const decode = (b: Uint8Array): string => new TextDecoder().decode(b);
+
+// Every application-level delivery, written synchronously (a SIGKILL cannot lose a write
+// that returned; it can only land before it).
+client.on('message-received', (m) => appendFileSync(deliveryLog, `1:${decode(m.body)}\n`));
+client.on('group-message-received', (m) => appendFileSync(deliveryLog, `g:${decode(m.body)}\n`));
 
 if (mode === 'run') {
   client.on('message-received', (m) => {
-    const text = new TextDecoder().decode(m.body);
-    const n = Number(text.slice(2));
+    const n = Number(decode(m.body).slice(2));
     if (n % 5 === 0) {
       const reply = `re-${n}-${process.pid}`;
       client.send('alice', reply).then(
@@ -33,24 +47,49 @@ if (mode === 'run') {
       );
     }
   });
+  client.on('group-message-received', (m) => {
+    const n = Number(decode(m.body).slice(2));
+    if (n % 5 === 0) {
+      const reply = `gre-${n}-${process.pid}`;
+      void client
+        .group(m.groupId)
+        .then((g) => g!.send(reply))
+        .then(
+          () => appendFileSync(sentLog, `${reply}\n`),
+          () => undefined,
+        );
+    }
+  });
   await client.start();
   process.stdout.write('started\n');
 } else {
-  // Report: once history holds `expected` incoming messages, print them (event-driven).
+  // Report: once the histories hold what is expected, print them (event-driven).
   const expected = Number(expectedArg);
-  const incoming = async (): Promise<string[]> =>
-    (await client.history('alice', { limit: 1000 })).filter((m) => m.direction === 'incoming').map((m) => new TextDecoder().decode(m.body));
+  const expectedGroup = Number(expectedGroupArg);
+  const incoming = async (): Promise<{ direct: string[]; group: string[] }> => {
+    const direct = (await client.history('alice', { limit: 1000 })).filter((m) => m.direction === 'incoming').map((m) => decode(m.body));
+    const groups = await client.groups();
+    const g = groups.length === 1 ? await client.group(groups[0]!.groupId) : undefined;
+    const group = g ? (await g.history({ limit: 1000 })).filter((m) => m.direction === 'incoming').map((m) => decode(m.body)) : [];
+    return { direct, group };
+  };
   let done = false;
   const finish = async (): Promise<void> => {
     if (done) return;
     const got = await incoming();
-    if (got.length < expected) return;
+    if (done || got.direct.length < expected || got.group.length < expectedGroup) return;
     done = true;
+    if (mode === 'final') {
+      await client.send('alice', 'bye-direct');
+      const groups = await client.groups();
+      await (await client.group(groups[0]!.groupId))!.send('bye-group');
+    }
     process.stdout.write(`${JSON.stringify(got)}\n`);
     await client.close();
     process.exit(0);
   };
   client.on('message-received', () => void finish());
+  client.on('group-message-received', () => void finish());
   setTimeout(() => {
     void incoming().then((got) => {
       process.stdout.write(`${JSON.stringify(got)}\n`);

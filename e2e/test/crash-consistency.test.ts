@@ -1,10 +1,12 @@
 /**
- * SECURITY.md D24 (issue 6, 1:1 part): Bob's client on SQLite storage is killed with
- * SIGKILL at random moments, 200 times, while Alice streams messages to him over the real
- * relay; he replies to every 5th message. Each time he starts again on the same database.
- * At the end every message is in his history exactly once, and every reply he recorded as
- * accepted by the relay reached Alice (a reused sending key would make her drop one as a
- * duplicate), and the session still works.
+ * SECURITY.md D24 (issue 6): Bob's client on SQLite storage is killed with SIGKILL at
+ * random moments, 200 times, while Alice streams an interleaved mix of 1:1 messages and
+ * messages in a group she made with him (once he first started) over the real relay; he
+ * replies to every 5th of each, 1:1 or in the group. Each time he starts again on the same
+ * database. At the end every 1:1 and every group message is in his histories exactly once
+ * and was delivered to the application (event) at most once; every reply he recorded as
+ * accepted by the relay reached Alice (a reused sending or sender key would make her drop
+ * one as a duplicate or fail to decrypt it), and the session and the group still work.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,14 +17,61 @@ import Database from 'better-sqlite3';
 import { expect, test } from 'vitest';
 import { decodeKey } from '../../packages/storage-sqlite/src/key-encoding.js';
 import { prng } from './fault-proxy.js';
+import type { Client, StoredGroupMessage } from '@deadbolt/core';
 import { startClient, startRelay, text } from './stack.js';
 
 const KILLS = Number(process.env.DEADBOLT_CRASH_KILLS ?? 200);
-const PER_ROUND = 2;
-const CHILD = fileURLToPath(new URL('./crash-child.ts', import.meta.url));
+const PER_ROUND = 3;
+const CHILD_SOURCE = fileURLToPath(new URL('./crash-child.ts', import.meta.url));
+/**
+ * The child, bundled once per run: starting it 200 times through the TypeScript loader
+ * costs most of a second each on a busy machine, the bundle a fraction of that. It sits
+ * under e2e/node_modules so that its externals (native SQLite, ws) resolve as they would
+ * for the source (one file per run, removed at the end).
+ */
+const CHILD = fileURLToPath(new URL(`../node_modules/.cache/deadbolt-e2e/crash-child-${process.pid}.mjs`, import.meta.url));
+
+async function bundleChild(): Promise<void> {
+  const esbuild = await import('esbuild');
+  await esbuild.build({
+    entryPoints: [CHILD_SOURCE],
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    conditions: ['@deadbolt/source'],
+    external: ['better-sqlite3', 'ws'],
+    outfile: CHILD,
+    logLevel: 'warning',
+  });
+}
+
+/** Resolves once `check()` holds, re-checked on each of `client`'s `events`; rejects at the deadline. */
+function until(client: Client, events: readonly ('message-received' | 'group-message-received')[], check: () => boolean, what: string, deadlineMs = 60_000): Promise<void> {
+  if (check()) return Promise.resolve();
+  return new Promise<void>((resolve, reject) => {
+    const offs: (() => void)[] = [];
+    const stop = (): void => {
+      clearTimeout(timer);
+      for (const off of offs) off();
+    };
+    const timer = setTimeout(() => {
+      stop();
+      reject(new Error(`timed out waiting for ${what}`));
+    }, deadlineMs);
+    for (const e of events) {
+      const listener = (): void => {
+        if (!check()) return;
+        stop();
+        resolve();
+      };
+      offs.push(client.on(e, listener));
+    }
+  });
+}
 
 function spawnBob(args: string[]): { child: ChildProcess; started: Promise<void>; exited: Promise<void>; output: () => string } {
-  const child = spawn(process.execPath, ['--conditions=@deadbolt/source', '--import', 'tsx', CHILD, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CHILD, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
@@ -36,21 +85,34 @@ function spawnBob(args: string[]): { child: ChildProcess; started: Promise<void>
   return { child, started, exited, output: () => out };
 }
 
-test(`SIGKILL at random points, ${KILLS} times: every message exactly once, no sending key reused`, async () => {
+test(`SIGKILL at random points, ${KILLS} times: every 1:1 and group message exactly once, no sending key reused`, async () => {
+  await bundleChild();
   const dir = mkdtempSync(join(tmpdir(), 'deadbolt-crash-'));
   const dbPath = join(dir, 'bob.db');
   const sentLog = join(dir, 'sent.log');
+  const deliveryLog = join(dir, 'delivered.log');
   writeFileSync(sentLog, '');
+  writeFileSync(deliveryLog, '');
   const relay = await startRelay({ dbPath: join(dir, 'relay.db') });
+  const bobArgs = (mode: string, ...rest: string[]): string[] => [dbPath, relay.wsUrl, sentLog, deliveryLog, mode, ...rest];
   const rand = prng(424242);
   const alice = await startClient('websocket', relay, 'alice', 'phone');
   const rejected: string[] = [];
   alice.client.on('message-rejected', (r) => rejected.push(r.code));
+  const groupRejected: string[] = [];
+  alice.client.on('group-rejected', (r) => groupRejected.push(r.code));
+  const deliveryFailed: string[] = [];
+  alice.client.on('group-delivery-failed', (f) => deliveryFailed.push(f.code));
+  const groupReceived: StoredGroupMessage[] = [];
+  alice.client.on('group-message-received', (m) => groupReceived.push(m));
+  const started = Date.now();
   try {
     // Bob's first run registers him and publishes his prekeys.
-    let bob = spawnBob([dbPath, relay.wsUrl, sentLog, 'run']);
+    let bob = spawnBob(bobArgs('run'));
     await bob.started;
+    const group = await alice.client.createGroup({ name: 'crash', members: ['bob'] });
     let sent = 0;
+    let sentGroup = 0;
     let killsDuringWork = 0;
     let killedWhileStarting = 0;
     for (let k = 0; k < KILLS; k++) {
@@ -58,8 +120,11 @@ test(`SIGKILL at random points, ${KILLS} times: every message exactly once, no s
       // receives, decrypts, persists and replies. Some rounds: the kill lands while he starts.
       const waitForStart = rand() < 0.8;
       if (waitForStart) await bob.started;
-      for (let i = 0; i < PER_ROUND; i++) await alice.client.send('bob', `m-${sent++}`);
-      const delay = Math.floor(rand() * (waitForStart ? 60 : 400));
+      for (let i = 0; i < PER_ROUND; i++) {
+        if (rand() < 0.5) await alice.client.send('bob', `m-${sent++}`);
+        else await group.send(`g-${sentGroup++}`);
+      }
+      const delay = Math.floor(rand() * (waitForStart ? 60 : 200));
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, delay);
         void bob.exited.then(() => {
@@ -73,27 +138,60 @@ test(`SIGKILL at random points, ${KILLS} times: every message exactly once, no s
         killsDuringWork++;
       }
       await bob.exited;
-      bob = spawnBob([dbPath, relay.wsUrl, sentLog, 'run']);
+      bob = spawnBob(bobArgs('run'));
     }
     bob.child.kill('SIGKILL');
     await bob.exited;
+    const loopSeconds = (Date.now() - started) / 1000;
 
     // A final, uninterrupted run reports Bob's history once everything has arrived.
-    const report = spawnBob([dbPath, relay.wsUrl, sentLog, 'report', String(sent)]);
+    const report = spawnBob(bobArgs('report', String(sent), String(sentGroup)));
     await report.exited;
-    const history = JSON.parse(report.output().trim().split('\n').at(-1)!) as string[];
-    const counts = new Map<string, number>();
-    for (const t of history) counts.set(t, (counts.get(t) ?? 0) + 1);
+    const history = JSON.parse(report.output().trim().split('\n').at(-1)!) as { direct: string[]; group: string[] };
+    const tally = (xs: readonly string[]): Map<string, number> => {
+      const counts = new Map<string, number>();
+      for (const t of xs) counts.set(t, (counts.get(t) ?? 0) + 1);
+      return counts;
+    };
+    const counts = tally(history.direct);
     for (let i = 0; i < sent; i++) expect(counts.get(`m-${i}`), `m-${i}`).toBe(1);
-    expect(history).toHaveLength(sent);
+    expect(history.direct).toHaveLength(sent);
+    const groupCounts = tally(history.group);
+    for (let i = 0; i < sentGroup; i++) expect(groupCounts.get(`g-${i}`), `g-${i}`).toBe(1);
+    expect(history.group).toHaveLength(sentGroup);
 
-    // Every reply Bob recorded as accepted reached Alice: no sending key was reused.
+    // Application-level deliveries: the events are emitted once the message is committed,
+    // so no message may be delivered twice. A kill between the commit and the event (or the
+    // log write) leaves a message in history without a logged event: counted, not an error.
+    const delivered = readFileSync(deliveryLog, 'utf8').split('\n').filter(Boolean);
+    const deliveredCounts = tally(delivered);
+    const dupes = [...deliveredCounts].filter(([, c]) => c > 1).map(([t]) => t);
+    expect(dupes, 'delivered to the application more than once').toEqual([]);
+    const unannounced = [...Array.from({ length: sent }, (_, i) => `1:m-${i}`), ...Array.from({ length: sentGroup }, (_, i) => `g:g-${i}`)].filter((t) => !deliveredCounts.has(t));
+    expect(unannounced.length, `committed without an event: ${unannounced.join(' ')}`).toBeLessThanOrEqual(killsDuringWork);
+
+    // Every reply Bob recorded as accepted reached Alice: no sending key (1:1) or sender
+    // key (group) was reused.
     const replies = readFileSync(sentLog, 'utf8').split('\n').filter(Boolean);
-    await alice.waitForMessages(replies.length, 60_000);
+    const directReplies = replies.filter((r) => r.startsWith('re-'));
+    const groupReplies = replies.filter((r) => r.startsWith('gre-'));
+    const gotGroup = (): Set<string> => new Set(groupReceived.map((m) => new TextDecoder().decode(m.body)));
+    await alice.waitForMessages(directReplies.length, 60_000);
+    await until(alice.client, ['group-message-received'], () => groupReplies.every((r) => gotGroup().has(r)), `${groupReplies.length} group replies`);
     const got = new Set(alice.received.map(text));
-    for (const r of replies) expect(got.has(r), r).toBe(true);
+    for (const r of directReplies) expect(got.has(r), r).toBe(true);
+    for (const r of groupReplies) expect(gotGroup().has(r), r).toBe(true);
+    expect(tally(groupReceived.map((m) => m.id)).size).toBe(groupReceived.length);
     expect(rejected).toEqual([]);
-    console.log(`crash consistency: ${KILLS} rounds, ${killsDuringWork} SIGKILLs (${killedWhileStarting} while starting), ${sent} messages delivered exactly once, ${replies.length} replies all received`);
+    expect(groupRejected).toEqual([]);
+    if (KILLS >= 50) expect(groupReplies.length).toBeGreaterThan(0);
+    expect(deliveryFailed).toEqual([]);
+    console.log(
+      `crash consistency: ${KILLS} rounds, ${killsDuringWork} SIGKILLs (${killedWhileStarting} while starting), ` +
+        `${sent} 1:1 + ${sentGroup} group messages each in history exactly once (${delivered.length} events, none twice, ${unannounced.length} committed just before a kill without an event), ` +
+        `${directReplies.length} 1:1 + ${groupReplies.length} group replies all received, ${loopSeconds.toFixed(1)}s of kills, ${((Date.now() - started) / 1000).toFixed(1)}s in all` +
+        (unannounced.length > 0 ? `; without an event: ${unannounced.join(' ')}` : ''),
+    );
 
     // Prekey uploads survived the kills too: every one-time prekey whose private half
     // Bob holds was published (it is at the relay, or was already handed out), so no
@@ -118,14 +216,23 @@ test(`SIGKILL at random points, ${KILLS} times: every message exactly once, no s
     for (const id of held) expect(known.has(id), `prekey ${id} held by Bob but never published`).toBe(true);
     expect(bobKeys.some((k) => k[0] === 'client' && k[1] === 'pending-upload')).toBe(false);
 
-    // And the session still works after all that.
-    const last = spawnBob([dbPath, relay.wsUrl, sentLog, 'report', String(sent + 1)]);
+    // And the session and the group still work after all that, both ways.
+    const last = spawnBob(bobArgs('final', String(sent + 1), String(sentGroup + 1)));
     await alice.client.send('bob', 'm-final');
+    await group.send('g-final');
     await last.exited;
-    expect(JSON.parse(last.output().trim().split('\n').at(-1)!)).toContain('m-final');
+    const final = JSON.parse(last.output().trim().split('\n').at(-1)!) as { direct: string[]; group: string[] };
+    expect(final.direct).toContain('m-final');
+    expect(final.group).toContain('g-final');
+    await until(alice.client, ['message-received'], () => alice.received.some((m) => text(m) === 'bye-direct'), 'bye-direct');
+    await until(alice.client, ['group-message-received'], () => gotGroup().has('bye-group'), 'bye-group');
+    // Not killed, the final run announced both messages to the application, once each.
+    const finalEvents = readFileSync(deliveryLog, 'utf8').split('\n').filter((t) => t === '1:m-final' || t === 'g:g-final');
+    expect(finalEvents.sort()).toEqual(['1:m-final', 'g:g-final']);
   } finally {
     await alice.client.close();
     await relay.close();
     rmSync(dir, { recursive: true, force: true });
+    rmSync(CHILD, { force: true });
   }
 }, 900_000);

@@ -482,14 +482,12 @@ export async function createClient(options: ClientOptions): Promise<Client> {
     if (!(await storage.get(['prekey-meta']))) await replenish(batch);
     else await prekeyQueue.run(publishPending);
     // This user's signed device list: learnt from the relay, or published (§3.3).
-    await ensureOwnDeviceList(deviceContext);
+    const own = await ensureOwnDeviceList(deviceContext);
     // Our other devices, so our sent messages appear on them too. A device new to them
-    // announces itself, so they start copying to it as well (protocol §11.1).
+    // announces itself, so they start copying to it as well (protocol §11.1). The same
+    // directory answer serves both: the relay rate-limits directory reads.
     const before = new Set((await sessions.devices(address.userId)).map((d) => d.deviceId));
-    const siblings = await discover(address.userId).catch((e: unknown) => {
-      if (isDeadboltError(e, 'UNKNOWN_USER')) return [];
-      throw e;
-    });
+    const siblings = await refreshDevices(deviceContext, address.userId, own);
     const fresh = siblings.filter((d) => d.deviceId !== address.deviceId && !before.has(d.deviceId));
     if (fresh.length > 0) {
       const hello = encodeContent({ kind: 'device-hello', messageId: crypto.randomBytes(16), sentAt: now() });

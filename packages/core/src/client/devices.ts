@@ -16,6 +16,7 @@ import {
   deviceId as toDeviceId,
   userId as toUserId,
   type Address,
+  type DeviceDirectoryEntry,
   type ErrorCode,
   type StorageAdapter,
   type TransportAdapter,
@@ -63,8 +64,10 @@ export interface DeviceContext {
  * A bundle the list does not cover (or that fails to verify) is skipped and reported; if
  * every bundle fails and no session remains, the (typed) reason is thrown.
  */
-export async function refreshDevices(ctx: DeviceContext, user: UserId): Promise<Address[]> {
-  const entry = await ctx.transport.fetchBundles(user);
+export async function refreshDevices(ctx: DeviceContext, user: UserId, prefetched?: DeviceDirectoryEntry): Promise<Address[]> {
+  // `prefetched`: an answer this device just got (start-up reads its own user's entry
+  // once, for the list and the siblings: the relay rate-limits directory reads).
+  const entry = prefetched ?? (await ctx.transport.fetchBundles(user));
   if (entry.deviceList !== undefined) {
     try {
       const applied = await ctx.sessions.applyDeviceList(user, entry.deviceList);
@@ -109,10 +112,11 @@ export async function listVersionOf(sessions: SessionManager, user: UserId): Pro
  * (a new user, or devices of earlier versions) and this device holds the account key, the
  * next list is published: this device and every device the directory offers that carries
  * a valid certificate of this account, so publishing never drops a working device.
+ * Returns the directory entry it read (with the list it published, if it did).
  */
-export async function ensureOwnDeviceList(ctx: DeviceContext): Promise<void> {
+export async function ensureOwnDeviceList(ctx: DeviceContext): Promise<DeviceDirectoryEntry> {
   const user = ctx.self.userId;
-  let entry: Awaited<ReturnType<TransportAdapter['fetchBundles']>>;
+  let entry: DeviceDirectoryEntry;
   try {
     entry = await ctx.transport.fetchBundles(user);
   } catch (e) {
@@ -122,7 +126,7 @@ export async function ensureOwnDeviceList(ctx: DeviceContext): Promise<void> {
   if (entry.deviceList !== undefined) {
     const applied = await ctx.sessions.applyDeviceList(user, entry.deviceList);
     if (applied.changed) ctx.changed(user, applied.list.listVersion, applied.removed);
-    return;
+    return entry;
   }
   const me = await ctx.sessions.certificate();
   const devices = new Map<string, DeviceListEntry>([[me.deviceId, { deviceId: me.deviceId, signingKey: me.signingKey, identityKey: me.identityKey }]]);
@@ -140,12 +144,13 @@ export async function ensureOwnDeviceList(ctx: DeviceContext): Promise<void> {
   try {
     list = await ctx.sessions.signDeviceList([...devices.values()]);
   } catch (e) {
-    if (isDeadboltError(e, 'NOT_INITIALIZED')) return; // a linked device without the account key cannot publish
+    if (isDeadboltError(e, 'NOT_INITIALIZED')) return entry; // a linked device without the account key cannot publish
     throw e;
   }
   await ctx.transport.publishDeviceList(list.encoded);
   const applied = await ctx.sessions.applyDeviceList(user, list.encoded);
   if (applied.changed) ctx.changed(user, applied.list.listVersion, applied.removed);
+  return { bundles: entry.bundles, deviceList: list.encoded };
 }
 
 const sameKey = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && a.every((x, i) => x === b[i]);

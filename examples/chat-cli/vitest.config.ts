@@ -1,0 +1,3 @@
+import { deadboltVitestConfig } from '../../vitest.shared.js';
+
+export default deadboltVitestConfig();

@@ -14,6 +14,8 @@
  * @module
  */
 export { expectBytesEqual, patternBytes } from './bytes.js';
+export { manualTimers, type ManualTimers } from './manual-timers.js';
+export { rejectionOf } from './rejection.js';
 export { describeStorageConformance, type StorageConformanceFactory } from './storage-conformance.js';
 export {
   describeRelayStoreConformance,

@@ -5,9 +5,9 @@
 import { http, HttpResponse } from 'msw';
 import { setupServer } from 'msw/node';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { manualTimers, rejectionOf } from '@deadbolt/test-kit';
 import { address, decodeRelayFrame, encodeRelayFrame, isDeadboltError, RELAY_LIMITS, type InboundFrame, type RelayFrame, type TransportNotice } from '@deadbolt/spec';
 import { createHttpPollingTransport, createTransportAdapter, type HttpPollingTransportOptions } from '../src/index.js';
-import { manualTimers } from './helpers/manual-timers.js';
 
 const BASE = 'http://relay.test';
 const bob = address('bob', 'laptop');
@@ -58,14 +58,6 @@ async function until(check: () => boolean, what: string): Promise<void> {
   throw new Error(`never happened: ${what}`);
 }
 
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('HTTP polling transport: statuses and retries', () => {
   test('a 401 makes it authenticate again and retry the request', async () => {
@@ -155,7 +147,7 @@ describe('HTTP polling transport: statuses and retries', () => {
     server.use(...r.handlers);
     const t = transport();
     await t.connect(auth);
-    const e = await rejection(t.send([{ to: bob, frame: new Uint8Array([1]) }]));
+    const e = await rejectionOf(t.send([{ to: bob, frame: new Uint8Array([1]) }]));
     expect(isDeadboltError(e, 'RATE_LIMITED') && e.details).toEqual({ retryAfterMs: 2000 });
     expect(r.seen.filter((s) => s.kind === 'send')).toHaveLength(1);
     await t.close();
@@ -243,7 +235,7 @@ describe('HTTP polling transport: statuses and retries', () => {
     server.use(...r.handlers);
     const t = transport();
     await t.connect(auth);
-    expect(isDeadboltError(await rejection(t.publishPrekeys(new Uint8Array(10))), 'FRAME_TOO_LARGE')).toBe(true);
+    expect(isDeadboltError(await rejectionOf(t.publishPrekeys(new Uint8Array(10))), 'FRAME_TOO_LARGE')).toBe(true);
     const max = t.maxFrameSize;
     await t.send(Array.from({ length: 9 }, () => ({ to: bob, frame: new Uint8Array(max) })));
     const sends = r.seen.filter((s) => s.kind === 'send');
@@ -258,9 +250,9 @@ describe('HTTP polling transport: statuses and retries', () => {
     const t = transport({ maxPending: 2 });
     await t.connect(auth);
     const waiting = [t.send([{ to: bob, frame: new Uint8Array([1]) }]), t.send([{ to: bob, frame: new Uint8Array([2]) }])];
-    expect(isDeadboltError(await rejection(t.send([{ to: bob, frame: new Uint8Array([3]) }])), 'TRANSPORT_FAILED')).toBe(true);
+    expect(isDeadboltError(await rejectionOf(t.send([{ to: bob, frame: new Uint8Array([3]) }])), 'TRANSPORT_FAILED')).toBe(true);
     await t.close();
-    for (const p of waiting) expect(isDeadboltError(await rejection(p), 'CLOSED')).toBe(true);
+    for (const p of waiting) expect(isDeadboltError(await rejectionOf(p), 'CLOSED')).toBe(true);
   });
 
   test('relayId: a HELLO naming another relay is refused before anything is signed', async () => {
@@ -268,7 +260,7 @@ describe('HTTP polling transport: statuses and retries', () => {
     server.use(...r.handlers);
     let signs = 0;
     const t = transport({ relayId: 'relay.example' });
-    const e = await rejection(t.connect({ ...auth, sign: async () => (signs++, new Uint8Array(64)) }));
+    const e = await rejectionOf(t.connect({ ...auth, sign: async () => (signs++, new Uint8Array(64)) }));
     expect(isDeadboltError(e, 'TRANSPORT_FAILED')).toBe(true);
     expect([signs, r.seen.length, t.state]).toEqual([0, 0, 'idle']);
   });
@@ -288,9 +280,9 @@ describe('HTTP polling transport: device lists, shared sends, provisioning', () 
     server.use(...r.handlers);
     const t = transport();
     await t.connect(auth);
-    const e = await rejection(t.send([{ to: bob, listVersion: 3, frame: new Uint8Array([1]) }]));
+    const e = await rejectionOf(t.send([{ to: bob, listVersion: 3, frame: new Uint8Array([1]) }]));
     expect(isDeadboltError(e, 'DEVICE_MISMATCH') && [e.kind, e.details]).toEqual(['transport', { users: [{ userId: 'bob', listVersion: 4 }] }]);
-    const e2 = await rejection(t.sendShared([{ to: bob, listVersion: 3 }], new Uint8Array([1])));
+    const e2 = await rejectionOf(t.sendShared([{ to: bob, listVersion: 3 }], new Uint8Array([1])));
     expect(isDeadboltError(e2, 'DEVICE_MISMATCH') && e2.details).toEqual({ users: [{ userId: 'bob', listVersion: 4 }] });
     expect(r.seen.filter((s) => s.kind === 'send' || s.kind === 'send-shared').map((s) => s.frame)).toEqual([
       { kind: 'send', messages: [{ to: bob, listVersion: 3, frame: new Uint8Array([1]) }] },
@@ -308,13 +300,13 @@ describe('HTTP polling transport: device lists, shared sends, provisioning', () 
     const states: string[] = [];
     t.onStateChange((s) => states.push(s));
     await t.connect(auth);
-    const e = await rejection(t.send([{ to: bob, frame: new Uint8Array([1]) }]));
+    const e = await rejectionOf(t.send([{ to: bob, frame: new Uint8Array([1]) }]));
     expect(isDeadboltError(e, 'RELAY_REJECTED') && e.details).toEqual({ code: 'REVOKED' });
     expect(t.state).toBe('idle');
     expect(states).toEqual(['connecting', 'connected', 'reconnecting', 'idle']);
-    expect(isDeadboltError(await rejection(t.send([{ to: bob, frame: new Uint8Array([1]) }])), 'TRANSPORT_FAILED')).toBe(true);
+    expect(isDeadboltError(await rejectionOf(t.send([{ to: bob, frame: new Uint8Array([1]) }])), 'TRANSPORT_FAILED')).toBe(true);
     const seen = r.seen.length;
-    const again = await rejection(t.connect(auth));
+    const again = await rejectionOf(t.connect(auth));
     expect(isDeadboltError(again, 'RELAY_REJECTED') && again.details).toEqual({ code: 'REVOKED' });
     expect(r.seen.slice(seen).map((s) => s.kind)).toEqual(['auth']); // refused once, not retried
     await t.close();
@@ -350,12 +342,12 @@ describe('HTTP polling transport: device lists, shared sends, provisioning', () 
     server.use(...r.handlers);
     const t = transport();
     const channel = new Uint8Array(16);
-    expect(isDeadboltError(await rejection(t.provisionTake(channel, 0)), 'TRANSPORT_FAILED')).toBe(true);
-    const limited = await rejection(t.provisionTake(channel, 0));
+    expect(isDeadboltError(await rejectionOf(t.provisionTake(channel, 0)), 'TRANSPORT_FAILED')).toBe(true);
+    const limited = await rejectionOf(t.provisionTake(channel, 0));
     expect(isDeadboltError(limited, 'RATE_LIMITED') && limited.details).toEqual({ retryAfterMs: 700 });
-    const proxyLimited = await rejection(t.provisionTake(channel, 0));
+    const proxyLimited = await rejectionOf(t.provisionTake(channel, 0));
     expect(isDeadboltError(proxyLimited, 'RATE_LIMITED') && proxyLimited.details).toEqual({ retryAfterMs: 4000 });
-    expect(isDeadboltError(await rejection(t.provisionTake(channel, 0)), 'TRANSPORT_FAILED')).toBe(true);
+    expect(isDeadboltError(await rejectionOf(t.provisionTake(channel, 0)), 'TRANSPORT_FAILED')).toBe(true);
     expect(r.seen.filter((s) => s.kind === 'provision-take')).toHaveLength(4);
     await t.close();
   });

@@ -5,6 +5,7 @@
  */
 import WebSocket from 'ws';
 import { afterEach, describe, expect, test } from 'vitest';
+import { rejectionOf } from '@deadbolt/test-kit';
 import { isDeadboltError, RELAY_LIMITS, type TransportAdapter } from '@deadbolt/spec';
 import { conformanceDevice, conformanceRelay, LOOSE_TEST_LIMITS } from '@deadbolt/relay/testing';
 import type { Relay } from '@deadbolt/relay';
@@ -25,14 +26,6 @@ function transport(url: string, relayId?: string): TransportAdapter {
   return t;
 }
 
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('websocket transport against the relay', () => {
   test('configuration by name: createTransportAdapter loads `ws` where there is no global WebSocket', async () => {
@@ -43,7 +36,7 @@ describe('websocket transport against the relay', () => {
     open.push(t);
     await t.connect(alice.auth);
     expect(t.state).toBe('connected');
-    expect(isDeadboltError(await rejection(createTransportAdapter({})), 'INVALID_ARGUMENT')).toBe(true);
+    expect(isDeadboltError(await rejectionOf(createTransportAdapter({})), 'INVALID_ARGUMENT')).toBe(true);
     expect(() => createWebSocketTransport({ url: 'http://not-a-websocket', WebSocket })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
   });
 
@@ -56,7 +49,7 @@ describe('websocket transport against the relay', () => {
     const to = [{ to: bob.address, frame: new Uint8Array([1]) }];
     await ta.send(to);
     await ta.send(to);
-    const e = await rejection(ta.send(to));
+    const e = await rejectionOf(ta.send(to));
     expect(isDeadboltError(e, 'RATE_LIMITED') && e.details.retryAfterMs).toBeGreaterThan(0);
   });
 
@@ -68,7 +61,7 @@ describe('websocket transport against the relay', () => {
     await ta.connect(alice.auth);
     await transport(relay.wsUrl).connect(bob.auth);
     expect(ta.maxFrameSize).toBe(1000);
-    const e = await rejection(ta.send([{ to: bob.address, frame: new Uint8Array(1001) }]));
+    const e = await rejectionOf(ta.send([{ to: bob.address, frame: new Uint8Array(1001) }]));
     expect(isDeadboltError(e, 'FRAME_TOO_LARGE') && e.details).toEqual({ size: 1001, max: 1000 });
     await ta.send([{ to: bob.address, frame: new Uint8Array(1000) }]);
   });
@@ -77,7 +70,7 @@ describe('websocket transport against the relay', () => {
     relay = await conformanceRelay({ relayId: 'relay.example' });
     const alice = await conformanceDevice('alice', 'phone');
     await transport(relay.wsUrl, 'relay.example').connect(alice.auth);
-    const e = await rejection(transport(relay.wsUrl, 'other.example').connect(alice.auth));
+    const e = await rejectionOf(transport(relay.wsUrl, 'other.example').connect(alice.auth));
     expect(isDeadboltError(e, 'TRANSPORT_FAILED')).toBe(true);
   });
 });

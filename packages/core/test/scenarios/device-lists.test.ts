@@ -4,6 +4,7 @@
  * relay's DEVICE_MISMATCH) are tested against the real relay in e2e.
  */
 import { describe, expect, test } from 'vitest';
+import { rejectionOf } from '@deadbolt/test-kit';
 import { isDeadboltError, type StorageAdapter } from '@deadbolt/spec';
 import { createMemoryStorage } from '@deadbolt/storage-memory';
 import {
@@ -23,14 +24,6 @@ import { readIdentityRecord } from '../../src/session/stored-records.js';
 import { createParty, createSiblingDevice, nodeCrypto, str, takeBundle, text, type Party } from '../helpers/parties.js';
 import { expectFailsWithoutMutation } from '../helpers/no-mutation.js';
 
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected a rejection');
-}
 
 async function accountSecretOf(p: Party): Promise<Ed25519SecretKey> {
   return openRecord(nodeCrypto, ['identity'], RecordType.IDENTITY, (await p.storage.get(['identity']))!, readIdentityRecord).accountSecret!;
@@ -75,7 +68,7 @@ describe('device lists (§3.3)', () => {
     expect(() => decodeDeviceList(Uint8Array.of(...good.encoded, 0))).toThrow(/trailing/);
     const flipped = good.encoded.slice();
     flipped[10]! ^= 1;
-    const e = await rejection(verifyDeviceList(nodeCrypto, decodeDeviceList(flipped)));
+    const e = await rejectionOf(verifyDeviceList(nodeCrypto, decodeDeviceList(flipped)));
     expect(isDeadboltError(e, 'BAD_SIGNATURE')).toBe(true);
   });
 
@@ -105,13 +98,13 @@ describe('device lists (§3.3)', () => {
     const bob = await createParty('bob', 'laptop');
     await bob.sessions.applyDeviceList('alice', (await alice.sessions.deviceList('alice'))!.encoded);
     const impostor = await createParty('alice', 'phone'); // the relay's own account key
-    const e = await rejection(bob.sessions.applyDeviceList('alice', (await impostor.sessions.deviceList('alice'))!.encoded));
+    const e = await rejectionOf(bob.sessions.applyDeviceList('alice', (await impostor.sessions.deviceList('alice'))!.encoded));
     expect(isDeadboltError(e, 'UNTRUSTED_IDENTITY')).toBe(true);
     expect((await bob.sessions.deviceList('alice'))!.accountKey).toEqual((await alice.sessions.certificate()).accountKey);
-    const wrongUser = await rejection(bob.sessions.applyDeviceList('carol', (await alice.sessions.deviceList('alice'))!.encoded));
+    const wrongUser = await rejectionOf(bob.sessions.applyDeviceList('carol', (await alice.sessions.deviceList('alice'))!.encoded));
     expect(isDeadboltError(wrongUser, 'SENDER_MISMATCH')).toBe(true);
     // Our own user's list under a foreign key is never trusted either.
-    const own = await rejection(alice.sessions.applyDeviceList('alice', (await impostor.sessions.deviceList('alice'))!.encoded));
+    const own = await rejectionOf(alice.sessions.applyDeviceList('alice', (await impostor.sessions.deviceList('alice'))!.encoded));
     expect(isDeadboltError(own, 'UNTRUSTED_IDENTITY')).toBe(true);
   });
 
@@ -180,7 +173,7 @@ describe('linking a device (§3.4)', () => {
     const note = await alice.sessions.encrypt({ userId: alice.address.userId, deviceId: certificate.deviceId }, text('note to self'));
     expect(str((await laptop.decrypt(alice.address, note)).plaintext)).toBe('note to self');
     // Without the account secret it can neither link nor revoke.
-    const e = await rejection(laptop.signDeviceList([]));
+    const e = await rejectionOf(laptop.signDeviceList([]));
     expect(isDeadboltError(e, 'NOT_INITIALIZED')).toBe(true);
   });
 
@@ -198,35 +191,35 @@ describe('linking a device (§3.4)', () => {
     const alice = await createParty('alice', 'phone');
     const first = await link(alice, 'laptop');
     const second = await link(alice, 'tablet');
-    const wrong = await rejection(first.pending.complete(second.approval.sealed));
+    const wrong = await rejectionOf(first.pending.complete(second.approval.sealed));
     expect(isDeadboltError(wrong, 'DECRYPT_FAILED')).toBe(true);
     const tampered = first.approval.sealed.slice();
     tampered[tampered.length - 1]! ^= 1;
-    expect(isDeadboltError(await rejection(first.pending.complete(tampered)), 'DECRYPT_FAILED')).toBe(true);
-    expect(isDeadboltError(await rejection(first.pending.complete(tampered.subarray(0, 20))), 'DECRYPT_FAILED')).toBe(true);
+    expect(isDeadboltError(await rejectionOf(first.pending.complete(tampered)), 'DECRYPT_FAILED')).toBe(true);
+    expect(isDeadboltError(await rejectionOf(first.pending.complete(tampered.subarray(0, 20))), 'DECRYPT_FAILED')).toBe(true);
     expect(await first.storage.get(['identity'])).toBeUndefined();
     await first.pending.complete(first.approval.sealed);
-    expect(isDeadboltError(await rejection(first.pending.complete(first.approval.sealed)), 'INVALID_ARGUMENT')).toBe(true);
+    expect(isDeadboltError(await rejectionOf(first.pending.complete(first.approval.sealed)), 'INVALID_ARGUMENT')).toBe(true);
   });
 
   test('approving refuses a code of another user, an existing device id, and text that is not a code; a linked device without the secret cannot approve', async () => {
     const alice = await createParty('alice', 'phone');
     const bobPending = await createDeviceLinkRequest({ storage: createMemoryStorage(), crypto: nodeCrypto, userId: 'bob', deviceId: 'x' });
-    expect(isDeadboltError(await rejection(alice.sessions.approveLink(bobPending.code)), 'INVALID_ARGUMENT')).toBe(true);
+    expect(isDeadboltError(await rejectionOf(alice.sessions.approveLink(bobPending.code)), 'INVALID_ARGUMENT')).toBe(true);
     const samePending = await createDeviceLinkRequest({ storage: createMemoryStorage(), crypto: nodeCrypto, userId: 'alice', deviceId: 'phone' });
-    expect(isDeadboltError(await rejection(alice.sessions.approveLink(samePending.code)), 'INVALID_ARGUMENT')).toBe(true);
-    expect(isDeadboltError(await rejection(alice.sessions.approveLink('deadbolt-link:!!!')), 'DECODE_FAILED')).toBe(true);
-    expect(isDeadboltError(await rejection(alice.sessions.approveLink('hello')), 'DECODE_FAILED')).toBe(true);
+    expect(isDeadboltError(await rejectionOf(alice.sessions.approveLink(samePending.code)), 'INVALID_ARGUMENT')).toBe(true);
+    expect(isDeadboltError(await rejectionOf(alice.sessions.approveLink('deadbolt-link:!!!')), 'DECODE_FAILED')).toBe(true);
+    expect(isDeadboltError(await rejectionOf(alice.sessions.approveLink('hello')), 'DECODE_FAILED')).toBe(true);
     const { storage, pending, approval } = await link(alice, 'laptop');
     await pending.complete(approval.sealed);
     const laptop = createSessionManager({ storage, crypto: nodeCrypto });
     const another = await createDeviceLinkRequest({ storage: createMemoryStorage(), crypto: nodeCrypto, userId: 'alice', deviceId: 'watch' });
-    expect(isDeadboltError(await rejection(laptop.approveLink(another.code)), 'NOT_INITIALIZED')).toBe(true);
+    expect(isDeadboltError(await rejectionOf(laptop.approveLink(another.code)), 'NOT_INITIALIZED')).toBe(true);
   });
 
   test('a store that already holds an identity cannot start a link request', async () => {
     const alice = await createParty('alice', 'phone');
-    const e = await rejection(createDeviceLinkRequest({ storage: alice.storage, crypto: nodeCrypto, userId: 'alice', deviceId: 'again' }));
+    const e = await rejectionOf(createDeviceLinkRequest({ storage: alice.storage, crypto: nodeCrypto, userId: 'alice', deviceId: 'again' }));
     expect(isDeadboltError(e, 'INVALID_ARGUMENT')).toBe(true);
   });
 });

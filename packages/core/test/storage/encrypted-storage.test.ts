@@ -6,7 +6,7 @@
 import { describe, expect, test } from 'vitest';
 import { isDeadboltError, STORAGE_LIMITS, type StorageAdapter } from '@deadbolt/spec';
 import { createMemoryStorage, createMemoryStorageBacking, type MemoryStorageBacking } from '@deadbolt/storage-memory';
-import { describeStorageConformance } from '@deadbolt/test-kit';
+import { describeStorageConformance, rejectionOf } from '@deadbolt/test-kit';
 import { AT_REST_CHECK_KEY, createEncryptedStorage, createSessionManager, encodeStoragePath, SEAL_OVERHEAD, utf8 } from '../../src/index.js';
 import { nodeCrypto } from '../helpers/parties.js';
 
@@ -33,14 +33,6 @@ describeStorageConformance('encrypted at rest (over memory)', {
   },
 });
 
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('encryption at rest (§7.5)', () => {
   test('the backend holds only sealed values: no plaintext byte pattern, 49 bytes of overhead, a fresh salt per write', async () => {
@@ -63,7 +55,7 @@ describe('encryption at rest (§7.5)', () => {
     await right.batch([{ type: 'put', key: ['k'], value: utf8('v') }]);
     const wrong = wrap(backing, OTHER_KEY);
     for (const call of [() => wrong.get(['k']), () => wrong.range(['k']), () => wrong.batch([{ type: 'put', key: ['k'], value: utf8('x') }])]) {
-      const e = await rejection(call());
+      const e = await rejectionOf(call());
       expect(isDeadboltError(e, 'STORAGE_ENCRYPTION') && e.details.reason).toBe('wrong-key');
     }
     expect(await right.get(['k'])).toEqual(utf8('v'));
@@ -73,7 +65,7 @@ describe('encryption at rest (§7.5)', () => {
     const backing = createMemoryStorageBacking();
     const plain = createSessionManager({ storage: createMemoryStorage({ backing }), crypto: nodeCrypto });
     await plain.createIdentity({ userId: 'alice', deviceId: 'phone' });
-    const e = await rejection(wrap(backing).get(['identity']));
+    const e = await rejectionOf(wrap(backing).get(['identity']));
     expect(isDeadboltError(e, 'STORAGE_ENCRYPTION') && e.details.reason).toBe('store-not-encrypted');
   });
 
@@ -83,11 +75,11 @@ describe('encryption at rest (§7.5)', () => {
     await sealed.createIdentity({ userId: 'alice', deviceId: 'phone' });
     expect((await sealed.certificate()).userId).toBe('alice');
     const raw = createSessionManager({ storage: createMemoryStorage({ backing }), crypto: nodeCrypto });
-    const read = await rejection(raw.certificate());
+    const read = await rejectionOf(raw.certificate());
     expect(isDeadboltError(read, 'STORAGE_ENCRYPTION') && read.details.reason).toBe('store-encrypted');
     const emptyLooking = createMemoryStorageBacking();
     await wrap(emptyLooking).batch([{ type: 'put', key: ['x'], value: utf8('y') }]); // writes the key check
-    const create = await rejection(createSessionManager({ storage: createMemoryStorage({ backing: emptyLooking }), crypto: nodeCrypto }).createIdentity({ userId: 'a', deviceId: 'b' }));
+    const create = await rejectionOf(createSessionManager({ storage: createMemoryStorage({ backing: emptyLooking }), crypto: nodeCrypto }).createIdentity({ userId: 'a', deviceId: 'b' }));
     expect(isDeadboltError(create, 'STORAGE_ENCRYPTION') && create.details.reason).toBe('store-encrypted');
   });
 
@@ -112,10 +104,10 @@ describe('encryption at rest (§7.5)', () => {
     const b = (await raw.get(['s', 'b']))!;
     const expectCorrupted = async (value: Uint8Array, what: string) => {
       await raw.batch([{ type: 'put', key: ['s', 'a'], value }]);
-      const e = await rejection(sealed.get(['s', 'a']));
+      const e = await rejectionOf(sealed.get(['s', 'a']));
       expect(isDeadboltError(e, 'CORRUPTED_RECORD'), what).toBe(true);
       expect(String((e as Error).message)).not.toContain('beta');
-      const r = await rejection(sealed.range(['s']));
+      const r = await rejectionOf(sealed.range(['s']));
       expect(isDeadboltError(r, 'CORRUPTED_RECORD'), `${what} (range)`).toBe(true);
     };
     await expectCorrupted(b, 'swapped');
@@ -135,7 +127,7 @@ describe('encryption at rest (§7.5)', () => {
     expect((await sealed.range(['at-rest'])).map((e) => e.key)).toEqual([['at-rest', 'x']]);
     expect((await sealed.range(['at-rest'], { limit: 1 })).map((e) => e.key)).toEqual([['at-rest', 'x']]);
     for (const op of [{ type: 'put' as const, key: AT_REST_CHECK_KEY, value: utf8('x') }, { type: 'delete' as const, key: AT_REST_CHECK_KEY }]) {
-      const e = await rejection(sealed.batch([op]));
+      const e = await rejectionOf(sealed.batch([op]));
       expect(isDeadboltError(e, 'INVALID_ARGUMENT')).toBe(true);
     }
   });

@@ -4,11 +4,11 @@
  * covers the contract against the real relay.
  */
 import { describe, expect, test } from 'vitest';
+import { manualTimers, rejectionOf } from '@deadbolt/test-kit';
 import { address, isDeadboltError, RELAY_LIMITS, type InboundFrame, type RelayFrame, type TransportState } from '@deadbolt/spec';
 import { createWebSocketTransport, type WebSocketTransportOptions } from '../../src/index.js';
 import { prepareSendRequests } from '../../src/websocket-transport.js';
 import { auth, defaultAnswer, fakeWebSocket, HELLO, until, type Script } from '../helpers/fake-socket.js';
-import { manualTimers } from '../helpers/manual-timers.js';
 
 const bob = address('bob', 'laptop');
 const one = [{ to: bob, frame: new Uint8Array([1]) }];
@@ -22,14 +22,6 @@ function setup(script: Script = {}, options: Partial<WebSocketTransportOptions> 
   return { ...fake, clock, transport, states };
 }
 
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('websocket transport: handshake', () => {
   test('signs the relay id and challenge from HELLO, sends AUTH with a non-zero request id, connects on AUTH_OK', async () => {
@@ -88,8 +80,8 @@ describe('websocket transport: handshake', () => {
     const queued = transport.send(one);
     await until(() => clock.pending().includes(1234), 'the connect timer');
     clock.fire((ms) => ms === 1234);
-    expect(isDeadboltError(await rejection(connecting), 'TRANSPORT_FAILED')).toBe(true);
-    expect(isDeadboltError(await rejection(queued), 'TRANSPORT_FAILED')).toBe(true);
+    expect(isDeadboltError(await rejectionOf(connecting), 'TRANSPORT_FAILED')).toBe(true);
+    expect(isDeadboltError(await rejectionOf(queued), 'TRANSPORT_FAILED')).toBe(true);
     expect(transport.state).toBe('idle');
     expect(states).toEqual(['connecting', 'idle']);
   });
@@ -113,7 +105,7 @@ describe('websocket transport: handshake', () => {
       await until(() => never.clock.pending().some((ms) => ms < 1000), `wait ${i}`);
       never.clock.fire((ms) => ms < 1000);
     }
-    expect(isDeadboltError(await rejection(failing), 'TRANSPORT_FAILED')).toBe(true);
+    expect(isDeadboltError(await rejectionOf(failing), 'TRANSPORT_FAILED')).toBe(true);
     expect([never.sockets.length, never.transport.state]).toEqual([4, 'idle']);
   });
 
@@ -122,13 +114,13 @@ describe('websocket transport: handshake', () => {
     const connecting = transport.connect(auth);
     await until(() => clock.pending().some((ms) => ms < 1000), 'the wait between attempts');
     await transport.close();
-    expect(isDeadboltError(await rejection(connecting), 'CLOSED')).toBe(true);
+    expect(isDeadboltError(await rejectionOf(connecting), 'CLOSED')).toBe(true);
   });
 
   test('with relayId set, a HELLO naming another relay is refused before anything is signed', async () => {
     let signs = 0;
     const { transport } = setup({}, { relayId: 'relay.example' });
-    const e = await rejection(transport.connect({ ...auth, sign: async () => (signs++, new Uint8Array(64)) }));
+    const e = await rejectionOf(transport.connect({ ...auth, sign: async () => (signs++, new Uint8Array(64)) }));
     expect(isDeadboltError(e, 'TRANSPORT_FAILED')).toBe(true);
     expect(signs).toBe(0);
     expect(transport.state).toBe('idle');
@@ -143,13 +135,13 @@ describe('websocket transport: handshake', () => {
       await until(() => clock.pending().some((ms) => ms < 1000), `wait ${i}`);
       clock.fire((ms) => ms < 1000);
     }
-    const e = await rejection(connecting);
+    const e = await rejectionOf(connecting);
     expect(isDeadboltError(e, 'RELAY_REJECTED') && e.details).toEqual({ code: 'UNAUTHENTICATED' });
     expect([sockets.length, transport.state]).toEqual([4, 'idle']);
     const forbidden = setup({
       onRequest: (socket, { requestId }) => socket.answer(requestId, { kind: 'error', code: 'FORBIDDEN', retryAfterMs: 0, message: 'too many devices' }),
     });
-    const f = await rejection(forbidden.transport.connect(auth));
+    const f = await rejectionOf(forbidden.transport.connect(auth));
     expect(isDeadboltError(f, 'RELAY_REJECTED') && f.details).toEqual({ code: 'FORBIDDEN' });
     expect(forbidden.sockets).toHaveLength(1);
   });
@@ -172,7 +164,7 @@ describe('websocket transport: handshake', () => {
 
   test('a signature of the wrong length is the caller’s error (INVALID_ARGUMENT), and nothing is sent', async () => {
     const { transport, sockets } = setup();
-    const e = await rejection(transport.connect({ ...auth, sign: async () => new Uint8Array(10) }));
+    const e = await rejectionOf(transport.connect({ ...auth, sign: async () => new Uint8Array(10) }));
     expect(isDeadboltError(e, 'INVALID_ARGUMENT')).toBe(true);
     expect(sockets[0]!.received).toEqual([]);
   });
@@ -260,7 +252,7 @@ describe('websocket transport: requests', () => {
     });
     await transport.connect(auth);
     const errors = [];
-    for (let n = 0; n < answers.length; n++) errors.push(await rejection(transport.send([{ to: bob, frame: new Uint8Array(n + 3) }])));
+    for (let n = 0; n < answers.length; n++) errors.push(await rejectionOf(transport.send([{ to: bob, frame: new Uint8Array(n + 3) }])));
     expect(errors.map((e) => (isDeadboltError(e) ? [e.code, e.kind, e.details] : e))).toEqual([
       ['RATE_LIMITED', 'transport', { retryAfterMs: 1500 }],
       ['UNKNOWN_USER', 'transport', { userId: 'bob' }],
@@ -274,15 +266,15 @@ describe('websocket transport: requests', () => {
     const { transport } = setup({ onRequest: (socket, r) => (r.frame.kind === 'auth' ? defaultAnswer(socket, r) : undefined) }, { maxPending: 2 });
     await transport.connect(auth);
     const waiting = [transport.send(one), transport.fetchBundles('bob')];
-    const refused = await rejection(transport.send(one));
+    const refused = await rejectionOf(transport.send(one));
     expect(isDeadboltError(refused, 'TRANSPORT_FAILED')).toBe(true);
     await transport.close();
-    for (const p of waiting) expect(isDeadboltError(await rejection(p), 'CLOSED')).toBe(true);
+    for (const p of waiting) expect(isDeadboltError(await rejectionOf(p), 'CLOSED')).toBe(true);
   });
 
   test('before connect, requests reject with TRANSPORT_FAILED (not connected)', async () => {
     const { transport, sockets } = setup();
-    expect(isDeadboltError(await rejection(transport.send(one)), 'TRANSPORT_FAILED')).toBe(true);
+    expect(isDeadboltError(await rejectionOf(transport.send(one)), 'TRANSPORT_FAILED')).toBe(true);
     expect(sockets).toHaveLength(0);
   });
 
@@ -396,9 +388,9 @@ describe('websocket transport: device lists, shared sends, provisioning', () => 
     await transport.connect(auth);
     // 1,001 messages: two SEND requests, each answered DEVICE_MISMATCH for its first user.
     const messages = [...Array.from({ length: 1000 }, () => ({ to: bob, listVersion: 3, frame: new Uint8Array([1]) })), { to: carol, frame: new Uint8Array([2]) }];
-    const e = await rejection(transport.send(messages));
+    const e = await rejectionOf(transport.send(messages));
     expect(isDeadboltError(e, 'DEVICE_MISMATCH') && [e.kind, e.details]).toEqual(['transport', { users: [{ userId: 'bob', listVersion: 4 }] }]);
-    const e2 = await rejection(transport.sendShared([{ to: carol, listVersion: 2 }], new Uint8Array([1])));
+    const e2 = await rejectionOf(transport.sendShared([{ to: carol, listVersion: 2 }], new Uint8Array([1])));
     expect(isDeadboltError(e2, 'DEVICE_MISMATCH') && e2.details).toEqual({ users: [{ userId: 'carol', listVersion: 0 }] });
     expect(sockets[0]!.kinds().filter((k) => k === 'send' || k === 'send-shared')).toEqual(['send', 'send', 'send-shared']);
     expect(transport.state).toBe('connected');
@@ -420,14 +412,14 @@ describe('websocket transport: device lists, shared sends, provisioning', () => 
     sockets[0]!.drop(); // the relay closed the socket (4004) when the list changed
     await until(() => clock.pending().some((ms) => ms < 1000), 'the reconnect timer');
     clock.fire((ms) => ms < 1000);
-    const e = await rejection(sending);
+    const e = await rejectionOf(sending);
     expect(isDeadboltError(e, 'RELAY_REJECTED') && e.details).toEqual({ code: 'REVOKED' });
     expect(transport.state).toBe('idle');
     expect(states).toEqual(['connecting', 'connected', 'reconnecting', 'idle']);
     expect(clock.pending().filter((ms) => ms < 1000)).toEqual([]);
     expect(sockets).toHaveLength(2);
     // connect is refused the same way, at once (never retried).
-    const again = await rejection(transport.connect(auth));
+    const again = await rejectionOf(transport.connect(auth));
     expect(isDeadboltError(again, 'RELAY_REJECTED') && again.details).toEqual({ code: 'REVOKED' });
     expect(sockets).toHaveLength(3);
     await transport.close();
@@ -463,17 +455,17 @@ describe('websocket transport: device lists, shared sends, provisioning', () => 
     );
     expect(await transport.provisionTake(new Uint8Array(16), 0)).toBeUndefined();
     answer = { kind: 'error', code: 'RATE_LIMITED', retryAfterMs: 900, message: 'slow down' };
-    const limited = await rejection(transport.provisionTake(new Uint8Array(16), 0));
+    const limited = await rejectionOf(transport.provisionTake(new Uint8Array(16), 0));
     expect(isDeadboltError(limited, 'RATE_LIMITED') && limited.details).toEqual({ retryAfterMs: 900 });
     answer = undefined; // the relay keeps it waiting
     const waiting = transport.provisionTake(new Uint8Array(16), 30_000);
     await until(() => sockets.length === 3 && sockets[2]!.kinds().includes('provision-take'), 'the third take written');
     await transport.close();
-    expect(isDeadboltError(await rejection(waiting), 'CLOSED')).toBe(true);
+    expect(isDeadboltError(await rejectionOf(waiting), 'CLOSED')).toBe(true);
     expect(sockets[2]!.readyState).toBe(3);
 
     const other = setup({}, { relayId: 'relay.example' });
-    const e = await rejection(other.transport.provisionTake(new Uint8Array(16), 0));
+    const e = await rejectionOf(other.transport.provisionTake(new Uint8Array(16), 0));
     expect(isDeadboltError(e, 'TRANSPORT_FAILED')).toBe(true);
     expect(other.sockets[0]!.kinds()).toEqual([]);
     await other.transport.close();

@@ -1,3 +1,11 @@
+/**
+ * Timers a test fires by hand, for adapters that take injectable timers (the transports'
+ * `timers` option): a test sees every delay the adapter asked for (backoff, timeouts)
+ * and decides when each fires, with no waiting.
+ *
+ * @module
+ */
+
 /** Timers a test fires by hand, recording each requested delay. */
 export interface ManualTimers {
   readonly timers: { setTimeout(callback: () => void, ms: number): unknown; clearTimeout(handle: unknown): void };
@@ -9,6 +17,16 @@ export interface ManualTimers {
   fire(match: (ms: number) => boolean): number;
 }
 
+/**
+ * Creates {@link ManualTimers}.
+ *
+ * @example
+ * ```ts
+ * const clock = manualTimers();
+ * const transport = createWebSocketTransport({ url, WebSocket, timers: clock.timers });
+ * clock.fire((ms) => ms >= 10_000); // the connect timeout
+ * ```
+ */
 export function manualTimers(): ManualTimers {
   const live = new Map<number, { callback: () => void; ms: number }>();
   const requested: number[] = [];

@@ -313,6 +313,12 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
   if (privacy === 'relay-only' && !iceServers.some((s) => (s.urls as string[]).some((u) => /^turns?:/i.test(u)))) {
     throw invalid('iceServers', "a TURN server (privacy 'relay-only' uses relayed candidates only)");
   }
+  // Some stacks (werift) gather relay-only only with a TURN username and credential, and
+  // otherwise open host sockets whose checks would show this device's address to a peer
+  // (hostile review, finding 7): in relay-only mode every TURN server must carry both.
+  if (privacy === 'relay-only' && iceServers.some((s) => (s.urls as string[]).some((u) => /^turns?:/i.test(u)) && (typeof s.username !== 'string' || s.username === '' || typeof s.credential !== 'string' || s.credential === ''))) {
+    throw invalid('iceServers', "a username and credential on every TURN server (privacy 'relay-only')");
+  }
   const gatherTimeoutMs = positive(options.gatherTimeoutMs, 'gatherTimeoutMs', 3000);
   const maxPeers = positive(options.maxPeers, 'maxPeers', 16);
   const maxUnanswered = positive(options.maxUnansweredOffers, 'maxUnansweredOffers', 3);
@@ -609,7 +615,9 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
           // An answer to an attempt that ended: tell the peer, and since it is evidently
           // online now, try again if this device wanted a direct link lately.
           bye(from, signal.connectionId);
-          if (link === undefined && now() - st.lastDemandAt < DEMAND_WINDOW_MS) wantDirect(from, { force: true, demand: false });
+          // Not forced: backoff and the unanswered-offers limit still apply, so answers to
+          // ended attempts cannot make this device open connections without bound (finding 8).
+          if (link === undefined && now() - st.lastDemandAt < DEMAND_WINDOW_MS) wantDirect(from, { force: false, demand: false });
           return;
         }
         if (link.role !== 'offerer' || link.answered) return;

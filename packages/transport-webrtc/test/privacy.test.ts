@@ -48,6 +48,18 @@ describe("privacy: 'relay-only'", () => {
     expect(isDeadboltError(error, 'INVALID_ARGUMENT') && error.details.field).toBe('iceServers');
   });
 
+  test('refused with a TURN server that has no username or credential (a stack could then gather host candidates)', () => {
+    for (const server of [{ urls: 'turn:turn.example:3478' }, { urls: 'turn:turn.example:3478', username: 'u' }, { urls: ['turns:turn.example:5349'], username: 'u', credential: '' }]) {
+      let error: unknown;
+      try {
+        createWebRtcTransport({ fallback: new MemoryHub().transport(), ...implementation('node-datachannel'), privacy: 'relay-only', iceServers: [server] });
+      } catch (e) {
+        error = e;
+      }
+      expect(isDeadboltError(error, 'INVALID_ARGUMENT') && error.details.field, JSON.stringify(server)).toBe('iceServers');
+    }
+  });
+
   test('two devices connect through a TURN server; their descriptions carry relayed candidates only, and none of the machine’s addresses', async () => {
     const port = await freeUdpPort();
     const turn = new Turn({ authMech: 'long-term', credentials: { deadbolt: 'test-only-credential' }, listeningPort: port, listeningIps: ['127.0.0.1'], relayIps: ['127.0.0.1'], debugLevel: 'OFF' });

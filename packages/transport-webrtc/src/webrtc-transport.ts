@@ -601,12 +601,15 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
     switch (signal.type) {
       case 'offer': {
         if (recentlyClosed.has(idHex) || link?.connectionIdHex === idHex) return; // a repeat
+        // An offer this device cannot take is refused before an existing link is touched:
+        // a bad or untimely offer never costs a working link (hostile review, finding 4).
+        if (sdpProblem(signal.sdp) !== undefined || !live()) return bye(from, signal.connectionId);
         if (link !== undefined) {
           // Both offered at once: the lower connection id is kept, by both sides.
           if (link.role === 'offerer' && link.state === 'connecting' && !link.answered && compareBytes(link.connectionId, signal.connectionId) < 0) return;
           link.close(REPLACED);
         }
-        if (sdpProblem(signal.sdp) !== undefined || links.size >= maxPeers || !live()) return bye(from, signal.connectionId);
+        if (links.size >= maxPeers) return bye(from, signal.connectionId);
         answer(from, signal);
         return;
       }

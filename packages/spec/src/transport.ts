@@ -113,7 +113,11 @@ export type TransportNotice = { readonly type: 'prekeys-low'; readonly oneTimePr
  * Guarantees core gives (docs/protocol.md §11.1):
  * - a signal reaches `onSignal` only after it decrypted under a session with `from`, whose
  *   device certificate verified under an account key this device trusts (a contact whose
- *   key changed and was not accepted yet is not heard), so `from` is authenticated;
+ *   key changed and was not accepted yet is not heard), so `from` is authenticated. That
+ *   trust is trust on first use (docs/protocol.md §7.4): a user this device never talked
+ *   to is heard too, from its first message, so a transport must not assume that a signal
+ *   comes from someone the user chose to talk to (answering reveals network addresses
+ *   unless the transport's own privacy settings prevent it);
  * - a signal is never shown to the application nor stored in its history;
  * - signals are padded and encrypted like messages: the relay cannot tell them apart by
  *   content, read them, change them or inject its own.

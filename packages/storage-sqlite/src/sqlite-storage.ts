@@ -51,6 +51,27 @@ export interface SqliteStorageOptions {
   readonly lockTimeoutMs?: number;
 }
 
+/**
+ * `PRAGMA journal_mode = WAL`, retried while another connection holds the file. Two
+ * processes opening one new file at once both ask for the switch; SQLite answers one of
+ * them SQLITE_BUSY at once, without waiting in the busy handler (it would deadlock), so
+ * the switch is tried again after a short pause, up to the busy timeout. Opening is
+ * synchronous like every better-sqlite3 call, so the pause blocks (it is rare and short).
+ */
+function switchToWal(db: Database.Database, busyTimeoutMs: number): void {
+  const started = Date.now();
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    try {
+      db.pragma('journal_mode = WAL');
+      return;
+    } catch (e) {
+      if ((e as { code?: unknown }).code !== 'SQLITE_BUSY' || Date.now() - started >= busyTimeoutMs) throw e;
+      Atomics.wait(pause, 0, 0, 5);
+    }
+  }
+}
+
 /** Backoff between attempts at a busy lock file: 1 ms doubling to 16 ms. */
 const LOCK_RETRY_MIN_MS = 1;
 const LOCK_RETRY_MAX_MS = 16;
@@ -101,10 +122,11 @@ export function createSqliteStorage(options: SqliteStorageOptions): StorageAdapt
   let db: Database.Database;
   try {
     db = new Database(options.path);
-    db.pragma('journal_mode = WAL');
+    const busyTimeoutMs = Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000));
+    db.pragma(`busy_timeout = ${busyTimeoutMs}`);
+    switchToWal(db, busyTimeoutMs);
     db.pragma('synchronous = FULL');
     db.pragma('secure_delete = ON');
-    db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
     const version = db.pragma('user_version', { simple: true }) as number;
     if (version > SQLITE_SCHEMA_VERSION) {
       db.close();
@@ -112,8 +134,10 @@ export function createSqliteStorage(options: SqliteStorageOptions): StorageAdapt
     }
     if (version < SQLITE_SCHEMA_VERSION) {
       // All pending migrations in one transaction: a crash leaves the old schema intact.
+      // The version is read again inside it: another process may have migrated meanwhile.
       db.transaction(() => {
-        for (let v = version; v < SQLITE_SCHEMA_VERSION; v++) (MIGRATIONS[v] as (db: Database.Database) => void)(db);
+        const from = db.pragma('user_version', { simple: true }) as number;
+        for (let v = from; v < SQLITE_SCHEMA_VERSION; v++) (MIGRATIONS[v] as (db: Database.Database) => void)(db);
         db.pragma(`user_version = ${SQLITE_SCHEMA_VERSION}`);
       }).immediate();
     }

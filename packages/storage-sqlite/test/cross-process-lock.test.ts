@@ -64,6 +64,18 @@ describe('storage-sqlite exclusive lock across processes (SECURITY.md D26)', () 
     expect(await counter(path)).toBe(400);
   }, 60_000);
 
+  test('opening a database another process holds locked waits for it (busy timeout) instead of failing', async () => {
+    const path = join(dir, 'opening.db');
+    const holder = child([path, '300', 'hold-file']);
+    await holder.line('held');
+    // Synchronous inside: waits up to the busy timeout (5 s) for the holder's 300 ms.
+    const storage = createSqliteStorage({ path });
+    await storage.batch([{ type: 'put', key: ['k'], value: Uint8Array.of(1) }]);
+    expect(await storage.get(['k'])).toEqual(Uint8Array.of(1));
+    await storage.close();
+    expect(await holder.exit).toBe(0);
+  }, 60_000);
+
   test('a process killed while holding the lock releases it; a waiter times out with STORAGE_BUSY while it is held', async () => {
     const path = join(dir, 'killed.db');
     const holder = child([path, '0', 'hold']);

@@ -29,9 +29,36 @@ export function backoffDelay(attempt: number, options: BackoffOptions = {}, rand
   return Math.floor(random() * cap);
 }
 
-function invalid(field: string, expected: string): UsageError<'INVALID_ARGUMENT'> {
+/** Timers a transport takes as an option, so that tests can fire them by hand. */
+export interface TransportTimers {
+  setTimeout(callback: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+/** The platform's own timers, the default of every transport's `timers` option. */
+export const systemTimers: TransportTimers = Object.freeze({
+  setTimeout: (callback: () => void, ms: number): unknown => globalThis.setTimeout(callback, ms),
+  clearTimeout: (handle: unknown): void => globalThis.clearTimeout(handle as ReturnType<typeof globalThis.setTimeout>),
+});
+
+/** The `INVALID_ARGUMENT` a transport throws for a bad option or argument. */
+export function invalidOption(field: string, expected: string): UsageError<'INVALID_ARGUMENT'> {
   return new UsageError('INVALID_ARGUMENT', { message: `${field} must be ${expected}`, details: { field, expected } });
 }
+
+/** A positive integer option, or `fallback` when absent; `INVALID_ARGUMENT` otherwise. */
+export function positiveOption(value: unknown, field: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) throw invalidOption(field, 'a positive integer');
+  return value;
+}
+
+/** `TRANSPORT_FAILED` for an operation (the message names the operation, never data). */
+export function transportFailed(operation: string, message: string, cause?: unknown): TransportError<'TRANSPORT_FAILED'> {
+  return new TransportError('TRANSPORT_FAILED', { message: `${operation}: ${message}`, details: { operation }, cause });
+}
+
+const invalid = invalidOption;
 
 const ID_PATTERN = /^[A-Za-z0-9._@:+-]{1,64}$/;
 /** Relay frame header: version, kind, requestId, and the u16 count of SEND and SEND_SHARED. */

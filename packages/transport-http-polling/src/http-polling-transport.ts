@@ -74,12 +74,11 @@ import {
   type TransportNotice,
   type TransportState,
 } from '@deadbolt/spec';
+import type { TransportTimers } from '@deadbolt/spec';
+import { invalidOption as invalid, positiveOption as positive, systemTimers as globalTimers, transportFailed as failed } from '@deadbolt/spec';
 
 /** Timer functions (injectable for tests). */
-export interface HttpPollingTransportTimers {
-  setTimeout(callback: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
+export type HttpPollingTransportTimers = TransportTimers;
 
 /**
  * Options of {@link createHttpPollingTransport}.
@@ -138,24 +137,9 @@ interface CallOptions {
 
 const ID_PATTERN = /^[A-Za-z0-9._@:+-]{1,64}$/;
 const CONNECT_TRIES = 4;
-const globalTimers: HttpPollingTransportTimers = {
-  setTimeout: (callback, ms) => globalThis.setTimeout(callback, ms),
-  clearTimeout: (handle) => globalThis.clearTimeout(handle as ReturnType<typeof globalThis.setTimeout>),
-};
 
-function invalid(field: string, expected: string): UsageError<'INVALID_ARGUMENT'> {
-  return new UsageError('INVALID_ARGUMENT', { message: `${field} must be ${expected}`, details: { field, expected } });
-}
 
-function failed(operation: string, message: string, cause?: unknown): TransportError<'TRANSPORT_FAILED'> {
-  return new TransportError('TRANSPORT_FAILED', { message: `${operation}: ${message}`, details: { operation }, cause });
-}
 
-function positive(value: unknown, field: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) throw invalid(field, 'a positive integer');
-  return value;
-}
 
 /** `Retry-After` in ms: delta-seconds or an HTTP date (RFC 9110 §10.2.3). */
 function retryAfterMs(header: string | null): number | undefined {

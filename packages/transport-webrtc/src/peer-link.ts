@@ -29,15 +29,13 @@
  * @module
  */
 import type { Address, InboundFrame } from '@deadbolt/spec';
+import type { TransportTimers } from '@deadbolt/spec';
 import { decodeDirect, encodeDirect, frameToDirect, type DirectMessage } from './direct-codec.js';
 import { readRemoteFingerprint, type RemoteFingerprintReader, type RTCDataChannelLike, type RTCPeerConnectionLike } from './peer-connection.js';
 import { fingerprintMatches, sdpFingerprints, type DtlsFingerprint } from './sdp.js';
 
 /** Timer functions (injectable for tests). */
-export interface Timers {
-  setTimeout(callback: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
+export type Timers = TransportTimers;
 
 /** The data channel's label. */
 export const CHANNEL_LABEL = 'deadbolt/1';

@@ -71,6 +71,7 @@ import {
   type TransportNotice,
   type TransportState,
 } from '@deadbolt/spec';
+import { invalidOption as invalid, positiveOption as positive, systemTimers as globalTimers } from '@deadbolt/spec';
 import type { IceServer, PeerConnectionConfig, RemoteFingerprintReader, RTCPeerConnectionConstructor, RTCPeerConnectionLike } from './peer-connection.js';
 import { PeerLink, type DeliveryOutcome, type FingerprintCheck, type LinkHost, type LinkSettings, type Timers } from './peer-link.js';
 import { relayOnlySdp, sdpProblem, withoutEndOfCandidates } from './sdp.js';
@@ -204,20 +205,8 @@ const DEMAND_WINDOW_MS = 5 * 60_000;
 const REPLACED = 'replaced by the other side';
 const CLOSING = 'transport closed';
 
-const globalTimers: Timers = {
-  setTimeout: (callback, ms) => globalThis.setTimeout(callback, ms),
-  clearTimeout: (handle) => globalThis.clearTimeout(handle as ReturnType<typeof globalThis.setTimeout>),
-};
 
-function invalid(field: string, expected: string): UsageError<'INVALID_ARGUMENT'> {
-  return new UsageError('INVALID_ARGUMENT', { message: `${field} must be ${expected}`, details: { field, expected } });
-}
 
-function positive(value: unknown, field: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) throw invalid(field, 'a positive integer');
-  return value;
-}
 
 function isolated<T>(listener: (value: T) => void): (value: T) => void {
   if (typeof listener !== 'function') throw invalid('listener', 'a function');

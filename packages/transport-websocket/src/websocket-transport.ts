@@ -77,6 +77,8 @@ import {
   type TransportNotice,
   type TransportState,
 } from '@deadbolt/spec';
+import type { TransportTimers } from '@deadbolt/spec';
+import { invalidOption as invalid, positiveOption as positive, systemTimers as globalTimers, transportFailed as failed } from '@deadbolt/spec';
 
 // Implementations type their event objects differently (DOM `MessageEvent`, `ws`'s own);
 // `any` here is what lets both the browser's class and `ws`'s be passed without a cast.
@@ -105,10 +107,7 @@ export interface WebSocketLike {
 export type WebSocketConstructor = new (url: string) => WebSocketLike;
 
 /** Timer functions (injectable for tests). */
-export interface WebSocketTransportTimers {
-  setTimeout(callback: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
+export type WebSocketTransportTimers = TransportTimers;
 
 /**
  * Options of {@link createWebSocketTransport}.
@@ -178,24 +177,9 @@ const BACKPRESSURE_RETRY_MS = 10;
 /** How long `close()` waits for the socket's closing handshake. */
 const CLOSE_WAIT_MS = 1000;
 const ID_PATTERN = /^[A-Za-z0-9._@:+-]{1,64}$/;
-const globalTimers: WebSocketTransportTimers = {
-  setTimeout: (callback, ms) => globalThis.setTimeout(callback, ms),
-  clearTimeout: (handle) => globalThis.clearTimeout(handle as ReturnType<typeof globalThis.setTimeout>),
-};
 
-function invalid(field: string, expected: string): UsageError<'INVALID_ARGUMENT'> {
-  return new UsageError('INVALID_ARGUMENT', { message: `${field} must be ${expected}`, details: { field, expected } });
-}
 
-function failed(operation: string, message: string, cause?: unknown): TransportError<'TRANSPORT_FAILED'> {
-  return new TransportError('TRANSPORT_FAILED', { message: `${operation}: ${message}`, details: { operation }, cause });
-}
 
-function positive(value: unknown, field: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) throw invalid(field, 'a positive integer');
-  return value;
-}
 
 function toBytes(data: unknown): Uint8Array | undefined {
   if (data instanceof ArrayBuffer) return new Uint8Array(data);

@@ -4,7 +4,7 @@
  * 5th of each (1:1 replies `re-N-pid`, group replies `gre-N-pid` in the group), and records
  * each reply only after the relay accepted it. Every application-level delivery (the
  * `message-received` and `group-message-received` events) is appended to a delivery log
- * as it happens. The parent kills it with SIGKILL at random moments and starts it again on
+ * as it happens, once per message id (see `firstTime`). The parent kills it with SIGKILL at random moments and starts it again on
  * the same database.
  *
  * argv: dbPath wsUrl sentLogPath deliveryLogPath mode(run|report|final) [expected1to1] [expectedGroup]
@@ -15,7 +15,7 @@
  * - final: as report, and then sends `bye-direct` (1:1) and `bye-group` (group) and prints
  *   the report only once the relay accepted both.
  */
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import WebSocket from 'ws';
 import { createClient } from '@deadbolt/core';
 import { createSqliteStorage } from '@deadbolt/storage-sqlite';
@@ -31,13 +31,36 @@ const client = await createClient({
 });
 const decode = (b: Uint8Array): string => new TextDecoder().decode(b);
 
-// Every application-level delivery, written synchronously (a SIGKILL cannot lose a write
-// that returned; it can only land before it).
-client.on('message-received', (m) => appendFileSync(deliveryLog, `1:${decode(m.body)}\n`));
-client.on('group-message-received', (m) => appendFileSync(deliveryLog, `g:${decode(m.body)}\n`));
+// The application's own durable record of what it handled: the delivery log, one line
+// `kind:body:id` per message, written synchronously (a SIGKILL cannot lose a write that
+// returned; it can only land before it). An event the client flags `redelivered` (§11.4:
+// committed, but the process died before the event was recorded as handled) may be one
+// the log already holds: the app checks the id, which is what makes it exactly once. An
+// unflagged event whose id is already in the log would be the SDK's fault: logged apart.
+const handled = new Set(
+  (existsSync(deliveryLog) ? readFileSync(deliveryLog, 'utf8') : '')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => line.slice(line.lastIndexOf(':') + 1)),
+);
+/** True if the message is new to the application (and records it); false for a repeat. */
+function firstTime(kind: '1' | 'g', m: { id: string; body: Uint8Array; redelivered: boolean }): boolean {
+  if (handled.has(m.id)) {
+    appendFileSync(`${deliveryLog}.repeats`, `${m.redelivered ? 'flagged' : 'UNFLAGGED'}:${kind}:${decode(m.body)}\n`);
+    return false;
+  }
+  handled.add(m.id);
+  appendFileSync(deliveryLog, `${kind}:${decode(m.body)}:${m.id}\n`);
+  return true;
+}
+const fresh = { direct: new Set<string>(), group: new Set<string>() };
+// Listeners before start(): redeliveries are emitted while it runs.
+client.on('message-received', (m) => void (firstTime('1', m) && fresh.direct.add(m.id)));
+client.on('group-message-received', (m) => void (firstTime('g', m) && fresh.group.add(m.id)));
 
 if (mode === 'run') {
   client.on('message-received', (m) => {
+    if (!fresh.direct.delete(m.id)) return; // a repeat: already answered, if at all
     const n = Number(decode(m.body).slice(2));
     if (n % 5 === 0) {
       const reply = `re-${n}-${process.pid}`;
@@ -48,6 +71,7 @@ if (mode === 'run') {
     }
   });
   client.on('group-message-received', (m) => {
+    if (!fresh.group.delete(m.id)) return;
     const n = Number(decode(m.body).slice(2));
     if (n % 5 === 0) {
       const reply = `gre-${n}-${process.pid}`;

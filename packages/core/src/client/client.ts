@@ -51,6 +51,7 @@ import {
   type DeviceContext,
   type DeviceInfo,
 } from './devices.js';
+import { createAnnouncer } from './announcements.js';
 import { Emitter, type Subscribe } from './events.js';
 import { createClientGroups, type ClientGroupApi, type GroupClientEvents } from './groups.js';
 import {
@@ -59,9 +60,12 @@ import {
   encodeStoredMessage,
   historyKeys,
   readConversation,
+  readStoredGroupMessage,
   readStoredMessage,
   type Conversation,
   type DeliveryStatus,
+  type ReceivedMessage,
+  type StoredGroupMessage,
   type StoredMessage,
 } from './history.js';
 
@@ -101,8 +105,14 @@ export interface ClientOptions {
 
 /** Events a client emits (noun-verb names); the group events are in {@link GroupClientEvents}. */
 export interface ClientEvents extends GroupClientEvents {
-  /** A message arrived and is in history. Emitted once per message. */
-  'message-received': StoredMessage;
+  /**
+   * A message arrived and is in history (or, `direction: 'outgoing'`, this user sent it
+   * from another device). Emitted once per message, and again at the next start only if
+   * the process stopped before the event was handled, then with `redelivered: true`
+   * (docs/protocol.md §11.4). A listener that returns a promise has handled the message
+   * once it settles. Attach listeners before `start()`: that is when redeliveries come.
+   */
+  'message-received': ReceivedMessage;
   /** A frame was refused (undecryptable, forged, malformed) and dropped. */
   'message-rejected': { readonly from: Address; readonly code: ErrorCode };
   /** A contact's account key changed; sending to them is refused until accepted or rejected. */
@@ -220,6 +230,8 @@ export async function createClient(options: ClientOptions): Promise<Client> {
   const batch = options.prekeyBatch ?? DEFAULT_BATCH;
   const sessions = createSessionManager({ storage, crypto, now, ...(options.limits ? { limits: options.limits } : {}) });
   const events = new Emitter<ClientEvents>();
+  /** Markers of committed messages whose events are not yet handled (§11.4). */
+  const announcer = createAnnouncer(storage, crypto, (e) => events.emit('error', e));
   const sendQueue = new SerialQueue();
   const prekeyQueue = new SerialQueue();
   const unsubscribe: (() => void)[] = [];
@@ -245,6 +257,31 @@ export async function createClient(options: ClientOptions): Promise<Client> {
     key: historyKeys.message(m.conversation, m.sortKey),
     value: sealRecord(crypto, ClientRecordType.MESSAGE, encodeStoredMessage(m, messageId)),
   });
+
+  /**
+   * Emits a committed message's event, and once its listeners are done (their promises
+   * settled) records it as handled (§11.4). Never awaited by the receive path: a listener
+   * may itself send, which needs the transport to go on.
+   */
+  function announceMessage(m: StoredMessage, redelivered: boolean): void {
+    const key = announcer.key('d', m.conversation, m.sortKey);
+    void events.emitSettled('message-received', { ...m, redelivered }).then(() => announcer.done(key));
+  }
+  function announceGroupMessage(m: StoredGroupMessage, redelivered: boolean): void {
+    const key = announcer.key('g', m.groupId, m.sortKey);
+    void events.emitSettled('group-message-received', { ...m, redelivered }).then(() => announcer.done(key));
+  }
+
+  /** Emits again the events an earlier run committed but did not see handled (§11.4). */
+  async function redeliver(): Promise<void> {
+    await announcer.replay(async (p) => {
+      const key = p.kind === 'd' ? historyKeys.message(p.conversation, p.sortKey) : historyKeys.groupMessage(p.conversation, p.sortKey);
+      const value = await storage.get(key);
+      if (value === undefined) return announcer.done(p.key); // the message is gone: nothing to announce
+      if (p.kind === 'd') announceMessage(openRecord(crypto, key, ClientRecordType.MESSAGE, value, (r) => readStoredMessage(r, toUserId(p.conversation), p.sortKey)), true);
+      else announceGroupMessage(openRecord(crypto, key, ClientRecordType.GROUP_MESSAGE, value, (r) => readStoredGroupMessage(r, p.conversation, p.sortKey)), true);
+    });
+  }
 
   /** Publishes a pending upload, then forgets it (docs/protocol.md §11.3). */
   async function publishPending(): Promise<void> {
@@ -372,6 +409,7 @@ export async function createClient(options: ClientOptions): Promise<Client> {
             messageOp(message, content.messageId),
             conversationOp(conversation, message.receivedAt),
             { type: 'put', key: seen, value: sealRecord(crypto, ClientRecordType.SEEN, new Uint8Array(0)) },
+            announcer.op('d', conversation, message.sortKey), // §11.4: announced at least once
           ];
         },
       };
@@ -388,7 +426,7 @@ export async function createClient(options: ClientOptions): Promise<Client> {
       }
       if (result.sessionCreated) events.emit('session-established', { peer: result.sender });
       if (result.identityChanged) events.emit('identity-changed', { userId: result.sender.userId, accountKey: result.senderAccountKey });
-      if (message) events.emit('message-received', message);
+      if (message) announceMessage(message, false);
       if (groupPayload) await groupLayer.drain();
       // A signal from a key that is not the trusted one is not heard (SECURITY.md E35).
       if (signal && !result.identityChanged) {
@@ -441,6 +479,8 @@ export async function createClient(options: ClientOptions): Promise<Client> {
       await started;
     },
     emit: (event, payload) => events.emit<keyof GroupClientEvents>(event, payload),
+    announceOp: (gid, sortKey) => announcer.op('g', gid, sortKey),
+    announce: (m) => announceGroupMessage(m, false),
     error: (e) => events.emit('error', e),
   });
   events.on('devices-changed', (e) => groupLayer.devicesChanged(e.userId));
@@ -455,6 +495,8 @@ export async function createClient(options: ClientOptions): Promise<Client> {
     if (stored.userId !== address.userId || stored.deviceId !== address.deviceId) {
       throw new UsageError('INVALID_ARGUMENT', { message: 'the stored identity belongs to another device', details: { field: 'deviceId', expected: 'the stored device id' } });
     }
+    // Before connecting, so that what an earlier run left comes before anything new.
+    await redeliver();
     unsubscribe.push(
       transport.onStateChange((state) => events.emit('transport-state-changed', { state })),
       transport.onNotice((notice) => {
@@ -625,9 +667,12 @@ export async function createClient(options: ClientOptions): Promise<Client> {
       if (closed) return;
       closed = true;
       groupLayer.close();
+      announcer.close();
       for (const u of unsubscribe) u();
       signalHandlers.clear();
       await transport.close();
+      // Handled events are recorded as such; one that fails is announced again next start.
+      await announcer.flush().catch((e: unknown) => events.emit('error', e));
       await storage.close();
       events.clear();
     },

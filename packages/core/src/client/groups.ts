@@ -71,6 +71,7 @@ import {
   readConversation,
   readStoredGroupMessage,
   type DeliveryStatus,
+  type ReceivedGroupMessage,
   type StoredGroupMessage,
 } from './history.js';
 
@@ -162,8 +163,12 @@ export interface Group {
 
 /** The group events of the client (see `ClientEvents`). */
 export interface GroupClientEvents {
-  /** A group message arrived and is in the group's history. Emitted once per message. */
-  'group-message-received': StoredGroupMessage;
+  /**
+   * A group message arrived and is in the group's history. Emitted once per message, and
+   * again at the next start only if the process stopped before the event was handled
+   * (then with `redelivered: true`, docs/protocol.md §11.4).
+   */
+  'group-message-received': ReceivedGroupMessage;
   /** A change another device made was applied: members, devices, admins or name. */
   'group-changed': GroupInfo;
   /** This device was added to a group (a welcome arrived). */
@@ -209,6 +214,10 @@ export interface GroupContext {
   /** Resolves once the client is started; rejects with `NOT_INITIALIZED` or `CLOSED`. */
   readonly ready: () => Promise<void>;
   readonly emit: <K extends keyof GroupClientEvents>(event: K, payload: GroupClientEvents[K]) => void;
+  /** The marker written with each group message's history record (§11.4). */
+  readonly announceOp: (gid: string, sortKey: string) => StorageOp;
+  /** Emits `group-message-received` for a committed message and records it as handled (§11.4). */
+  readonly announce: (message: StoredGroupMessage) => void;
   /** Reports a background failure. */
   readonly error: (e: unknown) => void;
 }
@@ -439,7 +448,9 @@ export function createClientGroups(ctx: GroupContext): ClientGroups {
     };
     decrypted.set(decryptedKey(r), message);
     if (decrypted.size > MAX_PENDING_EVENTS) decrypted.delete(decrypted.keys().next().value as string);
-    const ops = [messageOp(message, content.messageId), indexOp(gid, receivedAt)];
+    // The announcement marker (§11.4) rides in the same batch: a committed message is
+    // always announced, at the latest at the next start.
+    const ops = [messageOp(message, content.messageId), indexOp(gid, receivedAt), ctx.announceOp(gid, message.sortKey)];
     // An orphan being retried leaves in the same batch as its decrypt (exactly once).
     if (retrying) ops.push(retrying);
     retrying = undefined;
@@ -645,7 +656,8 @@ export function createClientGroups(ctx: GroupContext): ClientGroups {
           const key = decryptedKey(e);
           const message = decrypted.get(key);
           decrypted.delete(key);
-          if (message) ctx.emit('group-message-received', message);
+          // Not in the map (evicted past MAX_PENDING_EVENTS): its marker announces it at the next start.
+          if (message) ctx.announce(message);
           break;
         }
         case 'group-changed':

@@ -15,6 +15,8 @@
  * ["group-msg", hex(groupId), sortKey]   StoredMessage record of a group conversation (type 19)
  * ["group-conv", hex(groupId)]           ConversationRecord of a group this device created or joined (type 20)
  * ["group-orphan", seq]                  a group message for a group not known yet (type 21, groups.ts)
+ * ["msg-seen", conversation, "i"|"o", hex(messageId)]  a message already in history (type 22)
+ * ["announce", sortKey, "d"|"g", conversation]  an event not yet handled (type 23, announcements.ts)
  *
  * StoredMessage      = messageId[16] | direction u8 (1 incoming, 2 outgoing) | senderUser string8
  *                    | senderDevice string8 | sentAt u64 | receivedAt u64 | status u8 | flags u8 | body bytes32
@@ -30,7 +32,7 @@ import { toHex } from '../codec/bytes.js';
 import { ByteWriter } from '../codec/writer.js';
 
 /** Client record types (continuing the core record types of §7.1). */
-export const ClientRecordType = Object.freeze({ MESSAGE: 16, CONVERSATION: 17, PENDING_UPLOAD: 18, GROUP_MESSAGE: 19, GROUP_CONVERSATION: 20, GROUP_ORPHAN: 21, SEEN: 22 });
+export const ClientRecordType = Object.freeze({ MESSAGE: 16, CONVERSATION: 17, PENDING_UPLOAD: 18, GROUP_MESSAGE: 19, GROUP_CONVERSATION: 20, GROUP_ORPHAN: 21, SEEN: 22, ANNOUNCE: 23 });
 
 /** Delivery state of an outgoing message. */
 export type DeliveryStatus = 'received' | 'pending' | 'sent' | 'failed';
@@ -61,6 +63,25 @@ export interface StoredMessage {
 export interface StoredGroupMessage extends Omit<StoredMessage, 'conversation'> {
   /** The group's id: 64 lowercase hex characters. */
   readonly groupId: string;
+}
+
+/**
+ * A message as the `message-received` event hands it over (docs/protocol.md §11.4): the
+ * stored message, and whether this may be a repeat.
+ */
+export interface ReceivedMessage extends StoredMessage {
+  /**
+   * False the first time. True when the event is emitted again at `start` because the
+   * process stopped before the last announcement was recorded as handled: the application
+   * may have seen this message (same {@link StoredMessage.id}) already.
+   */
+  readonly redelivered: boolean;
+}
+
+/** A group message as the `group-message-received` event hands it over (§11.4). */
+export interface ReceivedGroupMessage extends StoredGroupMessage {
+  /** As {@link ReceivedMessage.redelivered}. */
+  readonly redelivered: boolean;
 }
 
 /** A conversation summary. */

@@ -47,7 +47,7 @@ import {
   resolveRandomSource,
   wipe,
 } from './checks.js';
-import { createMlKem768Methods } from './noble-provider.js';
+import { createMlKem768Methods } from './noble-methods.js';
 import { SIZES, type CryptoProvider, type CryptoProviderOptions } from './provider.js';
 
 // --- raw keys <-> KeyObjects -----------------------------------------------------------------------

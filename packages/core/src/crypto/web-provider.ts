@@ -35,7 +35,7 @@ import {
   webRandomBytes,
   wipe,
 } from './checks.js';
-import { createMlKem768Methods, createNobleSymmetricMethods } from './noble-provider.js';
+import { createMlKem768Methods, createNobleSymmetricMethods } from './noble-methods.js';
 import { SIZES, type CryptoProvider, type CryptoProviderOptions } from './provider.js';
 
 /**

@@ -7,21 +7,19 @@ import { afterEach, describe, expect, test } from 'vitest';
 import {
   concatBytes,
   createClient,
-  createGroupManager,
   linkDevice,
   createNodeCryptoProvider,
   decodePrekeyBundle,
-  encodeGroupState,
   Label,
   utf8,
   type Client,
   type ClientEvents,
   type DeviceCertificate,
   type Group,
-  type GroupId,
   type GroupInfo,
   type StoredGroupMessage,
 } from '@deadbolt/core';
+import { createGroupManager, encodeGroupState, type GroupId } from '@deadbolt/core/group';
 import type { Relay } from '@deadbolt/relay';
 import { createMemoryStorage, createMemoryStorageBacking, type MemoryStorageBacking } from '@deadbolt/storage-memory';
 import type { StorageAdapter } from '@deadbolt/spec';

@@ -92,4 +92,3 @@ export {
 export { decodeLinkRequest, LINK_CODE_PREFIX, linkCode, parseLinkCode, type LinkRequest } from './protocol/device-link.js';
 export { createDeviceLinkRequest, type PendingDeviceLink } from './session/device-link-request.js';
 export { linkDevice, type DeviceInfo, type DeviceLink, type LinkDeviceOptions } from './client/devices.js';
-export * from './group/index.js';

@@ -1,11 +1,12 @@
 /**
  * Shared argument checks for adapters, so every adapter rejects the same inputs with the
- * same error (contract invariants 1, 5 and 7 in `storage.ts`).
+ * same error (contract invariants 1, 5 and 7 in `storage.ts`), and the snapshots an
+ * adapter takes of its arguments before checking them.
  *
  * @module
  */
 import { UsageError } from './errors.js';
-import { STORAGE_LIMITS, type StorageKey, type StorageOp } from './storage.js';
+import { STORAGE_LIMITS, type RangeOptions, type StorageKey, type StorageOp } from './storage.js';
 
 function invalid(field: string, expected: string): UsageError<'INVALID_ARGUMENT'> {
   return new UsageError('INVALID_ARGUMENT', { message: `${field}: expected ${expected}`, details: { field, expected } });
@@ -48,4 +49,81 @@ export function assertStorageBatch(ops: unknown): asserts ops is readonly Storag
 /** A compact copy of exactly the bytes a view covers. */
 export function copyBytes(bytes: Uint8Array): Uint8Array {
   return bytes.slice();
+}
+
+/**
+ * A private, frozen copy of a key-like argument (a key or a range prefix), taken *before*
+ * it is validated with {@link assertStorageKey}: a getter or proxy cannot show the check
+ * one key and the backend another, and later changes to the caller's array change
+ * nothing. Anything that is not an array of at most `maxKeySegments` elements is returned
+ * as is (never copied, however long), for the validator to reject.
+ *
+ * @example
+ * ```ts
+ * import { assertStorageKey, snapshotStorageKey } from '@deadbolt/spec';
+ *
+ * function get(key: unknown) {
+ *   const k = snapshotStorageKey(key);
+ *   assertStorageKey(k); // checks the copy the backend will use
+ *   return k; // readonly string[], frozen
+ * }
+ * ```
+ */
+export function snapshotStorageKey(key: unknown): unknown {
+  return Array.isArray(key) && key.length <= STORAGE_LIMITS.maxKeySegments ? Object.freeze(Array.from(key as unknown[])) : key;
+}
+
+/**
+ * {@link snapshotStorageKey} for a batch, taken before {@link assertStorageBatch}: a new
+ * array of new operation objects whose `type`, `key` and `value` are each read exactly
+ * once (the key snapshotted; the value not copied, which the adapter does after the
+ * check). Holes of a sparse array become `undefined`, which the check rejects. Anything
+ * that is not an array of at most `maxBatchOps` elements, and elements that are not
+ * objects, are returned as they are, for the check to reject.
+ *
+ * @example
+ * ```ts
+ * import { assertStorageBatch, snapshotStorageBatch, type StorageOp } from '@deadbolt/spec';
+ *
+ * function batch(ops: readonly StorageOp[]) {
+ *   const checked = snapshotStorageBatch(ops);
+ *   assertStorageBatch(checked); // every operation checked before any is applied
+ *   return checked.map((op) => (op.type === 'put' ? op.value.slice() : undefined));
+ * }
+ * ```
+ */
+export function snapshotStorageBatch(ops: unknown): unknown {
+  if (!Array.isArray(ops) || ops.length > STORAGE_LIMITS.maxBatchOps) return ops;
+  // `Array.from` visits holes (as `undefined`), so a sparse batch is rejected.
+  return Array.from(ops as unknown[], (op) => {
+    if (typeof op !== 'object' || op === null) return op;
+    const { type, key, value } = op as { type?: unknown; key?: unknown; value?: unknown };
+    return { type, key: snapshotStorageKey(key), value };
+  });
+}
+
+/**
+ * The `limit` of `range`'s options ({@link RangeOptions}): `Infinity` when the options or
+ * the limit are absent, else the limit, a non-negative safe integer (`0` means nothing,
+ * unlike IndexedDB's count). Throws `INVALID_ARGUMENT` naming `options` or
+ * `options.limit` for anything else.
+ *
+ * @example
+ * ```ts
+ * import { readRangeLimit } from '@deadbolt/spec';
+ *
+ * readRangeLimit(undefined); // Infinity
+ * readRangeLimit({ limit: 2 }); // 2
+ * readRangeLimit({ limit: -1 }); // throws UsageError INVALID_ARGUMENT (options.limit)
+ * ```
+ */
+export function readRangeLimit(options: unknown): number {
+  if (options === undefined) return Infinity;
+  if (typeof options !== 'object' || options === null) throw invalid('options', 'an object');
+  const { limit } = options as { limit?: unknown };
+  if (limit === undefined) return Infinity;
+  if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 0) {
+    throw invalid('options.limit', 'a non-negative integer');
+  }
+  return limit;
 }

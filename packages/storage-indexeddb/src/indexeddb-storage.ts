@@ -33,7 +33,9 @@ import {
   assertStorageKey,
   createAsyncLock,
   InternalError,
-  STORAGE_LIMITS,
+  readRangeLimit,
+  snapshotStorageBatch,
+  snapshotStorageKey,
   STORAGE_SPECIFICATION_VERSION,
   StorageError,
   UsageError,
@@ -93,38 +95,6 @@ const MAX_IDB_COUNT = 0xffff_ffff;
 
 function invalid(field: string, expected: string): UsageError<'INVALID_ARGUMENT'> {
   return new UsageError('INVALID_ARGUMENT', { message: `${field}: expected ${expected}`, details: { field, expected } });
-}
-
-/**
- * A private copy of a key-like argument, taken *before* it is validated, so a getter or
- * proxy cannot show the check one key and IndexedDB another, and later changes to the
- * caller's array change nothing. Anything that is not a small array is returned as is,
- * for the validator to reject.
- */
-function snapshotKey(key: unknown): unknown {
-  return Array.isArray(key) && key.length <= STORAGE_LIMITS.maxKeySegments ? Array.from(key as unknown[]) : key;
-}
-
-/** The same for a batch: each operation's fields are read exactly once. */
-function snapshotOps(ops: unknown): unknown {
-  if (!Array.isArray(ops) || ops.length > STORAGE_LIMITS.maxBatchOps) return ops;
-  // `Array.from` visits holes (as `undefined`), so a sparse batch is rejected.
-  return Array.from(ops as unknown[], (op) => {
-    if (typeof op !== 'object' || op === null) return op;
-    const { type, key, value } = op as { type?: unknown; key?: unknown; value?: unknown };
-    return { type, key: snapshotKey(key), value };
-  });
-}
-
-function readLimit(options: unknown): number {
-  if (options === undefined) return Infinity;
-  if (typeof options !== 'object' || options === null) throw invalid('options', 'an object');
-  const { limit } = options as { limit?: unknown };
-  if (limit === undefined) return Infinity;
-  if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 0) {
-    throw invalid('options.limit', 'a non-negative integer');
-  }
-  return limit;
 }
 
 function corrupted(database: string, key: unknown, reason: string): StorageError<'CORRUPTED_RECORD'> {
@@ -251,7 +221,7 @@ export function createIndexedDbStorage(options: IndexedDbStorageOptions): Storag
     specificationVersion: STORAGE_SPECIFICATION_VERSION,
 
     async get(key: StorageKey): Promise<Uint8Array | undefined> {
-      const k = snapshotKey(key);
+      const k = snapshotStorageKey(key);
       ensureUsable('get');
       assertStorageKey(k);
       const db = await connection('get');
@@ -267,10 +237,10 @@ export function createIndexedDbStorage(options: IndexedDbStorageOptions): Storag
     },
 
     async range(prefix: StorageKey, rangeOptions?: RangeOptions): Promise<StorageEntry[]> {
-      const p = snapshotKey(prefix);
+      const p = snapshotStorageKey(prefix);
       ensureUsable('range');
       assertStorageKey(p, 'prefix');
-      const limit = readLimit(rangeOptions);
+      const limit = readRangeLimit(rangeOptions);
       const db = await connection('range');
       if (limit === 0) return []; // IndexedDB reads a count of 0 as "no limit"
       // Whole segments: see the module documentation.
@@ -293,7 +263,7 @@ export function createIndexedDbStorage(options: IndexedDbStorageOptions): Storag
     },
 
     async batch(ops: readonly StorageOp[]): Promise<void> {
-      const snapshot = snapshotOps(ops);
+      const snapshot = snapshotStorageBatch(ops);
       ensureUsable('batch');
       assertStorageBatch(snapshot); // every operation is checked before any is applied
       // Copied before the transaction exists (D27): `slice` is a compact copy of exactly

@@ -11,7 +11,9 @@
  * bump {@link INDEXEDDB_SCHEMA_VERSION}: opening runs every migration from the stored
  * version + 1 to the new one, in one upgrade transaction, so a database written by any
  * earlier release upgrades step by step (SECURITY.md D30), and a failing migration aborts
- * the whole upgrade, leaving the old version intact.
+ * the whole upgrade, leaving the old version intact. Then run `test/fixtures/generate.ts`
+ * and commit the new `schema-vN.json` next to the earlier ones: `fixtures.test.ts` loads
+ * every one of them through the migrations.
  *
  * @module
  */

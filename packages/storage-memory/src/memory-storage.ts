@@ -18,7 +18,9 @@ import {
   compareStorageKeys,
   copyBytes,
   keyHasPrefix,
-  STORAGE_LIMITS,
+  readRangeLimit,
+  snapshotStorageBatch,
+  snapshotStorageKey,
   STORAGE_SPECIFICATION_VERSION,
   UsageError,
   type RangeOptions,
@@ -123,45 +125,6 @@ function encodeKey(key: StorageKey): string {
 }
 
 /**
- * A private copy of a key-like argument, taken *before* it is validated, so that a getter
- * or proxy cannot show the check one key and the map another. Anything that is not a
- * small array is returned as is, for the validator to reject.
- */
-function snapshotKey(key: unknown): unknown {
-  return Array.isArray(key) && key.length <= STORAGE_LIMITS.maxKeySegments ? Object.freeze(Array.from(key)) : key;
-}
-
-/** The same for a batch: each operation's fields are read exactly once. */
-function snapshotOps(ops: unknown): unknown {
-  if (!Array.isArray(ops) || ops.length > STORAGE_LIMITS.maxBatchOps) return ops;
-  // `Array.from` visits holes (as `undefined`), so a sparse batch is rejected below.
-  return Array.from(ops as unknown[], (op) => {
-    if (typeof op !== 'object' || op === null) return op;
-    const { type, key, value } = op as { type?: unknown; key?: unknown; value?: unknown };
-    return { type, key: snapshotKey(key), value };
-  });
-}
-
-function readLimit(options: unknown): number {
-  if (options === undefined) return Infinity;
-  if (typeof options !== 'object' || options === null) {
-    throw new UsageError('INVALID_ARGUMENT', {
-      message: 'options: expected an object',
-      details: { field: 'options', expected: 'an object' },
-    });
-  }
-  const { limit } = options as { limit?: unknown };
-  if (limit === undefined) return Infinity;
-  if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 0) {
-    throw new UsageError('INVALID_ARGUMENT', {
-      message: 'options.limit: expected a non-negative integer',
-      details: { field: 'options.limit', expected: 'a non-negative integer' },
-    });
-  }
-  return limit;
-}
-
-/**
  * Creates an in-memory storage adapter implementing the whole storage contract
  * (`deadbolt.storage.v1`): values are copied in and out, `range` is ordered by
  * `compareStorageKeys`, `batch` validates every operation before applying any, and every
@@ -221,7 +184,7 @@ export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage
 
     async get(key: StorageKey): Promise<Uint8Array | undefined> {
       assertOpen();
-      const k = snapshotKey(key);
+      const k = snapshotStorageKey(key);
       assertStorageKey(k);
       const entry = entries.get(encodeKey(k));
       return entry === undefined ? undefined : copyBytes(entry.value);
@@ -229,9 +192,9 @@ export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage
 
     async range(prefix: StorageKey, rangeOptions?: RangeOptions): Promise<StorageEntry[]> {
       assertOpen();
-      const p = snapshotKey(prefix);
+      const p = snapshotStorageKey(prefix);
       assertStorageKey(p, 'prefix');
-      const limit = readLimit(rangeOptions);
+      const limit = readRangeLimit(rangeOptions);
       if (limit === 0) return [];
       const matches: StoredEntry[] = [];
       for (const entry of entries.values()) if (keyHasPrefix(entry.key, p)) matches.push(entry);
@@ -242,7 +205,7 @@ export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage
 
     async batch(ops: readonly StorageOp[]): Promise<void> {
       assertOpen();
-      const checked = snapshotOps(ops);
+      const checked = snapshotStorageBatch(ops); // frozen private keys: stored as they are
       assertStorageBatch(checked); // invariant 5: every operation checked before any applies
       // Encode and copy everything first; the loop that changes the map cannot throw.
       const staged = checked.map((op) =>

@@ -53,7 +53,7 @@ import {
 } from './devices.js';
 import { createAnnouncer } from './announcements.js';
 import { Emitter, type Subscribe } from './events.js';
-import { createClientGroups, type ClientGroupApi, type GroupClientEvents } from './groups.js';
+import type { ClientGroupApi, ClientGroups, GroupClientEvents, GroupContext } from './groups.js';
 import {
   ClientRecordType,
   encodeConversation,
@@ -352,7 +352,7 @@ export async function createClient(options: ClientOptions): Promise<Client> {
 
   async function handleFrame(frame: InboundFrame): Promise<void> {
     // Group messages, fanned out by the relay, are not pairwise messages (groups.ts).
-    if (frame.bytes[0] === WIRE_VERSION && frame.bytes[1] === MessageType.GROUP) return groupLayer.receive(frame);
+    if (frame.bytes[0] === WIRE_VERSION && frame.bytes[1] === MessageType.GROUP) return (await groups()).receive(frame);
     let message: StoredMessage | undefined;
     let signal: Uint8Array | undefined;
     let groupPayload = false;
@@ -375,7 +375,7 @@ export async function createClient(options: ClientOptions): Promise<Client> {
           if (content.kind === 'group') {
             // Into the group inbox, in this batch; processed once it is committed (groups.ts).
             groupPayload = true;
-            return groupLayer.inboxOps(r, content.payload);
+            return (await groups()).inboxOps(r, content.payload);
           }
           if (content.kind === 'sent-sync') {
             // Only this user's own devices may tell us what "we" sent.
@@ -427,7 +427,7 @@ export async function createClient(options: ClientOptions): Promise<Client> {
       if (result.sessionCreated) events.emit('session-established', { peer: result.sender });
       if (result.identityChanged) events.emit('identity-changed', { userId: result.sender.userId, accountKey: result.senderAccountKey });
       if (message) announceMessage(message, false);
-      if (groupPayload) await groupLayer.drain();
+      if (groupPayload) await (await groups()).drain();
       // A signal from a key that is not the trusted one is not heard (SECURITY.md E35).
       if (signal && !result.identityChanged) {
         for (const handler of [...signalHandlers]) {
@@ -464,8 +464,13 @@ export async function createClient(options: ClientOptions): Promise<Client> {
   /** Brings a user's devices in step with the directory and its signed list (devices.ts). */
   const discover = (user: UserId): Promise<Address[]> => refreshDevices(deviceContext, user);
 
-  /** Groups (groups.ts): the group engine over these sessions, this transport and history. */
-  const groupLayer = createClientGroups({
+  /**
+   * Groups (groups.ts): the group engine over these sessions, this transport and history.
+   * Loaded on first use (a group call, a group frame or payload, or group state found at
+   * start), so a bundler splits it out and an app that only sends 1:1 messages never
+   * downloads it: it is a third of the client's code.
+   */
+  const groupContext: GroupContext = {
     self: address,
     crypto,
     storage,
@@ -482,9 +487,31 @@ export async function createClient(options: ClientOptions): Promise<Client> {
     announceOp: (gid, sortKey) => announcer.op('g', gid, sortKey),
     announce: (m) => announceGroupMessage(m, false),
     error: (e) => events.emit('error', e),
-  });
-  events.on('devices-changed', (e) => groupLayer.devicesChanged(e.userId));
-  events.on('session-established', (e) => groupLayer.sessionEstablished(e.peer));
+  };
+  let groupLayer: ClientGroups | undefined;
+  let groupsLoading: Promise<ClientGroups> | undefined;
+  function groups(): Promise<ClientGroups> {
+    groupsLoading ??= import('./groups.js').then((m) => {
+      const layer = m.createClientGroups(groupContext);
+      if (closed) layer.close();
+      else groupLayer = layer;
+      return layer;
+    });
+    return groupsLoading;
+  }
+  /** True if this device has group state, orphans or unprocessed group payloads stored. */
+  async function hasGroupState(): Promise<boolean> {
+    for (const prefix of [['group'], ['group-orphan']]) if ((await storage.range(prefix, { limit: 1 })).length > 0) return true;
+    return false;
+  }
+  // Not loaded means no group state: there is nothing a device change could affect.
+  events.on('devices-changed', (e) => groupLayer?.devicesChanged(e.userId));
+  events.on('session-established', (e) => groupLayer?.sessionEstablished(e.peer));
+  const groupApi: ClientGroupApi = {
+    createGroup: async (o) => (await groups()).api.createGroup(o),
+    groups: async () => (await groups()).api.groups(),
+    group: async (id) => (await groups()).api.group(id),
+  };
 
   async function start(): Promise<void> {
     assertOpen();
@@ -520,7 +547,8 @@ export async function createClient(options: ClientOptions): Promise<Client> {
       sign: (relayId, challenge) => sessions.signRelayChallenge(relayId, challenge),
       ...(options.registrationToken !== undefined ? { token: options.registrationToken } : {}),
     });
-    groupLayer.resume(); // group payloads a crash left in the inbox (in the background)
+    // Group payloads a crash left in the inbox, held messages (in the background).
+    if (groupLayer !== undefined || (await hasGroupState())) (await groups()).resume();
     if (!(await storage.get(['prekey-meta']))) await replenish(batch);
     else await prekeyQueue.run(publishPending);
     // This user's signed device list: learnt from the relay, or published (§3.3).
@@ -635,7 +663,7 @@ export async function createClient(options: ClientOptions): Promise<Client> {
   return {
     address,
     sessions,
-    ...groupLayer.api,
+    ...groupApi,
     on: (event, listener) => events.on(event, listener),
     start: () =>
       (started ??= start().catch((e: unknown) => {
@@ -666,7 +694,7 @@ export async function createClient(options: ClientOptions): Promise<Client> {
     async close() {
       if (closed) return;
       closed = true;
-      groupLayer.close();
+      groupLayer?.close();
       announcer.close();
       for (const u of unsubscribe) u();
       signalHandlers.clear();

@@ -300,7 +300,7 @@ function missingRecord(key: readonly string[]): StorageError<'CORRUPTED_RECORD'>
  *
  * @example
  * ```ts
- * import { createGroupManager } from '@deadbolt/core';
+ * import { createGroupManager } from '@deadbolt/core/group';
  * const groups = createGroupManager({ storage, rotateAfterMessages: 1000 });
  * ```
  */

@@ -1,11 +1,13 @@
 /**
- * Groups (docs/protocol.md §12): sender-key groups whose membership members decide. The
- * client (`createClient`, docs/groups.md) wraps this layer; these exports are for advanced
- * use and tests.
+ * `@deadbolt/core/group`: the group engine (docs/protocol.md §12), sender-key groups whose
+ * membership members decide. The client (`createClient`, docs/groups.md) wraps this layer
+ * and loads it only on first group use; import it directly for advanced use and tests.
+ * It is a subpath of its own so that an application's bundler can leave it out of the
+ * initial bundle.
  *
  * @example
  * ```ts
- * import { createGroupEngine, createGroupManager } from './group/index.js';
+ * import { createGroupEngine, createGroupManager } from '@deadbolt/core/group';
  * const engine = createGroupEngine({ groups: createGroupManager({ storage }), sendPairwise });
  * ```
  *

@@ -9,9 +9,10 @@ import { deleteDB } from 'idb';
 // The conformance cases and their runner: the very code `describeStorageConformance`
 // runs in Node, from test-kit's browser-safe entry point.
 import { runStorageConformanceCase, storageConformanceCases, type StorageConformanceFactory } from '@deadbolt/test-kit/storage';
-import { createIndexedDbStorage, isQuotaExceeded } from '../../src/index.js';
+import { createIndexedDbStorage, INDEXEDDB_SCHEMA_VERSION, isQuotaExceeded } from '../../src/index.js';
 import { openDatabase } from '../../src/open-database.js';
 import { MIGRATIONS, type Migration } from '../../src/schema.js';
+import { expectFixtureLoads, expectNewerSchemaRefused, type FixtureBackend, type SchemaFixture } from '../fixtures/schema-fixture.js';
 
 /** An error as plain data, for `page.evaluate` to carry back to Node. */
 export interface PageError {
@@ -91,6 +92,11 @@ const factory: StorageConformanceFactory = {
 const adapters = new Map<string, StorageAdapter>();
 const bytes = (...values: number[]) => Uint8Array.from(values);
 
+/** The page's real IndexedDB, for the schema fixtures (`test/fixtures/schema-fixture.ts`). */
+function fixtureBackend(name: string): FixtureBackend {
+  return { factory: indexedDB, name, open: () => createIndexedDbStorage({ name }) };
+}
+
 /** The exposed bindings the two-page test installs (context.exposeFunction). */
 interface Bindings {
   deadboltStart(pageId: string): Promise<void>;
@@ -117,6 +123,25 @@ const api = {
       const testCase = storageConformanceCases[index];
       if (testCase === undefined) throw new Error(`no conformance case ${index}`);
       await runStorageConformanceCase(testCase, factory);
+    }),
+
+  /**
+   * SECURITY.md D30 in real IndexedDB: `fixture` (a committed `schema-vN.json`) recreated
+   * raw as `name`, opened and migrated by the adapter, read back, its sessions used.
+   */
+  checkFixture: (fixture: SchemaFixture, name: string) =>
+    outcome(async () => {
+      await expectFixtureLoads(fixture, fixtureBackend(name), INDEXEDDB_SCHEMA_VERSION);
+      await deleteDB(name);
+      return null;
+    }),
+
+  /** `fixture` one schema version above the adapter's: refused, untouched. */
+  checkNewerFixture: (fixture: SchemaFixture, name: string) =>
+    outcome(async () => {
+      await expectNewerSchemaRefused(fixture, fixtureBackend(name), INDEXEDDB_SCHEMA_VERSION);
+      await deleteDB(name);
+      return null;
     }),
 
   /** Opens an adapter kept under `id` for later calls from Node. */

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, expect, test } from 'vitest';
 import { createClient, type Client, type ReceivedGroupMessage, type ReceivedMessage } from '@deadbolt/core';
 import type { Relay } from '@deadbolt/relay';
-import type { StorageAdapter } from '@deadbolt/spec';
+import type { FrameHandler, InboundFrame, StorageAdapter } from '@deadbolt/spec';
 import { createSqliteStorage } from '@deadbolt/storage-sqlite';
 import { makeTransport, startClient, startRelay, type TestClient } from './stack.js';
 
@@ -206,4 +206,152 @@ test('a listener that throws or rejects has handled the message (no redelivery l
 
   const bob = await startBob(createSqliteStorage({ path }));
   expect(bob.direct).toEqual([]);
+});
+
+test('start() retried while offline announces a left-over message once per run, and a failed marker deletion does not fail start', async () => {
+  const path = join(dir, 'bob.db');
+  let bob = await startBob(createSqliteStorage({ path }), () => new Promise<void>(() => undefined)); // still handling at close
+  await alice.client.send('bob', 'one');
+  await bob.events(1);
+  await stop(bob);
+
+  // Offline (nothing listens on the port), and the marker deletion fails: three start()
+  // attempts, one event.
+  const storage = refusingMarkerDeletes(createSqliteStorage({ path }));
+  storage.refuse = true;
+  const { createWebSocketTransport } = await import('@deadbolt/transport-websocket');
+  const WebSocket = (await import('ws')).default;
+  const client = await createClient({
+    userId: 'bob',
+    deviceId: 'laptop',
+    storage,
+    transport: createWebSocketTransport({ url: 'ws://127.0.0.1:9/v1/ws', WebSocket: WebSocket as never, connectTimeoutMs: 300 }),
+  });
+  open.push(client);
+  const got: ReceivedMessage[] = [];
+  const errors: unknown[] = [];
+  client.on('message-received', (m) => void got.push(m));
+  client.on('error', (e) => void errors.push(e));
+  const results: string[] = [];
+  for (let i = 0; i < 3; i++) results.push(await client.start().then(() => 'ok', (e: unknown) => (e as { code?: string }).code ?? String(e)));
+  expect(results).toEqual(['TRANSPORT_FAILED', 'TRANSPORT_FAILED', 'TRANSPORT_FAILED']);
+  expect(got.map((m) => [text(m), m.redelivered])).toEqual([['one', true]]);
+  expect(storage.refused).toBeGreaterThan(0); // the deletion was attempted, failed, and was reported
+  expect(errors.some((e) => (e as Error).message === 'killed before the marker was deleted')).toBe(true);
+});
+
+test('a corrupted marker or history record is reported and skipped; the client starts and goes on', async () => {
+  const path = join(dir, 'bob.db');
+  let bob = await startBob(createSqliteStorage({ path }), () => new Promise<void>(() => undefined));
+  await alice.client.send('bob', 'one');
+  await alice.client.send('bob', 'two');
+  await alice.client.send('bob', 'three');
+  await bob.events(3);
+  await stop(bob);
+  // Flip one byte: the checksum of the first marker, and the body of the second message's record.
+  const raw = createSqliteStorage({ path });
+  const markers = await raw.range(['announce']);
+  expect(markers).toHaveLength(3);
+  const [m1, m2] = markers as [{ key: string[]; value: Uint8Array }, { key: string[]; value: Uint8Array }];
+  const flip = async (key: readonly string[], at: (v: Uint8Array) => number): Promise<void> => {
+    const v = (await raw.get(key))!.slice();
+    v[at(v)]! ^= 1;
+    await raw.batch([{ type: 'put', key, value: v }]);
+  };
+  await flip(m1.key, (v) => v.length - 1);
+  await flip(['msg', 'alice', m2.key[1]!], (v) => v.length - 12);
+  await raw.close();
+
+  const errors: unknown[] = [];
+  const client = await createClient({ userId: 'bob', deviceId: 'laptop', storage: createSqliteStorage({ path }), transport: makeTransport('websocket', relay) });
+  open.push(client);
+  const got: ReceivedMessage[] = [];
+  client.on('message-received', (m) => void got.push(m));
+  client.on('error', (e) => void errors.push(e));
+  await client.start();
+  // `three` is announced; the other two are reported (CORRUPTED_RECORD), not trusted.
+  expect(got.map((m) => [text(m), m.redelivered])).toEqual([['three', true]]);
+  expect(errors.map((e) => (e as { code?: string }).code)).toEqual(['CORRUPTED_RECORD', 'CORRUPTED_RECORD']);
+  await client.send('alice', 'still working');
+  await alice.waitForMessages(1);
+});
+
+test('localId: unique on the device, stable across a redelivery; the sender-chosen id is not', async () => {
+  const path = join(dir, 'bob.db');
+  let bob = await startBob(createSqliteStorage({ path }), () => new Promise<void>(() => undefined));
+  await alice.client.send('bob', 'one');
+  await bob.events(1);
+  const first = bob.direct[0]!;
+  expect(first.localId).toBe(`d/alice/${first.sortKey}`);
+  await stop(bob);
+  bob = await startBob(createSqliteStorage({ path }));
+  expect(bob.direct.map((m) => [m.localId, m.redelivered])).toEqual([[first.localId, true]]);
+});
+
+test('a group drain that fails part way announces the messages it committed at once, not at the next start (sweep)', async () => {
+  const { WIRE_VERSION, MessageType } = await import('../../packages/core/src/protocol/constants.js');
+  const isGroupFrame = (bytes: Uint8Array): boolean => bytes[0] === WIRE_VERSION && bytes[1] === MessageType.GROUP;
+  const path = join(dir, 'bob.db');
+  // Bob registers, then goes offline while Alice makes a group and sends two messages.
+  let bob = await startBob(createSqliteStorage({ path }));
+  await stop(bob);
+  const g = await alice.client.createGroup({ name: 'sweep', members: ['bob'] });
+  await g.send('held 1');
+  await g.send('held 2');
+
+  // Bob's pairwise frames (the welcome, the sender key) are kept back, so the group messages
+  // are held for their key; then the pairwise frames are handed over, and the batch that
+  // commits `held 2` fails once (a transient storage error) after `held 1` was committed.
+  const inner = createSqliteStorage({ path });
+  const needle = new TextEncoder().encode('held 2');
+  const contains = (v: Uint8Array): boolean => {
+    outer: for (let i = 0; i + needle.length <= v.length; i++) {
+      for (let j = 0; j < needle.length; j++) if (v[i + j] !== needle[j]) continue outer;
+      return true;
+    }
+    return false;
+  };
+  let failOnce = true;
+  const flaky: StorageAdapter = {
+    specificationVersion: inner.specificationVersion,
+    get: (k) => inner.get(k),
+    range: (p, o) => inner.range(p, o),
+    close: () => inner.close(),
+    exclusive: (fn) => inner.exclusive!(fn),
+    async batch(ops) {
+      if (failOnce && ops.some((op) => op.type === 'put' && op.key[0] === 'group-msg' && contains(op.value))) {
+        failOnce = false;
+        throw new Error('transient storage failure');
+      }
+      return inner.batch(ops);
+    },
+  };
+  const transport = makeTransport('websocket', relay);
+  const kept: InboundFrame[] = [];
+  let groupFramesHandled = 0;
+  let groupFramesSeen!: () => void;
+  const bothHeld = new Promise<void>((resolve) => (groupFramesSeen = resolve));
+  let handler!: FrameHandler;
+  const onFrame = transport.onFrame.bind(transport);
+  transport.onFrame = (h) => {
+    handler = h;
+    return onFrame(async (frame) => {
+      if (!isGroupFrame(frame.bytes)) return void kept.push(frame); // acknowledged, handed over below
+      await h(frame);
+      if (++groupFramesHandled === 2) groupFramesSeen();
+    });
+  };
+  const client = await createClient({ userId: 'bob', deviceId: 'laptop', storage: flaky, transport });
+  open.push(client);
+  const got: ReceivedGroupMessage[] = [];
+  client.on('group-message-received', (m) => void got.push(m));
+  await client.start();
+  await bothHeld;
+  expect(got).toEqual([]); // held: no key yet
+  const arrived = new Promise<void>((resolve) => client.on('group-message-received', () => resolve()));
+  const outcomes: string[] = [];
+  for (const frame of kept.splice(0)) outcomes.push(await Promise.resolve(handler(frame)).then(() => 'ok', (e: unknown) => (e as Error).message));
+  expect(outcomes).toContain('transient storage failure');
+  await arrived;
+  expect(got.map((m) => [text(m), m.redelivered])).toContainEqual(['held 1', false]);
 });

@@ -35,8 +35,9 @@ const decode = (b: Uint8Array): string => new TextDecoder().decode(b);
 // `kind:body:id` per message, written synchronously (a SIGKILL cannot lose a write that
 // returned; it can only land before it). An event the client flags `redelivered` (§11.4:
 // committed, but the process died before the event was recorded as handled) may be one
-// the log already holds: the app checks the id, which is what makes it exactly once. An
-// unflagged event whose id is already in the log would be the SDK's fault: logged apart.
+// the log already holds: the app checks its `localId` (this device's id for the message,
+// never the sender-chosen `id`), which is what makes it exactly once. An unflagged event
+// whose localId is already in the log would be the SDK's fault: logged apart.
 const handled = new Set(
   (existsSync(deliveryLog) ? readFileSync(deliveryLog, 'utf8') : '')
     .split('\n')
@@ -44,23 +45,23 @@ const handled = new Set(
     .map((line) => line.slice(line.lastIndexOf(':') + 1)),
 );
 /** True if the message is new to the application (and records it); false for a repeat. */
-function firstTime(kind: '1' | 'g', m: { id: string; body: Uint8Array; redelivered: boolean }): boolean {
-  if (handled.has(m.id)) {
+function firstTime(kind: '1' | 'g', m: { localId: string; body: Uint8Array; redelivered: boolean }): boolean {
+  if (handled.has(m.localId)) {
     appendFileSync(`${deliveryLog}.repeats`, `${m.redelivered ? 'flagged' : 'UNFLAGGED'}:${kind}:${decode(m.body)}\n`);
     return false;
   }
-  handled.add(m.id);
-  appendFileSync(deliveryLog, `${kind}:${decode(m.body)}:${m.id}\n`);
+  handled.add(m.localId);
+  appendFileSync(deliveryLog, `${kind}:${decode(m.body)}:${m.localId}\n`);
   return true;
 }
 const fresh = { direct: new Set<string>(), group: new Set<string>() };
 // Listeners before start(): redeliveries are emitted while it runs.
-client.on('message-received', (m) => void (firstTime('1', m) && fresh.direct.add(m.id)));
-client.on('group-message-received', (m) => void (firstTime('g', m) && fresh.group.add(m.id)));
+client.on('message-received', (m) => void (firstTime('1', m) && fresh.direct.add(m.localId)));
+client.on('group-message-received', (m) => void (firstTime('g', m) && fresh.group.add(m.localId)));
 
 if (mode === 'run') {
   client.on('message-received', (m) => {
-    if (!fresh.direct.delete(m.id)) return; // a repeat: already answered, if at all
+    if (!fresh.direct.delete(m.localId)) return; // a repeat: already answered, if at all
     const n = Number(decode(m.body).slice(2));
     if (n % 5 === 0) {
       const reply = `re-${n}-${process.pid}`;
@@ -71,7 +72,7 @@ if (mode === 'run') {
     }
   });
   client.on('group-message-received', (m) => {
-    if (!fresh.group.delete(m.id)) return;
+    if (!fresh.group.delete(m.localId)) return;
     const n = Number(decode(m.body).slice(2));
     if (n % 5 === 0) {
       const reply = `gre-${n}-${process.pid}`;
@@ -98,8 +99,11 @@ if (mode === 'run') {
     return { direct, group };
   };
   let done = false;
+  // Not before start() finished: redeliveries come during start, and leaving then would
+  // leave start's own work (publishing a pending prekey upload) for a later run.
+  let ready = false;
   const finish = async (): Promise<void> => {
-    if (done) return;
+    if (done || !ready) return;
     const got = await incoming();
     if (done || got.direct.length < expected || got.group.length < expectedGroup) return;
     done = true;
@@ -121,5 +125,6 @@ if (mode === 'run') {
     });
   }, 60_000).unref();
   await client.start();
+  ready = true;
   await finish();
 }

@@ -20,7 +20,8 @@ import { expect, test } from 'vitest';
 import { decodeKey } from '../../packages/storage-sqlite/src/key-encoding.js';
 import { prng } from './fault-proxy.js';
 import type { Client, StoredGroupMessage } from '@deadbolt/core';
-import { startClient, startRelay, text } from './stack.js';
+import { conformanceDevice } from '@deadbolt/relay/testing';
+import { makeTransport, startClient, startRelay, text } from './stack.js';
 
 const KILLS = Number(process.env.DEADBOLT_CRASH_KILLS ?? 200);
 const PER_ROUND = 3;
@@ -99,6 +100,13 @@ test(`SIGKILL at random points, ${KILLS} times: every 1:1 and group message exac
   const bobArgs = (mode: string, ...rest: string[]): string[] => [dbPath, relay.wsUrl, sentLog, deliveryLog, mode, ...rest];
   const rand = prng(424242);
   const alice = await startClient('websocket', relay, 'alice', 'phone');
+  // Someone who keeps taking Bob's bundles (as new contacts would): each take spends one of
+  // his few one-time prekeys and makes the relay tell him PREKEYS_LOW, so he generates and
+  // uploads new keys in most of his runs, and kills land in the middle of those uploads.
+  const taker = await conformanceDevice('taker', 'x');
+  const takerTransport = makeTransport('websocket', relay);
+  await takerTransport.connect(taker.auth);
+  let takes = 0;
   const rejected: string[] = [];
   alice.client.on('message-rejected', (r) => rejected.push(r.code));
   const groupRejected: string[] = [];
@@ -122,6 +130,10 @@ test(`SIGKILL at random points, ${KILLS} times: every 1:1 and group message exac
       // receives, decrypts, persists and replies. Some rounds: the kill lands while he starts.
       const waitForStart = rand() < 0.8;
       if (waitForStart) await bob.started;
+      if (rand() < 0.7) {
+        await takerTransport.fetchBundles('bob');
+        takes++;
+      }
       for (let i = 0; i < PER_ROUND; i++) {
         if (rand() < 0.5) await alice.client.send('bob', `m-${sent++}`);
         else await group.send(`g-${sentGroup++}`);
@@ -196,7 +208,7 @@ test(`SIGKILL at random points, ${KILLS} times: every 1:1 and group message exac
     expect(deliveryFailed).toEqual([]);
     console.log(
       `crash consistency: ${KILLS} rounds, ${killsDuringWork} SIGKILLs (${killedWhileStarting} while starting), ` +
-        `${sent} 1:1 + ${sentGroup} group messages each in history and delivered to the application exactly once (${repeats.length} redelivered after a kill, recognised by id), ` +
+        `${sent} 1:1 + ${sentGroup} group messages each in history and delivered to the application exactly once (${repeats.length} redelivered after a kill, recognised by localId), ` +
         `${directReplies.length} 1:1 + ${groupReplies.length} group replies all received, ${loopSeconds.toFixed(1)}s of kills, ${((Date.now() - started) / 1000).toFixed(1)}s in all`,
     );
 
@@ -220,6 +232,9 @@ test(`SIGKILL at random points, ${KILLS} times: every 1:1 and group message exac
       .map((k) => Number(k[2]))
       .filter((id) => id !== lastResortId);
     expect(held.length).toBeGreaterThan(0);
+    // The uploads really were exercised: many batches (of 3 one-time keys) reached the relay.
+    console.log(`prekeys: ${takes} bundle takes, ${known.size} one-time key ids published over the kills, ${held.length} held by Bob, none orphaned`);
+    if (KILLS >= 100) expect(known.size).toBeGreaterThan(KILLS / 4);
     for (const id of held) expect(known.has(id), `prekey ${id} held by Bob but never published`).toBe(true);
     expect(bobKeys.some((k) => k[0] === 'client' && k[1] === 'pending-upload')).toBe(false);
 
@@ -237,6 +252,7 @@ test(`SIGKILL at random points, ${KILLS} times: every 1:1 and group message exac
     const finalEvents = readFileSync(deliveryLog, 'utf8').split('\n').map((line) => line.slice(0, line.lastIndexOf(':'))).filter((t) => t === '1:m-final' || t === 'g:g-final');
     expect(finalEvents.sort()).toEqual(['1:m-final', 'g:g-final']);
   } finally {
+    await takerTransport.close();
     await alice.client.close();
     await relay.close();
     rmSync(dir, { recursive: true, force: true });

@@ -102,6 +102,17 @@ export interface SharedRecipient {
 /** Something the relay tells this device outside a request. */
 export type TransportNotice = { readonly type: 'prekeys-low'; readonly oneTimePrekeys: number; readonly pqPrekeys: number };
 
+/** What core knows of a signal's sender besides its address ({@link SignallingChannel.onSignal}). */
+export interface SignalSenderInfo {
+  /**
+   * `true` when this device never sent a message to the sender's user (the sender is known
+   * only from its own messages: trust on first use), `false` when it did, or when the
+   * sender is another device of this user. Recorded by core when this device sends (not
+   * inferred from the session, which a stranger's first message creates).
+   */
+  readonly firstContact: boolean;
+}
+
 /**
  * An end-to-end encrypted, authenticated side channel to peer devices, which core gives a
  * transport that asks for one ({@link TransportAdapter.attachSignalling}). Core owns the
@@ -158,10 +169,11 @@ export interface SignallingChannel {
   deviceListVersion(): Promise<number>;
   /**
    * Observes signals: payloads core decrypted from frames this transport delivered,
-   * authenticated as sent by the device `from`. Returns a function that stops observing.
-   * A handler must not block: it is called inside the frame handler.
+   * authenticated as sent by the device `from`, with what core knows of the sender
+   * (`sender`, for example whether this is a first contact). Returns a function that stops
+   * observing. A handler must not block: it is called inside the frame handler.
    */
-  onSignal(handler: (from: Address, payload: Uint8Array) => void): () => void;
+  onSignal(handler: (from: Address, payload: Uint8Array, sender: SignalSenderInfo) => void): () => void;
 }
 
 /**
@@ -222,6 +234,13 @@ export interface TransportAdapter {
    * channel backed by its pairwise sessions.
    */
   attachSignalling?(channel: SignallingChannel): void;
+  /**
+   * Optional. Present on transports that keep their own connections to peer devices
+   * (WebRTC direct links). Core calls it whenever it applies a user's signed device list
+   * (docs/protocol.md §3.3), with the devices the list names: the transport closes every
+   * connection to that user's other devices (a revoked device) at once.
+   */
+  closeLinksTo?(userId: string, keepDeviceIds: readonly string[]): void;
 }
 
 /**

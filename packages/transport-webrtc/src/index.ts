@@ -22,7 +22,10 @@
  */
 export {
   createWebRtcTransport,
+  defaultAcceptOffer,
+  type OfferContext,
   type PathChange,
+  type SignalSenderInfo,
   type WebRtcPrivacy,
   type WebRtcTransport,
   type WebRtcTransportOptions,

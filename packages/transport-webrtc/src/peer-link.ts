@@ -14,6 +14,9 @@
  *   refuses a DTLS handshake with any other certificate, and on open this link compares
  *   the certificate the connected DTLS transport presents with the signalled fingerprint
  *   itself wherever the implementation exposes it (SECURITY.md E35); a mismatch closes it.
+ *   Where the implementation does not expose it, the link is refused as well unless the
+ *   application set `requireFingerprintCheck: false` (hostile review, finding 6): the
+ *   check never fails open by default.
  * - **Outbound.** A frame is written as DATA chunks; the peer answers RECEIVED when the
  *   frame is complete, then ACK once its handler resolved (the frame is processed) or NACK
  *   when it was not. `send` resolves `delivered` on ACK and `relay` on NACK, when the
@@ -21,10 +24,17 @@
  *   frame through the relay (core recognises a frame that arrives both ways).
  * - **Liveness.** While frames wait for RECEIVED, some message from the peer must arrive
  *   within `receiptTimeoutMs`, or the link is presumed dead and closed.
- * - **Bounds.** Frames in flight (`maxInFlight`), frames waiting for the handler
- *   (`maxInbound`, beyond which they are NACKed), bytes buffered in the channel
- *   (`maxBufferedBytes`, beyond which writes wait), one partial frame at a time, no
- *   frame over `maxFrameSize`.
+ * - **Idle.** A link that carried nothing either way for `idleTimeoutMs`, with nothing in
+ *   flight or waiting, is closed (`idle`), so it holds no slot and no peer connection.
+ * - **Bounds** (hostile review, finding 5). Frames in flight (`maxInFlight`); inbound
+ *   frames waiting for the handler by count (`maxInbound`) and by bytes, the partial frame
+ *   included (`maxInboundBytes`): beyond either they are NACKed, so they come through the
+ *   relay; one partial frame at a time, no frame over `maxFrameSize`. Every write, data
+ *   and control (RECEIVED, ACK, NACK) alike, waits while the channel's `bufferedAmount`
+ *   is above the high-water mark (`maxBufferedBytes`) until `bufferedamountlow` (or a
+ *   poll) shows room; controls go first. A buffer that leaves no room for
+ *   `receiptTimeoutMs`, or more controls waiting than the inbound bounds can explain,
+ *   closes the link: its frames go through the relay.
  *
  * @module
  */
@@ -49,6 +59,11 @@ export type DeliveryOutcome = 'processed' | 'not-processed' | 'closed';
 /** How the link checked the peer's DTLS certificate. */
 export type FingerprintCheck = 'matched' | 'not-exposed';
 
+/** Close reason of a link that carried nothing for `idleTimeoutMs`. */
+export const IDLE = 'idle';
+/** Close reason of a link refused because the implementation does not expose the remote certificate. */
+export const FINGERPRINT_NOT_EXPOSED = 'the remote certificate is not exposed (requireFingerprintCheck)';
+
 /** Link settings (resolved by the transport). */
 export interface LinkSettings {
   readonly connectTimeoutMs: number;
@@ -56,7 +71,11 @@ export interface LinkSettings {
   readonly processTimeoutMs: number;
   readonly maxInFlight: number;
   readonly maxInbound: number;
+  readonly maxInboundBytes: number;
   readonly maxBufferedBytes: number;
+  readonly idleTimeoutMs: number;
+  /** Refuse the link when the remote certificate's fingerprint cannot be read here. */
+  readonly requireFingerprintCheck: boolean;
   readonly timers: Timers;
   readonly now: () => number;
   readonly remoteFingerprint?: RemoteFingerprintReader | undefined;
@@ -115,6 +134,12 @@ export class PeerLink {
   readonly pc: RTCPeerConnectionLike;
   /** Set once an answer was applied (offerer only). */
   answered = false;
+  /**
+   * The `sequence` of the peer's signal that set this link up: its offer (answerer), or
+   * its answer to ours (offerer, once answered). An offer from the peer not above it is
+   * stale and never replaces this link (signal-codec.ts).
+   */
+  remoteSequence: number | undefined;
   /** Resolves `true` when the link opens, `false` when it closes without having opened. */
   readonly ready: Promise<boolean>;
   #ready!: (open: boolean) => void;
@@ -130,12 +155,22 @@ export class PeerLink {
   readonly #outbound = new Map<number, Outbound>();
   readonly #writeQueue: Outbound[] = [];
   #pumpWait: unknown;
+  /** Set while the pump writes (a write that calls back into it finds its message queued). */
+  #pumping = false;
   #awaitingReceipt = 0;
   #watchdog: unknown;
+  /** RECEIVED, ACK and NACK messages waiting for room in the channel's buffer (written first). */
+  readonly #controls: Uint8Array[] = [];
+  /** Armed while a write waits for room: the buffer must make some within `receiptTimeoutMs`. */
+  #stall: unknown;
+  #idle: unknown;
   // Inbound.
   #lastInboundId = 0;
-  #partial: { id: number; count: number; listVersion: number; chunks: Uint8Array[]; size: number } | undefined;
+  /** The frame being received; `refused` once it would take the inbound bytes over the bound (its chunks are then dropped, and it is NACKed). */
+  #partial: { id: number; count: number; listVersion: number; chunks: Uint8Array[]; size: number; seen: number; refused: boolean } | undefined;
   #inboundWaiting = 0;
+  /** Bytes of the frames waiting for the handler. */
+  #inboundBytes = 0;
   #early: Uint8Array[] | undefined = [];
   #earlyBytes = 0;
 
@@ -236,10 +271,15 @@ export class PeerLink {
     t.clearTimeout(this.#connectTimer);
     t.clearTimeout(this.#watchdog);
     t.clearTimeout(this.#pumpWait);
+    t.clearTimeout(this.#stall);
+    t.clearTimeout(this.#idle);
     this.#pumpWait = undefined;
+    this.#stall = undefined;
+    this.#idle = undefined;
     this.#early = undefined;
     this.#partial = undefined;
     this.#writeQueue.length = 0;
+    this.#controls.length = 0;
     for (const entry of [...this.#outbound.values()]) entry.settle(outcome);
     const channel = this.#channel;
     if (channel) {
@@ -298,9 +338,13 @@ export class PeerLink {
     }
     if (this.#state !== 'connecting') return;
     if (seen !== undefined && !fingerprintMatches(expected, seen)) return this.close('DTLS certificate does not match the signalled fingerprint');
+    // Fail closed (finding 6): an implementation that cannot show the certificate it
+    // connected to gets no link unless the application chose to rely on the stack alone.
+    if (seen === undefined && this.#settings.requireFingerprintCheck) return this.close(FINGERPRINT_NOT_EXPOSED);
     this.#fingerprintCheck = seen !== undefined ? 'matched' : 'not-exposed';
     this.#state = 'open';
     this.#settings.timers.clearTimeout(this.#connectTimer);
+    this.#active();
     const early = this.#early ?? [];
     this.#early = undefined;
     this.#ready(true);
@@ -334,6 +378,7 @@ export class PeerLink {
       return this.close('undecodable message');
     }
     this.#progress();
+    this.#active();
     if (m.type === 'data') return this.#data(m);
     const entry = this.#outbound.get(m.frameId);
     if (entry === undefined) return; // settled already (timed out, or a late answer)
@@ -352,17 +397,25 @@ export class PeerLink {
     let p = this.#partial;
     if (p === undefined) {
       if (m.index !== 0 || m.frameId !== this.#lastInboundId + 1) return this.close('frame out of sequence');
-      p = { id: m.frameId, count: m.count, listVersion: m.listVersion, chunks: [], size: 0 };
+      p = { id: m.frameId, count: m.count, listVersion: m.listVersion, chunks: [], size: 0, seen: 0, refused: false };
       this.#partial = p;
-    } else if (m.frameId !== p.id || m.count !== p.count || m.listVersion !== p.listVersion || m.index !== p.chunks.length) {
+    } else if (m.frameId !== p.id || m.count !== p.count || m.listVersion !== p.listVersion || m.index !== p.seen) {
       return this.close('chunk out of sequence');
     }
     p.size += m.chunk.byteLength;
+    p.seen++;
     if (p.size > this.#host.maxFrameSize()) return this.close('frame over the size limit');
-    p.chunks.push(m.chunk);
-    if (p.chunks.length < p.count) return;
+    // Bytes, not only frames (finding 5): a frame that would take what waits for the
+    // handler over `maxInboundBytes` is not kept; it is NACKed once complete.
+    if (!p.refused && this.#inboundBytes + p.size > this.#settings.maxInboundBytes) {
+      p.refused = true;
+      p.chunks.length = 0;
+    }
+    if (!p.refused) p.chunks.push(m.chunk);
+    if (p.seen < p.count) return;
     this.#partial = undefined;
     this.#lastInboundId = p.id;
+    if (p.refused) return this.#control('nack', p.id);
     const bytes = new Uint8Array(p.size);
     let at = 0;
     for (const c of p.chunks) {
@@ -379,49 +432,83 @@ export class PeerLink {
     }
     this.#control('received', frameId);
     this.#inboundWaiting++;
+    this.#inboundBytes += bytes.byteLength;
     const frame: InboundFrame = { id: `rtc:${this.connectionIdHex.slice(0, 16)}:${frameId}`, from: this.peer, receivedAt: this.#settings.now(), bytes };
+    const done = (): void => {
+      this.#inboundWaiting--;
+      this.#inboundBytes -= bytes.byteLength;
+    };
     this.#host.deliver(frame, listVersion).then(
       (outcome) => {
-        this.#inboundWaiting--;
+        done();
         if (outcome !== 'closed') this.#control(outcome === 'processed' ? 'ack' : 'nack', frameId);
       },
       () => {
-        this.#inboundWaiting--;
+        done();
         this.#control('nack', frameId);
       },
     );
   }
 
+  /**
+   * Queues a RECEIVED, ACK or NACK: written before any data, but like data only while the
+   * channel's buffer is below the high-water mark (finding 5). Each inbound frame causes
+   * at most two, and at most `maxInbound` wait for the handler: far more waiting means the
+   * peer keeps writing but does not read, and the link is closed.
+   */
   #control(type: 'received' | 'ack' | 'nack', frameId: number): void {
-    const channel = this.#channel;
-    if (this.#state !== 'open' || channel === undefined) return;
-    try {
-      channel.send(wire(encodeDirect({ type, frameId })));
-    } catch {
-      this.close('send failed');
-    }
+    if (this.#state !== 'open' || this.#channel === undefined) return;
+    this.#controls.push(encodeDirect({ type, frameId }));
+    if (this.#controls.length > 2 * this.#settings.maxInbound + 64) return this.close('the peer does not read what it is sent');
+    this.#pump();
   }
 
   // --- writing -----------------------------------------------------------------------------
 
-  /** Writes queued chunks in order while the channel's buffer has room. */
+  /**
+   * Writes what waits, controls first, then queued chunks in order, while the channel's
+   * buffer has room: `bufferedAmount` plus the message stays within `maxBufferedBytes`
+   * (an empty buffer always takes one message).
+   */
   #pump(): void {
+    if (this.#pumping) return;
+    this.#pumping = true;
+    try {
+      this.#write();
+    } finally {
+      this.#pumping = false;
+    }
+  }
+
+  #write(): void {
     const channel = this.#channel;
     if (this.#state !== 'open' || channel === undefined || this.#pumpWait !== undefined) return;
-    while (this.#writeQueue.length > 0) {
-      const entry = this.#writeQueue[0] as Outbound;
-      if (this.#outbound.get(entry.id) !== entry) {
-        this.#writeQueue.shift(); // settled while queued
-        continue;
+    for (;;) {
+      if (this.#state !== 'open') return;
+      let entry: Outbound | undefined;
+      let bytes: Uint8Array;
+      if (this.#controls.length > 0) {
+        bytes = this.#controls[0] as Uint8Array;
+      } else {
+        entry = this.#writeQueue[0];
+        if (entry === undefined) break;
+        if (this.#outbound.get(entry.id) !== entry) {
+          this.#writeQueue.shift(); // settled while queued
+          continue;
+        }
+        bytes = entry.chunks[entry.next] as Uint8Array;
       }
-      if (channel.bufferedAmount > this.#settings.maxBufferedBytes) {
-        this.#pumpWait = this.#settings.timers.setTimeout(() => this.#resume(), BACKPRESSURE_POLL_MS);
-        return;
-      }
+      const buffered = channel.bufferedAmount;
+      if (buffered > 0 && buffered + bytes.byteLength > this.#settings.maxBufferedBytes) return this.#waitForRoom();
       try {
-        channel.send(wire(entry.chunks[entry.next] as Uint8Array));
+        channel.send(wire(bytes));
       } catch {
         return this.close('send failed');
+      }
+      this.#wrote();
+      if (entry === undefined) {
+        this.#controls.shift();
+        continue;
       }
       entry.next++;
       if (entry.next < entry.chunks.length) continue;
@@ -433,10 +520,42 @@ export class PeerLink {
     }
   }
 
+  /** No room in the channel's buffer: look again on `bufferedamountlow` or after a short poll; give up if none comes in time. */
+  #waitForRoom(): void {
+    const t = this.#settings.timers;
+    this.#pumpWait = t.setTimeout(() => this.#resume(), BACKPRESSURE_POLL_MS);
+    this.#stall ??= t.setTimeout(() => {
+      this.#stall = undefined;
+      if (this.#pumpWait !== undefined) this.close('the channel buffer did not drain in time');
+    }, this.#settings.receiptTimeoutMs);
+  }
+
+  /** A write went out: the buffer had room, the link is in use. */
+  #wrote(): void {
+    if (this.#stall !== undefined) {
+      this.#settings.timers.clearTimeout(this.#stall);
+      this.#stall = undefined;
+    }
+    this.#active();
+  }
+
   #resume(): void {
     this.#settings.timers.clearTimeout(this.#pumpWait);
     this.#pumpWait = undefined;
     this.#pump();
+  }
+
+  /** Something went either way: the idle clock starts again. */
+  #active(): void {
+    if (this.#state !== 'open') return;
+    const t = this.#settings.timers;
+    t.clearTimeout(this.#idle);
+    this.#idle = t.setTimeout(() => {
+      this.#idle = undefined;
+      // Busy is not idle: frames in flight or waiting for a handler, or writes waiting.
+      if (this.#outbound.size > 0 || this.#inboundWaiting > 0 || this.#partial !== undefined || this.#controls.length > 0) return this.#active();
+      this.close(IDLE);
+    }, this.#settings.idleTimeoutMs);
   }
 
   #receiptDone(): void {

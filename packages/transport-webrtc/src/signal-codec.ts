@@ -4,7 +4,7 @@
  * the relay, which can neither read, change nor forge it.
  *
  * ```
- * Signal = version u8 (=1) | type u8 | connectionId[16] | body
+ * Signal = version u8 (=2) | type u8 | connectionId[16] | sequence u64 | body
  * type 0x01 OFFER:  sdp bytes16 (UTF-8)   the offerer's complete description (candidates included)
  * type 0x02 ANSWER: sdp bytes16 (UTF-8)   the answerer's complete description
  * type 0x03 BYE:    (no body)             "I closed, or do not know, this connection"
@@ -16,6 +16,19 @@
  * offer at once ("glare"), the offer with the lower `connectionId` (bytewise) is kept by
  * both.
  *
+ * `sequence` orders the signals of one sending device: it strictly increases from one
+ * signal to the next (the sender's clock in milliseconds, pushed past the last value it
+ * used), so it keeps increasing across restarts of the sender unless its clock goes back.
+ * It is inside the sealed payload, so the relay can neither change it nor forge it. An
+ * OFFER whose sequence is not above that of the peer's signal that set up the current
+ * link (its offer, or its answer to ours) is stale, an old offer replayed or delivered
+ * late, and is ignored: it never replaces a working link (hostile review, finding 4).
+ * Sequences are only ever compared with other sequences of the same sender, so clocks of
+ * different devices need not agree.
+ *
+ * Version 1 (no `sequence`) is refused: such signals are ignored like any malformed one,
+ * and the two devices keep using the relay.
+ *
  * Descriptions are sent whole, once ICE gathering finished (or its time bound passed), not
  * trickled: one sealed message each way per attempt.
  *
@@ -24,7 +37,7 @@
 import { ByteReader, ByteWriter, UsageError } from '@deadbolt/spec';
 
 /** The signalling protocol version. */
-export const SIGNAL_VERSION = 1;
+export const SIGNAL_VERSION = 2;
 /** Bytes of a connection id. */
 export const CONNECTION_ID_LENGTH = 16;
 /** The longest description carried (core's SIGNAL payload holds 65,535 bytes with the header). */
@@ -33,22 +46,25 @@ export const MAX_SDP_BYTES = 60_000;
 const TYPES = { offer: 0x01, answer: 0x02, bye: 0x03 } as const;
 const STRUCTURE = 'Signal';
 
-/** A decoded signalling message. */
+/** A decoded signalling message. `sequence` strictly increases from one signal of a device to its next. */
 export type Signal =
-  | { readonly type: 'offer'; readonly connectionId: Uint8Array; readonly sdp: string }
-  | { readonly type: 'answer'; readonly connectionId: Uint8Array; readonly sdp: string }
-  | { readonly type: 'bye'; readonly connectionId: Uint8Array };
+  | { readonly type: 'offer'; readonly connectionId: Uint8Array; readonly sequence: number; readonly sdp: string }
+  | { readonly type: 'answer'; readonly connectionId: Uint8Array; readonly sequence: number; readonly sdp: string }
+  | { readonly type: 'bye'; readonly connectionId: Uint8Array; readonly sequence: number };
 
 /**
  * Encodes a signalling message.
  *
  * @example
  * ```ts
- * const payload = encodeSignal({ type: 'offer', connectionId, sdp: pc.localDescription.sdp });
+ * const payload = encodeSignal({ type: 'offer', connectionId, sequence: nextSequence(), sdp: pc.localDescription.sdp });
  * ```
  */
 export function encodeSignal(signal: Signal): Uint8Array {
-  const w = new ByteWriter(64).u8(SIGNAL_VERSION).u8(TYPES[signal.type]).fixed(signal.connectionId, CONNECTION_ID_LENGTH);
+  if (!Number.isSafeInteger(signal.sequence) || signal.sequence < 0) {
+    throw new UsageError('INVALID_ARGUMENT', { message: 'signal sequence must be an integer in [0, 2^53)', details: { field: 'sequence', expected: 'an integer in [0, 2^53)' } });
+  }
+  const w = new ByteWriter(64).u8(SIGNAL_VERSION).u8(TYPES[signal.type]).fixed(signal.connectionId, CONNECTION_ID_LENGTH).u64(signal.sequence);
   if (signal.type === 'bye') return w.finish();
   const sdp = new TextEncoder().encode(signal.sdp);
   if (sdp.length > MAX_SDP_BYTES) {
@@ -68,13 +84,14 @@ export function encodeSignal(signal: Signal): Uint8Array {
  * ```
  */
 export function decodeSignal(bytes: Uint8Array): Signal {
-  const r = new ByteReader(bytes, STRUCTURE, 4 + CONNECTION_ID_LENGTH + 2 + MAX_SDP_BYTES);
+  const r = new ByteReader(bytes, STRUCTURE, 2 + CONNECTION_ID_LENGTH + 8 + 2 + MAX_SDP_BYTES);
   r.enumU8('version', [SIGNAL_VERSION]);
   const type = r.enumU8('type', [TYPES.offer, TYPES.answer, TYPES.bye]);
   const connectionId = r.fixed('connectionId', CONNECTION_ID_LENGTH);
+  const sequence = r.u64('sequence');
   if (type === TYPES.bye) {
     r.end();
-    return { type: 'bye', connectionId };
+    return { type: 'bye', connectionId, sequence };
   }
   const at = r.offset;
   const raw = r.bytes16('sdp', MAX_SDP_BYTES);
@@ -87,5 +104,5 @@ export function decodeSignal(bytes: Uint8Array): Signal {
   }
   // A description is printable text and line breaks; anything else is refused here.
   if (/[^\t\r\n\x20-\x7e]/.test(sdp)) throw r.fail('sdp', 'characters outside printable ASCII', at);
-  return { type: type === TYPES.offer ? 'offer' : 'answer', connectionId, sdp };
+  return { type: type === TYPES.offer ? 'offer' : 'answer', connectionId, sequence, sdp };
 }

@@ -39,7 +39,24 @@
  *   when its backoff ends: exponential with full jitter (`backoff`), from a short delay
  *   after a drop. After `maxUnansweredOffers` offers without any answer (the peer is
  *   offline or has no WebRTC) no more are made until a signal from that device arrives.
- *   A device's offer is always answered (within `maxPeers`).
+ * - **Whose offers are answered** (hostile review, finding 3). Answering an offer tells
+ *   the peer this device's candidate addresses (unless `privacy: 'relay-only'`) and takes
+ *   one of `maxPeers` slots, and the signalling channel hears every user that sends this
+ *   device a message, strangers included (trust on first use, transport.ts). So an offer
+ *   is answered only when `acceptOffer` says so; by default ({@link defaultAcceptOffer})
+ *   only from a user this device sent a frame to, a device it offered a link to itself,
+ *   or a sender the signalling channel reports as not first contact. See
+ *   {@link defaultAcceptOffer} for why. A refused offer gets no answer and no BYE (a
+ *   stranger does not even learn the device is online), and the device's own next offer
+ *   to that peer starts with a BYE to it, so that the two attempts do not block each
+ *   other. Inbound offers being decided or negotiated are bounded: one per device (a
+ *   newer offer from it replaces the older one), `maxPendingOffers` in all.
+ * - **Stale offers** (finding 4). Every signal carries its sender's `sequence`
+ *   (signal-codec.ts): an offer not newer than the peer's signal that set up the current
+ *   link is ignored, so an old offer, replayed or delivered late, never replaces it.
+ * - **Idle links** close after `idleTimeoutMs` without traffic, and every link after 10
+ *   minutes; links to devices a user's device list no longer names are closed when core
+ *   says so ({@link WebRtcTransport.closeLinksTo}, hostile review, finding 2).
  * - **Connection state** (invariants 1, 7, 8) is the fallback's: `connect` connects it;
  *   `close` closes every link and then it.
  * - **Privacy** (`privacy: 'relay-only'`): `iceTransportPolicy: 'relay'`, and every
@@ -71,14 +88,66 @@ import {
   type TransportNotice,
   type TransportState,
 } from '@deadbolt/spec';
-import { invalidOption as invalid, positiveOption as positive, systemTimers as globalTimers } from '@deadbolt/spec';
+import { invalidOption as invalid, positiveOption as positive, systemTimers as globalTimers, type SignalSenderInfo } from '@deadbolt/spec';
 import type { IceServer, PeerConnectionConfig, RemoteFingerprintReader, RTCPeerConnectionConstructor, RTCPeerConnectionLike } from './peer-connection.js';
-import { PeerLink, type DeliveryOutcome, type FingerprintCheck, type LinkHost, type LinkSettings, type Timers } from './peer-link.js';
+import { FINGERPRINT_NOT_EXPOSED, IDLE, PeerLink, type DeliveryOutcome, type FingerprintCheck, type LinkHost, type LinkSettings, type Timers } from './peer-link.js';
 import { relayOnlySdp, sdpProblem, withoutEndOfCandidates } from './sdp.js';
 import { CONNECTION_ID_LENGTH, decodeSignal, encodeSignal, type Signal } from './signal-codec.js';
 
 /** The privacy modes: `'relay-only'` uses TURN-relayed candidates only. */
 export type WebRtcPrivacy = 'relay-only' | 'off';
+
+/**
+ * What the signalling channel says of a signal's sender: core's `SignalSenderInfo`
+ * (`firstContact`), re-exported. A channel that says nothing (an older core) is handled
+ * as "unknown".
+ */
+export type { SignalSenderInfo };
+
+/**
+ * What the transport knows of a peer whose offer it is deciding on
+ * ({@link WebRtcTransportOptions.acceptOffer}).
+ *
+ * @example
+ * ```ts
+ * const acceptOffer = (peer: Address, context: OfferContext) => contacts.has(peer.userId) || defaultAcceptOffer(peer, context);
+ * ```
+ */
+export interface OfferContext {
+  /** This transport sent a frame (a message, a group message) to the peer's user since it was created. */
+  readonly sentTo: boolean;
+  /** This device offered a link to this very device since the transport was created (a send, or `preconnect`). */
+  readonly initiated: boolean;
+  /** What the signalling channel said ({@link SignalSenderInfo}); `undefined` when it said nothing. */
+  readonly firstContact: boolean | undefined;
+}
+
+/**
+ * The default of {@link WebRtcTransportOptions.acceptOffer}: answer a device only when
+ * this device has sent to its user, offered a link to it, or the signalling channel says
+ * the conversation is not a first contact.
+ *
+ * Why: an answer gives the offerer this device's candidate addresses (with privacy off)
+ * and a direct-link slot, and the signalling channel hears any user who merely knows this
+ * user's id (trust on first use), so a stranger's offer must not be answered. What the
+ * transport knows is what it carried: it sends every frame of this device, so "it sent to
+ * that user" means the conversation exists in both directions (the offer itself came the
+ * other way). That knowledge starts with the transport: after a restart, a device that
+ * only receives would refuse the offers of a peer it did talk to before, which is why a
+ * channel that knows the history (core, through its sessions) can say so with
+ * `firstContact: false`, and why the application can decide instead (its contacts).
+ * A sender reported as a first contact gets no answer unless this device itself wanted
+ * a link with it. Timing ("sent to lately") is not used: a path where only one side
+ * sends would never become direct.
+ *
+ * @example
+ * ```ts
+ * createWebRtcTransport({ fallback, acceptOffer: (peer, context) => myContacts.has(peer.userId) || defaultAcceptOffer(peer, context) });
+ * ```
+ */
+export function defaultAcceptOffer(_peer: Address, context: OfferContext): boolean {
+  return context.initiated || context.sentTo || context.firstContact === false;
+}
 
 /**
  * Options of {@link createWebRtcTransport}.
@@ -122,10 +191,33 @@ export interface WebRtcTransportOptions {
   readonly maxInFlight?: number;
   /** Inbound frames of one link waiting for the handler; more are refused (NACK). Default 256. */
   readonly maxInbound?: number;
-  /** Bytes buffered in a data channel above which writes wait. Default 1 MiB. */
+  /** Bytes of inbound frames of one link waiting for the handler (the partial one included); more are refused (NACK). Default 2 MiB. */
+  readonly maxInboundBytes?: number;
+  /** The data channel's high-water mark: every write (data or control) waits while `bufferedAmount` would pass it. Default 1 MiB. */
   readonly maxBufferedBytes?: number;
   /** Offers to one device left unanswered before attempts pause until it signals. Default 3. */
   readonly maxUnansweredOffers?: number;
+  /**
+   * Whether to answer `peer`'s offer of a direct link (answering reveals this device's
+   * candidate addresses unless `privacy` is `'relay-only'`, and takes a link slot). May
+   * be asynchronous; an error counts as no. Default {@link defaultAcceptOffer}: only
+   * peers this device sent to or offered to itself, or that the signalling channel
+   * reports as not first contact. A refused offer gets no reply at all.
+   */
+  readonly acceptOffer?: (peer: Address, context: OfferContext) => boolean | Promise<boolean>;
+  /** Inbound offers being decided (`acceptOffer`) or negotiated (answered, not yet open), in all; more are ignored. One per device at any time. Default 4. */
+  readonly maxPendingOffers?: number;
+  /** A link that carried nothing either way for this long is closed. Default 5 minutes. */
+  readonly idleTimeoutMs?: number;
+  /**
+   * Refuse a link (frames keep using the relay) when the `RTCPeerConnection`
+   * implementation does not expose the remote DTLS certificate, so that this transport
+   * cannot compare it with the signalled fingerprint itself. Default `true`; set `false`
+   * only to rely on the WebRTC stack's own check (for example with a browser that has
+   * neither `getRemoteCertificates()` nor certificate stats). After such a refusal this
+   * transport makes and answers no more offers.
+   */
+  readonly requireFingerprintCheck?: boolean;
   /** Randomness for backoff jitter, uniform in [0, 1) (tests). */
   readonly random?: () => number;
   /** Timer functions (tests). */
@@ -168,6 +260,20 @@ export interface WebRtcTransport extends TransportAdapter {
    */
   preconnect(peer: Address): Promise<boolean>;
   attachSignalling(channel: SignallingChannel): void;
+  /**
+   * Closes the links (open or being set up) to `userId`'s devices not in `keepDeviceIds`,
+   * drops their pending offers and stops trying to reach them; returns how many links
+   * closed. The transport contract's optional hook: core calls it whenever it applies a
+   * changed signed device list of that user, with the devices the list names, so that a
+   * revoked device loses its link at once rather than within the link lifetime. Frames in
+   * flight on a closed link go through the relay, which refuses a revoked device.
+   *
+   * @example
+   * ```ts
+   * transport.closeLinksTo('bob', ['phone']); // what core does once bob's list names only his phone
+   * ```
+   */
+  closeLinksTo(userId: string, keepDeviceIds: readonly string[]): number;
 }
 
 interface PeerState {
@@ -204,6 +310,10 @@ const DEMAND_WINDOW_MS = 5 * 60_000;
 /** Close reasons that are not the peer's or the network's fault (no backoff). */
 const REPLACED = 'replaced by the other side';
 const CLOSING = 'transport closed';
+/** Close reason of a link to a device its user's list no longer names (no retry). */
+const DEVICE_REMOVED = 'device removed from its user’s list';
+/** Users sent to and devices offered to that are remembered for {@link defaultAcceptOffer} (oldest forgotten first). */
+const MAX_KNOWN_PEERS = 1024;
 
 
 
@@ -308,8 +418,12 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
   if (privacy === 'relay-only' && iceServers.some((s) => (s.urls as string[]).some((u) => /^turns?:/i.test(u)) && (typeof s.username !== 'string' || s.username === '' || typeof s.credential !== 'string' || s.credential === ''))) {
     throw invalid('iceServers', "a username and credential on every TURN server (privacy 'relay-only')");
   }
+  if (options.acceptOffer !== undefined && typeof options.acceptOffer !== 'function') throw invalid('acceptOffer', 'a function (peer, context) => boolean | Promise<boolean>');
+  if (options.requireFingerprintCheck !== undefined && typeof options.requireFingerprintCheck !== 'boolean') throw invalid('requireFingerprintCheck', 'a boolean');
+  const acceptOffer = options.acceptOffer ?? defaultAcceptOffer;
   const gatherTimeoutMs = positive(options.gatherTimeoutMs, 'gatherTimeoutMs', 3000);
   const maxPeers = positive(options.maxPeers, 'maxPeers', 16);
+  const maxPendingOffers = positive(options.maxPendingOffers, 'maxPendingOffers', 4);
   const maxUnanswered = positive(options.maxUnansweredOffers, 'maxUnansweredOffers', 3);
   const backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
   const random = options.random ?? Math.random;
@@ -321,7 +435,10 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
     processTimeoutMs: positive(options.processTimeoutMs, 'processTimeoutMs', 30_000),
     maxInFlight: positive(options.maxInFlight, 'maxInFlight', 256),
     maxInbound: positive(options.maxInbound, 'maxInbound', 256),
+    maxInboundBytes: positive(options.maxInboundBytes, 'maxInboundBytes', 2 * 1024 * 1024),
     maxBufferedBytes: positive(options.maxBufferedBytes, 'maxBufferedBytes', 1024 * 1024),
+    idleTimeoutMs: positive(options.idleTimeoutMs, 'idleTimeoutMs', 5 * 60_000),
+    requireFingerprintCheck: options.requireFingerprintCheck ?? true,
     timers,
     now,
     remoteFingerprint: options.remoteFingerprint,
@@ -350,6 +467,16 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
   /** Closes each open link when its lifetime is reached. */
   const lifetimes = new Map<PeerLink, unknown>();
   const recentlyClosed = new Map<string, true>();
+  /** Users this transport sent a frame to, and devices it offered a link to ({@link defaultAcceptOffer}). */
+  const sentTo = new Map<string, true>();
+  const initiated = new Map<string, { readonly peer: Address }>();
+  /** Inbound offers being decided, one per device (a newer one replaces it). */
+  const pendingOffers = new Map<string, { readonly peer: Address; readonly idHex: string; readonly sequence: number }>();
+  /** The last offer refused per device: said BYE to when this device offers it a link itself. */
+  const refusedOffers = new Map<string, { readonly peer: Address; readonly connectionId: Uint8Array }>();
+  /** Set when a link was refused because this implementation cannot show the remote certificate. */
+  let fingerprintUnavailable = false;
+  let lastSequence = 0;
   const pathListeners = new Set<(change: PathChange) => void>();
   let signalling: SignallingChannel | undefined;
   let offSignal: (() => void) | undefined;
@@ -403,6 +530,19 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
       st.retry = undefined;
       wantDirect(st.peer, { demand: false, scheduled: true });
     }, Math.max(0, st.nextAttemptAt - now()));
+  }
+
+  /** Notes `key` in a bounded map of recent keys (the oldest forgotten first). */
+  function remember<V>(map: Map<string, V>, key: string, value: V): void {
+    map.delete(key);
+    map.set(key, value);
+    if (map.size > MAX_KNOWN_PEERS) map.delete(map.keys().next().value as string);
+  }
+
+  /** The next signal's sequence: this clock, past the last one used (signal-codec.ts). */
+  function nextSequence(): number {
+    lastSequence = Math.max(lastSequence + 1, Math.floor(now()));
+    return lastSequence;
   }
 
   function emitPath(change: PathChange): void {
@@ -475,7 +615,11 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
       if (links.get(key) === link) links.delete(key);
       recentlyClosed.set(link.connectionIdHex, true);
       if (recentlyClosed.size > MAX_RECENTLY_CLOSED) recentlyClosed.delete(recentlyClosed.keys().next().value as string);
-      if (reason !== CLOSING && reason !== REPLACED) {
+      // This implementation cannot show the certificate it connected to: with the check
+      // required, no link can ever open here, so none is tried again (nor answered).
+      if (reason === FINGERPRINT_NOT_EXPOSED) fingerprintUnavailable = true;
+      // Idle, replaced, removed or closing: not a failure; nothing to retry on its own.
+      if (reason !== CLOSING && reason !== REPLACED && reason !== IDLE && reason !== DEVICE_REMOVED && !fingerprintUnavailable) {
         const st = peerState(link.peer);
         if (link.role === 'offerer' && !link.answered) st.unanswered++;
         // A link that worked is tried again soon; one that never opened backs off further.
@@ -520,6 +664,13 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
 
   /** Offers a link to `peer` (this device is the offerer). */
   function attempt(peer: Address): void {
+    const key = keyOf(peer);
+    remember(initiated, key, { peer });
+    // An offer of this peer's that was refused may still be waiting there for an answer
+    // (it would win or lose against this one by connection id): end it first.
+    const refused = refusedOffers.get(key);
+    refusedOffers.delete(key);
+    if (refused !== undefined) bye(peer, refused.connectionId);
     const link = newLink(peer, randomId(), 'offerer');
     if (link === undefined) return;
     const pc = link.pc;
@@ -528,7 +679,7 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
         await pc.setLocalDescription(await pc.createOffer());
         await gathered(pc, gatherTimeoutMs, timers);
         if (link.state === 'closed') return;
-        await sendSignal(peer, { type: 'offer', connectionId: link.connectionId, sdp: localSdp(pc) });
+        await sendSignal(peer, { type: 'offer', connectionId: link.connectionId, sequence: nextSequence(), sdp: localSdp(pc) });
       } catch {
         link.close('the offer could not be made or sent');
       }
@@ -539,6 +690,7 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
   function answer(peer: Address, offer: Extract<Signal, { type: 'offer' }>): void {
     const link = newLink(peer, offer.connectionId, 'answerer');
     if (link === undefined) return;
+    link.remoteSequence = offer.sequence;
     const pc = link.pc;
     void (async () => {
       try {
@@ -546,7 +698,7 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
         await pc.setLocalDescription(await pc.createAnswer());
         await gathered(pc, gatherTimeoutMs, timers);
         if (link.state === 'closed') return;
-        await sendSignal(peer, { type: 'answer', connectionId: link.connectionId, sdp: localSdp(pc) });
+        await sendSignal(peer, { type: 'answer', connectionId: link.connectionId, sequence: nextSequence(), sdp: localSdp(pc) });
       } catch {
         // The offerer hears of it at once (and that this device is online), rather than
         // waiting for its attempt to time out.
@@ -558,7 +710,7 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
 
   /** A send to `peer` went through the relay: set up a direct link if it is worth trying now. */
   function wantDirect(peer: Address, { force = false, demand = true, scheduled = false } = {}): void {
-    if (signalling === undefined || !live()) return;
+    if (signalling === undefined || !live() || fingerprintUnavailable) return;
     const key = keyOf(peer);
     const st = peerState(peer);
     if (demand) st.lastDemandAt = now();
@@ -569,11 +721,87 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
   }
 
   function bye(peer: Address, connectionId: Uint8Array): void {
-    sendSignal(peer, { type: 'bye', connectionId }).catch(() => undefined);
+    sendSignal(peer, { type: 'bye', connectionId, sequence: nextSequence() }).catch(() => undefined);
   }
 
-  /** A signal core authenticated as sent by `from` (a device this user trusts). */
-  function onSignal(from: Address, payload: Uint8Array): void {
+  /**
+   * Offers being decided plus answering-side links not open yet, bounded by
+   * `maxPendingOffers`; `except`'s own link is left out (a newer offer of that device
+   * would replace it).
+   */
+  function pendingInbound(except: string): number {
+    let n = pendingOffers.size;
+    for (const [k, l] of links) if (k !== except && l.role === 'answerer' && l.state === 'connecting') n++;
+    return n;
+  }
+
+  /** Whether `offer` from `key` is a repeat, or older than what the current link (or a pending decision) came from. */
+  function staleOffer(key: string, offer: Extract<Signal, { type: 'offer' }>, idHex: string): boolean {
+    if (recentlyClosed.has(idHex)) return true;
+    const link = links.get(key);
+    if (link !== undefined && (link.connectionIdHex === idHex || (link.remoteSequence !== undefined && offer.sequence <= link.remoteSequence))) return true;
+    const pending = pendingOffers.get(key);
+    return pending !== undefined && (pending.idHex === idHex || offer.sequence <= pending.sequence);
+  }
+
+  /**
+   * An offer from `from`: answered only if it is new (finding 4), within the bounds, and
+   * `acceptOffer` allows it (finding 3). Decided before anything else is touched, and
+   * refused without a word: a stranger learns nothing, not even that this device is online.
+   */
+  function onOffer(from: Address, offer: Extract<Signal, { type: 'offer' }>, firstContact: boolean | undefined): void {
+    const key = keyOf(from);
+    const idHex = hex(offer.connectionId);
+    if (staleOffer(key, offer, idHex) || fingerprintUnavailable) return;
+    // At most one offer per device is being decided (this newer one replaces it), and
+    // `maxPendingOffers` inbound attempts in all: a flood of offers (many users or many
+    // devices) costs neither connections nor unbounded calls of `acceptOffer`.
+    if (!pendingOffers.has(key) && pendingInbound(key) >= maxPendingOffers) return;
+    const ticket = { peer: from, idHex, sequence: offer.sequence };
+    pendingOffers.set(key, ticket);
+    const decided = (accepted: boolean): void => {
+      if (pendingOffers.get(key) !== ticket) return; // replaced by a newer offer, or the device was removed
+      pendingOffers.delete(key);
+      if (closed()) return;
+      if (accepted !== true) {
+        remember(refusedOffers, key, { peer: from, connectionId: offer.connectionId });
+        return;
+      }
+      refusedOffers.delete(key);
+      takeOffer(from, offer, idHex);
+    };
+    let verdict: boolean | Promise<boolean>;
+    try {
+      verdict = acceptOffer({ userId: from.userId, deviceId: from.deviceId }, { sentTo: sentTo.has(from.userId), initiated: initiated.has(key), firstContact });
+    } catch {
+      verdict = false;
+    }
+    if (typeof verdict === 'boolean') decided(verdict);
+    else Promise.resolve(verdict).then(decided, () => decided(false));
+  }
+
+  /** An accepted offer: answered, unless it became stale while it was decided, or glare keeps this device's own. */
+  function takeOffer(from: Address, offer: Extract<Signal, { type: 'offer' }>, idHex: string): void {
+    const key = keyOf(from);
+    if (staleOffer(key, offer, idHex) || fingerprintUnavailable) return;
+    const st = peerState(from);
+    // The device runs this transport and is online: offers to it are worth making again.
+    st.unanswered = 0;
+    // An offer this device cannot take is refused before an existing link is touched:
+    // a bad or untimely offer never costs a working link (hostile review, finding 4).
+    if (sdpProblem(offer.sdp) !== undefined || !live()) return bye(from, offer.connectionId);
+    const link = links.get(key);
+    if (link !== undefined) {
+      // Both offered at once: the lower connection id is kept, by both sides.
+      if (link.role === 'offerer' && link.state === 'connecting' && !link.answered && compareBytes(link.connectionId, offer.connectionId) < 0) return;
+      link.close(REPLACED);
+    }
+    if (links.size >= maxPeers) return bye(from, offer.connectionId);
+    answer(from, offer);
+  }
+
+  /** A signal core authenticated as sent by `from` (a device this user trusts, possibly on first use). */
+  function onSignal(from: Address, payload: Uint8Array, info?: SignalSenderInfo): void {
     if (closed()) return;
     let signal: Signal;
     try {
@@ -582,28 +810,21 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
       return; // malformed: ignored (it is authenticated, so a buggy peer, not an attacker)
     }
     const key = keyOf(from);
-    const st = peerState(from);
-    // The device runs this transport and is online: offers to it are worth making again.
-    st.unanswered = 0;
     const idHex = hex(signal.connectionId);
     const link = links.get(key);
     switch (signal.type) {
       case 'offer': {
-        if (recentlyClosed.has(idHex) || link?.connectionIdHex === idHex) return; // a repeat
-        // An offer this device cannot take is refused before an existing link is touched:
-        // a bad or untimely offer never costs a working link (hostile review, finding 4).
-        if (sdpProblem(signal.sdp) !== undefined || !live()) return bye(from, signal.connectionId);
-        if (link !== undefined) {
-          // Both offered at once: the lower connection id is kept, by both sides.
-          if (link.role === 'offerer' && link.state === 'connecting' && !link.answered && compareBytes(link.connectionId, signal.connectionId) < 0) return;
-          link.close(REPLACED);
-        }
-        if (links.size >= maxPeers) return bye(from, signal.connectionId);
-        answer(from, signal);
+        const firstContact = typeof info?.firstContact === 'boolean' ? info.firstContact : undefined;
+        onOffer(from, signal, firstContact);
         return;
       }
       case 'answer': {
+        const st = peers.get(key);
+        // The device runs this transport and is online: offers to it are worth making again.
+        if (st !== undefined) st.unanswered = 0;
         if (link === undefined || link.connectionIdHex !== idHex) {
+          // Only this device's own attempts are answered; anything else is not worth a word.
+          if (st === undefined) return;
           // An answer to an attempt that ended: tell the peer, and since it is evidently
           // online now, try again if this device wanted a direct link lately.
           bye(from, signal.connectionId);
@@ -615,15 +836,19 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
         if (link.role !== 'offerer' || link.answered) return;
         if (sdpProblem(signal.sdp) !== undefined) return link.close('an unusable answer');
         link.answered = true;
+        link.remoteSequence = signal.sequence;
         link.setRemoteDescription('answer', remoteSdp(signal.sdp)).catch(() => {
           if (link.state !== 'closed') bye(from, link.connectionId);
           link.close('the answer could not be applied');
         });
         return;
       }
-      case 'bye':
+      case 'bye': {
+        const st = peers.get(key);
+        if (st !== undefined) st.unanswered = 0;
         if (link?.connectionIdHex === idHex) link.close('the peer ended the connection');
         return;
+      }
     }
   }
 
@@ -639,6 +864,7 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
     handler = undefined;
     pathListeners.clear();
     for (const st of peers.values()) timers.clearTimeout(st.retry);
+    pendingOffers.clear();
     for (const link of [...links.values()]) link.close(CLOSING, 'closed');
     links.clear();
     offFallbackState();
@@ -667,6 +893,8 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
       for (let i = 0; i < Math.max(messages.length, 1); i += RELAY_LIMITS.maxRecipients) {
         prepared.push(...prepareOutbound(messages.slice(i, i + RELAY_LIMITS.maxRecipients), fallback.maxFrameSize));
       }
+      // This device talks to these users: their devices' offers are answered (defaultAcceptOffer).
+      for (const m of prepared) remember(sentTo, m.to.userId, true);
       if (!live()) return relaySend(prepared); // not connected: the fallback says so
       const viaRelay: OutboundMessage[] = [];
       const direct: Promise<void>[] = [];
@@ -737,7 +965,10 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
         if (isDeadboltError(e, 'DEVICE_MISMATCH')) for (const u of e.details.users) confirm(u.userId, u.listVersion);
         throw e;
       }
-      for (const r of recipients) confirm(r.to.userId, r.listVersion ?? 0);
+      for (const r of recipients) {
+        confirm(r.to.userId, r.listVersion ?? 0);
+        remember(sentTo, r.to.userId, true); // this device talks to them (defaultAcceptOffer)
+      }
     },
     publishDeviceList(deviceList: Uint8Array): Promise<void> {
       if (closed()) return Promise.reject(transportClosed());
@@ -759,9 +990,10 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
       if (closed()) return;
       offSignal?.();
       signalling = channel;
-      offSignal = channel.onSignal((from, payload) => {
+      // A channel may say more of the sender than its address (SignalSenderInfo): read if given.
+      offSignal = channel.onSignal((from: Address, payload: Uint8Array, info?: SignalSenderInfo) => {
         try {
-          onSignal(from, payload);
+          onSignal(from, payload, info);
         } catch {
           // Never into core's frame handler.
         }
@@ -771,6 +1003,8 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
     async preconnect(peer: Address): Promise<boolean> {
       if (typeof peer?.userId !== 'string' || typeof peer.deviceId !== 'string') throw invalid('peer', 'an address { userId, deviceId }');
       const key = keyOf(peer);
+      // The application asked for this device: its offers are answered from now on.
+      remember(initiated, key, { peer: { userId: peer.userId, deviceId: peer.deviceId } });
       if (!links.has(key)) wantDirect({ userId: peer.userId, deviceId: peer.deviceId }, { force: true });
       // Follow the link to `peer` as it is replaced (when both sides offered at once).
       for (let link = links.get(key); link !== undefined; link = links.get(key)) {
@@ -779,6 +1013,29 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
         if (links.get(key) === link) return false;
       }
       return false;
+    },
+
+    closeLinksTo(userId: string, keepDeviceIds: readonly string[]): number {
+      if (typeof userId !== 'string') throw invalid('userId', 'a user id');
+      if (!Array.isArray(keepDeviceIds) || !keepDeviceIds.every((d) => typeof d === 'string')) throw invalid('keepDeviceIds', 'an array of device ids');
+      const keep = new Set(keepDeviceIds);
+      const gone = (a: Address): boolean => a.userId === userId && !keep.has(a.deviceId);
+      // Nothing more is tried with them: no retry, no pending decision, no memory of an offer.
+      for (const [k, st] of peers) {
+        if (!gone(st.peer)) continue;
+        timers.clearTimeout(st.retry);
+        peers.delete(k);
+      }
+      for (const map of [pendingOffers, refusedOffers, initiated] as Map<string, { readonly peer: Address }>[]) {
+        for (const [k, v] of [...map]) if (gone(v.peer)) map.delete(k);
+      }
+      let count = 0;
+      for (const link of [...links.values()]) {
+        if (!gone(link.peer)) continue;
+        link.close(DEVICE_REMOVED);
+        count++;
+      }
+      return count;
     },
 
     path(peer: Address): 'direct' | 'relay' {

@@ -1,6 +1,6 @@
 /**
  * Real Chromium (Debian's, through `@deadbolt/browser-harness`): two pages, two users,
- * talking over a direct data channel with the browser's own WebRTC; one going offline
+ * talking (both ways) over a direct data channel with the browser's own WebRTC; one going offline
  * (messages fall back to the relay) and coming back (direct again), every message exactly
  * once; and a Node device (node-datachannel) talking directly to a Chromium one. The relay
  * stores what it carried, so each test also checks it never held a message sent while the
@@ -84,14 +84,16 @@ describe('real Chromium', () => {
     const b = { userId: 'bob', deviceId: 'browser' };
 
     const toBob: string[] = await sendAll(alice, 'bob', ['hello from chromium']);
+    // A conversation both ways: each device answers the other's offers (a first message alone gets no link).
+    const back: string[] = await sendAll(bob, 'alice', ['hello from bob']);
     expect(await call(alice, 'waitPath', 'bob', 'browser', 'direct')).toBe('matched');
     await call(bob, 'waitPath', 'alice', 'browser', 'direct');
     const storedBefore = r.enqueued.length;
     const direct = await sendAll(alice, 'bob', Array.from({ length: 10 }, (_, i) => `direct ${i}`));
-    const back = await sendAll(bob, 'alice', ['and back']);
+    back.push(...(await sendAll(bob, 'alice', ['and back'])));
     toBob.push(...direct);
     expect(await call(bob, 'waitReceived', toBob)).toEqual(toBob.map(() => 1));
-    expect(await call(alice, 'waitReceived', back)).toEqual([1]);
+    expect(await call(alice, 'waitReceived', back)).toEqual([1, 1]);
     expect(r.enqueued.length - storedBefore, 'messages the relay stored while the path was direct').toBe(0);
 
     // Bob goes offline.
@@ -105,6 +107,8 @@ describe('real Chromium', () => {
     // Bob comes back: what waited arrives, and the path turns direct again.
     await call(bob, 'start', { userId: 'bob', deviceId: 'browser', wsUrl: r.wsUrl });
     expect(await call(bob, 'waitReceived', away)).toEqual([1, 1, 1]);
+    // Bob writes again: his transport, new since the restart, answers alice's offers again (and offers itself).
+    expect(await call(alice, 'waitReceived', await sendAll(bob, 'alice', ['i am back']))).toEqual([1]);
     const again = await sendAll(alice, 'bob', ['back again']);
     toBob.push(...again);
     await call(alice, 'waitPath', 'bob', 'browser', 'direct');
@@ -131,6 +135,8 @@ describe('real Chromium', () => {
 
     const first = (await node.client.send('carol', 'hello from node')).id;
     expect(await call(browserSide, 'waitReceived', [first])).toEqual([1]);
+    const reply = await sendAll(browserSide, 'dave', ['hello from chromium']); // both ways: offers are answered
+    await node.until(() => reply.every((id) => node.received.some((m) => m.id === id)), 'the reply');
     await node.waitPath(carol, 'direct');
     expect(await call(browserSide, 'waitPath', 'dave', 'node', 'direct')).toBe('matched');
     // libdatachannel reports the fingerprint of the certificate Chromium presented.

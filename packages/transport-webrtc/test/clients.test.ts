@@ -1,9 +1,10 @@
 /**
  * Real clients (`@deadbolt/core`) on the WebRTC transport in Node, over a real relay on
- * loopback: the direct path carrying messages without the relay, falling back when a
- * device goes offline and coming back when it returns, with every message exactly once;
- * signalling sealed end to end (the relay sees none of the descriptions); the DTLS
- * fingerprint check; werift talking to node-datachannel.
+ * loopback: a first message from someone never written to gets no direct link, a
+ * conversation both ways does; the direct path carrying messages without the relay,
+ * falling back when a device goes offline and coming back when it returns, with every
+ * message exactly once; signalling sealed end to end (the relay sees none of the
+ * descriptions); the DTLS fingerprint check; werift talking to node-datachannel.
  */
 import { afterEach, describe, expect, test } from 'vitest';
 import { isDeadboltError } from '@deadbolt/spec';
@@ -45,13 +46,23 @@ async function expectExactlyOnce(c: TestClient, peer: TestClient, ids: string[])
 }
 
 describe('direct path between two online clients', () => {
-  test('after the first message, the path turns direct and messages no longer reach the relay', async () => {
+  test('a first message gets no direct link: the recipient answers no offer from a user it never wrote to; once it replies, the path turns direct and messages no longer reach the relay', async () => {
     const r = await relay();
     const alice = await client(r, 'alice', 'laptop');
     const bob = await client(r, 'bob', 'phone');
-    // The first message sets up the session and goes through the relay; it also starts a link.
+    // The first message sets up the session and goes through the relay; it also starts an attempt.
     const first = await sendAll(alice, bob, ['hello bob']);
     await expectExactlyOnce(bob, alice, first);
+    // Alice's offer reached bob sealed; bob's device, which never wrote to alice (a
+    // stranger, as far as it knows), answered nothing: no description, not even a BYE.
+    expect(await within(alice.transport.preconnect(bob.address), "alice's attempt to end")).toBe(false);
+    expect(r.count(alice.address, bob.address), 'the message and at least one offer').toBeGreaterThanOrEqual(2);
+    expect(r.count(bob.address, alice.address), 'anything from bob').toBe(0);
+    expect(descriptions.remote, 'descriptions applied anywhere').toEqual([]);
+    expect(bob.paths).toEqual([]);
+    // Bob replies: the conversation goes both ways, and the link opens.
+    const reply = await sendAll(bob, alice, ['hello alice']);
+    await expectExactlyOnce(alice, bob, reply);
     await alice.waitPath(bob.address, 'direct');
     await bob.waitPath(alice.address, 'direct');
     expect(alice.paths.find((p) => p.path === 'direct')?.fingerprintCheck).toBe('matched');
@@ -69,10 +80,12 @@ describe('direct path between two online clients', () => {
     expect(history.filter((m) => m.direction === 'outgoing').every((m) => m.status === 'sent')).toBe(true);
   });
 
-  test('a device going offline: messages fall back to the relay; when it returns they arrive, and the path turns direct again; none lost or duplicated', async () => {
+  test('a device that only receives, whose application accepts its contacts: messages fall back to the relay while it is offline; when it returns they arrive, and the path turns direct again; none lost or duplicated', async () => {
     const r = await relay();
     const alice = await client(r, 'alice', 'laptop');
-    let bob = await client(r, 'bob', 'phone');
+    // Bob never writes to alice; his application answers offers from its contacts (acceptOffer).
+    const contacts = { transport: { acceptOffer: (peer: { userId: string }) => peer.userId === 'alice' } };
+    let bob = await client(r, 'bob', 'phone', contacts);
     const sent: string[] = [...(await sendAll(alice, bob, ['hello']))];
     await alice.waitPath(bob.address, 'direct');
     sent.push(...(await sendAll(alice, bob, ['direct 1', 'direct 2'])));
@@ -89,7 +102,7 @@ describe('direct path between two online clients', () => {
     expect(r.count(alice.address, bob.address) - storedBefore).toBeGreaterThanOrEqual(5);
 
     // Bob returns with the same device and storage: the relay delivers what waited.
-    bob = await client(r, 'bob', 'phone', { backing });
+    bob = await client(r, 'bob', 'phone', { backing, ...contacts });
     await expectExactlyOnce(bob, alice, whileAway);
 
     // Direct delivery resumes: the next message starts a link (or one is already coming).
@@ -119,6 +132,7 @@ describe('signalling through the relay', () => {
     const alice = await client(proxy, 'alice', 'laptop', { fallback: 'http-polling' });
     const bob = await client(proxy, 'bob', 'phone', { fallback: 'http-polling' });
     await sendAll(alice, bob, ['first message, through the relay']);
+    await sendAll(bob, alice, ['a reply, through the relay']); // a conversation both ways: links are answered
     await alice.waitPath(bob.address, 'direct');
     await bob.waitPath(alice.address, 'direct');
     const ids = await sendAll(bob, alice, ['over the data channel']);
@@ -140,7 +154,7 @@ describe('signalling through the relay', () => {
     for (const sdp of descriptions.local) {
       for (const fp of sdpFingerprints(sdp)) needles.push([`raw fingerprint ${Buffer.from(fp.value).toString('hex').slice(0, 8)}…`, Buffer.from(fp.value)]);
     }
-    for (const marker of ['v=0\r\n', 'a=candidate', 'webrtc-datachannel', 'a=fingerprint', 'ice-pwd', 'over the data channel', 'first message']) needles.push([marker, Buffer.from(marker)]);
+    for (const marker of ['v=0\r\n', 'a=candidate', 'webrtc-datachannel', 'a=fingerprint', 'ice-pwd', 'over the data channel', 'first message', 'a reply']) needles.push([marker, Buffer.from(marker)]);
     const seen = Buffer.concat([...proxy.upstream, ...proxy.downstream]);
     const stored = Buffer.concat(r.enqueued.map((e) => Buffer.from(e.frame)));
     expect(seen.length).toBeGreaterThan(10_000); // the relay traffic, polls and all
@@ -149,7 +163,7 @@ describe('signalling through the relay', () => {
       expect(stored.includes(bytes), `the relay's store contains ${what}`).toBe(false);
     }
     // And the signalling did go through it: sealed, as pairwise messages of the sessions.
-    const signals = r.enqueued.length - 1; // all but the first message
+    const signals = r.enqueued.length - 2; // all but the first message and the reply
     expect(signals).toBeGreaterThanOrEqual(2);
     expect(r.enqueued.every((e) => e.frame[0] === 1 && (e.frame[1] === 0x01 || e.frame[1] === 0x02))).toBe(true); // version 1, PrekeyMessage or RatchetMessage (protocol §2.2)
   });
@@ -161,6 +175,7 @@ describe('implementations and configuration', () => {
     const alice = await client(r, 'alice', 'laptop', { implementation: 'werift' });
     const bob = await client(r, 'bob', 'phone', { implementation: 'node-datachannel' });
     await sendAll(alice, bob, ['hello']);
+    await sendAll(bob, alice, ['hello back']);
     await alice.waitPath(bob.address, 'direct');
     await bob.waitPath(alice.address, 'direct');
     // werift's DTLS socket exposes the peer's certificate, libdatachannel its fingerprint: both checked.

@@ -43,9 +43,10 @@ function factory(bus: UnsafeSignalBus | undefined): TransportConformanceFactory 
 // Without signalling the transport is its fallback, and must keep the contract as such.
 describeTransportConformance('webrtc, relay path only (no signalling attached)', factory(undefined));
 
-// With signalling, and direct links set up as each device connects: the suite's frames
-// between devices that both have a handler take the direct path.
-const bus = new UnsafeSignalBus(true);
+// With signalling, and direct links set up as each device connects (the stand-in for core
+// tells each transport the devices talked before, so offers are answered): the suite's
+// frames between devices that both have a handler take the direct path.
+const bus = new UnsafeSignalBus({ preconnect: true });
 describeTransportConformance('webrtc, direct links (node-datachannel over websocket)', factory(bus));
 
 // The suite passes on the relay path alone: make sure the second run took the direct one.

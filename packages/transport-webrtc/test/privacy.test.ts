@@ -77,6 +77,7 @@ describe("privacy: 'relay-only'", () => {
     cleanup.push(() => bob.close());
 
     await alice.client.send('bob', 'hello');
+    await bob.client.send('alice', 'hello back'); // a conversation both ways: offers are answered
     await alice.waitPath(bob.address, 'direct');
     await bob.waitPath(alice.address, 'direct');
     const before = relay.enqueued.length;

@@ -143,6 +143,13 @@ function peer(
   return p;
 }
 
+/**
+ * Signalling between devices that talked before (the stand-in for core says so), so each
+ * answers the other's offers: these cases are about what happens once offers are answered
+ * (offer-policy.test.ts is about which are).
+ */
+const talkedBefore = (): UnsafeSignalBus => new UnsafeSignalBus({ sender: 'talked-before' });
+
 const direct = (p: Peer): InboundFrame[] => p.frames.filter((f) => f.id.startsWith('rtc:'));
 const viaRelay = (p: Peer): InboundFrame[] => p.frames.filter((f) => !f.id.startsWith('rtc:'));
 
@@ -152,7 +159,7 @@ describe('setting up links', () => {
   // survives by trying again, but which would make the counts below vary.
   test('both devices offer at once: the lower connection id wins on both sides, one link carries frames both ways', async () => {
     const hub = new MemoryHub();
-    const bus = new UnsafeSignalBus();
+    const bus = talkedBefore();
     const a = peer(hub, bus, 'alice', {}, undefined, 'werift');
     const b = peer(hub, bus, 'bob', {}, undefined, 'werift');
     await a.transport.connect(a.auth);
@@ -175,7 +182,7 @@ describe('setting up links', () => {
 
   test('an offer that waited while its recipient was offline: the late answer is refused with a BYE, and a fresh attempt connects', async () => {
     const hub = new MemoryHub();
-    const bus = new UnsafeSignalBus();
+    const bus = talkedBefore();
     const timers = new ManualTimers();
     // werift: the exact signals below would vary with libdatachannel's occasional retry.
     const a = peer(hub, bus, 'alice', { timers, connectTimeoutMs: 60_000 }, undefined, 'werift');
@@ -202,10 +209,12 @@ describe('setting up links', () => {
   test('offers to a device that never answers stop after maxUnansweredOffers, until it signals', async () => {
     let clock = 1_000_000;
     const hub = new MemoryHub();
-    const bus = new UnsafeSignalBus();
+    const bus = talkedBefore();
     const timers = new ManualTimers();
-    const a = peer(hub, bus, 'alice', { timers, connectTimeoutMs: 60_000, maxUnansweredOffers: 3, now: () => clock, backoff: { initialMs: 1000, maxMs: 1000 } });
-    const c = peer(hub, bus, 'carol');
+    // werift: with libdatachannel an answer now and then fails to apply (the race noted
+    // above), and the retry after it waits for a timer this test does not fire.
+    const a = peer(hub, bus, 'alice', { timers, connectTimeoutMs: 60_000, maxUnansweredOffers: 3, now: () => clock, backoff: { initialMs: 1000, maxMs: 1000 } }, undefined, 'werift');
+    const c = peer(hub, bus, 'carol', {}, undefined, 'werift');
     hub.onStored(changes.poke);
     await a.transport.connect(a.auth);
     for (let i = 1; i <= 3; i++) {
@@ -227,7 +236,7 @@ describe('setting up links', () => {
 
   test('a DTLS certificate that does not match the signalled fingerprint: no link, frames keep going through the relay', async () => {
     const hub = new MemoryHub();
-    const bus = new UnsafeSignalBus();
+    const bus = talkedBefore();
     const wrong = { algorithm: 'sha-256', value: new Uint8Array(32).fill(0x5a) };
     const a = peer(hub, bus, 'alice', { remoteFingerprint: () => wrong });
     const b = peer(hub, bus, 'bob', { remoteFingerprint: () => wrong });
@@ -241,10 +250,10 @@ describe('setting up links', () => {
     expect(viaRelay(b).map((f) => text(f.bytes))).toEqual(['still delivered']);
   });
 
-  test('where the remote certificate is not exposed, the stack is trusted and the link says so', async () => {
+  test('where the remote certificate is not exposed and the application set requireFingerprintCheck: false, the stack is trusted and the link says so', async () => {
     const hub = new MemoryHub();
-    const bus = new UnsafeSignalBus();
-    const a = peer(hub, bus, 'alice', { remoteFingerprint: () => undefined });
+    const bus = talkedBefore();
+    const a = peer(hub, bus, 'alice', { remoteFingerprint: () => undefined, requireFingerprintCheck: false });
     const b = peer(hub, bus, 'bob');
     await a.transport.connect(a.auth);
     await b.transport.connect(b.auth);
@@ -259,7 +268,7 @@ describe('setting up links', () => {
 describe('on the link', () => {
   async function linked(options: Partial<WebRtcTransportOptions> = {}, bOptions: Partial<WebRtcTransportOptions> = {}, bListVersion?: () => number): Promise<{ hub: MemoryHub; a: Peer; b: Peer }> {
     const hub = new MemoryHub();
-    const bus = new UnsafeSignalBus();
+    const bus = talkedBefore();
     const a = peer(hub, bus, 'alice', options);
     const b = peer(hub, bus, 'bob', bOptions, bListVersion);
     hub.onStored(changes.poke);

@@ -24,7 +24,7 @@
  *
  * @module
  */
-import type { StorageAdapter, StorageKey, StorageOp } from '@deadbolt/spec';
+import { isDeadboltError, StorageError, type StorageAdapter, type StorageKey, type StorageOp } from '@deadbolt/spec';
 import type { CryptoProvider } from '../crypto/provider.js';
 import { sealRecord, openRecord } from '../session/record-envelope.js';
 import { ClientRecordType } from './history.js';
@@ -32,7 +32,7 @@ import { ClientRecordType } from './history.js';
 /** Whom a marker points at: a 1:1 conversation (`d`) or a group (`g`). */
 export type AnnouncedKind = 'd' | 'g';
 
-/** A marker left by an earlier run, as {@link Announcer.replay} hands it over. */
+/** A stored marker, as {@link Announcer.scan} hands it over. */
 export interface PendingAnnouncement {
   readonly key: StorageKey;
   readonly kind: AnnouncedKind;
@@ -46,27 +46,38 @@ export interface Announcer {
   op(kind: AnnouncedKind, conversation: string, sortKey: string): StorageOp;
   /** The marker's key. */
   key(kind: AnnouncedKind, conversation: string, sortKey: string): StorageKey;
+  /**
+   * Claims the announcement of `key` for this client instance: true the first time, false
+   * if it is being announced or was announced already (by the live path, a replay or a
+   * sweep). What makes each committed message's event come once per instance.
+   */
+  begin(key: StorageKey): boolean;
   /** The event for `key` was handled: its marker is deleted with the next flush. */
   done(key: StorageKey): void;
   /**
-   * Calls `announce` for every marker left by an earlier run, oldest first, at most
-   * {@link MAX_REPLAY} of them per call; `announce` emits the event and calls
-   * {@link done} (or leaves the marker for the next start). Resolves once they were
-   * handed over and the markers of those already done were deleted.
+   * Hands every stored marker not yet claimed by this instance to `announce`, oldest
+   * first (at most {@link MAX_REPLAY} per call). `announce` claims it ({@link begin}),
+   * emits the event and later calls {@link done}. A corrupted marker is reported through
+   * `onError` and dropped (it holds nothing but its key); a failed deletion of handled
+   * markers is reported, not thrown (they are announced again at the next start).
+   * Used at start (replay, `redelivered: true`) and after a group drain that failed part
+   * way (sweep, `redelivered: false`: committed in this run, never announced).
    */
-  replay(announce: (pending: PendingAnnouncement) => Promise<void>): Promise<void>;
+  scan(announce: (pending: PendingAnnouncement) => Promise<void>): Promise<void>;
   /** Deletes the markers of handled events now (at close). */
   flush(): Promise<void>;
   /** Stops the background flush; later {@link done} calls are kept for {@link flush}. */
   close(): void;
 }
 
-/** Markers replayed per start: a bound on the work one start does (they are normally few). */
+/** Markers handed over per scan: a bound on the work one start does (they are normally few). */
 export const MAX_REPLAY = 10_000;
 /** Markers deleted per batch. */
 const FLUSH_CHUNK = 256;
 
 export function createAnnouncer(storage: StorageAdapter, crypto: CryptoProvider, onError: (e: unknown) => void): Announcer {
+  /** Claimed by this instance and not yet handled (a listener still running). */
+  const claimed = new Set<string>();
   /** Handled, marker not yet deleted: keyed by the key's JSON (keys are string arrays). */
   const handled = new Map<string, StorageKey>();
   let scheduled: ReturnType<typeof setTimeout> | undefined;
@@ -74,6 +85,7 @@ export function createAnnouncer(storage: StorageAdapter, crypto: CryptoProvider,
   let closed = false;
 
   const key = (kind: AnnouncedKind, conversation: string, sortKey: string): StorageKey => ['announce', sortKey, kind, conversation];
+  const idOf = (k: StorageKey): string => JSON.stringify(k);
 
   async function flushNow(): Promise<void> {
     while (handled.size > 0) {
@@ -100,27 +112,48 @@ export function createAnnouncer(storage: StorageAdapter, crypto: CryptoProvider,
     (scheduled as { unref?: () => void }).unref?.();
   }
 
+  function done(k: StorageKey): void {
+    const id = idOf(k);
+    claimed.delete(id);
+    handled.set(id, k);
+    schedule();
+  }
+
   return {
     key,
     op: (kind, conversation, sortKey) => ({ type: 'put', key: key(kind, conversation, sortKey), value: sealRecord(crypto, ClientRecordType.ANNOUNCE, new Uint8Array(0)) }),
-    done(k) {
-      handled.set(JSON.stringify(k), k);
-      schedule();
+    begin(k) {
+      const id = idOf(k);
+      if (claimed.has(id) || handled.has(id)) return false;
+      claimed.add(id);
+      return true;
     },
-    async replay(announce) {
-      const left = await storage.range(['announce'], { limit: MAX_REPLAY });
+    done,
+    async scan(announce) {
+      // Claimed markers are skipped, so read past them (up to a bound) to make progress.
+      const left = await storage.range(['announce'], { limit: MAX_REPLAY + Math.min(claimed.size + handled.size, MAX_REPLAY) });
+      let handedOver = 0;
       for (const e of left) {
-        // A marker is authenticated like every record (§7.1): a corrupted one is an error,
-        // not a guess. Its key says what it points at.
-        openRecord(crypto, e.key, ClientRecordType.ANNOUNCE, e.value, () => undefined);
+        const id = idOf(e.key);
+        if (claimed.has(id) || handled.has(id)) continue;
+        if (handedOver++ >= MAX_REPLAY) break;
         const [, sortKey, kind, conversation] = e.key;
-        if (e.key.length !== 4 || typeof sortKey !== 'string' || (kind !== 'd' && kind !== 'g') || typeof conversation !== 'string') {
-          handled.set(JSON.stringify(e.key), e.key); // not ours to read: dropped
+        try {
+          // Authenticated like every record (§7.1): a corrupted marker is reported, never
+          // guessed at; it is empty, so dropping it loses nothing but the announcement.
+          openRecord(crypto, e.key, ClientRecordType.ANNOUNCE, e.value, () => undefined);
+          if (e.key.length !== 4 || typeof sortKey !== 'string' || (kind !== 'd' && kind !== 'g') || typeof conversation !== 'string') {
+            throw new StorageError('CORRUPTED_RECORD', { message: 'announcement marker with an unusable key', details: { key: e.key.join('/'), reason: 'bad key' } });
+          }
+        } catch (err) {
+          if (!isDeadboltError(err, 'CORRUPTED_RECORD')) throw err;
+          onError(err);
+          done(e.key);
           continue;
         }
         await announce({ key: e.key, kind, conversation, sortKey });
       }
-      await flush();
+      await flush().catch(onError);
     },
     flush,
     close() {

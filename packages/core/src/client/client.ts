@@ -19,6 +19,7 @@ import {
   type ErrorCode,
   type InboundFrame,
   type OutboundMessage,
+  type SignalSenderInfo,
   type SignallingChannel,
   type StorageAdapter,
   type StorageOp,
@@ -237,7 +238,7 @@ export async function createClient(options: ClientOptions): Promise<Client> {
   const unsubscribe: (() => void)[] = [];
   let started: Promise<void> | undefined;
   /** Handlers of the transport's signalling channel (docs/protocol.md §11.1, SIGNAL). */
-  const signalHandlers = new Set<(from: Address, payload: Uint8Array) => void>();
+  const signalHandlers = new Set<(from: Address, payload: Uint8Array, sender: SignalSenderInfo) => void>();
   let signallingAttached = false;
   let replenishing = false;
   let lastReplenish = -Infinity;
@@ -265,21 +266,41 @@ export async function createClient(options: ClientOptions): Promise<Client> {
    */
   function announceMessage(m: StoredMessage, redelivered: boolean): void {
     const key = announcer.key('d', m.conversation, m.sortKey);
-    void events.emitSettled('message-received', { ...m, redelivered }).then(() => announcer.done(key));
+    if (!announcer.begin(key)) return; // announced already in this run (a sweep came first)
+    const localId = `d/${m.conversation}/${m.sortKey}`;
+    void events.emitSettled('message-received', { ...m, localId, redelivered }).then(() => announcer.done(key));
   }
   function announceGroupMessage(m: StoredGroupMessage, redelivered: boolean): void {
     const key = announcer.key('g', m.groupId, m.sortKey);
-    void events.emitSettled('group-message-received', { ...m, redelivered }).then(() => announcer.done(key));
+    if (!announcer.begin(key)) return;
+    const localId = `g/${m.groupId}/${m.sortKey}`;
+    void events.emitSettled('group-message-received', { ...m, localId, redelivered }).then(() => announcer.done(key));
   }
 
-  /** Emits again the events an earlier run committed but did not see handled (§11.4). */
-  async function redeliver(): Promise<void> {
-    await announcer.replay(async (p) => {
+  /**
+   * Announces every stored marker this run has not announced (§11.4): at start, what an
+   * earlier run committed but did not see handled (`redelivered`); after a group drain that
+   * failed part way, what this run committed but could not announce yet.
+   */
+  function announceStored(redelivered: boolean): Promise<void> {
+    return announcer.scan(async (p) => {
       const key = p.kind === 'd' ? historyKeys.message(p.conversation, p.sortKey) : historyKeys.groupMessage(p.conversation, p.sortKey);
       const value = await storage.get(key);
       if (value === undefined) return announcer.done(p.key); // the message is gone: nothing to announce
-      if (p.kind === 'd') announceMessage(openRecord(crypto, key, ClientRecordType.MESSAGE, value, (r) => readStoredMessage(r, toUserId(p.conversation), p.sortKey)), true);
-      else announceGroupMessage(openRecord(crypto, key, ClientRecordType.GROUP_MESSAGE, value, (r) => readStoredGroupMessage(r, p.conversation, p.sortKey)), true);
+      let message: StoredMessage | StoredGroupMessage;
+      try {
+        message =
+          p.kind === 'd'
+            ? openRecord(crypto, key, ClientRecordType.MESSAGE, value, (r) => readStoredMessage(r, toUserId(p.conversation), p.sortKey))
+            : openRecord(crypto, key, ClientRecordType.GROUP_MESSAGE, value, (r) => readStoredGroupMessage(r, p.conversation, p.sortKey));
+      } catch (e) {
+        // A corrupted record is reported, not trusted and not announced; the client goes on.
+        if (!isDeadboltError(e, 'CORRUPTED_RECORD')) throw e;
+        events.emit('error', e);
+        return announcer.done(p.key);
+      }
+      if (p.kind === 'd') announceMessage(message as StoredMessage, redelivered);
+      else announceGroupMessage(message as StoredGroupMessage, redelivered);
     });
   }
 
@@ -343,7 +364,7 @@ export async function createClient(options: ClientOptions): Promise<Client> {
       }
     },
     deviceListVersion: () => listVersionOf(sessions, address.userId),
-    onSignal(handler: (from: Address, payload: Uint8Array) => void): () => void {
+    onSignal(handler: (from: Address, payload: Uint8Array, sender: SignalSenderInfo) => void): () => void {
       if (typeof handler !== 'function') throw new UsageError('INVALID_ARGUMENT', { message: 'handler must be a function', details: { field: 'handler', expected: 'a function' } });
       signalHandlers.add(handler);
       return () => signalHandlers.delete(handler);
@@ -430,9 +451,12 @@ export async function createClient(options: ClientOptions): Promise<Client> {
       if (groupPayload) await (await groups()).drain();
       // A signal from a key that is not the trusted one is not heard (SECURITY.md E35).
       if (signal && !result.identityChanged) {
+        // A first contact: a user this device never sent a message to (§11.1), told to the
+        // transport so that it need not answer strangers (a WebRTC offer reveals addresses).
+        const firstContact = result.sender.userId !== address.userId && (await storage.get(historyKeys.contacted(result.sender.userId))) === undefined;
         for (const handler of [...signalHandlers]) {
           try {
-            handler(result.sender, signal.slice());
+            handler(result.sender, signal.slice(), { firstContact });
           } catch (e) {
             events.emit('error', e);
           }
@@ -457,7 +481,15 @@ export async function createClient(options: ClientOptions): Promise<Client> {
     sessions,
     transport,
     rejected: (userId, deviceId, reason) => events.emit('device-rejected', { userId, deviceId, reason }),
-    changed: (userId, listVersion, removed) => events.emit('devices-changed', { userId, listVersion, removed }),
+    changed: (userId, listVersion, removed, current) => {
+      // A transport with its own connections to devices (WebRTC) drops those to revoked ones now.
+      try {
+        transport.closeLinksTo?.(userId, current);
+      } catch (e) {
+        events.emit('error', e);
+      }
+      events.emit('devices-changed', { userId, listVersion, removed });
+    },
     error: (e) => events.emit('error', e),
   };
 
@@ -486,17 +518,24 @@ export async function createClient(options: ClientOptions): Promise<Client> {
     emit: (event, payload) => events.emit<keyof GroupClientEvents>(event, payload),
     announceOp: (gid, sortKey) => announcer.op('g', gid, sortKey),
     announce: (m) => announceGroupMessage(m, false),
+    sweep: () => announceStored(false),
     error: (e) => events.emit('error', e),
   };
   let groupLayer: ClientGroups | undefined;
   let groupsLoading: Promise<ClientGroups> | undefined;
   function groups(): Promise<ClientGroups> {
-    groupsLoading ??= import('./groups.js').then((m) => {
-      const layer = m.createClientGroups(groupContext);
-      if (closed) layer.close();
-      else groupLayer = layer;
-      return layer;
-    });
+    groupsLoading ??= import('./groups.js').then(
+      (m) => {
+        const layer = m.createClientGroups(groupContext);
+        if (closed) layer.close();
+        else groupLayer = layer;
+        return layer;
+      },
+      (e: unknown) => {
+        groupsLoading = undefined; // a failed load (a chunk that did not download) is tried again
+        throw e;
+      },
+    );
     return groupsLoading;
   }
   /** True if this device has group state, orphans or unprocessed group payloads stored. */
@@ -504,9 +543,14 @@ export async function createClient(options: ClientOptions): Promise<Client> {
     for (const prefix of [['group'], ['group-orphan']]) if ((await storage.range(prefix, { limit: 1 })).length > 0) return true;
     return false;
   }
-  // Not loaded means no group state: there is nothing a device change could affect.
-  events.on('devices-changed', (e) => groupLayer?.devicesChanged(e.userId));
-  events.on('session-established', (e) => groupLayer?.sessionEstablished(e.peer));
+  // Not loaded and not loading means no group state: nothing a device change could affect.
+  // While loading, the change is handed over once it is loaded.
+  const whenGroups = (f: (layer: ClientGroups) => void): void => {
+    if (groupLayer !== undefined) f(groupLayer);
+    else void groupsLoading?.then(f, () => undefined);
+  };
+  events.on('devices-changed', (e) => whenGroups((l) => l.devicesChanged(e.userId)));
+  events.on('session-established', (e) => whenGroups((l) => l.sessionEstablished(e.peer)));
   const groupApi: ClientGroupApi = {
     createGroup: async (o) => (await groups()).api.createGroup(o),
     groups: async () => (await groups()).api.groups(),
@@ -523,7 +567,7 @@ export async function createClient(options: ClientOptions): Promise<Client> {
       throw new UsageError('INVALID_ARGUMENT', { message: 'the stored identity belongs to another device', details: { field: 'deviceId', expected: 'the stored device id' } });
     }
     // Before connecting, so that what an earlier run left comes before anything new.
-    await redeliver();
+    await announceStored(true);
     unsubscribe.push(
       transport.onStateChange((state) => events.emit('transport-state-changed', { state })),
       transport.onNotice((notice) => {
@@ -596,7 +640,12 @@ export async function createClient(options: ClientOptions): Promise<Client> {
         sortKey: historyKeys.sortKey(sentAt, 'outgoing', toHex(messageId)),
         body: bytes,
       });
-      await storage.batch([messageOp(record('pending'), messageId), conversationOp(recipient, sentAt)]);
+      await storage.batch([
+        messageOp(record('pending'), messageId),
+        conversationOp(recipient, sentAt),
+        // This device chose to write to this user: no longer a first contact (§11.1, SIGNAL).
+        { type: 'put', key: historyKeys.contacted(recipient), value: sealRecord(crypto, ClientRecordType.CONTACTED, new Uint8Array(0)) },
+      ]);
       try {
         // The relay refuses a send that names out-of-date device lists (DEVICE_MISMATCH,
         // docs/relay-protocol.md): the users it names are refreshed (their signed lists

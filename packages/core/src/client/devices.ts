@@ -51,8 +51,8 @@ export interface DeviceContext {
   readonly transport: TransportAdapter;
   /** A device the directory offered that is not (or no longer) one of the user's. */
   rejected(userId: UserId, deviceId: string, reason: ErrorCode): void;
-  /** A user's device list changed; `removed` lost their sessions. */
-  changed(userId: UserId, listVersion: number, removed: readonly Address[]): void;
+  /** A user's device list changed; `removed` lost their sessions; `current` are the device ids it names. */
+  changed(userId: UserId, listVersion: number, removed: readonly Address[], current: readonly string[]): void;
   /** A background failure worth reporting. */
   error(e: unknown): void;
 }
@@ -71,7 +71,7 @@ export async function refreshDevices(ctx: DeviceContext, user: UserId, prefetche
   if (entry.deviceList !== undefined) {
     try {
       const applied = await ctx.sessions.applyDeviceList(user, entry.deviceList);
-      if (applied.changed) ctx.changed(user, applied.list.listVersion, applied.removed);
+      if (applied.changed) ctx.changed(user, applied.list.listVersion, applied.removed, applied.list.devices.map((d) => d.deviceId));
     } catch (e) {
       // A list that does not verify (forged, another key, equivocation) is not used; the
       // stored list, if any, keeps governing which bundles are accepted below.
@@ -125,7 +125,7 @@ export async function ensureOwnDeviceList(ctx: DeviceContext): Promise<DeviceDir
   }
   if (entry.deviceList !== undefined) {
     const applied = await ctx.sessions.applyDeviceList(user, entry.deviceList);
-    if (applied.changed) ctx.changed(user, applied.list.listVersion, applied.removed);
+    if (applied.changed) ctx.changed(user, applied.list.listVersion, applied.removed, applied.list.devices.map((d) => d.deviceId));
     return entry;
   }
   const me = await ctx.sessions.certificate();
@@ -149,7 +149,7 @@ export async function ensureOwnDeviceList(ctx: DeviceContext): Promise<DeviceDir
   }
   await ctx.transport.publishDeviceList(list.encoded);
   const applied = await ctx.sessions.applyDeviceList(user, list.encoded);
-  if (applied.changed) ctx.changed(user, applied.list.listVersion, applied.removed);
+  if (applied.changed) ctx.changed(user, applied.list.listVersion, applied.removed, applied.list.devices.map((d) => d.deviceId));
   return { bundles: entry.bundles, deviceList: list.encoded };
 }
 
@@ -170,7 +170,7 @@ export async function approveDevice(ctx: DeviceContext, code: string, options: {
   const approval = await ctx.sessions.approveLink(code, options);
   await ctx.transport.publishDeviceList(approval.deviceList.encoded);
   const applied = await ctx.sessions.applyDeviceList(ctx.self.userId, approval.deviceList.encoded);
-  if (applied.changed) ctx.changed(ctx.self.userId, applied.list.listVersion, applied.removed);
+  if (applied.changed) ctx.changed(ctx.self.userId, applied.list.listVersion, applied.removed, applied.list.devices.map((d) => d.deviceId));
   await ctx.transport.provisionPut(approval.channel, approval.sealed);
   return { deviceId: approval.device.deviceId, thisDevice: false };
 }
@@ -185,7 +185,7 @@ export async function revokeDevice(ctx: DeviceContext, deviceId: string): Promis
   const next = await ctx.sessions.signDeviceList(list.devices.filter((d) => d.deviceId !== id));
   await ctx.transport.publishDeviceList(next.encoded);
   const applied = await ctx.sessions.applyDeviceList(ctx.self.userId, next.encoded);
-  if (applied.changed) ctx.changed(ctx.self.userId, applied.list.listVersion, applied.removed);
+  if (applied.changed) ctx.changed(ctx.self.userId, applied.list.listVersion, applied.removed, applied.list.devices.map((d) => d.deviceId));
 }
 
 /** Options of {@link linkDevice}. */

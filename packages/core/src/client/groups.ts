@@ -218,6 +218,11 @@ export interface GroupContext {
   readonly announceOp: (gid: string, sortKey: string) => StorageOp;
   /** Emits `group-message-received` for a committed message and records it as handled (§11.4). */
   readonly announce: (message: StoredGroupMessage) => void;
+  /**
+   * Announces the committed messages this run has not announced yet (§11.4): called after
+   * an engine call failed part way, whose committed messages' events it never returned.
+   */
+  readonly sweep: () => Promise<void>;
   /** Reports a background failure. */
   readonly error: (e: unknown) => void;
 }
@@ -332,6 +337,8 @@ export function createClientGroups(ctx: GroupContext): ClientGroups {
   /** Orphans stored (read at the first run); the one being retried, deleted with its decrypt. */
   let orphanCount = 0;
   let retrying: StorageOp | undefined;
+  /** Set when committed messages may not have been announced (see `run`). */
+  let unannounced = false;
   let seqCounter = 0;
   /**
    * Set when an inbox entry may have been written and not processed yet (a pairwise batch
@@ -447,7 +454,10 @@ export function createClientGroups(ctx: GroupContext): ClientGroups {
       body: content.body,
     };
     decrypted.set(decryptedKey(r), message);
-    if (decrypted.size > MAX_PENDING_EVENTS) decrypted.delete(decrypted.keys().next().value as string);
+    if (decrypted.size > MAX_PENDING_EVENTS) {
+      decrypted.delete(decrypted.keys().next().value as string);
+      unannounced = true; // its event is announced by the sweep after this run (§11.4)
+    }
     // The announcement marker (§11.4) rides in the same batch: a committed message is
     // always announced, at the latest at the next start.
     const ops = [messageOp(message, content.messageId), indexOp(gid, receivedAt), ctx.announceOp(gid, message.sortKey)];
@@ -542,13 +552,33 @@ export function createClientGroups(ctx: GroupContext): ClientGroups {
   /** Runs `fn` in the group queue, after the first drain of what a crash may have left. */
   function run<T>(fn: () => Promise<T>): Promise<T> {
     return queue.run(async () => {
-      await (initialized ??= initialize().catch((e: unknown) => {
-        initialized = undefined;
+      try {
+        await (initialized ??= initialize().catch((e: unknown) => {
+          initialized = undefined;
+          throw e;
+        }));
+        if (dirty) await drainNow();
+        return await fn();
+      } catch (e) {
+        // An engine call that throws may have committed messages before it failed (a drain,
+        // held messages retried); their events were never returned. Their markers are in
+        // storage: announce them now rather than at the next start (§11.4).
+        unannounced = true;
         throw e;
-      }));
-      if (dirty) await drainNow();
-      return fn();
+      } finally {
+        if (unannounced) await sweep();
+      }
     });
+  }
+
+  async function sweep(): Promise<void> {
+    try {
+      unannounced = false;
+      await ctx.sweep();
+    } catch (e) {
+      unannounced = true; // storage still failing: the next run tries again
+      if (!closed) ctx.error(e);
+    }
   }
 
   async function initialize(): Promise<void> {

@@ -17,6 +17,7 @@
  * ["group-orphan", seq]                  a group message for a group not known yet (type 21, groups.ts)
  * ["msg-seen", conversation, "i"|"o", hex(messageId)]  a message already in history (type 22)
  * ["announce", sortKey, "d"|"g", conversation]  an event not yet handled (type 23, announcements.ts)
+ * ["client", "contacted", userId]        this device sent a message to the user (type 24)
  *
  * StoredMessage      = messageId[16] | direction u8 (1 incoming, 2 outgoing) | senderUser string8
  *                    | senderDevice string8 | sentAt u64 | receivedAt u64 | status u8 | flags u8 | body bytes32
@@ -32,7 +33,7 @@ import { toHex } from '../codec/bytes.js';
 import { ByteWriter } from '../codec/writer.js';
 
 /** Client record types (continuing the core record types of §7.1). */
-export const ClientRecordType = Object.freeze({ MESSAGE: 16, CONVERSATION: 17, PENDING_UPLOAD: 18, GROUP_MESSAGE: 19, GROUP_CONVERSATION: 20, GROUP_ORPHAN: 21, SEEN: 22, ANNOUNCE: 23 });
+export const ClientRecordType = Object.freeze({ MESSAGE: 16, CONVERSATION: 17, PENDING_UPLOAD: 18, GROUP_MESSAGE: 19, GROUP_CONVERSATION: 20, GROUP_ORPHAN: 21, SEEN: 22, ANNOUNCE: 23, CONTACTED: 24 });
 
 /** Delivery state of an outgoing message. */
 export type DeliveryStatus = 'received' | 'pending' | 'sent' | 'failed';
@@ -71,6 +72,14 @@ export interface StoredGroupMessage extends Omit<StoredMessage, 'conversation'> 
  */
 export interface ReceivedMessage extends StoredMessage {
   /**
+   * This device's own id for the message, unique on the device and the same when the event
+   * is redelivered: the kind, the conversation and the record's sort key (which for every
+   * received message carries a local random part). Use it, not {@link StoredMessage.id}, to
+   * recognise a redelivery: `id` is chosen by the sender, so another member of a group can
+   * send a message with the same `id` on purpose.
+   */
+  readonly localId: string;
+  /**
    * False the first time. True when the event is emitted again at `start` because the
    * process stopped before the last announcement was recorded as handled: the application
    * may have seen this message (same {@link StoredMessage.id}) already.
@@ -80,6 +89,8 @@ export interface ReceivedMessage extends StoredMessage {
 
 /** A group message as the `group-message-received` event hands it over (§11.4). */
 export interface ReceivedGroupMessage extends StoredGroupMessage {
+  /** As {@link ReceivedMessage.localId}. */
+  readonly localId: string;
   /** As {@link ReceivedMessage.redelivered}. */
   readonly redelivered: boolean;
 }
@@ -100,6 +111,8 @@ export const historyKeys = Object.freeze({
   seen: (conversation: string, direction: 'incoming' | 'outgoing', messageIdHex: string): string[] => ['msg-seen', conversation, direction === 'incoming' ? 'i' : 'o', messageIdHex],
   conversations: (): string[] => ['conv'],
   pendingUpload: (): string[] => ['client', 'pending-upload'],
+  /** This device sent a message to this user (§11.1): signals from the user are not a first contact. */
+  contacted: (userId: string): string[] => ['client', 'contacted', userId],
   groupMessage: (groupIdHex: string, sortKey: string): string[] => ['group-msg', groupIdHex, sortKey],
   groupMessages: (groupIdHex: string): string[] => ['group-msg', groupIdHex],
   groupConversation: (groupIdHex: string): string[] => ['group-conv', groupIdHex],

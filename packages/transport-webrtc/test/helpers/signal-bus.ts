@@ -7,7 +7,7 @@
  * encrypted.
  */
 import type { Address, FrameHandler, SignallingChannel, TransportAdapter, TransportAuth } from '@deadbolt/spec';
-import type { WebRtcTransport } from '../../src/index.js';
+import type { SignalSenderInfo, WebRtcTransport } from '../../src/index.js';
 
 const MARK = new TextEncoder().encode('\u0000unsafe-test-signal\u0000');
 
@@ -15,20 +15,42 @@ function marked(bytes: Uint8Array): boolean {
   return bytes.length >= MARK.length && MARK.every((b, i) => bytes[i] === b);
 }
 
+/** Options of {@link UnsafeSignalBus}. */
+export interface UnsafeSignalBusOptions {
+  /**
+   * When a transport connects, set up direct links to every listening device first, so
+   * that what follows takes the direct path (the devices are told they talked before).
+   */
+  readonly preconnect?: boolean;
+  /**
+   * What the stand-in tells a transport of a signal's sender besides its address (the
+   * optional third argument of `onSignal` handlers). Default: nothing, as core today.
+   * `'talked-before'`: `{ firstContact: false }` for every sender.
+   */
+  readonly sender?: 'nothing' | 'talked-before' | ((from: Address, to: Address) => SignalSenderInfo | undefined);
+}
+
 /** Devices by certificate, so a transport learns whose it is when it connects. */
 export class UnsafeSignalBus {
   readonly #byCertificate = new Map<string, Address>();
   /** Wrapped transports that are connected with a frame handler (so they hear signals). */
   readonly #listening = new Set<{ self: Address; transport: WebRtcTransport }>();
+  /** The signal listeners of each connected device. */
+  readonly #listeners = new Map<string, Set<(from: Address, payload: Uint8Array, info: SignalSenderInfo) => void>>();
+  readonly preconnect: boolean;
+  readonly #sender: (from: Address, to: Address) => SignalSenderInfo | undefined;
+  readonly #observers = new Set<() => void>();
 
-  /**
-   * @param preconnect - when a transport connects, set up direct links to every listening
-   *   device first (as if they had talked before), so that what follows takes the direct path
-   */
-  constructor(readonly preconnect = false) {}
+  constructor(options: UnsafeSignalBusOptions = {}) {
+    this.preconnect = options.preconnect ?? false;
+    const sender = options.sender ?? (this.preconnect ? 'talked-before' : 'nothing');
+    this.#sender = sender === 'nothing' ? () => undefined : sender === 'talked-before' ? () => ({ firstContact: false }) : sender;
+  }
 
-  /** Signals carried, per sender, for assertions. */
-  readonly sealed: { from: Address; to: Address }[] = [];
+  /** Signals carried, per sender, with their payloads, for assertions. */
+  readonly sealed: { from: Address; to: Address; payload: Uint8Array }[] = [];
+  /** Signals handed to a transport's listeners (by a delivered frame or {@link inject}). */
+  readonly heard: { from: Address; to: Address; payload: Uint8Array }[] = [];
   /** Frames handed to handlers, by the path they came (direct frames have `rtc:` ids). */
   readonly delivered = { direct: 0, relay: 0 };
   /** Direct links that opened, across every wrapped transport. */
@@ -38,13 +60,39 @@ export class UnsafeSignalBus {
     this.#byCertificate.set(Buffer.from(auth.certificate).toString('hex'), address);
   }
 
+  /** Calls `observer` after every signal sealed or heard; returns a function that stops it. */
+  observe(observer: () => void): () => void {
+    this.#observers.add(observer);
+    return () => this.#observers.delete(observer);
+  }
+
+  /**
+   * Hands `payload` to the transport of `to` as a signal core authenticated as sent by
+   * `from` (as if it came sealed through the relay): a stale or replayed signal, here.
+   */
+  inject(to: Address, from: Address, payload: Uint8Array, info: SignalSenderInfo | undefined = this.#sender(from, to)): void {
+    this.#hear(to, from, payload, info);
+  }
+
+  #hear(to: Address, from: Address, payload: Uint8Array, info: SignalSenderInfo | undefined): void {
+    this.heard.push({ from, to, payload });
+    // 'nothing': a channel that says nothing of the sender (an older core), so `info` is absent.
+    for (const l of [...(this.#listeners.get(`${to.userId}/${to.deviceId}`) ?? [])])
+      (l as (from: Address, payload: Uint8Array, info?: SignalSenderInfo) => void)(from, payload, ...(info !== undefined ? [info] : []));
+    this.#observed();
+  }
+
+  #observed(): void {
+    for (const o of [...this.#observers]) o();
+  }
+
   /**
    * Wraps a WebRTC transport the way core drives one: the signalling channel is attached
    * when it connects, and signal frames are taken out of the frames the handler sees.
    */
   wrap(transport: WebRtcTransport, options: { deviceListVersion?: () => number } = {}): TransportAdapter {
     const bus = this;
-    const listeners = new Set<(from: Address, payload: Uint8Array) => void>();
+    const listeners = new Set<(from: Address, payload: Uint8Array, info: SignalSenderInfo) => void>();
     let self: Address | undefined;
     let handler: FrameHandler | undefined;
     const entry = { self: undefined as unknown as Address, transport };
@@ -55,7 +103,8 @@ export class UnsafeSignalBus {
       maxPayload: 0xffff,
       async send(to, payload, deliver) {
         if (self === undefined) throw new Error('not connected');
-        bus.sealed.push({ from: self, to });
+        bus.sealed.push({ from: self, to, payload: payload.slice() });
+        bus.#observed();
         const frame = new Uint8Array(MARK.length + payload.length);
         frame.set(MARK);
         frame.set(payload, MARK.length);
@@ -73,8 +122,7 @@ export class UnsafeSignalBus {
     // processed (so not acknowledged, as the contract says of frames without a handler).
     transport.onFrame((frame) => {
       if (marked(frame.bytes)) {
-        const payload = frame.bytes.slice(MARK.length);
-        for (const l of [...listeners]) l(frame.from, payload);
+        if (self !== undefined) bus.#hear(self, frame.from, frame.bytes.slice(MARK.length), bus.#sender(frame.from, self));
         return undefined;
       }
       const h = handler;
@@ -94,7 +142,10 @@ export class UnsafeSignalBus {
       async connect(auth) {
         if (self === undefined) {
           self = bus.#byCertificate.get(Buffer.from(auth.certificate).toString('hex'));
-          if (self !== undefined) transport.attachSignalling(channel);
+          if (self !== undefined) {
+            bus.#listeners.set(`${self.userId}/${self.deviceId}`, listeners);
+            transport.attachSignalling(channel);
+          }
         }
         await transport.connect(auth);
         if (!bus.preconnect || self === undefined || bus.#listening.has(entry)) return;

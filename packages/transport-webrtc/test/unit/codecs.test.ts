@@ -21,41 +21,61 @@ function codecError(f: () => unknown): { field: string; offset: number } {
 
 describe('Signal (signal-codec.ts)', () => {
   test.each<Signal>([
-    { type: 'offer', connectionId: id, sdp: SDP },
-    { type: 'answer', connectionId: id, sdp: SDP },
-    { type: 'bye', connectionId: id },
+    { type: 'offer', connectionId: id, sequence: 1_700_000_000_123, sdp: SDP },
+    { type: 'answer', connectionId: id, sequence: 0, sdp: SDP },
+    { type: 'bye', connectionId: id, sequence: Number.MAX_SAFE_INTEGER },
   ])('round trip: $type', (signal) => {
     const bytes = encodeSignal(signal);
-    expect(bytes[0]).toBe(1);
+    expect(bytes[0]).toBe(2);
     expect(decodeSignal(bytes)).toEqual(signal);
   });
 
-  test('layout: version, type, connection id, then the length-prefixed description', () => {
-    const bytes = encodeSignal({ type: 'answer', connectionId: id, sdp: 'v=0\r\n' });
-    expect([...bytes.subarray(0, 2)]).toEqual([1, 2]);
+  test('layout: version 2, type, connection id, sequence (u64), then the length-prefixed description', () => {
+    const bytes = encodeSignal({ type: 'answer', connectionId: id, sequence: 0x0102_0304_0506, sdp: 'v=0\r\n' });
+    expect([...bytes.subarray(0, 2)]).toEqual([2, 2]);
     expect([...bytes.subarray(2, 18)]).toEqual([...id]);
-    expect([...bytes.subarray(18, 20)]).toEqual([0, 5]);
-    expect(new TextDecoder().decode(bytes.subarray(20))).toBe('v=0\r\n');
+    expect([...bytes.subarray(18, 26)]).toEqual([0, 0, 1, 2, 3, 4, 5, 6]);
+    expect([...bytes.subarray(26, 28)]).toEqual([0, 5]);
+    expect(new TextDecoder().decode(bytes.subarray(28))).toBe('v=0\r\n');
+    expect([...encodeSignal({ type: 'bye', connectionId: id, sequence: 7 })]).toEqual([2, 3, ...id, 0, 0, 0, 0, 0, 0, 0, 7]);
+  });
+
+  test('a sequence that is not an integer in [0, 2^53) is not encoded, nor decoded', () => {
+    for (const sequence of [-1, 1.5, Number.NaN, 2 ** 53]) {
+      let error: unknown;
+      try {
+        encodeSignal({ type: 'bye', connectionId: id, sequence });
+      } catch (e) {
+        error = e;
+      }
+      expect(isDeadboltError(error, 'INVALID_ARGUMENT') && error.details.field, String(sequence)).toBe('sequence');
+    }
+    expect(codecError(() => decodeSignal(new Uint8Array([2, 3, ...id, 0, 0x20, 0, 0, 0, 0, 0, 0])))).toEqual({ field: 'sequence', offset: 18 });
+    expect(codecError(() => decodeSignal(new Uint8Array([2, 3, ...id, 0, 0, 0])))).toEqual({ field: 'sequence', offset: 18 });
+  });
+
+  test('version 1 signals (without a sequence) are refused', () => {
+    expect(codecError(() => decodeSignal(new Uint8Array([1, 3, ...id])))).toEqual({ field: 'version', offset: 0 });
   });
 
   test('malformed input is refused, naming the field and offset', () => {
-    const good = encodeSignal({ type: 'offer', connectionId: id, sdp: SDP });
+    const good = encodeSignal({ type: 'offer', connectionId: id, sequence: 42, sdp: SDP });
     const bad = (edit: (b: Uint8Array) => void): Uint8Array => {
       const b = good.slice();
       edit(b);
       return b;
     };
-    expect(codecError(() => decodeSignal(bad((b) => (b[0] = 2))))).toEqual({ field: 'version', offset: 0 });
+    expect(codecError(() => decodeSignal(bad((b) => (b[0] = 1))))).toEqual({ field: 'version', offset: 0 });
     expect(codecError(() => decodeSignal(bad((b) => (b[1] = 9))))).toEqual({ field: 'type', offset: 1 });
     expect(codecError(() => decodeSignal(good.subarray(0, 10))).field).toBe('connectionId');
     expect(codecError(() => decodeSignal(good.subarray(0, good.length - 1))).field).toBe('sdp');
     expect(codecError(() => decodeSignal(new Uint8Array([...good, 0]))).field).toBe('end');
-    expect(codecError(() => decodeSignal(new Uint8Array([...encodeSignal({ type: 'bye', connectionId: id }), 0]))).field).toBe('end');
+    expect(codecError(() => decodeSignal(new Uint8Array([...encodeSignal({ type: 'bye', connectionId: id, sequence: 1 }), 0]))).field).toBe('end');
     // Not UTF-8, and UTF-8 that is not printable text.
-    const raw = (sdp: number[]): Uint8Array => new Uint8Array([1, 1, ...id, 0, sdp.length, ...sdp]);
-    expect(codecError(() => decodeSignal(raw([0xff, 0xfe])))).toEqual({ field: 'sdp', offset: 18 });
-    expect(codecError(() => decodeSignal(raw([0x76, 0x3d, 0x00])))).toEqual({ field: 'sdp', offset: 18 });
-    expect(codecError(() => decodeSignal(raw([0xc3, 0xa9])))).toEqual({ field: 'sdp', offset: 18 });
+    const raw = (sdp: number[]): Uint8Array => new Uint8Array([2, 1, ...id, 0, 0, 0, 0, 0, 0, 0, 1, 0, sdp.length, ...sdp]);
+    expect(codecError(() => decodeSignal(raw([0xff, 0xfe])))).toEqual({ field: 'sdp', offset: 26 });
+    expect(codecError(() => decodeSignal(raw([0x76, 0x3d, 0x00])))).toEqual({ field: 'sdp', offset: 26 });
+    expect(codecError(() => decodeSignal(raw([0xc3, 0xa9])))).toEqual({ field: 'sdp', offset: 26 });
     // Oversize input is refused before parsing.
     expect(codecError(() => decodeSignal(new Uint8Array(MAX_SDP_BYTES + 100))).field).toBe('input');
   });
@@ -63,7 +83,7 @@ describe('Signal (signal-codec.ts)', () => {
   test('a description over the limit is not encoded', () => {
     let error: unknown;
     try {
-      encodeSignal({ type: 'offer', connectionId: id, sdp: 'a'.repeat(MAX_SDP_BYTES + 1) });
+      encodeSignal({ type: 'offer', connectionId: id, sequence: 1, sdp: 'a'.repeat(MAX_SDP_BYTES + 1) });
     } catch (e) {
       error = e;
     }

@@ -1,0 +1,112 @@
+/**
+ * What core tells a transport that keeps its own connections to peer devices (the WebRTC
+ * transport; the hooks are in the transport contract, packages/spec/src/transport.ts):
+ *
+ * - `SignallingChannel.onSignal` handlers get `{ firstContact }`: true while this device has
+ *   never sent a message to the sender's user (so a transport need not answer a stranger's
+ *   offer, which would reveal its network addresses), false once it has (WebRTC review
+ *   finding 3);
+ * - `closeLinksTo(userId, keepDeviceIds)` is called whenever core applies a changed signed
+ *   device list, with the devices it names, so links to a revoked device close at once
+ *   (finding 2).
+ *
+ * Real clients over the real relay; the transports are the WebSocket one with the two
+ * optional hooks added, as a WebRTC transport would have them.
+ */
+import { afterEach, expect, test } from 'vitest';
+import { createClient, linkDevice, type Client } from '@deadbolt/core';
+import type { Relay } from '@deadbolt/relay';
+import type { Address, SignalSenderInfo, SignallingChannel, TransportAdapter } from '@deadbolt/spec';
+import { createMemoryStorage } from '@deadbolt/storage-memory';
+import { makeTransport, startRelay } from './stack.js';
+
+let relay: Relay | undefined;
+const open: Client[] = [];
+afterEach(async () => {
+  for (const c of open.splice(0)) await c.close();
+  await relay?.close();
+  relay = undefined;
+});
+
+interface Hooked {
+  readonly transport: TransportAdapter;
+  channel(): SignallingChannel;
+  readonly closed: { userId: string; keep: string[] }[];
+  readonly signals: { from: Address; text: string; sender: SignalSenderInfo }[];
+  /** Resolves with the next signal heard. */
+  nextSignal(): Promise<{ from: Address; text: string; sender: SignalSenderInfo }>;
+}
+
+function hooked(): Hooked {
+  const transport = makeTransport('websocket', relay!);
+  let channel: SignallingChannel | undefined;
+  const closed: Hooked['closed'] = [];
+  const signals: Hooked['signals'] = [];
+  const waiting: ((s: Hooked['signals'][number]) => void)[] = [];
+  transport.attachSignalling = (c) => {
+    channel = c;
+    c.onSignal((from, payload, sender) => {
+      const s = { from, text: new TextDecoder().decode(payload), sender };
+      signals.push(s);
+      waiting.shift()?.(s);
+    });
+  };
+  transport.closeLinksTo = (userId, keep) => void closed.push({ userId, keep: [...keep] });
+  return {
+    transport,
+    channel: () => channel!,
+    closed,
+    signals,
+    nextSignal: () => new Promise((resolve) => waiting.push(resolve)),
+  };
+}
+
+async function client(userId: string, deviceId: string, h: Hooked): Promise<Client> {
+  const c = await createClient({ userId, deviceId, storage: createMemoryStorage(), transport: h.transport });
+  open.push(c);
+  await c.start();
+  return c;
+}
+
+test('signals carry firstContact: true until this device has sent a message to the sender\'s user', async () => {
+  relay = await startRelay();
+  const a = hooked();
+  const b = hooked();
+  const alice = await client('alice', 'phone', a);
+  const bob = await client('bob', 'laptop', b);
+  const signal = (text: string): Promise<void> => b.channel().send(alice.address, new TextEncoder().encode(text), (m) => b.transport.send([m]));
+
+  // Bob, a stranger to Alice, writes and signals: Alice has never written to him.
+  const gotHello = new Promise<void>((resolve) => alice.on('message-received', () => resolve()));
+  await bob.send('alice', 'hello');
+  await gotHello;
+  let heard = a.nextSignal();
+  await signal('offer-1');
+  expect(await heard).toMatchObject({ from: bob.address, text: 'offer-1', sender: { firstContact: true } });
+
+  // Once Alice has written to Bob, his signals are no longer a first contact.
+  await alice.send('bob', 'hi bob');
+  heard = a.nextSignal();
+  await signal('offer-2');
+  expect(await heard).toMatchObject({ text: 'offer-2', sender: { firstContact: false } });
+});
+
+test('closeLinksTo: called with the devices a changed device list names, so a revoked device is dropped at once', async () => {
+  relay = await startRelay();
+  const a = hooked();
+  const alice = await client('alice', 'phone', a);
+  const bobPhone = await client('bob', 'phone', hooked());
+  // Bob links a tablet (approved by his phone); Alice writes to both.
+  const link = await linkDevice({ userId: 'bob', deviceId: 'tablet', storage: createMemoryStorage(), transport: makeTransport('websocket', relay) });
+  await bobPhone.approveDevice(link.code);
+  await link.completed;
+  await link.transport.close();
+  await alice.send('bob', 'to both');
+  expect(a.closed.filter((c) => c.userId === 'bob').at(-1)?.keep.sort()).toEqual(['phone', 'tablet']);
+
+  // Bob revokes the tablet; Alice's next send is refused as out of date (DEVICE_MISMATCH),
+  // she applies the new list, and her transport is told to keep only the phone.
+  await bobPhone.revokeDevice('tablet');
+  await alice.send('bob', 'to the phone only');
+  expect(a.closed.filter((c) => c.userId === 'bob').at(-1)?.keep).toEqual(['phone']);
+});

@@ -35,6 +35,7 @@ import {
   type StoredGroupMessage,
   type StoredMessage,
 } from '@deadbolt/core';
+import { rejectionOf } from '@deadbolt/test-kit';
 import type { Relay } from '@deadbolt/relay';
 import { isDeadboltError, type Address, type InboundFrame, type StorageAdapter, type TransportAdapter } from '@deadbolt/spec';
 import { createMemoryStorage } from '@deadbolt/storage-memory';
@@ -167,15 +168,6 @@ async function loadParty(relay: Relay, address: Address, entries: Entries): Prom
   client.on('group-invited', (g) => (loaded.invited.push(g), poke()));
   client.on('error', (e) => loaded.errors.push(e));
   return loaded;
-}
-
-async function rejectionOf(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('SECURITY.md D30: client-layer state written by every earlier version still loads', () => {

@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createClient, createEncryptedStorage, SEAL_OVERHEAD, utf8, type Client, type ReceivedMessage } from '@deadbolt/core';
+import { rejectionOf } from '@deadbolt/test-kit';
 import type { Relay } from '@deadbolt/relay';
 import { isDeadboltError, type StorageAdapter } from '@deadbolt/spec';
 import { createSqliteStorage } from '@deadbolt/storage-sqlite';
@@ -80,15 +81,6 @@ async function bobClient(file: string, key: Uint8Array | undefined): Promise<{ c
 async function closeClient(client: Client): Promise<void> {
   open.splice(open.indexOf(client), 1);
   await client.close();
-}
-
-async function rejectionOf(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected a rejection');
 }
 
 /** Every byte the store left on disk: the database and its side files (WAL, lock). */

@@ -53,6 +53,29 @@ export function positiveOption(value: unknown, field: string, fallback: number):
   return value;
 }
 
+/**
+ * Wraps an application listener (`onStateChange`, `onNotice`) so that its exception cannot
+ * break the transport: it is rethrown in a microtask, where the platform reports it.
+ * Rejects a listener that is not a function with `INVALID_ARGUMENT`.
+ *
+ * @example
+ * ```ts
+ * onStateChange: (listener) => core.onStateChange(isolatedListener(listener)),
+ * ```
+ */
+export function isolatedListener<T>(listener: (value: T) => void): (value: T) => void {
+  if (typeof listener !== 'function') throw invalidOption('listener', 'a function');
+  return (value) => {
+    try {
+      listener(value);
+    } catch (error) {
+      queueMicrotask(() => {
+        throw error;
+      });
+    }
+  };
+}
+
 /** `TRANSPORT_FAILED` for an operation (the message names the operation, never data). */
 export function transportFailed(operation: string, message: string, cause?: unknown): TransportError<'TRANSPORT_FAILED'> {
   return new TransportError('TRANSPORT_FAILED', { message: `${operation}: ${message}`, details: { operation }, cause });

@@ -12,6 +12,7 @@ import {
   deviceMismatchError,
   encodeRelayFrame,
   isDeadboltError,
+  isolatedListener,
   planSendRequests,
   planSharedSend,
   prepareOutbound,
@@ -195,5 +196,34 @@ describe('delivery core', () => {
     core.close();
     core.setState('connected');
     expect(states).toEqual(['connecting', 'connected', 'closed']);
+  });
+});
+
+describe('isolatedListener', () => {
+  test('a throwing listener does not break the caller; its error is rethrown in a microtask', async () => {
+    const seen: number[] = [];
+    const rethrown = new Promise<unknown>((resolve) => {
+      const original = globalThis.queueMicrotask;
+      globalThis.queueMicrotask = (fn) =>
+        original(() => {
+          globalThis.queueMicrotask = original;
+          try {
+            fn();
+          } catch (e) {
+            resolve(e);
+          }
+        });
+    });
+    const wrapped = isolatedListener((n: number) => {
+      seen.push(n);
+      throw new Error('listener bug');
+    });
+    expect(() => wrapped(1)).not.toThrow();
+    expect(seen).toEqual([1]);
+    expect((await rethrown) as Error).toHaveProperty('message', 'listener bug');
+  });
+
+  test('a listener that is not a function is INVALID_ARGUMENT', () => {
+    expect(() => isolatedListener(undefined as unknown as (v: number) => void)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
   });
 });

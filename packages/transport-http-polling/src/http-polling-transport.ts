@@ -75,7 +75,7 @@ import {
   type TransportState,
 } from '@deadbolt/spec';
 import type { TransportTimers } from '@deadbolt/spec';
-import { invalidOption as invalid, positiveOption as positive, systemTimers as globalTimers, transportFailed as failed } from '@deadbolt/spec';
+import { invalidOption as invalid, isolatedListener as isolated, positiveOption as positive, systemTimers as globalTimers, transportFailed as failed } from '@deadbolt/spec';
 
 /** Timer functions (injectable for tests). */
 export type HttpPollingTransportTimers = TransportTimers;
@@ -138,9 +138,6 @@ interface CallOptions {
 const ID_PATTERN = /^[A-Za-z0-9._@:+-]{1,64}$/;
 const CONNECT_TRIES = 4;
 
-
-
-
 /** `Retry-After` in ms: delta-seconds or an HTTP date (RFC 9110 §10.2.3). */
 function retryAfterMs(header: string | null): number | undefined {
   if (header === null || header.trim() === '') return undefined;
@@ -158,20 +155,6 @@ function isRevoked(e: unknown): boolean {
 /** Requests sent without a session token: AUTH, and PROVISION_TAKE (a new device has no certificate yet). */
 function anonymous(frame: RelayFrame): boolean {
   return frame.kind === 'auth' || frame.kind === 'provision-take';
-}
-
-/** Wraps a listener so that its exception cannot break the transport; the platform reports it. */
-function isolated<T>(listener: (value: T) => void): (value: T) => void {
-  if (typeof listener !== 'function') throw invalid('listener', 'a function');
-  return (value) => {
-    try {
-      listener(value);
-    } catch (error) {
-      queueMicrotask(() => {
-        throw error;
-      });
-    }
-  };
 }
 
 /**

@@ -88,7 +88,7 @@ import {
   type TransportNotice,
   type TransportState,
 } from '@deadbolt/spec';
-import { invalidOption as invalid, positiveOption as positive, systemTimers as globalTimers, type SignalSenderInfo } from '@deadbolt/spec';
+import { invalidOption as invalid, isolatedListener as isolated, positiveOption as positive, systemTimers as globalTimers, type SignalSenderInfo } from '@deadbolt/spec';
 import type { IceServer, PeerConnectionConfig, RemoteFingerprintReader, RTCPeerConnectionConstructor, RTCPeerConnectionLike } from './peer-connection.js';
 import { FINGERPRINT_NOT_EXPOSED, IDLE, PeerLink, type DeliveryOutcome, type FingerprintCheck, type LinkHost, type LinkSettings, type Timers } from './peer-link.js';
 import { relayOnlySdp, sdpProblem, withoutEndOfCandidates } from './sdp.js';
@@ -314,22 +314,6 @@ const CLOSING = 'transport closed';
 const DEVICE_REMOVED = 'device removed from its user’s list';
 /** Users sent to and devices offered to that are remembered for {@link defaultAcceptOffer} (oldest forgotten first). */
 const MAX_KNOWN_PEERS = 1024;
-
-
-
-
-function isolated<T>(listener: (value: T) => void): (value: T) => void {
-  if (typeof listener !== 'function') throw invalid('listener', 'a function');
-  return (value) => {
-    try {
-      listener(value);
-    } catch (error) {
-      queueMicrotask(() => {
-        throw error;
-      });
-    }
-  };
-}
 
 function checkIceServers(value: unknown): IceServer[] {
   if (value === undefined) return [];

@@ -78,7 +78,7 @@ import {
   type TransportState,
 } from '@deadbolt/spec';
 import type { TransportTimers } from '@deadbolt/spec';
-import { invalidOption as invalid, positiveOption as positive, systemTimers as globalTimers, transportFailed as failed } from '@deadbolt/spec';
+import { invalidOption as invalid, isolatedListener as isolated, positiveOption as positive, systemTimers as globalTimers, transportFailed as failed } from '@deadbolt/spec';
 
 // Implementations type their event objects differently (DOM `MessageEvent`, `ws`'s own);
 // `any` here is what lets both the browser's class and `ws`'s be passed without a cast.
@@ -178,9 +178,6 @@ const BACKPRESSURE_RETRY_MS = 10;
 const CLOSE_WAIT_MS = 1000;
 const ID_PATTERN = /^[A-Za-z0-9._@:+-]{1,64}$/;
 
-
-
-
 function toBytes(data: unknown): Uint8Array | undefined {
   if (data instanceof ArrayBuffer) return new Uint8Array(data);
   if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
@@ -197,20 +194,6 @@ export const prepareSendRequests: (messages: readonly OutboundMessage[], maxFram
 /** Whether a refusal is REVOKED: this device is not in its user's device list (never retried). */
 function isRevoked(e: unknown): boolean {
   return isDeadboltError(e, 'RELAY_REJECTED') && e.details.code === 'REVOKED';
-}
-
-/** Wraps a listener so that its exception cannot break the transport; the platform reports it. */
-function isolated<T>(listener: (value: T) => void): (value: T) => void {
-  if (typeof listener !== 'function') throw invalid('listener', 'a function');
-  return (value) => {
-    try {
-      listener(value);
-    } catch (error) {
-      queueMicrotask(() => {
-        throw error;
-      });
-    }
-  };
 }
 
 /** Pushes kept while waiting for AUTH_OK; more means the relay (or a proxy) misbehaves. */

@@ -8,7 +8,10 @@
  *   finding 3);
  * - `closeLinksTo(userId, keepDeviceIds)` is called whenever core applies a changed signed
  *   device list, with the devices it names, so links to a revoked device close at once
- *   (finding 2).
+ *   (finding 2);
+ * - a signal whose sender was revoked while its frame was handled (a list applied between
+ *   the decrypt and the handlers) is not handed over: it could reopen the link that
+ *   `closeLinksTo` just closed (WebRTC review 7, finding 3).
  *
  * Real clients over the real relay; the transports are the WebSocket one with the two
  * optional hooks added, as a WebRTC transport would have them.
@@ -16,7 +19,7 @@
 import { afterEach, expect, test } from 'vitest';
 import { createClient, linkDevice, type Client } from '@deadbolt/core';
 import type { Relay } from '@deadbolt/relay';
-import type { Address, SignalSenderInfo, SignallingChannel, TransportAdapter } from '@deadbolt/spec';
+import type { Address, SignalSenderInfo, SignallingChannel, StorageAdapter, TransportAdapter } from '@deadbolt/spec';
 import { createMemoryStorage } from '@deadbolt/storage-memory';
 import { makeTransport, startRelay } from './stack.js';
 
@@ -109,4 +112,60 @@ test('closeLinksTo: called with the devices a changed device list names, so a re
   await bobPhone.revokeDevice('tablet');
   await alice.send('bob', 'to the phone only');
   expect(a.closed.filter((c) => c.userId === 'bob').at(-1)?.keep).toEqual(['phone']);
+});
+
+test('a signal from a device revoked while its frame was being handled is not handed to the transport', async () => {
+  relay = await startRelay();
+  const a = hooked();
+  // Alice's store runs `beforeContactedRead` when the signal path looks up whether she wrote
+  // to the sender: the moment between the signal's decrypt and its handlers.
+  const inner = createMemoryStorage();
+  let beforeContactedRead: (() => Promise<void>) | undefined;
+  const storage: StorageAdapter = {
+    specificationVersion: inner.specificationVersion,
+    get: async (key) => {
+      if (key[0] === 'client' && key[1] === 'contacted' && beforeContactedRead) {
+        const hook = beforeContactedRead;
+        beforeContactedRead = undefined;
+        await hook();
+      }
+      return inner.get(key);
+    },
+    range: (p, o) => inner.range(p, o),
+    batch: (ops) => inner.batch(ops),
+    close: () => inner.close(),
+    exclusive: (fn) => inner.exclusive!(fn),
+  };
+  const alice = await createClient({ userId: 'alice', deviceId: 'phone', storage, transport: a.transport });
+  open.push(alice);
+  await alice.start();
+  const p = hooked();
+  const bobPhone = await client('bob', 'phone', p);
+  const link = await linkDevice({ userId: 'bob', deviceId: 'tablet', storage: createMemoryStorage(), transport: makeTransport('websocket', relay) });
+  await bobPhone.approveDevice(link.code);
+  await link.completed;
+  await link.transport.close();
+  const t = hooked();
+  const tablet = await createClient({ userId: 'bob', deviceId: 'tablet', storage: link.storage, transport: t.transport });
+  open.push(tablet);
+  const tabletGot = new Promise<void>((resolve) => tablet.on('message-received', () => resolve()));
+  await tablet.start();
+  await alice.send('bob', 'to both'); // sessions both ways between alice and the tablet
+  await tabletGot;
+
+  // The tablet signals; while Alice handles it (between its decrypt and its handlers), Bob
+  // revokes the tablet and Alice applies his new signed list, which drops the tablet.
+  beforeContactedRead = async () => {
+    await bobPhone.revokeDevice('tablet');
+    const list = await bobPhone.sessions.deviceList('bob');
+    await alice.sessions.applyDeviceList('bob', list!.encoded);
+  };
+  await t.channel().send(alice.address, new TextEncoder().encode('offer'), (m) => t.transport.send([m]));
+  // Frames are handled one at a time: once Bob's phone's later signal is heard, the
+  // tablet's frame is done.
+  const later = a.nextSignal();
+  await p.channel().send(alice.address, new TextEncoder().encode('later'), (m) => p.transport.send([m]));
+  expect(await later).toMatchObject({ from: bobPhone.address, text: 'later' });
+  expect(beforeContactedRead).toBeUndefined(); // the hook ran
+  expect(a.signals.map((s) => s.text)).toEqual(['later']);
 });

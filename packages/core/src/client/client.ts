@@ -205,6 +205,8 @@ const REPLENISH_INTERVAL_MS = 60_000;
 /** Attempts of one send when the relay reports out-of-date device lists (DEVICE_MISMATCH). */
 const SEND_ATTEMPTS = 3;
 const REJECTED_KINDS = new Set(['protocol', 'codec']);
+/** Bound of the in-memory set of users written to in this run. */
+const MAX_CONTACTED_CACHE = 10_000;
 
 /**
  * Creates a client from adapter instances or configuration objects.
@@ -231,6 +233,8 @@ export async function createClient(options: ClientOptions): Promise<Client> {
   const batch = options.prekeyBatch ?? DEFAULT_BATCH;
   const sessions = createSessionManager({ storage, crypto, now, ...(options.limits ? { limits: options.limits } : {}) });
   const events = new Emitter<ClientEvents>();
+  /** Users whose `contacted` record this run has written (a cache: the record is the truth). */
+  const contacted = new Set<string>();
   /** Markers of committed messages whose events are not yet handled (§11.4). */
   const announcer = createAnnouncer(storage, crypto, (e) => events.emit('error', e));
   const sendQueue = new SerialQueue();
@@ -247,6 +251,12 @@ export async function createClient(options: ClientOptions): Promise<Client> {
   const assertOpen = (): void => {
     if (closed) throw new UsageError('CLOSED', { message: 'client is closed', details: { what: 'client' } });
   };
+  /** Resolves once `start()` has; `CLOSED` after close, `NOT_INITIALIZED` before any start. */
+  async function whenStarted(): Promise<void> {
+    assertOpen();
+    if (!started) throw new UsageError('NOT_INITIALIZED', { message: 'call start() first', details: { what: 'client' } });
+    await started;
+  }
 
   const conversationOp = (user: string, at: number): StorageOp => ({
     type: 'put',
@@ -454,7 +464,11 @@ export async function createClient(options: ClientOptions): Promise<Client> {
         // A first contact: a user this device never sent a message to (§11.1), told to the
         // transport so that it need not answer strangers (a WebRTC offer reveals addresses).
         const firstContact = result.sender.userId !== address.userId && (await storage.get(historyKeys.contacted(result.sender.userId))) === undefined;
-        for (const handler of [...signalHandlers]) {
+        // Checked last, with nothing awaited between it and the handlers: a device list
+        // applied meanwhile (the awaits above) may have revoked the sender, and the
+        // transport was told so (`closeLinksTo`); its signal must not reopen a link.
+        const current = (await sessions.devices(result.sender.userId)).some((d) => d.deviceId === result.sender.deviceId);
+        for (const handler of current ? [...signalHandlers] : []) {
           try {
             handler(result.sender, signal.slice(), { firstContact });
           } catch (e) {
@@ -510,11 +524,7 @@ export async function createClient(options: ClientOptions): Promise<Client> {
     transport,
     now,
     discover,
-    ready: async () => {
-      assertOpen();
-      if (!started) throw new UsageError('NOT_INITIALIZED', { message: 'call start() first', details: { what: 'client' } });
-      await started;
-    },
+    ready: whenStarted,
     emit: (event, payload) => events.emit<keyof GroupClientEvents>(event, payload),
     announceOp: (gid, sortKey) => announcer.op('g', gid, sortKey),
     announce: (m) => announceGroupMessage(m, false),
@@ -613,9 +623,7 @@ export async function createClient(options: ClientOptions): Promise<Client> {
   }
 
   async function send(to: string, body: string | Uint8Array): Promise<StoredMessage> {
-    assertOpen();
-    if (!started) throw new UsageError('NOT_INITIALIZED', { message: 'call start() first', details: { what: 'client' } });
-    await started;
+    await whenStarted();
     const recipient = toUserId(to);
     const bytes = typeof body === 'string' ? utf8(body) : body.slice();
     if (bytes.length > MAX_MESSAGE_BODY) {
@@ -640,12 +648,18 @@ export async function createClient(options: ClientOptions): Promise<Client> {
         sortKey: historyKeys.sortKey(sentAt, 'outgoing', toHex(messageId)),
         body: bytes,
       });
+      // This device chose to write to this user: no longer a first contact (§11.1, SIGNAL).
+      // Written with the first message of each run, not with every one.
+      const firstThisRun = !contacted.has(recipient);
       await storage.batch([
         messageOp(record('pending'), messageId),
         conversationOp(recipient, sentAt),
-        // This device chose to write to this user: no longer a first contact (§11.1, SIGNAL).
-        { type: 'put', key: historyKeys.contacted(recipient), value: sealRecord(crypto, ClientRecordType.CONTACTED, new Uint8Array(0)) },
+        ...(firstThisRun ? [{ type: 'put' as const, key: historyKeys.contacted(recipient), value: sealRecord(crypto, ClientRecordType.CONTACTED, new Uint8Array(0)) }] : []),
       ]);
+      if (firstThisRun) {
+        if (contacted.size >= MAX_CONTACTED_CACHE) contacted.clear();
+        contacted.add(recipient);
+      }
       try {
         // The relay refuses a send that names out-of-date device lists (DEVICE_MISMATCH,
         // docs/relay-protocol.md): the users it names are refreshed (their signed lists
@@ -729,15 +743,11 @@ export async function createClient(options: ClientOptions): Promise<Client> {
     rejectIdentity: (userId) => sessions.rejectIdentity(userId),
     devices: () => ownDevices(deviceContext),
     async approveDevice(code, opts) {
-      assertOpen();
-      if (!started) throw new UsageError('NOT_INITIALIZED', { message: 'call start() first', details: { what: 'client' } });
-      await started;
+      await whenStarted();
       return approveDevice(deviceContext, code, opts);
     },
     async revokeDevice(deviceId) {
-      assertOpen();
-      if (!started) throw new UsageError('NOT_INITIALIZED', { message: 'call start() first', details: { what: 'client' } });
-      await started;
+      await whenStarted();
       return revokeDevice(deviceContext, deviceId);
     },
     async close() {

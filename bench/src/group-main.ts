@@ -30,7 +30,7 @@ import { performance } from 'node:perf_hooks';
 
 import { LIBSIGNAL_VERSION, PLAINTEXT_LENGTH } from './config.js';
 import { REMOVAL_MEMBERS, ROUND_TRIP_TARGET, SEND_SCALING_TARGET, SEND_SIZES } from './group-config.js';
-import { GroupIsolatedSuite } from './group-isolation.js';
+import { startGroupSuite } from './group-isolation.js';
 import {
   GROUP_PRIMITIVES,
   groupPrimitiveBenchName,
@@ -121,8 +121,8 @@ async function main(): Promise<void> {
   log(`Deadbolt groups (node:crypto provider) vs @signalapp/libsignal-client ${LIBSIGNAL_VERSION} Sender Keys, ${PLAINTEXT_LENGTH} B plaintexts, Node ${process.version}; clock: ${clock}`);
 
   const workerArgs = [...(quick ? ['--quick'] : []), ...(cpuTime ? ['--cpu-time'] : [])];
-  const deadbolt = GroupIsolatedSuite.start('group-deadbolt', workerArgs);
-  const libsignal = GroupIsolatedSuite.start('group-libsignal', workerArgs);
+  const deadbolt = startGroupSuite('group-deadbolt', workerArgs);
+  const libsignal = startGroupSuite('group-libsignal', workerArgs);
   try {
     log(`setting up Deadbolt groups of ${SEND_SIZES.join(', ')} members and warming up (its own process)...`);
     const dBenches = new Map((await deadbolt.prepare()).map((b) => [b.name, b]));

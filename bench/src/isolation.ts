@@ -92,13 +92,12 @@ export class IsolatedSuite {
   }
 
   /**
-   * Starts `worker.ts` for `suite` in a child process that loads TypeScript sources the
-   * way `pnpm bench` does. Its stdout goes to the parent's stderr, so that `--json` output
-   * stays clean.
+   * Starts `worker` (default `worker.ts`; the group bench passes `group-worker.ts`) for
+   * `suite` in a child process that loads TypeScript sources the way `pnpm bench` does.
+   * Its stdout goes to the parent's stderr, so that `--json` output stays clean.
    */
-  static start(suite: string, args: readonly string[]): IsolatedSuite {
-    const worker = fileURLToPath(new URL('./worker.ts', import.meta.url));
-    const child = fork(worker, [suite, ...args], {
+  static start(suite: string, args: readonly string[], worker: URL = new URL('./worker.ts', import.meta.url)): IsolatedSuite {
+    const child = fork(fileURLToPath(worker), [suite, ...args], {
       execArgv: ['--conditions=@deadbolt/source', '--import', import.meta.resolve('tsx')],
       stdio: ['ignore', 2, 2, 'ipc'],
     });

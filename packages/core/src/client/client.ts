@@ -11,6 +11,7 @@
  * @module
  */
 import {
+  createAsyncLock,
   isDeadboltError,
   UsageError,
   userId as toUserId,
@@ -37,7 +38,6 @@ import { decodePrekeyBundle } from '../protocol/prekey-bundle.js';
 import { encodePrekeyUpload } from '../protocol/prekey-upload.js';
 import type { SafetyNumber } from '../protocol/safety-number.js';
 import { openRecord, sealRecord } from '../session/record-envelope.js';
-import { SerialQueue } from '../session/serial-queue.js';
 import { createEncryptedStorage } from '../storage/encrypted-storage.js';
 import { createSessionManager, type DecryptOptions, type DecryptResult, type SessionLimits, type SessionManager } from '../session/session-manager.js';
 import { resolveStorage, resolveTransport, type AdapterConfig, type ModuleLoader } from './adapter-config.js';
@@ -237,8 +237,8 @@ export async function createClient(options: ClientOptions): Promise<Client> {
   const contacted = new Set<string>();
   /** Markers of committed messages whose events are not yet handled (§11.4). */
   const announcer = createAnnouncer(storage, crypto, (e) => events.emit('error', e));
-  const sendQueue = new SerialQueue();
-  const prekeyQueue = new SerialQueue();
+  const sendQueue = createAsyncLock();
+  const prekeyQueue = createAsyncLock();
   const unsubscribe: (() => void)[] = [];
   let started: Promise<void> | undefined;
   /** Handlers of the transport's signalling channel (docs/protocol.md §11.1, SIGNAL). */
@@ -329,7 +329,7 @@ export async function createClient(options: ClientOptions): Promise<Client> {
    * as the private keys, so a crash anywhere re-publishes the same keys (SECURITY.md D25).
    */
   function replenish(counts: { oneTime: number; pqOneTime: number }): Promise<void> {
-    return prekeyQueue.run(async () => {
+    return prekeyQueue(async () => {
       await sessions.generatePrekeys({
         ...counts,
         extraOps: (pub) => [
@@ -604,7 +604,7 @@ export async function createClient(options: ClientOptions): Promise<Client> {
     // Group payloads a crash left in the inbox, held messages (in the background).
     if (groupLayer !== undefined || (await hasGroupState())) (await groups()).resume();
     if (!(await storage.get(['prekey-meta']))) await replenish(batch);
-    else await prekeyQueue.run(publishPending);
+    else await prekeyQueue(publishPending);
     // This user's signed device list: learnt from the relay, or published (§3.3).
     const own = await ensureOwnDeviceList(deviceContext);
     // Our other devices, so our sent messages appear on them too. A device new to them
@@ -629,7 +629,7 @@ export async function createClient(options: ClientOptions): Promise<Client> {
     if (bytes.length > MAX_MESSAGE_BODY) {
       throw new UsageError('INVALID_ARGUMENT', { message: `message body over ${MAX_MESSAGE_BODY} bytes`, details: { field: 'body', expected: `at most ${MAX_MESSAGE_BODY} bytes` } });
     }
-    return sendQueue.run(async () => {
+    return sendQueue(async () => {
       if ((await sessions.devices(recipient)).length === 0) await discover(recipient);
       const messageId = crypto.randomBytes(16);
       const sentAt = now();

@@ -27,6 +27,7 @@
  * @module
  */
 import {
+  createAsyncLock,
   CodecError,
   isDeadboltError,
   ProtocolError,
@@ -58,7 +59,6 @@ import { Limits } from '../protocol/constants.js';
 import type { DeviceCertificate } from '../protocol/device-certificate.js';
 import { decodeDeviceList, listsDevice, type DeviceList } from '../protocol/device-list.js';
 import { openRecord, RecordType, sealRecord } from '../session/record-envelope.js';
-import { SerialQueue } from '../session/serial-queue.js';
 import type { DecryptResult, SessionManager } from '../session/session-manager.js';
 import { readTrustRecord, storageKeys, type TrustRecord } from '../session/stored-records.js';
 import { decodeContent, encodeContent, MAX_MESSAGE_BODY } from './content.js';
@@ -324,7 +324,7 @@ export function groupInfo(head: GroupState, member: boolean): GroupInfo {
 export function createClientGroups(ctx: GroupContext): ClientGroups {
   const { self, crypto, storage, sessions, transport, now } = ctx;
   const manager: GroupManager = createGroupManager({ storage, crypto, now });
-  const queue = new SerialQueue();
+  const queue = createAsyncLock();
   /** Records of messages decrypted by the current engine call, by sender, key and generation. */
   const decrypted = new Map<string, StoredGroupMessage>();
   const keyTimers = new Map<string, ReturnType<typeof setTimeout>>();
@@ -551,7 +551,7 @@ export function createClientGroups(ctx: GroupContext): ClientGroups {
 
   /** Runs `fn` in the group queue, after the first drain of what a crash may have left. */
   function run<T>(fn: () => Promise<T>): Promise<T> {
-    return queue.run(async () => {
+    return queue(async () => {
       try {
         await (initialized ??= initialize().catch((e: unknown) => {
           initialized = undefined;

@@ -23,11 +23,10 @@
  *
  * @module
  */
-import { CodecError, isDeadboltError, type Address, type ErrorCode, type StorageKey, type StorageOp } from '@deadbolt/spec';
+import { createAsyncLock, CodecError, isDeadboltError, type Address, type ErrorCode, type StorageKey, type StorageOp } from '@deadbolt/spec';
 import { toHex } from '../codec/bytes.js';
 import { Limits, MessageType } from '../protocol/constants.js';
 import type { DeviceCertificate } from '../protocol/device-certificate.js';
-import { SerialQueue } from '../session/serial-queue.js';
 import type { GroupOp } from './group-change.js';
 import { isRetryable } from './group-errors.js';
 import { decodeGroupFragment, fragmentPayload, reassemble, type GroupFragment } from './group-fragment.js';
@@ -170,7 +169,7 @@ export function createGroupEngine(options: GroupEngineOptions): GroupEngine {
   const crypto = groups.crypto;
   const now = options.now ?? Date.now;
   const chunk = options.maxPairwisePayload ?? Limits.maxGroupFragmentChunk;
-  const queue = new SerialQueue();
+  const queue = createAsyncLock();
   let counter = 0;
   const requested = new Set<string>();
   const fanOutCache = new Map<string, { readonly hash: string; readonly recipients: readonly Address[] }>();
@@ -467,11 +466,11 @@ export function createGroupEngine(options: GroupEngineOptions): GroupEngine {
   const serial =
     <A extends unknown[], R>(fn: (...args: A) => Promise<R>) =>
     (...args: A): Promise<R> =>
-      queue.run(() => fn(...args));
+      queue(() => fn(...args));
   const changing =
     <A extends unknown[]>(fn: (...args: A) => Promise<GroupChangeOutcome>) =>
     (...args: A): Promise<GroupState> =>
-      queue.run(async () => publish(await fn(...args)));
+      queue(async () => publish(await fn(...args)));
 
   return {
     groups,

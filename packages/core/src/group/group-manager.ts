@@ -16,6 +16,7 @@
  * @module
  */
 import {
+  createAsyncLock,
   ProtocolError,
   StorageError,
   UsageError,
@@ -37,7 +38,6 @@ import type { CryptoProvider } from '../crypto/provider.js';
 import { Limits } from '../protocol/constants.js';
 import { verifyDeviceCertificate, type DeviceCertificate } from '../protocol/device-certificate.js';
 import { RecordType, openRecord } from '../session/record-envelope.js';
-import { SerialQueue } from '../session/serial-queue.js';
 import { readIdentityRecord, storageKeys, type IdentityRecord } from '../session/stored-records.js';
 import {
   GENESIS_NONCE_LENGTH,
@@ -313,7 +313,7 @@ export function createGroupManager(options: GroupManagerOptions): GroupManager {
   const maxForwardSkip = checkLimit(options.maxForwardSkip, 'maxForwardSkip', 1, Limits.maxGroupForwardSkip);
   const maxSkippedKeys = checkLimit(options.maxSkippedKeys, 'maxSkippedKeys', 0, Limits.maxGroupSkippedKeys);
   const store = createGroupStore(storage, crypto);
-  const queue = new SerialQueue();
+  const queue = createAsyncLock();
   let identityCache: IdentityRecord | undefined;
 
   async function identity(): Promise<IdentityRecord> {
@@ -879,7 +879,7 @@ export function createGroupManager(options: GroupManagerOptions): GroupManager {
   const locked =
     <A extends unknown[], R>(fn: (...args: A) => Promise<R>) =>
     (...args: A): Promise<R> =>
-      queue.run(() => (exclusiveLock === undefined ? fn(...args) : exclusiveLock(() => fn(...args))));
+      queue(() => (exclusiveLock === undefined ? fn(...args) : exclusiveLock(() => fn(...args))));
 
   return {
     crypto,

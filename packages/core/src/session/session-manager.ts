@@ -11,6 +11,7 @@
  * @module
  */
 import {
+  createAsyncLock,
   StorageError,
   CodecError,
   ProtocolError,
@@ -47,7 +48,6 @@ import { decodeRatchetMessage, encodeRatchetMessage } from '../protocol/ratchet-
 import { relayAuthSignatureInput } from '../protocol/relay-auth.js';
 import { safetyNumber, type SafetyNumber } from '../protocol/safety-number.js';
 import { RecordType, openRecord, sealRecord } from './record-envelope.js';
-import { SerialQueue } from './serial-queue.js';
 import { AT_REST_CHECK_KEY } from '../storage/encrypted-storage.js';
 import { encodeSessionRecord, readSessionRecord, type SessionRecord, type SessionState } from './session-state.js';
 import {
@@ -367,7 +367,11 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
   const crypto = options.crypto ?? createDefaultCryptoProvider();
   const limits = checkLimits(options.limits);
   const now = options.now ?? Date.now;
-  const queue = new SerialQueue();
+  // Every operation runs through one in-process queue, so two decrypts never read the same
+  // session state and both write a successor (forking the ratchet), and two initial
+  // messages never both consume one one-time prekey; across tabs and processes the
+  // storage's own lock does the same (SECURITY.md D26).
+  const queue = createAsyncLock();
   let identityCache: IdentityRecord | undefined;
 
   async function load<T>(key: StorageKey, type: number, read: (r: ByteReader) => T): Promise<T | undefined> {
@@ -1028,7 +1032,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
   const serial =
     <A extends unknown[], R>(fn: (...args: A) => Promise<R>) =>
     (...args: A): Promise<R> =>
-      queue.run(() => fn(...args));
+      queue(() => fn(...args));
 
   /**
    * For operations that change state (a ratchet step, a consumed prekey, a trust change):
@@ -1043,7 +1047,7 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
   const locked =
     <A extends unknown[], R>(fn: (...args: A) => Promise<R>) =>
     (...args: A): Promise<R> =>
-      queue.run(() => (exclusive === undefined ? fn(...args) : exclusive(() => fn(...args))));
+      queue(() => (exclusive === undefined ? fn(...args) : exclusive(() => fn(...args))));
 
   return {
     crypto,

@@ -560,10 +560,12 @@ export function createClientGroups(ctx: GroupContext): ClientGroups {
         if (dirty) await drainNow();
         return await fn();
       } catch (e) {
-        // An engine call that throws may have committed messages before it failed (a drain,
-        // held messages retried); their events were never returned. Their markers are in
-        // storage: announce them now rather than at the next start (§11.4).
-        unannounced = true;
+        // An engine call that fails on storage (or an internal error) may have committed
+        // messages before it failed (a drain, held messages retried); their events were
+        // never returned. Their markers are in storage: announce them now rather than at
+        // the next start (§11.4). A refused frame (protocol, codec) committed nothing, so
+        // a flood of forged frames costs no scan.
+        if (!(isDeadboltError(e) && (e.kind === 'protocol' || e.kind === 'codec'))) unannounced = true;
         throw e;
       } finally {
         if (unannounced) await sweep();

@@ -1,5 +1,6 @@
 /** The stack bench runs end to end in --quick mode and prints well-formed --json lines (no speed assertions). */
 import { execFile } from 'node:child_process';
+import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { expect, test } from 'vitest';
@@ -10,7 +11,7 @@ test('pnpm bench:stack --quick --json prints one well-formed object per line', a
   const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
   const rates = lines.filter((l) => 'perSecond' in l);
   const values = lines.filter((l) => !('perSecond' in l));
-  expect(rates.map((r) => r.name)).toEqual(['stack/sustained-1024B-messages-3-pairs', 'stack/bare-transports-1182B-frames-3-pairs']);
+  expect(rates.map((r) => r.name)).toEqual(['stack/sustained-1024B-messages-3-pairs', 'stack/bare-transports-1182B-frames-3-pairs', `stack/ceiling-${cpus().length}-cores`]);
   for (const rate of rates) {
     expect(Object.keys(rate).sort()).toEqual(['baseline', 'baselinePerSecond', 'name', 'perSecond', 'ratio']);
     expect(rate.perSecond).toBeGreaterThan(0);

@@ -2,8 +2,11 @@
  * An in-memory {@link StorageAdapter}: for tests, demos and ephemeral clients.
  *
  * Entries live in a `Map` keyed by an unambiguous encoding of the key, so `get` and each
- * `batch` operation cost O(1) on average (plus the copy of the value); `range` scans the
- * map and sorts its matches, O(n + m log m).
+ * `batch` operation cost O(d) on average for a key of d segments (plus the copy of the
+ * value). A prefix index (every prefix of every key, by whole segments, to the entries
+ * under it) lets `range` touch only its m matches and sort them, O(m log m), however many
+ * other entries the store holds: a client calls `range` on every send (its sessions with
+ * the recipient), and a scan of the whole store would grow with its history.
  *
  * Every method body runs synchronously after its arguments are checked, so a `batch` can
  * never interleave with another call: batches are atomic and isolated (invariants 5 and
@@ -17,7 +20,6 @@ import {
   assertStorageKey,
   compareStorageKeys,
   copyBytes,
-  keyHasPrefix,
   readRangeLimit,
   snapshotStorageBatch,
   snapshotStorageKey,
@@ -38,7 +40,16 @@ interface StoredEntry {
   readonly value: Uint8Array;
 }
 
-type Entries = Map<string, StoredEntry>;
+/** One backing: the entries, and the prefix index over them (see {@link encodePrefixes}). */
+interface Entries {
+  readonly byId: Map<string, StoredEntry>;
+  /** The encoding of every prefix (0 to d segments) of every stored key → the ids under it. */
+  readonly under: Map<string, Set<string>>;
+}
+
+function newEntries(): Entries {
+  return { byId: new Map(), under: new Map() };
+}
 
 /**
  * A backing store that several memory adapters can share, one after the other, to
@@ -104,10 +115,10 @@ function lockFor(entries: Entries): AsyncLock {
  * ```
  */
 export function createMemoryStorageBacking(): MemoryStorageBacking {
-  const entries: Entries = new Map();
+  const entries = newEntries();
   const backing: MemoryStorageBacking = Object.freeze({
     get size() {
-      return entries.size;
+      return entries.byId.size;
     },
   });
   backings.set(backing, entries);
@@ -121,6 +132,22 @@ export function createMemoryStorageBacking(): MemoryStorageBacking {
 function encodeKey(key: StorageKey): string {
   let out = '';
   for (const segment of key) out += `${segment.length}:${segment}`;
+  return out;
+}
+
+/**
+ * The encodings of every prefix of `key` by whole segments, from the empty prefix to the
+ * key itself (d + 1 of them): because each segment carries its length, the encoding of a
+ * prefix is exactly the encoding of the key cut after that segment, and two keys share an
+ * encoded prefix only if they share that prefix of segments.
+ */
+function encodePrefixes(key: StorageKey): string[] {
+  const out = [''];
+  let acc = '';
+  for (const segment of key) {
+    acc += `${segment.length}:${segment}`;
+    out.push(acc);
+  }
   return out;
 }
 
@@ -154,7 +181,7 @@ export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage
   const shared = options.backing;
   let entries: Entries;
   if (shared === undefined) {
-    entries = new Map();
+    entries = newEntries();
   } else {
     const found = backings.get(shared);
     if (found === undefined) {
@@ -173,10 +200,28 @@ export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage
   }
 
   function drop(id: string): void {
-    const old = entries.get(id);
+    const old = entries.byId.get(id);
     if (old === undefined) return;
     old.value.fill(0);
-    entries.delete(id);
+    entries.byId.delete(id);
+    for (const prefix of encodePrefixes(old.key)) {
+      const ids = entries.under.get(prefix);
+      if (ids === undefined) continue;
+      ids.delete(id);
+      if (ids.size === 0) entries.under.delete(prefix);
+    }
+  }
+
+  function store(id: string, entry: StoredEntry): void {
+    entries.byId.set(id, entry);
+    for (const prefix of encodePrefixes(entry.key)) {
+      let ids = entries.under.get(prefix);
+      if (ids === undefined) {
+        ids = new Set();
+        entries.under.set(prefix, ids);
+      }
+      ids.add(id);
+    }
   }
 
   const adapter: StorageAdapter = {
@@ -186,7 +231,7 @@ export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage
       assertOpen();
       const k = snapshotStorageKey(key);
       assertStorageKey(k);
-      const entry = entries.get(encodeKey(k));
+      const entry = entries.byId.get(encodeKey(k));
       return entry === undefined ? undefined : copyBytes(entry.value);
     },
 
@@ -197,7 +242,7 @@ export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage
       const limit = readRangeLimit(rangeOptions);
       if (limit === 0) return [];
       const matches: StoredEntry[] = [];
-      for (const entry of entries.values()) if (keyHasPrefix(entry.key, p)) matches.push(entry);
+      for (const id of entries.under.get(encodeKey(p)) ?? []) matches.push(entries.byId.get(id) as StoredEntry);
       matches.sort((a, b) => compareStorageKeys(a.key, b.key));
       if (matches.length > limit) matches.length = limit;
       return matches.map((entry) => ({ key: [...entry.key], value: copyBytes(entry.value) }));
@@ -215,7 +260,7 @@ export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage
       );
       for (const { id, entry } of staged) {
         drop(id);
-        if (entry !== undefined) entries.set(id, entry);
+        if (entry !== undefined) store(id, entry);
       }
     },
 
@@ -228,7 +273,7 @@ export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage
       if (closed) return;
       closed = true;
       if (shared === undefined) {
-        for (const id of [...entries.keys()]) drop(id);
+        for (const id of [...entries.byId.keys()]) drop(id);
       }
     },
   };

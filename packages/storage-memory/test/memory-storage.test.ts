@@ -102,4 +102,33 @@ describe('memory storage: backend-specific behaviour', () => {
     for (let i = 0; i < n; i += 97) expectBytesEqual(await storage.get(['session', String(i)]), Uint8Array.of(i & 0xff));
     expect(await storage.range(['session'], { limit: 3 })).toHaveLength(3);
   });
+
+  it('answers a range from its prefix index: exact matches by whole segments, kept right through overwrites and deletions', async () => {
+    const backing = createMemoryStorageBacking();
+    const storage = createMemoryStorage({ backing });
+    const put = (key: string[]) => ({ type: 'put' as const, key, value: Uint8Array.of(key.length) });
+    // Neighbours that a string-prefix index would confuse with ['a', 'b']: a segment that
+    // only starts with 'b', a segment containing the separator, a key one segment shorter.
+    await storage.batch([put(['a', 'b']), put(['a', 'b', 'c']), put(['a', 'bc']), put(['a/b']), put(['a']), put(['ab']), put(['a', 'b', 'c', 'd'])]);
+    for (let i = 0; i < 500; i++) await storage.batch([put(['other', String(i)])]);
+    const keys = async (prefix: string[]) => (await storage.range(prefix)).map((e) => e.key.join('|'));
+    expect(await keys(['a', 'b'])).toEqual(['a|b', 'a|b|c', 'a|b|c|d']);
+    expect(await keys(['a'])).toEqual(['a', 'a|b', 'a|b|c', 'a|b|c|d', 'a|bc']);
+    expect(await keys(['a', 'b', 'c', 'd'])).toEqual(['a|b|c|d']);
+    expect(await keys(['a', 'b', 'c', 'd', 'e'])).toEqual([]);
+    expect(await keys(['a', 'b', 'x'])).toEqual([]);
+    expect(await keys(['other'])).toHaveLength(500);
+    expect(backing.size).toBe(507);
+    // Overwriting a key keeps one entry; deleting removes it from every prefix it was under.
+    await storage.batch([put(['a', 'b', 'c']), { type: 'delete', key: ['a', 'b'] }, { type: 'delete', key: ['a', 'b', 'c', 'd'] }]);
+    expect(await keys(['a', 'b'])).toEqual(['a|b|c']);
+    expect(await keys(['a'])).toEqual(['a', 'a|b|c', 'a|bc']);
+    // A second adapter over the same backing sees the same index (a reopened store).
+    await storage.close();
+    const reopened = createMemoryStorage({ backing });
+    expect((await reopened.range(['a'])).map((e) => e.key.join('|'))).toEqual(['a', 'a|b|c', 'a|bc']);
+    for (const prefix of [['a'], ['a/b'], ['ab'], ['other']]) await reopened.batch((await reopened.range(prefix)).map((e) => ({ type: 'delete' as const, key: e.key })));
+    expect(backing.size).toBe(0);
+    expect(await reopened.range(['a'])).toEqual([]);
+  });
 });

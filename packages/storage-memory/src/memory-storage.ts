@@ -259,8 +259,17 @@ export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage
           : { id: encodeKey(op.key), entry: undefined },
       );
       for (const { id, entry } of staged) {
-        drop(id);
-        if (entry !== undefined) store(id, entry);
+        const old = entries.byId.get(id);
+        if (entry !== undefined && old !== undefined) {
+          // An overwrite (a session record after every message): same key, so the prefix
+          // index already holds it; only the value changes, the old one wiped.
+          old.value.fill(0);
+          entries.byId.set(id, entry);
+        } else if (entry !== undefined) {
+          store(id, entry);
+        } else {
+          drop(id);
+        }
       }
     },
 

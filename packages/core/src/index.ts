@@ -68,7 +68,7 @@ export {
   type ClientOptions,
   type ModuleLoader,
 } from './client/client.js';
-export type { Conversation, DeliveryStatus, ReceivedGroupMessage, ReceivedMessage, StoredGroupMessage, StoredMessage } from './client/history.js';
+export type { Conversation, DeliveryStatus, HistoryOptions, ReceivedGroupMessage, ReceivedMessage, StoredGroupMessage, StoredMessage } from './client/history.js';
 export type {
   ClientGroupApi,
   CreateGroupOptions,

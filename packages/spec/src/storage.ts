@@ -1,5 +1,5 @@
 /**
- * The storage contract (version `deadbolt.storage.v1`).
+ * The storage contract (version `deadbolt.storage.v2`; v2 added invariant 12, range windows).
  *
  * A small, atomic key/value store. Core owns every record's encoding, schema and
  * integrity check; an adapter stores opaque bytes under structured keys and promises only
@@ -51,6 +51,13 @@
  *    Core runs every state-changing step (a ratchet step, a prekey consumption) inside it,
  *    so two tabs or processes never fork a session (SECURITY.md D26); an adapter without it
  *    must be used by one client at a time.
+ * 12. **Range windows** ({@link RangeOptions}). `after` and `before` keep only the keys
+ *    under the prefix that sort strictly after, respectively before, the given key (in the
+ *    order of invariant 3; the bound need not exist, nor start with the prefix); `reverse`
+ *    returns them in descending order, so that with `limit` a caller reads the last entries
+ *    (the newest messages of a conversation) without reading the rest; `limit` applies
+ *    after the window and the direction. An invalid bound rejects with `INVALID_ARGUMENT`
+ *    naming `options.after` or `options.before` (the shared {@link readRangeOptions}).
  *
  * @example
  * ```ts
@@ -65,7 +72,7 @@
  */
 
 /** The storage contract version an adapter implements. */
-export const STORAGE_SPECIFICATION_VERSION = 'deadbolt.storage.v1';
+export const STORAGE_SPECIFICATION_VERSION = 'deadbolt.storage.v2';
 
 /** A structured key: 1 to 8 string segments. */
 export type StorageKey = readonly string[];
@@ -81,13 +88,28 @@ export type StorageOp =
   | { readonly type: 'put'; readonly key: StorageKey; readonly value: Uint8Array }
   | { readonly type: 'delete'; readonly key: StorageKey };
 
-/** Options for {@link StorageAdapter.range}. */
+/**
+ * Options for {@link StorageAdapter.range} (invariant 12).
+ *
+ * @example
+ * ```ts
+ * // The 50 newest messages before the oldest one on screen, newest first:
+ * const page = await storage.range(['msg', 'bob'], { before: ['msg', 'bob', oldestShown], reverse: true, limit: 50 });
+ * ```
+ */
 export interface RangeOptions {
   /**
-   * Return at most this many entries (the first ones in key order). A non-negative
-   * integer; `0` returns nothing (unlike IndexedDB's `getAll(range, 0)`).
+   * Return at most this many entries: the first ones in the order asked for (ascending
+   * key order, or descending with `reverse`). A non-negative integer; `0` returns nothing
+   * (unlike IndexedDB's `getAll(range, 0)`).
    */
   readonly limit?: number;
+  /** Descending key order (with `limit`: the last entries under the prefix). Default `false`. */
+  readonly reverse?: boolean;
+  /** Only keys that sort strictly after this one. A valid key; it need not be stored. */
+  readonly after?: StorageKey;
+  /** Only keys that sort strictly before this one. A valid key; it need not be stored. */
+  readonly before?: StorageKey;
 }
 
 /** Limits: every adapter accepts keys and values up to them and rejects anything beyond. */
@@ -118,7 +140,7 @@ export interface StorageAdapter {
   readonly specificationVersion: typeof STORAGE_SPECIFICATION_VERSION;
   /** The stored value, a fresh copy, or `undefined` if absent. */
   get(key: StorageKey): Promise<Uint8Array | undefined>;
-  /** Every entry whose key starts with `prefix` (by whole segments), in key order. */
+  /** Every entry whose key starts with `prefix` (by whole segments), in key order, within the window of `options` (invariant 12). */
   range(prefix: StorageKey, options?: RangeOptions): Promise<StorageEntry[]>;
   /** Applies every operation, in order, atomically. */
   batch(ops: readonly StorageOp[]): Promise<void>;

@@ -6,7 +6,7 @@
  * @module
  */
 import { UsageError } from './errors.js';
-import { STORAGE_LIMITS, type RangeOptions, type StorageKey, type StorageOp } from './storage.js';
+import { STORAGE_LIMITS, compareStorageKeys, type RangeOptions, type StorageKey, type StorageOp } from './storage.js';
 
 function invalid(field: string, expected: string): UsageError<'INVALID_ARGUMENT'> {
   return new UsageError('INVALID_ARGUMENT', { message: `${field}: expected ${expected}`, details: { field, expected } });
@@ -126,4 +126,57 @@ export function readRangeLimit(options: unknown): number {
     throw invalid('options.limit', 'a non-negative integer');
   }
   return limit;
+}
+
+/** {@link RangeOptions}, checked and copied by {@link readRangeOptions}. */
+export interface CheckedRangeOptions {
+  /** `Infinity` when absent. */
+  readonly limit: number;
+  readonly reverse: boolean;
+  /** A frozen copy of the bound, or `undefined`. */
+  readonly after: StorageKey | undefined;
+  readonly before: StorageKey | undefined;
+}
+
+/**
+ * Every option of `range` ({@link RangeOptions}, storage invariant 12), each read once,
+ * checked, and the bounds copied (so a caller cannot change them while the adapter works):
+ * `limit` as {@link readRangeLimit}; `reverse` a boolean; `after` and `before` valid keys.
+ * Throws `INVALID_ARGUMENT` naming the option for anything else.
+ *
+ * @example
+ * ```ts
+ * import { readRangeOptions } from '@deadbolt/spec';
+ *
+ * readRangeOptions({ before: ['m', '9'], reverse: true, limit: 2 }); // { limit: 2, reverse: true, after: undefined, before: ['m', '9'] }
+ * readRangeOptions({ reverse: 'yes' }); // throws UsageError INVALID_ARGUMENT (options.reverse)
+ * ```
+ */
+export function readRangeOptions(options: unknown): CheckedRangeOptions {
+  const limit = readRangeLimit(options);
+  if (options === undefined) return { limit, reverse: false, after: undefined, before: undefined };
+  const { reverse, after, before } = options as { reverse?: unknown; after?: unknown; before?: unknown };
+  if (reverse !== undefined && typeof reverse !== 'boolean') throw invalid('options.reverse', 'a boolean');
+  const bound = (value: unknown, field: string): StorageKey | undefined => {
+    if (value === undefined) return undefined;
+    const key = snapshotStorageKey(value);
+    assertStorageKey(key, field);
+    return key;
+  };
+  return { limit, reverse: reverse === true, after: bound(after, 'options.after'), before: bound(before, 'options.before') };
+}
+
+/**
+ * Whether `key` lies inside the window of `options` (strictly after `after`, strictly
+ * before `before`, storage invariant 12): for adapters that filter in memory.
+ *
+ * @example
+ * ```ts
+ * import { inRangeWindow, readRangeOptions } from '@deadbolt/spec';
+ *
+ * inRangeWindow(['m', '5'], readRangeOptions({ after: ['m', '5'] })); // false
+ * ```
+ */
+export function inRangeWindow(key: StorageKey, options: CheckedRangeOptions): boolean {
+  return (options.after === undefined || compareStorageKeys(key, options.after) > 0) && (options.before === undefined || compareStorageKeys(key, options.before) < 0);
 }

@@ -2,8 +2,10 @@ import { describe, expect, test } from 'vitest';
 import {
   assertStorageBatch,
   assertStorageKey,
+  inRangeWindow,
   isDeadboltError,
   readRangeLimit,
+  readRangeOptions,
   snapshotStorageBatch,
   snapshotStorageKey,
   STORAGE_LIMITS,
@@ -139,5 +141,48 @@ describe('readRangeLimit', () => {
       });
       expect((error as Error).message).toBe('options.limit: expected a non-negative integer');
     }
+  });
+});
+
+describe('readRangeOptions and inRangeWindow (storage invariant 12)', () => {
+  test('defaults, and each option read once and the bounds copied', () => {
+    expect(readRangeOptions(undefined)).toEqual({ limit: Infinity, reverse: false, after: undefined, before: undefined });
+    let reads = 0;
+    const options = {
+      get reverse() {
+        reads++;
+        return true;
+      },
+      after: ['m', '1'],
+      before: ['m', '9'],
+      limit: 2,
+    };
+    const checked = readRangeOptions(options);
+    expect(reads).toBe(1);
+    expect(checked).toEqual({ limit: 2, reverse: true, after: ['m', '1'], before: ['m', '9'] });
+    options.after[1] = '5';
+    expect(checked.after).toEqual(['m', '1']);
+    expect(Object.isFrozen(checked.before)).toBe(true);
+  });
+
+  test('invalid options: INVALID_ARGUMENT naming the option', () => {
+    const cases: ReadonlyArray<readonly [unknown, string]> = [
+      [{ reverse: 'true' }, 'options.reverse'],
+      [{ after: [] }, 'options.after'],
+      [{ after: 'm' }, 'options.after'],
+      [{ before: [7] }, 'options.before'],
+      [{ before: null }, 'options.before'],
+      [{ limit: -1 }, 'options.limit'],
+    ];
+    for (const [options, field] of cases) {
+      const error = thrown(() => readRangeOptions(options));
+      expect(isDeadboltError(error, 'INVALID_ARGUMENT') && error.details.field, JSON.stringify(options)).toBe(field);
+    }
+  });
+
+  test('inRangeWindow: strictly between the bounds, in the contract order', () => {
+    const window = readRangeOptions({ after: ['m', '1'], before: ['m', '3'] });
+    expect([['m', '1'], ['m', '1', ''], ['m', '2'], ['m', '3'], ['m', '10']].map((k) => inRangeWindow(k, window))).toEqual([false, true, true, false, true]);
+    expect(inRangeWindow(['anything'], readRangeOptions({}))).toBe(true);
   });
 });

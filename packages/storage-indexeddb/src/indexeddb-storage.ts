@@ -1,5 +1,5 @@
 /**
- * The IndexedDB storage adapter, implementing the storage contract (`deadbolt.storage.v1`)
+ * The IndexedDB storage adapter, implementing the storage contract (`deadbolt.storage.v2`)
  * on idb 8.
  *
  * - **Keys** are IndexedDB array keys of strings, stored as they are in one object store
@@ -33,7 +33,9 @@ import {
   assertStorageKey,
   createAsyncLock,
   InternalError,
-  readRangeLimit,
+  compareStorageKeys,
+  keyHasPrefix,
+  readRangeOptions,
   snapshotStorageBatch,
   snapshotStorageKey,
   STORAGE_SPECIFICATION_VERSION,
@@ -92,6 +94,33 @@ export interface IndexedDbStorageOptions {
 const DEFAULT_BLOCKED_TIMEOUT_MS = 10_000;
 /** IndexedDB's `getAll` count is an unsigned long; beyond it, ask for everything. */
 const MAX_IDB_COUNT = 0xffff_ffff;
+
+/**
+ * The one key range of a `range` call (storage invariant 12), or `undefined` when the
+ * window is empty. Keys under `prefix` lie in `[P, [...P, []])` (module documentation);
+ * `after` narrows the lower end only when it is `P` itself or under it (a bound below `P`
+ * excludes nothing, one above every key under `P` excludes everything), and `before` the
+ * upper end likewise. `IDBKeyRange.bound` throws for crossed bounds, so those are caught
+ * here first.
+ */
+function windowKeyRange(prefix: StorageKey, after: StorageKey | undefined, before: StorageKey | undefined): IDBKeyRange | undefined {
+  let lower: StorageKey = prefix;
+  let lowerOpen = false;
+  if (after !== undefined && compareStorageKeys(after, prefix) >= 0) {
+    if (!keyHasPrefix(after, prefix)) return undefined; // after every key under the prefix
+    lower = after;
+    lowerOpen = true;
+  }
+  let upper: unknown[] = [...prefix, []];
+  if (before !== undefined) {
+    if (compareStorageKeys(before, prefix) <= 0) return undefined; // nothing under the prefix is below it
+    if (keyHasPrefix(before, prefix)) {
+      if (compareStorageKeys(before, lower) <= 0) return undefined;
+      upper = [...before];
+    }
+  }
+  return IDBKeyRange.bound([...lower], upper, lowerOpen, true);
+}
 
 function invalid(field: string, expected: string): UsageError<'INVALID_ARGUMENT'> {
   return new UsageError('INVALID_ARGUMENT', { message: `${field}: expected ${expected}`, details: { field, expected } });
@@ -240,19 +269,31 @@ export function createIndexedDbStorage(options: IndexedDbStorageOptions): Storag
       const p = snapshotStorageKey(prefix);
       ensureUsable('range');
       assertStorageKey(p, 'prefix');
-      const limit = readRangeLimit(rangeOptions);
+      const window = readRangeOptions(rangeOptions); // invariant 12
       const db = await connection('range');
-      if (limit === 0) return []; // IndexedDB reads a count of 0 as "no limit"
-      // Whole segments: see the module documentation.
-      const bounds = IDBKeyRange.bound(p, [...(p as string[]), []], false, true);
-      const count = limit > MAX_IDB_COUNT ? undefined : limit;
+      if (window.limit === 0) return []; // IndexedDB reads a count of 0 as "no limit"
+      const bounds = windowKeyRange(p, window.after, window.before);
+      if (bounds === undefined) return [];
+      const count = window.limit > MAX_IDB_COUNT ? undefined : window.limit;
       const tx = readTransaction(db, 'range');
       let keys: unknown[];
       let values: unknown[];
       try {
-        // Two requests of one read-only transaction see one snapshot: no batch can land
-        // between them, so keys and values pair up index by index.
-        [keys, values] = await Promise.all([tx.store.getAllKeys(bounds, count), tx.store.getAll(bounds, count), tx.done]);
+        if (window.reverse) {
+          // getAll has no direction: a 'prev' cursor reads the last entries first, and
+          // stops after `limit` (only cursor requests are awaited inside the transaction).
+          keys = [];
+          values = [];
+          for (let cursor = await tx.store.openCursor(bounds, 'prev'); cursor !== null && keys.length < window.limit; cursor = await cursor.continue()) {
+            keys.push(cursor.key);
+            values.push(cursor.value);
+          }
+          await tx.done;
+        } else {
+          // Two requests of one read-only transaction see one snapshot: no batch can land
+          // between them, so keys and values pair up index by index.
+          [keys, values] = await Promise.all([tx.store.getAllKeys(bounds, count), tx.store.getAll(bounds, count), tx.done]);
+        }
       } catch (cause) {
         throw failure('range', cause);
       }

@@ -20,7 +20,8 @@ import {
   assertStorageKey,
   compareStorageKeys,
   copyBytes,
-  readRangeLimit,
+  inRangeWindow,
+  readRangeOptions,
   snapshotStorageBatch,
   snapshotStorageKey,
   STORAGE_SPECIFICATION_VERSION,
@@ -153,7 +154,7 @@ function encodePrefixes(key: StorageKey): string[] {
 
 /**
  * Creates an in-memory storage adapter implementing the whole storage contract
- * (`deadbolt.storage.v1`): values are copied in and out, `range` is ordered by
+ * (`deadbolt.storage.v2`): values are copied in and out, `range` is ordered by
  * `compareStorageKeys`, `batch` validates every operation before applying any, and every
  * method rejects with `UsageError` `CLOSED` after `close()`.
  *
@@ -239,12 +240,15 @@ export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage
       assertOpen();
       const p = snapshotStorageKey(prefix);
       assertStorageKey(p, 'prefix');
-      const limit = readRangeLimit(rangeOptions);
-      if (limit === 0) return [];
+      const window = readRangeOptions(rangeOptions); // invariant 12: limit, reverse, after, before
+      if (window.limit === 0) return [];
       const matches: StoredEntry[] = [];
-      for (const id of entries.under.get(encodeKey(p)) ?? []) matches.push(entries.byId.get(id) as StoredEntry);
-      matches.sort((a, b) => compareStorageKeys(a.key, b.key));
-      if (matches.length > limit) matches.length = limit;
+      for (const id of entries.under.get(encodeKey(p)) ?? []) {
+        const entry = entries.byId.get(id) as StoredEntry;
+        if (inRangeWindow(entry.key, window)) matches.push(entry);
+      }
+      matches.sort(window.reverse ? (a, b) => compareStorageKeys(b.key, a.key) : (a, b) => compareStorageKeys(a.key, b.key));
+      if (matches.length > window.limit) matches.length = window.limit;
       return matches.map((entry) => ({ key: [...entry.key], value: copyBytes(entry.value) }));
     },
 

@@ -1,6 +1,6 @@
 /**
  * The SQLite storage adapter (better-sqlite3), implementing the storage contract
- * (`deadbolt.storage.v1`). One table of BLOB keys in an order-preserving encoding
+ * (`deadbolt.storage.v2`). One table of BLOB keys in an order-preserving encoding
  * (`key-encoding.ts`) and BLOB values, its schema built by `MIGRATIONS`; WAL journaling; a
  * busy timeout so two processes sharing the file wait for each other instead of failing;
  * every batch one `BEGIN
@@ -30,13 +30,14 @@ import {
   UsageError,
   assertStorageBatch,
   assertStorageKey,
+  readRangeOptions,
   type RangeOptions,
   type StorageAdapter,
   type StorageEntry,
   type StorageKey,
   type StorageOp,
 } from '@deadbolt/spec';
-import { decodeKey, encodeKey, prefixEnd } from './key-encoding.js';
+import { compareEncoded, decodeKey, encodeKey, windowBounds } from './key-encoding.js';
 
 /** Options of {@link createSqliteStorage}. */
 export interface SqliteStorageOptions {
@@ -147,6 +148,7 @@ export function createSqliteStorage(options: SqliteStorageOptions): StorageAdapt
   }
   const getStmt = db.prepare<[Uint8Array], { v: Uint8Array }>('SELECT v FROM kv WHERE k = ?');
   const rangeStmt = db.prepare<[Uint8Array, Uint8Array, number], { k: Uint8Array; v: Uint8Array }>('SELECT k, v FROM kv WHERE k >= ? AND k < ? ORDER BY k LIMIT ?');
+  const rangeDescStmt = db.prepare<[Uint8Array, Uint8Array, number], { k: Uint8Array; v: Uint8Array }>('SELECT k, v FROM kv WHERE k >= ? AND k < ? ORDER BY k DESC LIMIT ?');
   const putStmt = db.prepare<[Uint8Array, Uint8Array]>('INSERT INTO kv (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v');
   const deleteStmt = db.prepare<[Uint8Array]>('DELETE FROM kv WHERE k = ?');
   const apply = db.transaction((ops: readonly { key: Uint8Array; value: Uint8Array | undefined }[]) => {
@@ -207,17 +209,16 @@ export function createSqliteStorage(options: SqliteStorageOptions): StorageAdapt
       }
     },
 
-    async range(prefix: StorageKey, opts: RangeOptions = {}): Promise<StorageEntry[]> {
+    async range(prefix: StorageKey, opts?: RangeOptions): Promise<StorageEntry[]> {
       ensureOpen();
       assertStorageKey(prefix, 'prefix');
-      const limit = opts.limit ?? Number.MAX_SAFE_INTEGER;
-      if (!Number.isInteger(limit) || limit < 0) {
-        throw new UsageError('INVALID_ARGUMENT', { message: 'limit must be a non-negative integer', details: { field: 'limit', expected: 'a non-negative integer' } });
-      }
-      if (limit === 0) return [];
-      const from = encodeKey(prefix);
+      const window = readRangeOptions(opts); // invariant 12
+      if (window.limit === 0) return [];
+      const { lower, upper } = windowBounds(prefix, window.after, window.before);
+      if (compareEncoded(lower, upper) >= 0) return [];
+      const limit = Math.min(window.limit, Number.MAX_SAFE_INTEGER);
       try {
-        return rangeStmt.all(from, prefixEnd(from), limit).map((row) => ({ key: decodeKey(row.k), value: plain(row.v) }));
+        return (window.reverse ? rangeDescStmt : rangeStmt).all(lower, upper, limit).map((row) => ({ key: decodeKey(row.k), value: plain(row.v) }));
       } catch (e) {
         throw failed('range', e);
       }

@@ -15,6 +15,7 @@ import {
   STORAGE_LIMITS,
   STORAGE_SPECIFICATION_VERSION,
   type ErrorCode,
+  type RangeOptions,
   type StorageAdapter,
   type StorageEntry,
   type StorageKey,
@@ -966,6 +967,112 @@ export const storageConformanceCases: readonly StorageConformanceCase[] = [
         'CLOSED',
       );
       expect(ran, 'fn ran after close').toBe(false);
+    },
+  },
+
+  // --- 12. range windows ----------------------------------------------------------------
+  {
+    invariant: 12,
+    name: 'range windows: reverse with limit reads the last entries; after and before are exclusive; an empty window returns none',
+    async run({ open }) {
+      const storage = await open();
+      const keys: StorageKey[] = ['1', '2', '3', '4', '5', '6', '7', '8', '9'].map((n) => ['m', 'bob', n]);
+      const valueOf = valueForIndex(keys);
+      await storage.batch([...shuffled(keys).map((k) => put(k, valueOf(k))), put(['m', 'carol', '1'], bytes(1)), put(['m'], bytes(2))]);
+      const window = async (options: RangeOptions): Promise<string[]> => {
+        const entries = await storage.range(['m', 'bob'], options);
+        entries.forEach((e, i) => expectFreshBytes(e.value, valueOf(e.key), `range window ${JSON.stringify(options)}[${i}].value`));
+        return entries.map((e) => e.key[2] as string);
+      };
+      expect(await window({ reverse: true, limit: 3 }), 'the three last, newest first').toEqual(['9', '8', '7']);
+      expect(await window({ reverse: true }), 'every entry, descending').toEqual(['9', '8', '7', '6', '5', '4', '3', '2', '1']);
+      expect(await window({ reverse: false, limit: 2 }), 'reverse: false is the default order').toEqual(['1', '2']);
+      expect(await window({ before: ['m', 'bob', '7'], reverse: true, limit: 2 }), 'the page before 7').toEqual(['6', '5']);
+      expect(await window({ after: ['m', 'bob', '2'], before: ['m', 'bob', '5'] }), 'strictly between').toEqual(['3', '4']);
+      expect(await window({ after: ['m', 'bob', '2'], limit: 2 }), 'the page after 2').toEqual(['3', '4']);
+      expect(await window({ after: ['m', 'bob', '5'], before: ['m', 'bob', '5'] }), 'an empty window').toEqual([]);
+      expect(await window({ after: ['m', 'bob', '7'], before: ['m', 'bob', '3'] }), 'after past before').toEqual([]);
+      expect(await window({ after: ['m', 'bob', '9'] }), 'nothing after the last').toEqual([]);
+      expect(await window({ reverse: true, limit: 0 }), 'limit 0').toEqual([]);
+      // Bounds outside the prefix, or that only extend a stored key, are bounds like any other.
+      expect(await window({ after: ['m', 'bob'], before: ['m', 'carol'], limit: 1 })).toEqual(['1']);
+      expect(await window({ after: ['a'], before: ['z'], reverse: true, limit: 1 })).toEqual(['9']);
+      expect(await window({ after: ['m', 'bob', '4', 'x'], limit: 1 }), 'after an extension of 4').toEqual(['5']);
+      expect(await window({ before: ['m', 'bob', '4', 'x'], reverse: true, limit: 1 }), 'before an extension of 4').toEqual(['4']);
+      expect(await window({ before: ['m', 'bob'] }), 'before the prefix itself').toEqual([]);
+      expect(await window({ after: ['n'] }), 'after everything under the prefix').toEqual([]);
+    },
+  },
+  {
+    invariant: 12,
+    name: 'range windows agree with the contract comparator for every bound, direction and limit (separators, NUL, surrogates, prefixes)',
+    async run({ open }) {
+      const storage = await open();
+      const valueOf = valueForIndex(ORDERED_KEYS);
+      await storage.batch(shuffled(ORDERED_KEYS).map((k) => put(k, valueOf(k))));
+      // Stored keys, keys between stored ones, extensions and keys outside the prefix.
+      const bounds: StorageKey[] = [
+        ['o'],
+        ['o', ''],
+        ['o', '', 'x', 'y'],
+        ['o', '\u0000'],
+        ['o', '10'],
+        ['o', '5'],
+        ['o', 'a', 'b'],
+        ['o', 'a\u0000'],
+        ['o', '\ud800'],
+        ['o', '\ud83d\ude00'],
+        ['o', '\udc00'],
+        ['o', '\uffff', '\uffff'],
+        ['n', '\uffff'],
+        ['p'],
+      ];
+      const expected = (options: { after?: StorageKey; before?: StorageKey; reverse?: boolean; limit?: number }): string[][] => {
+        const inside = ORDERED_KEYS.filter(
+          (k) => (options.after === undefined || compareStorageKeys(k, options.after) > 0) && (options.before === undefined || compareStorageKeys(k, options.before) < 0),
+        );
+        if (options.reverse) inside.reverse();
+        return inside.slice(0, options.limit ?? Infinity).map((k) => [...k]);
+      };
+      const check = async (options: { after?: StorageKey; before?: StorageKey; reverse?: boolean; limit?: number }): Promise<void> => {
+        const label = `range(['o'], ${fmt(options)})`;
+        const entries = await storage.range(['o'], options);
+        expect(keysOf(entries), label).toEqual(expected(options));
+        entries.forEach((entry, i) => expectFreshBytes(entry.value, valueOf(entry.key), `${label}[${i}].value`));
+      };
+      for (const bound of bounds) {
+        for (const reverse of [false, true]) {
+          for (const limit of [undefined, 3]) {
+            await check({ after: bound, reverse, ...(limit === undefined ? {} : { limit }) });
+            await check({ before: bound, reverse, ...(limit === undefined ? {} : { limit }) });
+          }
+        }
+      }
+      for (let i = 0; i < bounds.length; i++) {
+        for (let j = 0; j < bounds.length; j += 3) {
+          await check({ after: bounds[i] as StorageKey, before: bounds[j] as StorageKey, reverse: (i + j) % 2 === 0, limit: 4 });
+        }
+      }
+    },
+  },
+  {
+    invariant: 12,
+    name: 'invalid range options reject with INVALID_ARGUMENT (reverse not a boolean, a bound that is not a valid key)',
+    async run({ open }) {
+      const storage = await open();
+      await storage.batch([put(['w', '1'], bytes(1))]);
+      const bad: ReadonlyArray<readonly [string, unknown]> = [
+        ['reverse: "yes"', { reverse: 'yes' }],
+        ['reverse: 1', { reverse: 1 }],
+        ['after: []', { after: [] }],
+        ['after: "w"', { after: 'w' }],
+        ['after: [1]', { after: [1] }],
+        ['before: nine segments', { before: ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i'] }],
+        ['before: null', { before: null }],
+      ];
+      for (const [label, options] of bad) {
+        await expectUsageRejection(`range(['w'], { ${label} })`, () => storage.range(['w'], options as RangeOptions), 'INVALID_ARGUMENT');
+      }
     },
   },
 ];

@@ -78,6 +78,7 @@ const INVARIANT_TITLES: Readonly<Record<number, string>> = {
   9: '9. close',
   10: '10. concurrency',
   11: '11. exclusive lock',
+  12: '12. range windows',
 };
 
 /** Generous: real backends (IndexedDB, SQLite) are slower than memory on the 4 MiB and 10,000-op cases. */

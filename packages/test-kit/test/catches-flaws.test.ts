@@ -13,7 +13,7 @@ const EXPECTED: ReadonlyArray<readonly [keyof Flaws, readonly string[]]> = [
   ['returnsBuffer', ['put then get round-trips']],
   ['applyAsValidated', ['one invalid operation']],
   ['ignoreUnknownOps', ['one invalid operation']],
-  ['codePointOrder', ['UTF-16 code unit order']],
+  ['codePointOrder', ['UTF-16 code unit order', 'range windows agree with the contract comparator']],
   ['unsorted', ['UTF-16 code unit order', 'range with limit']],
   ['limitZeroMeansAll', ['range with limit']],
   ['acceptEmptyPrefix', ['range([]) rejects']],
@@ -30,6 +30,10 @@ const EXPECTED: ReadonlyArray<readonly [keyof Flaws, readonly string[]]> = [
   ['noLock', ['calls on one adapter never overlap', 'through two adapters over the same backend']],
   ['lockPerInstance', ['through two adapters over the same backend']],
   ['lockIgnoresClose', ['exclusive after close']],
+  ['ignoresWindow', ['reverse with limit reads the last entries', 'range windows agree with the contract comparator']],
+  ['limitBeforeReverse', ['reverse with limit reads the last entries', 'range windows agree with the contract comparator']],
+  ['inclusiveBounds', ['reverse with limit reads the last entries', 'range windows agree with the contract comparator']],
+  ['uncheckedWindow', ['invalid range options reject']],
 ];
 
 describe('the storage conformance suite catches naive adapters', () => {

@@ -9,10 +9,12 @@ import {
   assertStorageValue,
   compareStorageKeys,
   keyHasPrefix,
+  readRangeOptions,
   STORAGE_SPECIFICATION_VERSION,
   UsageError,
   createAsyncLock,
   type AsyncLock,
+  type CheckedRangeOptions,
   type StorageAdapter,
   type StorageEntry,
   type StorageKey,
@@ -68,6 +70,14 @@ export interface Flaws {
   lockPerInstance?: boolean;
   /** `exclusive` runs `fn` after close. */
   lockIgnoresClose?: boolean;
+  /** Ignores `reverse`, `after` and `before` (a v1 adapter). */
+  ignoresWindow?: boolean;
+  /** Takes the first `limit` entries, then reverses them. */
+  limitBeforeReverse?: boolean;
+  /** `after` and `before` include the bound itself. */
+  inclusiveBounds?: boolean;
+  /** Accepts any `reverse`, `after` and `before` without checking them. */
+  uncheckedWindow?: boolean;
 }
 
 type Store = Map<string, { key: StorageKey; value: Uint8Array }>;
@@ -133,9 +143,20 @@ export function createFlawedStorage(flaws: Flaws = {}, store: Store = new Map())
         const matches = [...store.values()].filter((e) =>
           flaws.joinKeys ? e.key.join('/').startsWith(joined) : keyHasPrefix(e.key, prefix),
         );
-        if (!flaws.unsorted) matches.sort((a, b) => (flaws.codePointOrder ? codePointCompare : compareStorageKeys)(a.key, b.key));
+        const compare = flaws.codePointOrder ? codePointCompare : compareStorageKeys;
+        if (!flaws.unsorted) matches.sort((a, b) => compare(a.key, b.key));
+        const window = flaws.uncheckedWindow ? ((options ?? {}) as CheckedRangeOptions) : readRangeOptions(options);
+        const inside = (key: StorageKey): boolean => {
+          if (flaws.ignoresWindow) return true;
+          const edge = flaws.inclusiveBounds ? 0 : 1;
+          return (window.after === undefined || compare(key, window.after) >= edge) && (window.before === undefined || compare(window.before, key) >= edge);
+        };
+        const windowed = matches.filter((e) => inside(e.key));
+        const reverse = window.reverse === true && !flaws.ignoresWindow;
+        if (reverse && !flaws.limitBeforeReverse) windowed.reverse();
         const limit = options?.limit;
-        const limited = limit === undefined || (limit === 0 && flaws.limitZeroMeansAll) ? matches : matches.slice(0, limit);
+        const limited = limit === undefined || (limit === 0 && flaws.limitZeroMeansAll) ? windowed : windowed.slice(0, limit);
+        if (reverse && flaws.limitBeforeReverse) limited.reverse();
         return limited.map((e): StorageEntry => ({ key: [...e.key], value: copyOut(e.value) }));
       })();
     },

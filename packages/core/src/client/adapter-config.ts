@@ -8,6 +8,7 @@
  * @module
  */
 import {
+  STORAGE_SPECIFICATION_VERSION,
   UsageError,
   type StorageAdapter,
   type StorageAdapterModule,
@@ -69,12 +70,27 @@ function isConfig(value: unknown): value is AdapterConfig {
 
 /** A storage adapter instance, or one created from its configuration. */
 export async function resolveStorage(value: StorageAdapter | AdapterConfig, loader?: ModuleLoader): Promise<StorageAdapter> {
-  if (!isConfig(value)) return value;
+  if (!isConfig(value)) return checkedStorage(value);
   const mod = await load<Partial<StorageAdapterModule>>(STORAGE_PACKAGES[value.adapter] ?? value.adapter, 'storage.adapter', loader);
   if (typeof mod.createStorageAdapter !== 'function') {
     throw new UsageError('INVALID_ARGUMENT', { message: 'storage.adapter: package has no createStorageAdapter', details: { field: 'storage.adapter', expected: 'a storage adapter package' } });
   }
-  return mod.createStorageAdapter(value.options ?? {});
+  return checkedStorage(await mod.createStorageAdapter(value.options ?? {}));
+}
+
+/**
+ * Refuses an adapter of another contract version: a `deadbolt.storage.v1` adapter would
+ * ignore the range windows of v2 (invariant 12) and hand history the wrong page, silently.
+ */
+function checkedStorage(storage: StorageAdapter): StorageAdapter {
+  const version: unknown = (storage as Partial<StorageAdapter> | null)?.specificationVersion;
+  if (version !== STORAGE_SPECIFICATION_VERSION) {
+    throw new UsageError('INVALID_ARGUMENT', {
+      message: `storage: the adapter implements ${typeof version === 'string' ? version : 'no storage contract'}; this client needs ${STORAGE_SPECIFICATION_VERSION}`,
+      details: { field: 'storage', expected: `a ${STORAGE_SPECIFICATION_VERSION} adapter` },
+    });
+  }
+  return storage;
 }
 
 /** A transport adapter instance, or one created from its configuration. */

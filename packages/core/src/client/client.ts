@@ -60,10 +60,12 @@ import {
   encodeConversation,
   encodeStoredMessage,
   historyKeys,
+  readHistoryPage,
   readConversation,
   readStoredGroupMessage,
   readStoredMessage,
   type Conversation,
+  type HistoryOptions,
   type DeliveryStatus,
   type ReceivedMessage,
   type StoredGroupMessage,
@@ -167,8 +169,11 @@ export interface Client extends ClientGroupApi {
   send(to: string, body: string | Uint8Array): Promise<StoredMessage>;
   /** Conversations, most recent first. */
   conversations(): Promise<Conversation[]>;
-  /** A conversation's messages, oldest first (the last `limit`, default 100, at most 1,000). */
-  history(userId: string, options?: { readonly limit?: number }): Promise<StoredMessage[]>;
+  /**
+   * A conversation's messages, oldest first: the newest `limit` (default 100, at most
+   * 1,000), or with `before` (a message's `sortKey`) the newest `limit` older than it.
+   */
+  history(userId: string, options?: HistoryOptions): Promise<StoredMessage[]>;
   /** The safety number with a contact. */
   safetyNumber(userId: string): Promise<SafetyNumber>;
   /**
@@ -697,13 +702,10 @@ export async function createClient(options: ClientOptions): Promise<Client> {
     });
   }
 
-  async function history(userId: string, opts: { limit?: number } = {}): Promise<StoredMessage[]> {
+  async function history(userId: string, opts?: HistoryOptions): Promise<StoredMessage[]> {
     const user = toUserId(userId);
-    const requested = opts.limit ?? 100;
-    if (!Number.isInteger(requested)) throw new UsageError('INVALID_ARGUMENT', { message: 'limit must be an integer', details: { field: 'limit', expected: 'an integer from 1 to 1000' } });
-    const limit = Math.min(Math.max(1, requested), 1000);
-    const entries = await storage.range(historyKeys.messages(user), { limit: 100_000 });
-    return entries.slice(-limit).map((e) => openRecord(crypto, e.key, ClientRecordType.MESSAGE, e.value, (r) => readStoredMessage(r, user, e.key[2] as string)));
+    const entries = await readHistoryPage(storage, historyKeys.messages(user), opts);
+    return entries.map((e) => openRecord(crypto, e.key, ClientRecordType.MESSAGE, e.value, (r) => readStoredMessage(r, user, e.key[2] as string)));
   }
 
   async function conversations(): Promise<Conversation[]> {

@@ -68,9 +68,11 @@ import {
   encodeConversation,
   encodeStoredMessage,
   historyKeys,
+  readHistoryPage,
   readConversation,
   readStoredGroupMessage,
   type DeliveryStatus,
+  type HistoryOptions,
   type ReceivedGroupMessage,
   type StoredGroupMessage,
 } from './history.js';
@@ -143,8 +145,8 @@ export interface Group {
    * given the key are reported by `group-delivery-failed` and do not stop the send.
    */
   send(body: string | Uint8Array): Promise<StoredGroupMessage>;
-  /** The group's messages, oldest first (the last `limit`, default 100, at most 1,000). */
-  history(options?: { readonly limit?: number }): Promise<StoredGroupMessage[]>;
+  /** The group's messages, oldest first: the newest `limit` (default 100, at most 1,000), or the newest `limit` older than `before` (a message's `sortKey`). */
+  history(options?: HistoryOptions): Promise<StoredGroupMessage[]>;
   /** The members, with this device's trust decision about each. */
   members(): Promise<GroupMemberStatus[]>;
   /** Adds users (admins only; 1 to 100 per call) with every device this device can reach. */
@@ -928,13 +930,10 @@ export function createClientGroups(ctx: GroupContext): ClientGroups {
     });
   }
 
-  async function history(groupId: GroupId, opts: { readonly limit?: number } = {}): Promise<StoredGroupMessage[]> {
-    const requested = opts.limit ?? 100;
-    if (!Number.isInteger(requested)) throw new UsageError('INVALID_ARGUMENT', { message: 'limit must be an integer', details: { field: 'limit', expected: 'an integer from 1 to 1000' } });
-    const limit = Math.min(Math.max(1, requested), 1000);
+  async function history(groupId: GroupId, opts?: HistoryOptions): Promise<StoredGroupMessage[]> {
     const gid = groupIdHex(groupId);
-    const entries = await storage.range(historyKeys.groupMessages(gid), { limit: 100_000 });
-    return entries.slice(-limit).map((e) => openRecord(crypto, e.key, ClientRecordType.GROUP_MESSAGE, e.value, (r) => readStoredGroupMessage(r, gid, e.key[2] as string)));
+    const entries = await readHistoryPage(storage, historyKeys.groupMessages(gid), opts);
+    return entries.map((e) => openRecord(crypto, e.key, ClientRecordType.GROUP_MESSAGE, e.value, (r) => readStoredGroupMessage(r, gid, e.key[2] as string)));
   }
 
   async function members(groupId: GroupId): Promise<GroupMemberStatus[]> {
@@ -966,7 +965,7 @@ export function createClientGroups(ctx: GroupContext): ClientGroups {
       id,
       info: () => info(groupId),
       send: (body: string | Uint8Array) => send(groupId, body),
-      history: (options?: { readonly limit?: number }) => history(groupId, options),
+      history: (options?: HistoryOptions) => history(groupId, options),
       members: () => members(groupId),
       addMembers: (userIds: readonly string[]) => addMembers(groupId, userIds),
       removeMembers: async (userIds: readonly string[]) => changeGroup(groupId, userList(userIds, 'userIds', 1, MAX_USERS_PER_CALL).map((userId) => ({ type: 'remove-member', userId }))),

@@ -27,10 +27,44 @@
  *
  * @module
  */
-import { deviceId as toDeviceId, userId as toUserId, type Address, type UserId } from '@deadbolt/spec';
+import { STORAGE_LIMITS, UsageError, deviceId as toDeviceId, userId as toUserId, type Address, type StorageAdapter, type StorageEntry, type UserId } from '@deadbolt/spec';
 import type { ByteReader } from '../codec/reader.js';
 import { toHex } from '../codec/bytes.js';
 import { ByteWriter } from '../codec/writer.js';
+
+/**
+ * Options of a history read (`client.history`, `group.history`).
+ *
+ * @example
+ * ```ts
+ * const latest = await client.history('bob', { limit: 50 }); // the 50 newest, oldest first
+ * const older = await client.history('bob', { limit: 50, before: latest[0]!.sortKey }); // the 50 before them
+ * ```
+ */
+export interface HistoryOptions {
+  /** How many messages at most: the newest ones of the window. An integer; default 100, capped to 1 to 1,000. */
+  readonly limit?: number;
+  /** Only messages older than the one with this `sortKey` (scrolling back a page at a time); `undefined`: the newest. */
+  readonly before?: string | undefined;
+}
+
+/**
+ * One page of a conversation's history (docs/protocol.md §11.2): the last `limit` records
+ * under `prefix` (before `before`'s record when given), oldest first. A reverse range with
+ * a limit (storage invariant 12) reads just that page however long the conversation is.
+ */
+export async function readHistoryPage(storage: StorageAdapter, prefix: readonly string[], options: HistoryOptions = {}): Promise<StorageEntry[]> {
+  if (typeof options !== 'object' || options === null) throw new UsageError('INVALID_ARGUMENT', { message: 'options: expected an object', details: { field: 'options', expected: '{ limit?, before? }' } });
+  const requested = options.limit ?? 100;
+  if (!Number.isInteger(requested)) throw new UsageError('INVALID_ARGUMENT', { message: 'limit must be an integer', details: { field: 'limit', expected: 'an integer from 1 to 1000' } });
+  const limit = Math.min(Math.max(1, requested), 1000);
+  const before = options.before;
+  if (before !== undefined && (typeof before !== 'string' || before.length > STORAGE_LIMITS.maxSegmentLength)) {
+    throw new UsageError('INVALID_ARGUMENT', { message: 'before must be a message sortKey', details: { field: 'before', expected: "a message's sortKey" } });
+  }
+  const page = await storage.range(prefix, { reverse: true, limit, ...(before !== undefined ? { before: [...prefix, before] } : {}) });
+  return page.reverse();
+}
 
 /** Client record types (continuing the core record types of §7.1). */
 export const ClientRecordType = Object.freeze({ MESSAGE: 16, CONVERSATION: 17, PENDING_UPLOAD: 18, GROUP_MESSAGE: 19, GROUP_CONVERSATION: 20, GROUP_ORPHAN: 21, SEEN: 22, ANNOUNCE: 23, CONTACTED: 24 });

@@ -18,6 +18,7 @@ import {
   UsageError,
   assertStorageBatch,
   assertStorageKey,
+  readRangeOptions,
   type RangeOptions,
   type StorageAdapter,
   type StorageEntry,
@@ -174,14 +175,20 @@ export function createEncryptedStorage(storage: StorageAdapter, options: Encrypt
       ensureOpen();
       assertStorageKey(prefix, 'prefix');
       await ready();
+      const window = readRangeOptions(rangeOptions); // checked and copied once, here
       const hidesCheck = prefix.length === 1 && prefix[0] === AT_REST_CHECK_KEY[0];
-      const limit = rangeOptions?.limit;
       // One more than asked when the check entry may be among the results, which it hides.
-      const inner = await storage.range(prefix, hidesCheck && limit !== undefined ? { limit: limit + 1 } : rangeOptions);
+      const limit = window.limit === Infinity ? undefined : hidesCheck ? window.limit + 1 : window.limit;
+      const inner = await storage.range(prefix, {
+        reverse: window.reverse,
+        ...(window.after !== undefined ? { after: window.after } : {}),
+        ...(window.before !== undefined ? { before: window.before } : {}),
+        ...(limit !== undefined ? { limit } : {}),
+      });
       const out: StorageEntry[] = [];
       for (const entry of inner) {
         if (isCheckKey(entry.key)) continue;
-        if (limit !== undefined && out.length >= limit) break;
+        if (out.length >= window.limit) break;
         out.push({ key: entry.key, value: openOrThrow(entry.key, entry.value) });
       }
       return out;

@@ -38,6 +38,7 @@ import { decodePrekeyBundle } from '../protocol/prekey-bundle.js';
 import { encodePrekeyUpload } from '../protocol/prekey-upload.js';
 import type { SafetyNumber } from '../protocol/safety-number.js';
 import { openRecord, sealRecord } from '../session/record-envelope.js';
+import { failInterruptedSends, pendingSendMarker, settledSendMarker } from './interrupted-sends.js';
 import { createEncryptedStorage } from '../storage/encrypted-storage.js';
 import { createSessionManager, type DecryptOptions, type DecryptResult, type SessionLimits, type SessionManager } from '../session/session-manager.js';
 import { resolveStorage, resolveTransport, type AdapterConfig, type ModuleLoader } from './adapter-config.js';
@@ -581,7 +582,9 @@ export async function createClient(options: ClientOptions): Promise<Client> {
     if (stored.userId !== address.userId || stored.deviceId !== address.deviceId) {
       throw new UsageError('INVALID_ARGUMENT', { message: 'the stored identity belongs to another device', details: { field: 'deviceId', expected: 'the stored device id' } });
     }
-    // Before connecting, so that what an earlier run left comes before anything new.
+    // Before connecting, so that what an earlier run left comes before anything new:
+    // sends it left pending become failed (§11.2), then its unannounced messages (§11.4).
+    await failInterruptedSends(storage, crypto, (e) => events.emit('error', e));
     await announceStored(true);
     unsubscribe.push(
       transport.onStateChange((state) => events.emit('transport-state-changed', { state })),
@@ -641,6 +644,7 @@ export async function createClient(options: ClientOptions): Promise<Client> {
       const base = { messageId, sentAt, body: bytes };
       const direct = encodeContent({ kind: 'direct', ...base });
       const sync = encodeContent({ kind: 'sent-sync', ...base, recipient });
+      const sortKey = historyKeys.sortKey(sentAt, 'outgoing', toHex(messageId));
       const record = (status: DeliveryStatus): StoredMessage => ({
         id: toHex(messageId),
         conversation: recipient,
@@ -650,7 +654,7 @@ export async function createClient(options: ClientOptions): Promise<Client> {
         receivedAt: sentAt,
         status,
         untrusted: false,
-        sortKey: historyKeys.sortKey(sentAt, 'outgoing', toHex(messageId)),
+        sortKey,
         body: bytes,
       });
       // This device chose to write to this user: no longer a first contact (§11.1, SIGNAL).
@@ -658,6 +662,7 @@ export async function createClient(options: ClientOptions): Promise<Client> {
       const firstThisRun = !contacted.has(recipient);
       await storage.batch([
         messageOp(record('pending'), messageId),
+        pendingSendMarker(crypto, 'd', recipient, sortKey), // resolved at the next start if this run dies
         conversationOp(recipient, sentAt),
         ...(firstThisRun ? [{ type: 'put' as const, key: historyKeys.contacted(recipient), value: sealRecord(crypto, ClientRecordType.CONTACTED, new Uint8Array(0)) }] : []),
       ]);
@@ -693,11 +698,11 @@ export async function createClient(options: ClientOptions): Promise<Client> {
           }
         }
       } catch (e) {
-        await storage.batch([messageOp(record('failed'), messageId)]);
+        await storage.batch([messageOp(record('failed'), messageId), settledSendMarker('d', recipient, sortKey)]);
         throw e;
       }
       const sent = record('sent');
-      await storage.batch([messageOp(sent, messageId)]);
+      await storage.batch([messageOp(sent, messageId), settledSendMarker('d', recipient, sortKey)]);
       return sent;
     });
   }

@@ -76,6 +76,7 @@ import {
   type ReceivedGroupMessage,
   type StoredGroupMessage,
 } from './history.js';
+import { pendingSendMarker, settledSendMarker } from './interrupted-sends.js';
 
 /** A member of a group, as this device's copy of the group state records it. */
 export interface GroupMemberInfo {
@@ -884,6 +885,7 @@ export function createClientGroups(ctx: GroupContext): ClientGroups {
       const sentAt = now();
       const id = toHex(messageId);
       const content = encodeContent({ kind: 'direct', messageId, sentAt, body: bytes });
+      const sortKey = historyKeys.sortKey(sentAt, 'outgoing', id);
       const record = (status: DeliveryStatus): StoredGroupMessage => ({
         id,
         groupId: gid,
@@ -893,10 +895,11 @@ export function createClientGroups(ctx: GroupContext): ClientGroups {
         receivedAt: sentAt,
         status,
         untrusted: false,
-        sortKey: historyKeys.sortKey(sentAt, 'outgoing', id),
+        sortKey,
         body: bytes,
       });
-      await storage.batch([messageOp(record('pending'), messageId), indexOp(gid, sentAt)]);
+      // The marker is resolved at the next start if this run dies before the outcome (§11.2).
+      await storage.batch([messageOp(record('pending'), messageId), pendingSendMarker(crypto, 'g', gid, sortKey), indexOp(gid, sentAt)]);
       try {
         // The relay refuses an upload naming out-of-date device lists (DEVICE_MISMATCH): the
         // users it names are refreshed, and the message is encrypted again for the devices
@@ -921,11 +924,11 @@ export function createClientGroups(ctx: GroupContext): ClientGroups {
           }
         }
       } catch (e) {
-        await storage.batch([messageOp(record('failed'), messageId)]);
+        await storage.batch([messageOp(record('failed'), messageId), settledSendMarker('g', gid, sortKey)]);
         throw e;
       }
       const sent = record('sent');
-      await storage.batch([messageOp(sent, messageId)]);
+      await storage.batch([messageOp(sent, messageId), settledSendMarker('g', gid, sortKey)]);
       return sent;
     });
   }

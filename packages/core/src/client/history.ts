@@ -18,6 +18,7 @@
  * ["msg-seen", conversation, "i"|"o", hex(messageId)]  a message already in history (type 22)
  * ["announce", sortKey, "d"|"g", conversation]  an event not yet handled (type 23, announcements.ts)
  * ["client", "contacted", userId]        this device sent a message to the user (type 24)
+ * ["pending-send", "d"|"g", conversation, sortKey]  an outgoing message not settled yet (type 25, interrupted-sends.ts)
  *
  * StoredMessage      = messageId[16] | direction u8 (1 incoming, 2 outgoing) | senderUser string8
  *                    | senderDevice string8 | sentAt u64 | receivedAt u64 | status u8 | flags u8 | body bytes32
@@ -67,7 +68,7 @@ export async function readHistoryPage(storage: StorageAdapter, prefix: readonly 
 }
 
 /** Client record types (continuing the core record types of §7.1). */
-export const ClientRecordType = Object.freeze({ MESSAGE: 16, CONVERSATION: 17, PENDING_UPLOAD: 18, GROUP_MESSAGE: 19, GROUP_CONVERSATION: 20, GROUP_ORPHAN: 21, SEEN: 22, ANNOUNCE: 23, CONTACTED: 24 });
+export const ClientRecordType = Object.freeze({ MESSAGE: 16, CONVERSATION: 17, PENDING_UPLOAD: 18, GROUP_MESSAGE: 19, GROUP_CONVERSATION: 20, GROUP_ORPHAN: 21, SEEN: 22, ANNOUNCE: 23, CONTACTED: 24, PENDING_SEND: 25 });
 
 /** Delivery state of an outgoing message. */
 export type DeliveryStatus = 'received' | 'pending' | 'sent' | 'failed';

@@ -1,0 +1,128 @@
+/**
+ * A send that a crash interrupts (docs/protocol.md §11.2; core client/interrupted-sends.ts):
+ * the message was recorded `pending` and its frames were handed to the transport, and the
+ * process died before the answer. At the next start the message is `failed` (it may or may
+ * not have reached the relay: the user decides whether to send it again), for a 1:1 and a
+ * group message alike, and sends that finished leave nothing to resolve.
+ */
+import { afterEach, expect, test } from 'vitest';
+import { createClient, type Client } from '@deadbolt/core';
+import type { Relay } from '@deadbolt/relay';
+import type { SharedRecipient, StorageAdapter, TransportAdapter } from '@deadbolt/spec';
+import { createMemoryStorage, createMemoryStorageBacking, type MemoryStorageBacking } from '@deadbolt/storage-memory';
+import { makeTransport, startClient, startRelay, type TestClient } from './stack.js';
+
+let relay: Relay | undefined;
+const clients: TestClient[] = [];
+const others: Client[] = [];
+afterEach(async () => {
+  for (const c of clients.splice(0)) await c.client.close();
+  for (const c of others.splice(0)) await c.close().catch(() => undefined);
+  await relay?.close();
+  relay = undefined;
+});
+
+/**
+ * A transport that hangs for ever once `hang` is set: the frames are handed over and no
+ * answer ever comes, as when the process dies right after writing them. `handedOver`
+ * resolves at that moment.
+ */
+function hangingTransport(inner: TransportAdapter): { transport: TransportAdapter; hang: () => Promise<void> } {
+  let hanging = false;
+  let handedOver: () => void = () => {};
+  const never = new Promise<void>(() => {});
+  const transport = new Proxy(inner, {
+    get(target, prop, receiver) {
+      if (prop === 'send' && hanging) return () => (handedOver(), never);
+      if (prop === 'sendShared' && hanging) return (_recipients: readonly SharedRecipient[], _frame: Uint8Array) => (handedOver(), never);
+      const value = Reflect.get(target, prop, receiver) as unknown;
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  return {
+    transport,
+    hang: () => {
+      hanging = true;
+      return new Promise<void>((resolve) => (handedOver = resolve));
+    },
+  };
+}
+
+async function aliceOn(backing: MemoryStorageBacking, transport: TransportAdapter): Promise<Client> {
+  const client = await createClient({ userId: 'alice', deviceId: 'phone', storage: createMemoryStorage({ backing }), transport });
+  others.push(client);
+  await client.start();
+  return client;
+}
+
+const markers = (storage: StorageAdapter) => storage.range(['pending-send']);
+
+test('a 1:1 and a group send left pending by a crash are failed at the next start; finished sends leave no marker', async () => {
+  relay = await startRelay();
+  const bob = await startClient('websocket', relay, 'bob', 'laptop');
+  clients.push(bob);
+  const backing = createMemoryStorageBacking();
+  const first = hangingTransport(makeTransport('websocket', relay));
+  const alice = await aliceOn(backing, first.transport);
+  const view = createMemoryStorage({ backing });
+
+  // Finished sends, either way, settle their marker in the same batch as their outcome.
+  await alice.send('bob', 'delivered');
+  const group = await alice.createGroup({ name: 'crash', members: ['bob'] });
+  await group.send('group delivered');
+  expect(await markers(view)).toEqual([]);
+
+  // The process "dies" with one message of each kind handed to the transport.
+  let handed = first.hang();
+  void alice.send('bob', 'interrupted').catch(() => undefined);
+  await handed;
+  handed = first.hang();
+  void group.send('group interrupted').catch(() => undefined);
+  await handed;
+  expect((await alice.history('bob')).map((m) => m.status)).toEqual(['sent', 'pending']);
+  expect((await group.history()).map((m) => m.status)).toEqual(['sent', 'pending']);
+  expect((await markers(view)).map((e) => e.key[1])).toEqual(['d', 'g']);
+
+  // The next run over the same store: both are failed before it even connects.
+  const again = await aliceOn(backing, makeTransport('websocket', relay));
+  expect((await again.history('bob')).map((m) => [new TextDecoder().decode(m.body), m.status])).toEqual([
+    ['delivered', 'sent'],
+    ['interrupted', 'failed'],
+  ]);
+  const regroup = (await again.group(group.id))!;
+  expect((await regroup.history()).map((m) => [new TextDecoder().decode(m.body), m.status])).toEqual([
+    ['group delivered', 'sent'],
+    ['group interrupted', 'failed'],
+  ]);
+  expect(await markers(view)).toEqual([]);
+  // And the conversation goes on.
+  await again.send('bob', 'after the crash');
+  await bob.waitForMessages(2);
+  expect(bob.received.map((m) => new TextDecoder().decode(m.body))).toContain('after the crash');
+});
+
+test('a marker whose record is corrupted is reported and dropped; start goes on', async () => {
+  relay = await startRelay();
+  const bob = await startClient('websocket', relay, 'bob', 'laptop');
+  clients.push(bob);
+  const backing = createMemoryStorageBacking();
+  const first = hangingTransport(makeTransport('websocket', relay));
+  const alice = await aliceOn(backing, first.transport);
+  const handed = first.hang();
+  void alice.send('bob', 'interrupted').catch(() => undefined);
+  await handed;
+  const view = createMemoryStorage({ backing });
+  const [marker] = await markers(view);
+  const key = ['msg', 'bob', marker!.key[3]!];
+  const record = (await view.get(key))!;
+  record[record.length - 1]! ^= 1;
+  await view.batch([{ type: 'put', key, value: record }]);
+
+  const errors: unknown[] = [];
+  const again = await createClient({ userId: 'alice', deviceId: 'phone', storage: createMemoryStorage({ backing }), transport: makeTransport('websocket', relay) });
+  others.push(again);
+  again.on('error', (e) => errors.push(e));
+  await again.start();
+  expect(errors.map((e) => (e as { code?: string }).code)).toEqual(['CORRUPTED_RECORD']);
+  expect(await markers(view)).toEqual([]);
+});

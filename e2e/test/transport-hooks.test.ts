@@ -11,7 +11,13 @@
  *   (finding 2);
  * - a signal whose sender was revoked while its frame was handled (a list applied between
  *   the decrypt and the handlers) is not handed over: it could reopen the link that
- *   `closeLinksTo` just closed (WebRTC review 7, finding 3).
+ *   `closeLinksTo` just closed (WebRTC review 7, finding 3);
+ * - `OutboundMessage.contact` is `true` only on what `client.send` hands the transport (the
+ *   message to the recipient's devices and its copies to the sender's own), never on what
+ *   core sends on its own: group control messages, sender keys, the key request a held
+ *   group message makes, receipts, signals. A stranger who adds this device to a group
+ *   makes core send to it, and must not get a direct link out of it (WebRTC review 2,
+ *   finding 1).
  *
  * Real clients over the real relay; the transports are the WebSocket one with the two
  * optional hooks added, as a WebRTC transport would have them.
@@ -33,6 +39,8 @@ afterEach(async () => {
 
 interface Hooked {
   readonly transport: TransportAdapter;
+  /** Every message handed to `transport.send`, with whether it was marked `contact`. */
+  readonly sent: { to: Address; contact: boolean | undefined }[];
   channel(): SignallingChannel;
   readonly closed: { userId: string; keep: string[] }[];
   readonly signals: { from: Address; text: string; sender: SignalSenderInfo }[];
@@ -55,8 +63,15 @@ function hooked(): Hooked {
     });
   };
   transport.closeLinksTo = (userId, keep) => void closed.push({ userId, keep: [...keep] });
+  const sent: Hooked['sent'] = [];
+  const send = transport.send.bind(transport);
+  transport.send = (messages) => {
+    for (const m of messages) sent.push({ to: m.to, contact: m.contact });
+    return send(messages);
+  };
   return {
     transport,
+    sent,
     channel: () => channel!,
     closed,
     signals,
@@ -168,4 +183,34 @@ test('a signal from a device revoked while its frame was being handled is not ha
   expect(await later).toMatchObject({ from: bobPhone.address, text: 'later' });
   expect(beforeContactedRead).toBeUndefined(); // the hook ran
   expect(a.signals.map((s) => s.text)).toEqual(['later']);
+});
+
+test('contact is set on what client.send hands the transport, and on nothing core sends on its own (a stranger’s group: control messages, sender keys)', async () => {
+  relay = await startRelay();
+  const a = hooked();
+  const m = hooked();
+  const alice = await client('alice', 'phone', a);
+  const mallory = await client('mallory', 'laptop', m);
+  // A stranger adds Alice to a group and writes in it; Alice's core does what it does on
+  // its own (answers control messages, asks for the key of a held message, ...).
+  const got = new Promise<void>((resolve) => alice.on('group-message-received', () => resolve()));
+  const group = await mallory.createGroup({ name: 'not asked for', members: ['alice'] });
+  await (await mallory.group(group.id))!.send('join us');
+  await got;
+  // Alice answers in the group: core distributes her sender key to the members pairwise
+  // on its own (the user wrote to the group, not to Mallory).
+  const gotReply = new Promise<void>((resolve) => mallory.on('group-message-received', () => resolve()));
+  await (await alice.group(group.id))!.send('who is this?');
+  await gotReply;
+  const toMallory = a.sent.filter((s) => s.to.userId === 'mallory');
+  expect(toMallory.length, 'core sent to the stranger on its own').toBeGreaterThan(0);
+  expect(toMallory.map((s) => s.contact), 'none marked contact').toEqual(toMallory.map(() => undefined));
+  expect(a.sent.filter((s) => s.contact !== undefined)).toEqual([]);
+
+  // Alice writes to Mallory herself: that message is marked, and it is the only one.
+  const before = a.sent.length;
+  await alice.send('mallory', 'who are you?');
+  const after = a.sent.slice(before);
+  expect(after.filter((s) => s.contact === true).map((s) => `${s.to.userId}/${s.to.deviceId}`)).toEqual(['mallory/laptop']);
+  expect(after.filter((s) => s.contact !== true)).toEqual([]);
 });

@@ -93,6 +93,22 @@ export interface OutboundMessage {
    * whole send with DEVICE_MISMATCH.
    */
   readonly listVersion?: number;
+  /**
+   * `true` when the application itself is talking to this user: a message the user sent,
+   * or a copy of it to the sender's own devices. Protocol traffic core sends on its own
+   * (group key requests, sender-key distributions, group control messages, receipts,
+   * signals) leaves it unset. A transport may set up a direct path (which shows the peer
+   * this device's network addresses) only for such sends: a stranger can make core send
+   * to it, for example by adding this device to a group (WebRTC review 2, finding 1).
+   * Local only: never encoded, so the relay never learns it; transports without direct
+   * paths ignore it.
+   *
+   * @example
+   * ```ts
+   * await transport.send([{ to: bob, frame, listVersion: 3, contact: true }]); // client.send
+   * ```
+   */
+  readonly contact?: boolean;
 }
 
 /** A user and the version of its device list (DEVICE_MISMATCH; 0: the relay holds none). */

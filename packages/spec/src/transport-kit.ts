@@ -109,7 +109,11 @@ function checkFrame(frame: unknown, field: string, maxFrameSize: number): Uint8A
   return frame;
 }
 
-/** Checks and copies outbound messages (contract invariants 4 and 5), keeping each `listVersion`. */
+/**
+ * Checks and copies outbound messages (contract invariants 4 and 5), keeping each
+ * `listVersion`, and `contact: true` where a message has it (anything else there is
+ * dropped: only an explicit `true` lets a transport set up a direct path).
+ */
 export function prepareOutbound(messages: readonly OutboundMessage[], maxFrameSize: number): OutboundMessage[] {
   if (!Array.isArray(messages) || messages.length === 0 || messages.length > RELAY_LIMITS.maxRecipients) {
     throw new UsageError('INVALID_ARGUMENT', {
@@ -120,7 +124,7 @@ export function prepareOutbound(messages: readonly OutboundMessage[], maxFrameSi
   return messages.map((m, i) => {
     const frame = checkFrame(m?.frame, `messages[${i}].frame`, maxFrameSize);
     const listVersion = checkListVersion(m.listVersion, `messages[${i}].listVersion`);
-    return { to: { userId: m.to.userId, deviceId: m.to.deviceId }, listVersion, frame: frame.slice() };
+    return { to: { userId: m.to.userId, deviceId: m.to.deviceId }, listVersion, frame: frame.slice(), ...(m.contact === true ? { contact: true } : {}) };
   });
 }
 

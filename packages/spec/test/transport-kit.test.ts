@@ -44,6 +44,24 @@ describe('outbound checks', () => {
     expect(() => prepareOutbound([], 10)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
   });
 
+  test('contact (WebRTC review 2, finding 1): kept only as an explicit true, and never on the wire (the relay never learns it)', () => {
+    const frame = new Uint8Array([1, 2, 3]);
+    const [marked, unmarked, odd] = prepareOutbound(
+      [
+        { to: bob, frame, contact: true },
+        { to: bob, frame, contact: false },
+        { to: bob, frame, contact: 'yes' as unknown as boolean },
+      ],
+      10,
+    );
+    expect(marked).toEqual({ to: bob, listVersion: 0, frame, contact: true });
+    expect(unmarked).toEqual({ to: bob, listVersion: 0, frame });
+    expect('contact' in unmarked! || 'contact' in odd!).toBe(false);
+    const [plan] = planSendRequests([{ to: bob, frame, contact: true }], 10);
+    expect(plan![0]!.contact).toBe(true);
+    expect(encodeRelayFrame(1, { kind: 'send', messages: plan! })).toEqual(encodeRelayFrame(1, { kind: 'send', messages: [{ to: bob, frame }] }));
+  });
+
   test('relay refusals map to the errors a caller acts on', () => {
     const err = (code: 'RATE_LIMITED' | 'UNKNOWN_USER' | 'TOO_LARGE' | 'FORBIDDEN') => relayError({ kind: 'error', code, retryAfterMs: 250, message: '' }, 'bob');
     expect(isDeadboltError(err('RATE_LIMITED'), 'RATE_LIMITED') && err('RATE_LIMITED').details).toEqual({ retryAfterMs: 250 });

@@ -70,6 +70,11 @@ export interface RTCPeerConnectionLike {
   createAnswer(): Promise<SessionDescriptionLike>;
   setLocalDescription(description?: AnyEvent): Promise<void>;
   setRemoteDescription(description: AnyEvent): Promise<void>;
+  /**
+   * W3C `getStats()`: where the implementation has it, read for the remote certificate
+   * (`transport` and `certificate` entries) and the selected candidate pair (`transport`,
+   * `candidate-pair`, `local-candidate` and `remote-candidate` entries).
+   */
   getStats?(): Promise<AnyEvent>;
   close(): void;
 }
@@ -84,10 +89,27 @@ export type RTCPeerConnectionConstructor = new (config: PeerConnectionConfig) =>
  */
 export type RemoteFingerprintReader = (pc: RTCPeerConnectionLike, algorithm: string) => Promise<DtlsFingerprint | undefined> | DtlsFingerprint | undefined;
 
-/** An `RTCPeerConnection` implementation, and how to read its remote fingerprint if it is special. */
+/**
+ * The types of the two candidates of the pair the ICE agent selected: `'host'`, `'srflx'`,
+ * `'prflx'` or `'relay'` (RFC 8445 §5.1.1.1; anything else an implementation reports is
+ * kept as it is, and is not `'relay'`). Types only: never an address or a port.
+ */
+export interface SelectedCandidatePair {
+  readonly local: string;
+  readonly remote: string;
+}
+
+/**
+ * Reads the candidate types of the pair `pc`'s ICE agent selected, for implementations
+ * whose standard API does not expose it. Returns `undefined` when it cannot tell.
+ */
+export type SelectedCandidatePairReader = (pc: RTCPeerConnectionLike) => Promise<SelectedCandidatePair | undefined> | SelectedCandidatePair | undefined;
+
+/** An `RTCPeerConnection` implementation, and how to read its remote fingerprint and selected candidate pair if it is special. */
 export interface PeerConnectionImplementation {
   readonly RTCPeerConnection: RTCPeerConnectionConstructor;
   readonly remoteFingerprint?: RemoteFingerprintReader;
+  readonly selectedCandidatePair?: SelectedCandidatePairReader;
 }
 
 function toBytes(value: unknown): Uint8Array | undefined {
@@ -150,11 +172,76 @@ export async function readRemoteFingerprint(pc: RTCPeerConnectionLike, algorithm
   return undefined;
 }
 
+/** A pair of candidate types, if both are strings (what a reader returns, checked). */
+function pairOf(local: unknown, remote: unknown): SelectedCandidatePair | undefined {
+  return typeof local === 'string' && local !== '' && typeof remote === 'string' && remote !== '' ? { local: local.toLowerCase(), remote: remote.toLowerCase() } : undefined;
+}
+
+/** How much a pair reveals: 0 when both candidates are relayed, 1 otherwise (for keeping the worst of several). */
+const exposure = (p: SelectedCandidatePair): number => (p.local === 'relay' && p.remote === 'relay' ? 0 : 1);
+
+/**
+ * The candidate types of the pair `pc`'s ICE agent selected, or `undefined` when the
+ * implementation does not expose it (or has selected none). Where the stats name several
+ * pairs in use (no transport entry says which is selected), the one that reveals most is
+ * returned: a caller checking for relayed candidates fails closed.
+ *
+ * @example
+ * ```ts
+ * const pair = await readSelectedCandidatePair(pc);
+ * if (pair?.local !== 'relay' || pair.remote !== 'relay') pc.close(); // privacy relay-only
+ * ```
+ */
+export async function readSelectedCandidatePair(pc: RTCPeerConnectionLike, hook?: SelectedCandidatePairReader): Promise<SelectedCandidatePair | undefined> {
+  if (hook) {
+    try {
+      const own = await hook(pc);
+      const checked = own ? pairOf(own.local, own.remote) : undefined;
+      if (checked) return checked;
+    } catch {
+      // Not exposed here: try the next way.
+    }
+  }
+  const anyPc = pc as AnyEvent;
+  // W3C: RTCSctpTransport.transport.iceTransport.getSelectedCandidatePair() → { local, remote } RTCIceCandidates.
+  try {
+    const pair = anyPc.sctp?.transport?.iceTransport?.getSelectedCandidatePair?.();
+    const checked = pair ? pairOf(pair.local?.type, pair.remote?.type) : undefined;
+    if (checked) return checked;
+  } catch {
+    // Not exposed here: try the next way.
+  }
+  // W3C stats: the transport entry's selectedCandidatePairId, else the pairs marked in use.
+  try {
+    if (typeof pc.getStats !== 'function') return undefined;
+    const report = (await pc.getStats()) as { forEach(cb: (v: AnyEvent) => void): void };
+    const entries: AnyEvent[] = [];
+    report.forEach((v) => entries.push(v));
+    const byId = new Map<string, AnyEvent>();
+    for (const e of entries) if (typeof e?.id === 'string') byId.set(e.id, e);
+    const selectedIds = entries.filter((e) => e?.type === 'transport' && typeof e.selectedCandidatePairId === 'string').map((e) => e.selectedCandidatePairId as string);
+    const inUse =
+      selectedIds.length > 0
+        ? selectedIds.map((id) => byId.get(id))
+        : entries.filter((e) => e?.type === 'candidate-pair' && (e.selected === true || (e.nominated === true && e.state === 'succeeded')));
+    let worst: SelectedCandidatePair | undefined;
+    for (const p of inUse) {
+      if (p?.type !== 'candidate-pair') return undefined; // a transport names a pair the report lacks: cannot tell
+      const checked = pairOf(byId.get(p.localCandidateId)?.candidateType, byId.get(p.remoteCandidateId)?.candidateType);
+      if (checked === undefined) return undefined;
+      if (worst === undefined || exposure(checked) > exposure(worst)) worst = checked;
+    }
+    return worst;
+  } catch {
+    return undefined; // Not exposed here.
+  }
+}
+
 /** The parts of the `node-datachannel` module {@link nodeDatachannelImplementation} uses. */
 export interface NodeDatachannelModule {
   // Loose on purpose: the module's own types (whatever their version) must fit without a
   // cast; what comes back is checked at run time.
-  readonly PeerConnection: new (name: string, config: never) => { remoteFingerprint(): unknown };
+  readonly PeerConnection: new (name: string, config: never) => { remoteFingerprint(): unknown; getSelectedCandidatePair(): unknown };
 }
 
 /** The parts of the `node-datachannel/polyfill` module {@link nodeDatachannelImplementation} uses. */
@@ -178,7 +265,8 @@ function nativeIceServer(url: string, server: IceServer): string | Record<string
  * The node-datachannel (libdatachannel) implementation, with its remote certificate
  * fingerprint readable: the polyfill's `getRemoteCertificates()` is a stub, so the
  * native connection is created here (the polyfill accepts it as `peerConnection`) and
- * asked directly. libdatachannel's own fingerprint verification is never disabled.
+ * asked directly. libdatachannel's own fingerprint verification is never disabled. The
+ * selected candidate pair is read from the native connection too (its types only).
  *
  * @example
  * ```ts
@@ -188,7 +276,7 @@ function nativeIceServer(url: string, server: IceServer): string | Record<string
  * ```
  */
 export function nodeDatachannelImplementation(ndc: NodeDatachannelModule, polyfill: NodeDatachannelPolyfillModule): PeerConnectionImplementation {
-  const natives = new WeakMap<object, { remoteFingerprint(): unknown }>();
+  const natives = new WeakMap<object, { remoteFingerprint(): unknown; getSelectedCandidatePair(): unknown }>();
   let counter = 0;
   const Base = polyfill.RTCPeerConnection as unknown as new (config: Record<string, unknown>) => object;
   class DeadboltNodeDatachannelPeerConnection extends Base {
@@ -213,6 +301,16 @@ export function nodeDatachannelImplementation(ndc: NodeDatachannelModule, polyfi
         if (typeof fp !== 'object' || fp === null || typeof fp.value !== 'string') return undefined;
         const value = parseFingerprintValue(fp.value);
         return value ? { algorithm: String(fp.algorithm).toLowerCase(), value } : undefined;
+      } catch {
+        return undefined;
+      }
+    },
+    selectedCandidatePair(pc) {
+      const native = natives.get(pc);
+      if (!native) return undefined;
+      try {
+        const pair = native.getSelectedCandidatePair() as { readonly local?: { readonly type?: unknown }; readonly remote?: { readonly type?: unknown } } | null;
+        return pair ? pairOf(pair.local?.type, pair.remote?.type) : undefined;
       } catch {
         return undefined;
       }

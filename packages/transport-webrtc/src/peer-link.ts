@@ -17,6 +17,11 @@
  *   Where the implementation does not expose it, the link is refused as well unless the
  *   application set `requireFingerprintCheck: false` (hostile review, finding 6): the
  *   check never fails open by default.
+ * - **Privacy.** With `privacy: 'relay-only'` the link is used only while the candidate
+ *   pair the ICE agent selected is relayed at both ends: read when the channel opens
+ *   (before anything is sent or acted on) and every {@link PAIR_RECHECK_MS} after; any
+ *   other pair, or one that cannot be read here (unless the application set
+ *   `requireRelayedPairCheck: false`), closes it (hostile review 2, finding 2).
  * - **Outbound.** A frame is written as DATA chunks; the peer answers RECEIVED when the
  *   frame is complete, then ACK once its handler resolved (the frame is processed) or NACK
  *   when it was not. `send` resolves `delivered` on ACK and `relay` on NACK, when the
@@ -41,7 +46,15 @@
 import type { Address, InboundFrame } from '@deadbolt/spec';
 import type { TransportTimers } from '@deadbolt/spec';
 import { decodeDirect, encodeDirect, frameToDirect, type DirectMessage } from './direct-codec.js';
-import { readRemoteFingerprint, type RemoteFingerprintReader, type RTCDataChannelLike, type RTCPeerConnectionLike } from './peer-connection.js';
+import {
+  readRemoteFingerprint,
+  readSelectedCandidatePair,
+  type RemoteFingerprintReader,
+  type RTCDataChannelLike,
+  type RTCPeerConnectionLike,
+  type SelectedCandidatePair,
+  type SelectedCandidatePairReader,
+} from './peer-connection.js';
 import { fingerprintMatches, sdpFingerprints, type DtlsFingerprint } from './sdp.js';
 
 /** Timer functions (injectable for tests). */
@@ -63,6 +76,12 @@ export type FingerprintCheck = 'matched' | 'not-exposed';
 export const IDLE = 'idle';
 /** Close reason of a link refused because the implementation does not expose the remote certificate. */
 export const FINGERPRINT_NOT_EXPOSED = 'the remote certificate is not exposed (requireFingerprintCheck)';
+/** Close reason, in the privacy mode, of a link whose selected candidate pair is not relayed at both ends. */
+export const PAIR_NOT_RELAYED = "the selected candidate pair is not relayed at both ends (privacy 'relay-only')";
+/** Close reason, in the privacy mode, of a link whose selected candidate pair cannot be read here (requireRelayedPairCheck). */
+export const PAIR_NOT_EXPOSED = "the selected candidate pair is not exposed (privacy 'relay-only', requireRelayedPairCheck)";
+/** How often an open link's selected candidate pair is read again in the privacy mode (the ICE agent may switch pairs). */
+export const PAIR_RECHECK_MS = 15_000;
 
 /** Link settings (resolved by the transport). */
 export interface LinkSettings {
@@ -79,6 +98,14 @@ export interface LinkSettings {
   readonly timers: Timers;
   readonly now: () => number;
   readonly remoteFingerprint?: RemoteFingerprintReader | undefined;
+  /**
+   * Privacy `'relay-only'`: the link is used only while the pair the ICE agent selected
+   * is relayed at both ends (read on open, then every {@link PAIR_RECHECK_MS}).
+   */
+  readonly relayOnly: boolean;
+  /** With `relayOnly`: refuse the link when the selected pair cannot be read here. */
+  readonly requireRelayedPairCheck: boolean;
+  readonly selectedCandidatePair?: SelectedCandidatePairReader | undefined;
 }
 
 /** What a link needs from its transport. */
@@ -164,6 +191,8 @@ export class PeerLink {
   /** Armed while a write waits for room: the buffer must make some within `receiptTimeoutMs`. */
   #stall: unknown;
   #idle: unknown;
+  /** The next reading of the selected candidate pair (privacy mode, while open). */
+  #pairCheck: unknown;
   // Inbound.
   #lastInboundId = 0;
   /** The frame being received; `refused` once it would take the inbound bytes over the bound (its chunks are then dropped, and it is NACKed). */
@@ -273,6 +302,8 @@ export class PeerLink {
     t.clearTimeout(this.#pumpWait);
     t.clearTimeout(this.#stall);
     t.clearTimeout(this.#idle);
+    t.clearTimeout(this.#pairCheck);
+    this.#pairCheck = undefined;
     this.#pumpWait = undefined;
     this.#stall = undefined;
     this.#idle = undefined;
@@ -341,6 +372,13 @@ export class PeerLink {
     // Fail closed (finding 6): an implementation that cannot show the certificate it
     // connected to gets no link unless the application chose to rely on the stack alone.
     if (seen === undefined && this.#settings.requireFingerprintCheck) return this.close(FINGERPRINT_NOT_EXPOSED);
+    // Privacy (hostile review 2, finding 2): the descriptions carried relayed candidates
+    // only, but the ICE agent is what picks the path, and one was seen to pick a reflexive
+    // pair despite `iceTransportPolicy: 'relay'`. Nothing is sent or acted on before the
+    // pair it selected is known to be relayed at both ends.
+    const pairProblem = await this.#pairProblem();
+    if (this.#state !== 'connecting') return;
+    if (pairProblem !== undefined) return this.close(pairProblem);
     this.#fingerprintCheck = seen !== undefined ? 'matched' : 'not-exposed';
     this.#state = 'open';
     this.#settings.timers.clearTimeout(this.#connectTimer);
@@ -348,12 +386,43 @@ export class PeerLink {
     const early = this.#early ?? [];
     this.#early = undefined;
     this.#ready(true);
+    this.#schedulePairCheck();
     this.#host.opened(this);
     for (const bytes of early) {
       if (this.#state !== 'open') return;
       this.#handle(bytes);
     }
     this.#pump();
+  }
+
+  /**
+   * In the privacy mode, why this link must not be used: its selected pair is not relayed
+   * at both ends, or (unless the application opted out) it cannot be read. Otherwise, and
+   * always with privacy off, `undefined`. The reason names candidate types, never addresses.
+   */
+  async #pairProblem(): Promise<string | undefined> {
+    if (!this.#settings.relayOnly) return undefined;
+    let pair: SelectedCandidatePair | undefined;
+    try {
+      pair = await readSelectedCandidatePair(this.pc, this.#settings.selectedCandidatePair);
+    } catch {
+      pair = undefined;
+    }
+    if (pair === undefined) return this.#settings.requireRelayedPairCheck ? PAIR_NOT_EXPOSED : undefined;
+    return pair.local === 'relay' && pair.remote === 'relay' ? undefined : PAIR_NOT_RELAYED;
+  }
+
+  /** While open in the privacy mode: read the selected pair again later (an ICE agent may switch to another pair). */
+  #schedulePairCheck(): void {
+    if (!this.#settings.relayOnly || this.#state !== 'open') return;
+    this.#pairCheck = this.#settings.timers.setTimeout(() => {
+      this.#pairCheck = undefined;
+      void this.#pairProblem().then((problem) => {
+        if (this.#state !== 'open') return;
+        if (problem !== undefined) return this.close(problem);
+        this.#schedulePairCheck();
+      });
+    }, PAIR_RECHECK_MS);
   }
 
   #message(data: unknown): void {

@@ -7,7 +7,8 @@
  * Signal = version u8 (=2) | type u8 | connectionId[16] | sequence u64 | body
  * type 0x01 OFFER:  sdp bytes16 (UTF-8)   the offerer's complete description (candidates included)
  * type 0x02 ANSWER: sdp bytes16 (UTF-8)   the answerer's complete description
- * type 0x03 BYE:    (no body)             "I closed, or do not know, this connection"
+ * type 0x03 BYE:    [floor u64]           "I closed, or do not know, this connection"
+ *                                         (+ floor: "I hold a signal of yours with this sequence")
  * ```
  *
  * `connectionId` is 16 random bytes the offerer picks per attempt; an ANSWER or BYE names
@@ -25,6 +26,17 @@
  * late, and is ignored: it never replaces a working link (hostile review, finding 4).
  * Sequences are only ever compared with other sequences of the same sender, so clocks of
  * different devices need not agree.
+ *
+ * A sender whose clock went back (or that restarted with an earlier clock) would have its
+ * offers ignored while the peer holds a link set up by a signal of a higher sequence,
+ * however dead that link is (hostile review 2, finding 3). So the peer answers such an
+ * offer, stale by sequence only, with a BYE naming it that carries `floor`, the sequence
+ * it holds; the sender, if that offer is its current attempt, sends every later signal to
+ * that peer above `floor`, and its next offer replaces the old link. An old offer
+ * delivered late is not its sender's current attempt: the sender ignores the BYE, and the
+ * working link stays. `floor` is optional (a BYE without it is 8 bytes shorter), so a
+ * plain BYE is what it always was; a peer of an earlier release ignores a BYE with one as
+ * malformed, which only leaves its attempt to time out.
  *
  * Version 1 (no `sequence`) is refused: such signals are ignored like any malformed one,
  * and the two devices keep using the relay.
@@ -50,7 +62,7 @@ const STRUCTURE = 'Signal';
 export type Signal =
   | { readonly type: 'offer'; readonly connectionId: Uint8Array; readonly sequence: number; readonly sdp: string }
   | { readonly type: 'answer'; readonly connectionId: Uint8Array; readonly sequence: number; readonly sdp: string }
-  | { readonly type: 'bye'; readonly connectionId: Uint8Array; readonly sequence: number };
+  | { readonly type: 'bye'; readonly connectionId: Uint8Array; readonly sequence: number; readonly floor?: number };
 
 /**
  * Encodes a signalling message.
@@ -65,7 +77,13 @@ export function encodeSignal(signal: Signal): Uint8Array {
     throw new UsageError('INVALID_ARGUMENT', { message: 'signal sequence must be an integer in [0, 2^53)', details: { field: 'sequence', expected: 'an integer in [0, 2^53)' } });
   }
   const w = new ByteWriter(64).u8(SIGNAL_VERSION).u8(TYPES[signal.type]).fixed(signal.connectionId, CONNECTION_ID_LENGTH).u64(signal.sequence);
-  if (signal.type === 'bye') return w.finish();
+  if (signal.type === 'bye') {
+    if (signal.floor === undefined) return w.finish();
+    if (!Number.isSafeInteger(signal.floor) || signal.floor < 0) {
+      throw new UsageError('INVALID_ARGUMENT', { message: 'signal floor must be an integer in [0, 2^53)', details: { field: 'floor', expected: 'an integer in [0, 2^53)' } });
+    }
+    return w.u64(signal.floor).finish();
+  }
   const sdp = new TextEncoder().encode(signal.sdp);
   if (sdp.length > MAX_SDP_BYTES) {
     throw new UsageError('INVALID_ARGUMENT', { message: `session description of ${sdp.length} bytes over ${MAX_SDP_BYTES}`, details: { field: 'sdp', expected: `at most ${MAX_SDP_BYTES} bytes` } });
@@ -90,8 +108,10 @@ export function decodeSignal(bytes: Uint8Array): Signal {
   const connectionId = r.fixed('connectionId', CONNECTION_ID_LENGTH);
   const sequence = r.u64('sequence');
   if (type === TYPES.bye) {
+    if (r.remaining === 0) return { type: 'bye', connectionId, sequence };
+    const floor = r.u64('floor');
     r.end();
-    return { type: 'bye', connectionId, sequence };
+    return { type: 'bye', connectionId, sequence, floor };
   }
   const at = r.offset;
   const raw = r.bytes16('sdp', MAX_SDP_BYTES);

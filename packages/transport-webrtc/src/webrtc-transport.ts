@@ -33,19 +33,27 @@
  *   naming another version than its own user's list as core holds it. Either way the frame
  *   takes the relay, which refuses a stale version with DEVICE_MISMATCH, so a sender still
  *   learns of devices added or revoked.
- * - **When direct.** A link is attempted when sending to a device without one (that send
- *   goes through the relay), within `maxPeers` links. While this device sent to the peer
- *   in the last five minutes, a failed attempt or a dropped link is tried again on its own
- *   when its backoff ends: exponential with full jitter (`backoff`), from a short delay
- *   after a drop. After `maxUnansweredOffers` offers without any answer (the peer is
- *   offline or has no WebRTC) no more are made until a signal from that device arrives.
+ * - **When direct** (hostile review 2, finding 1). A link is attempted when the
+ *   application itself talks to a device without one: a send whose messages carry
+ *   `contact: true` (core marks the messages of `client.send`, and the copies to the
+ *   sender's own devices; relay-protocol.ts), or `preconnect`. That send goes through the
+ *   relay, within `maxPeers` links. Protocol traffic core sends on its own (group key
+ *   requests to the sender of a held message, sender-key distributions, group control
+ *   messages, receipts, signals) never makes an offer: an offer reveals this device's
+ *   candidate addresses, and a stranger can make core send to it, for example by adding
+ *   this device to a group. While this device talked to the peer in the last five
+ *   minutes, a failed attempt or a dropped link is tried again on its own when its
+ *   backoff ends: exponential with full jitter (`backoff`), from a short delay after a
+ *   drop. After `maxUnansweredOffers` offers without any answer (the peer is offline or
+ *   has no WebRTC) no more are made until a signal from that device arrives.
  * - **Whose offers are answered** (hostile review, finding 3). Answering an offer tells
  *   the peer this device's candidate addresses (unless `privacy: 'relay-only'`) and takes
  *   one of `maxPeers` slots, and the signalling channel hears every user that sends this
  *   device a message, strangers included (trust on first use, transport.ts). So an offer
  *   is answered only when `acceptOffer` says so; by default ({@link defaultAcceptOffer})
- *   only from a user this device sent a frame to, a device it offered a link to itself,
- *   or a sender the signalling channel reports as not first contact. See
+ *   only from a user the application sent to (a `contact` send, as above: automatic
+ *   traffic does not count), a device it offered a link to itself, or a sender the
+ *   signalling channel reports as not first contact. See
  *   {@link defaultAcceptOffer} for why. A refused offer gets no answer and no BYE (a
  *   stranger does not even learn the device is online), and the device's own next offer
  *   to that peer starts with a BYE to it, so that the two attempts do not block each
@@ -53,7 +61,12 @@
  *   newer offer from it replaces the older one), `maxPendingOffers` in all.
  * - **Stale offers** (finding 4). Every signal carries its sender's `sequence`
  *   (signal-codec.ts): an offer not newer than the peer's signal that set up the current
- *   link is ignored, so an old offer, replayed or delivered late, never replaces it.
+ *   link never replaces it, so an old offer, replayed or delivered late, leaves a working
+ *   link alone. It is answered with a BYE carrying the sequence this device holds
+ *   (`floor`), at most once per link every {@link FLOOR_BYE_INTERVAL_MS}: a peer that
+ *   restarted with its clock gone back learns it and offers again above it, so its new
+ *   link replaces the dead one promptly; a late old offer is not its sender's current
+ *   attempt, and the sender ignores the BYE (review 2, finding 3).
  * - **Idle links** close after `idleTimeoutMs` without traffic, and every link after 10
  *   minutes; links to devices a user's device list no longer names are closed when core
  *   says so ({@link WebRtcTransport.closeLinksTo}, hostile review, finding 2).
@@ -61,7 +74,15 @@
  *   `close` closes every link and then it.
  * - **Privacy** (`privacy: 'relay-only'`): `iceTransportPolicy: 'relay'`, and every
  *   description sent or applied is stripped to relayed candidates (sdp.ts), so neither
- *   device learns the other's addresses, only the TURN server's.
+ *   device learns the other's addresses, only the TURN server's. The ICE agent is not
+ *   bound by the descriptions, so a link is used only while the candidate pair it
+ *   selected is relayed at both ends (peer-link.ts; review 2, finding 2); one that is not,
+ *   or that this implementation cannot show (unless `requireRelayedPairCheck: false`), is
+ *   closed, and that device is not tried again for {@link REFUSAL_MS}.
+ * - **Refusals are per device** (review 2, finding 4). A link refused because the remote
+ *   certificate or (privacy mode) the selected pair cannot be checked, or the pair is not
+ *   relayed, stops attempts with that one device for {@link REFUSAL_MS} (a bounded map),
+ *   not with every device: one odd peer cannot turn direct delivery off for all.
  *
  * @module
  */
@@ -89,8 +110,8 @@ import {
   type TransportState,
 } from '@deadbolt/spec';
 import { invalidOption as invalid, isolatedListener as isolated, positiveOption as positive, systemTimers as globalTimers, type SignalSenderInfo } from '@deadbolt/spec';
-import type { IceServer, PeerConnectionConfig, RemoteFingerprintReader, RTCPeerConnectionConstructor, RTCPeerConnectionLike } from './peer-connection.js';
-import { FINGERPRINT_NOT_EXPOSED, IDLE, PeerLink, type DeliveryOutcome, type FingerprintCheck, type LinkHost, type LinkSettings, type Timers } from './peer-link.js';
+import type { IceServer, PeerConnectionConfig, RemoteFingerprintReader, RTCPeerConnectionConstructor, RTCPeerConnectionLike, SelectedCandidatePairReader } from './peer-connection.js';
+import { FINGERPRINT_NOT_EXPOSED, IDLE, PAIR_NOT_EXPOSED, PAIR_NOT_RELAYED, PeerLink, type DeliveryOutcome, type FingerprintCheck, type LinkHost, type LinkSettings, type Timers } from './peer-link.js';
 import { relayOnlySdp, sdpProblem, withoutEndOfCandidates } from './sdp.js';
 import { CONNECTION_ID_LENGTH, decodeSignal, encodeSignal, type Signal } from './signal-codec.js';
 
@@ -114,7 +135,11 @@ export type { SignalSenderInfo };
  * ```
  */
 export interface OfferContext {
-  /** This transport sent a frame (a message, a group message) to the peer's user since it was created. */
+  /**
+   * The application sent to the peer's user through this transport since it was created:
+   * a send with `contact: true` (core: `client.send`). Frames core sends on its own (group
+   * key requests, sender keys, group control messages, receipts) do not count.
+   */
   readonly sentTo: boolean;
   /** This device offered a link to this very device since the transport was created (a send, or `preconnect`). */
   readonly initiated: boolean;
@@ -124,15 +149,18 @@ export interface OfferContext {
 
 /**
  * The default of {@link WebRtcTransportOptions.acceptOffer}: answer a device only when
- * this device has sent to its user, offered a link to it, or the signalling channel says
- * the conversation is not a first contact.
+ * the application on this device has sent to its user (`contact: true`), offered a link
+ * to it, or the signalling channel says the conversation is not a first contact.
  *
  * Why: an answer gives the offerer this device's candidate addresses (with privacy off)
  * and a direct-link slot, and the signalling channel hears any user who merely knows this
  * user's id (trust on first use), so a stranger's offer must not be answered. What the
- * transport knows is what it carried: it sends every frame of this device, so "it sent to
- * that user" means the conversation exists in both directions (the offer itself came the
- * other way). That knowledge starts with the transport: after a restart, a device that
+ * transport knows is what it carried: it sends every frame of this device, and core marks
+ * those the user chose to send (`contact: true`), so "the user sent to that user" means
+ * the conversation exists in both directions (the offer itself came the other way).
+ * Frames core sends on its own do not count: a stranger can cause them (adding this
+ * device to a group makes core ask it for the group key), and they would let its offers
+ * in (hostile review 2, finding 1). That knowledge starts with the transport: after a restart, a device that
  * only receives would refuse the offers of a peer it did talk to before, which is why a
  * channel that knows the history (core, through its sessions) can say so with
  * `firstContact: false`, and why the application can decide instead (its contacts).
@@ -201,8 +229,9 @@ export interface WebRtcTransportOptions {
    * Whether to answer `peer`'s offer of a direct link (answering reveals this device's
    * candidate addresses unless `privacy` is `'relay-only'`, and takes a link slot). May
    * be asynchronous; an error counts as no. Default {@link defaultAcceptOffer}: only
-   * peers this device sent to or offered to itself, or that the signalling channel
-   * reports as not first contact. A refused offer gets no reply at all.
+   * peers the application sent to (`contact: true`) or offered a link to itself, or that
+   * the signalling channel reports as not first contact. A refused offer gets no reply
+   * at all.
    */
   readonly acceptOffer?: (peer: Address, context: OfferContext) => boolean | Promise<boolean>;
   /** Inbound offers being decided (`acceptOffer`) or negotiated (answered, not yet open), in all; more are ignored. One per device at any time. Default 4. */
@@ -215,9 +244,20 @@ export interface WebRtcTransportOptions {
    * cannot compare it with the signalled fingerprint itself. Default `true`; set `false`
    * only to rely on the WebRTC stack's own check (for example with a browser that has
    * neither `getRemoteCertificates()` nor certificate stats). After such a refusal this
-   * transport makes and answers no more offers.
+   * transport makes and answers no more offers with that device for an hour.
    */
   readonly requireFingerprintCheck?: boolean;
+  /**
+   * With `privacy: 'relay-only'`: refuse a link (frames keep using the relay) when the
+   * `RTCPeerConnection` implementation does not expose the candidate pair its ICE agent
+   * selected, so that this transport cannot check that it is relayed at both ends.
+   * Default `true`; set `false` only to rely on the stack honouring
+   * `iceTransportPolicy: 'relay'` (libdatachannel was seen not to). A pair that can be
+   * read and is not relayed closes the link either way. Ignored with privacy off.
+   */
+  readonly requireRelayedPairCheck?: boolean;
+  /** Reads the selected candidate pair's types where the standard API cannot (peer-connection.ts). */
+  readonly selectedCandidatePair?: SelectedCandidatePairReader;
   /** Randomness for backoff jitter, uniform in [0, 1) (tests). */
   readonly random?: () => number;
   /** Timer functions (tests). */
@@ -314,6 +354,33 @@ const CLOSING = 'transport closed';
 const DEVICE_REMOVED = 'device removed from its user’s list';
 /** Users sent to and devices offered to that are remembered for {@link defaultAcceptOffer} (oldest forgotten first). */
 const MAX_KNOWN_PEERS = 1024;
+/**
+ * How long a device whose link was refused for a check that could not be made or failed
+ * (remote certificate not exposed; privacy mode: selected pair not exposed or not
+ * relayed) is not offered to nor answered. Per device: one odd peer costs one attempt an
+ * hour, not direct delivery to everybody (hostile review 2, finding 4).
+ *
+ * @example
+ * ```ts
+ * transport.onPathChange(({ path, reason }) => path === 'relay' && reason && retryLater(REFUSAL_MS));
+ * ```
+ */
+export const REFUSAL_MS = 60 * 60_000;
+/** Close reasons that refuse the device for {@link REFUSAL_MS}. */
+const REFUSALS: ReadonlySet<string> = new Set([FINGERPRINT_NOT_EXPOSED, PAIR_NOT_EXPOSED, PAIR_NOT_RELAYED]);
+/**
+ * The shortest time between two BYEs carrying a `floor` for one link (stale offers,
+ * signal-codec.ts): an authenticated peer repeating stale offers costs at most one relay
+ * message per link in this time.
+ *
+ * @example
+ * ```ts
+ * expect(byesWithFloor(peer).length).toBeLessThanOrEqual(Math.ceil(elapsedMs / FLOOR_BYE_INTERVAL_MS));
+ * ```
+ */
+export const FLOOR_BYE_INTERVAL_MS = 5000;
+/** A `floor` above this is ignored: a peer cannot push this device's sequences to it towards 2^53. */
+const MAX_FLOOR = Number.MAX_SAFE_INTEGER - 2 ** 40;
 
 function checkIceServers(value: unknown): IceServer[] {
   if (value === undefined) return [];
@@ -404,6 +471,8 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
   }
   if (options.acceptOffer !== undefined && typeof options.acceptOffer !== 'function') throw invalid('acceptOffer', 'a function (peer, context) => boolean | Promise<boolean>');
   if (options.requireFingerprintCheck !== undefined && typeof options.requireFingerprintCheck !== 'boolean') throw invalid('requireFingerprintCheck', 'a boolean');
+  if (options.requireRelayedPairCheck !== undefined && typeof options.requireRelayedPairCheck !== 'boolean') throw invalid('requireRelayedPairCheck', 'a boolean');
+  if (options.selectedCandidatePair !== undefined && typeof options.selectedCandidatePair !== 'function') throw invalid('selectedCandidatePair', 'a function');
   const acceptOffer = options.acceptOffer ?? defaultAcceptOffer;
   const gatherTimeoutMs = positive(options.gatherTimeoutMs, 'gatherTimeoutMs', 3000);
   const maxPeers = positive(options.maxPeers, 'maxPeers', 16);
@@ -426,6 +495,9 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
     timers,
     now,
     remoteFingerprint: options.remoteFingerprint,
+    relayOnly: privacy === 'relay-only',
+    requireRelayedPairCheck: options.requireRelayedPairCheck ?? true,
+    selectedCandidatePair: options.selectedCandidatePair,
   };
   const pcConfig = (): PeerConnectionConfig => ({
     // A fresh copy each time: some implementations write into the configuration.
@@ -451,16 +523,23 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
   /** Closes each open link when its lifetime is reached. */
   const lifetimes = new Map<PeerLink, unknown>();
   const recentlyClosed = new Map<string, true>();
-  /** Users this transport sent a frame to, and devices it offered a link to ({@link defaultAcceptOffer}). */
+  /** Users the application sent to (`contact: true`), and devices it offered a link to ({@link defaultAcceptOffer}). */
   const sentTo = new Map<string, true>();
   const initiated = new Map<string, { readonly peer: Address }>();
   /** Inbound offers being decided, one per device (a newer one replaces it). */
   const pendingOffers = new Map<string, { readonly peer: Address; readonly idHex: string; readonly sequence: number }>();
   /** The last offer refused per device: said BYE to when this device offers it a link itself. */
   const refusedOffers = new Map<string, { readonly peer: Address; readonly connectionId: Uint8Array }>();
-  /** Set when a link was refused because this implementation cannot show the remote certificate. */
-  let fingerprintUnavailable = false;
+  /** Devices whose link was refused for a check (REFUSALS), until when ({@link REFUSAL_MS}). */
+  const refused = new Map<string, { readonly peer: Address; readonly until: number }>();
   let lastSequence = 0;
+  /**
+   * Per device, the last sequence used for it when a peer's `floor` set it above this
+   * device's own (stale offers, signal-codec.ts). Only signals to that device use it.
+   */
+  const sequenceFloors = new Map<string, number>();
+  /** When each link last sent a BYE with a `floor` ({@link FLOOR_BYE_INTERVAL_MS}). */
+  const floorByes = new WeakMap<PeerLink, number>();
   const pathListeners = new Set<(change: PathChange) => void>();
   let signalling: SignallingChannel | undefined;
   let offSignal: (() => void) | undefined;
@@ -523,10 +602,31 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
     if (map.size > MAX_KNOWN_PEERS) map.delete(map.keys().next().value as string);
   }
 
-  /** The next signal's sequence: this clock, past the last one used (signal-codec.ts). */
-  function nextSequence(): number {
+  /**
+   * The next sequence of a signal to `peer`: this clock, past the last one used
+   * (signal-codec.ts), and past the `floor` that peer said it holds, if any.
+   */
+  function nextSequence(peer: Address): number {
     lastSequence = Math.max(lastSequence + 1, Math.floor(now()));
-    return lastSequence;
+    const key = keyOf(peer);
+    const floor = sequenceFloors.get(key);
+    if (floor === undefined) return lastSequence;
+    if (floor < lastSequence) {
+      sequenceFloors.delete(key); // this clock caught up: the common counter serves again
+      return lastSequence;
+    }
+    remember(sequenceFloors, key, floor + 1);
+    return floor + 1;
+  }
+
+  /** Whether `peer` is refused for now (its last link failed a check it cannot pass here). */
+  function isRefused(peer: Address): boolean {
+    const key = keyOf(peer);
+    const r = refused.get(key);
+    if (r === undefined) return false;
+    if (now() < r.until) return true;
+    refused.delete(key);
+    return false;
   }
 
   function emitPath(change: PathChange): void {
@@ -599,11 +699,21 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
       if (links.get(key) === link) links.delete(key);
       recentlyClosed.set(link.connectionIdHex, true);
       if (recentlyClosed.size > MAX_RECENTLY_CLOSED) recentlyClosed.delete(recentlyClosed.keys().next().value as string);
-      // This implementation cannot show the certificate it connected to: with the check
-      // required, no link can ever open here, so none is tried again (nor answered).
-      if (reason === FINGERPRINT_NOT_EXPOSED) fingerprintUnavailable = true;
-      // Idle, replaced, removed or closing: not a failure; nothing to retry on its own.
-      if (reason !== CLOSING && reason !== REPLACED && reason !== IDLE && reason !== DEVICE_REMOVED && !fingerprintUnavailable) {
+      // A check that could not be made or failed with this device (its certificate not
+      // shown; privacy mode: its pair not relayed or not shown): that device is neither
+      // offered to nor answered for a while. Only that device (finding 4 of review 2): the
+      // cause may be its implementation or its network as much as this one.
+      const refusal = REFUSALS.has(reason);
+      if (refusal) {
+        remember(refused, key, { peer: link.peer, until: now() + REFUSAL_MS });
+        const st = peers.get(key);
+        if (st !== undefined) {
+          timers.clearTimeout(st.retry);
+          st.retry = undefined;
+        }
+      }
+      // Idle, replaced, removed, refused or closing: not a failure; nothing to retry on its own.
+      if (reason !== CLOSING && reason !== REPLACED && reason !== IDLE && reason !== DEVICE_REMOVED && !refusal) {
         const st = peerState(link.peer);
         if (link.role === 'offerer' && !link.answered) st.unanswered++;
         // A link that worked is tried again soon; one that never opened backs off further.
@@ -663,7 +773,7 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
         await pc.setLocalDescription(await pc.createOffer());
         await gathered(pc, gatherTimeoutMs, timers);
         if (link.state === 'closed') return;
-        await sendSignal(peer, { type: 'offer', connectionId: link.connectionId, sequence: nextSequence(), sdp: localSdp(pc) });
+        await sendSignal(peer, { type: 'offer', connectionId: link.connectionId, sequence: nextSequence(peer), sdp: localSdp(pc) });
       } catch {
         link.close('the offer could not be made or sent');
       }
@@ -682,7 +792,7 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
         await pc.setLocalDescription(await pc.createAnswer());
         await gathered(pc, gatherTimeoutMs, timers);
         if (link.state === 'closed') return;
-        await sendSignal(peer, { type: 'answer', connectionId: link.connectionId, sequence: nextSequence(), sdp: localSdp(pc) });
+        await sendSignal(peer, { type: 'answer', connectionId: link.connectionId, sequence: nextSequence(peer), sdp: localSdp(pc) });
       } catch {
         // The offerer hears of it at once (and that this device is online), rather than
         // waiting for its attempt to time out.
@@ -692,9 +802,12 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
     })();
   }
 
-  /** A send to `peer` went through the relay: set up a direct link if it is worth trying now. */
+  /**
+   * The application talks to `peer` (a `contact` send that went through the relay, or
+   * `preconnect`), or a retry is due: set up a direct link if it is worth trying now.
+   */
   function wantDirect(peer: Address, { force = false, demand = true, scheduled = false } = {}): void {
-    if (signalling === undefined || !live() || fingerprintUnavailable) return;
+    if (signalling === undefined || !live() || isRefused(peer)) return;
     const key = keyOf(peer);
     const st = peerState(peer);
     if (demand) st.lastDemandAt = now();
@@ -704,8 +817,8 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
     attempt(peer);
   }
 
-  function bye(peer: Address, connectionId: Uint8Array): void {
-    sendSignal(peer, { type: 'bye', connectionId, sequence: nextSequence() }).catch(() => undefined);
+  function bye(peer: Address, connectionId: Uint8Array, floor?: number): void {
+    sendSignal(peer, { type: 'bye', connectionId, sequence: nextSequence(peer), ...(floor !== undefined ? { floor } : {}) }).catch(() => undefined);
   }
 
   /**
@@ -729,6 +842,25 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
   }
 
   /**
+   * An offer from `from`, a device this device has a link with (accepted or its own), new
+   * by connection id but not above the sequence of the peer's signal that set the link up
+   * (finding 3 of review 2): a late old offer, or the current attempt of a peer that
+   * restarted with its clock gone back. The link stays either way; the offer is ended with
+   * a BYE that carries the sequence held, so a restarted peer offers again above it (and
+   * its link replaces the dead one), while a sender whose offer was merely late ignores
+   * it. Once per link every {@link FLOOR_BYE_INTERVAL_MS} at most.
+   */
+  function staleBySequence(from: Address, offer: Extract<Signal, { type: 'offer' }>, idHex: string): void {
+    const link = links.get(keyOf(from));
+    if (link === undefined || link.remoteSequence === undefined || recentlyClosed.has(idHex) || link.connectionIdHex === idHex) return;
+    if (offer.sequence > link.remoteSequence) return;
+    const last = floorByes.get(link);
+    if (last !== undefined && now() - last < FLOOR_BYE_INTERVAL_MS) return;
+    floorByes.set(link, now());
+    bye(from, offer.connectionId, link.remoteSequence);
+  }
+
+  /**
    * An offer from `from`: answered only if it is new (finding 4), within the bounds, and
    * `acceptOffer` allows it (finding 3). Decided before anything else is touched, and
    * refused without a word: a stranger learns nothing, not even that this device is online.
@@ -736,7 +868,8 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
   function onOffer(from: Address, offer: Extract<Signal, { type: 'offer' }>, firstContact: boolean | undefined): void {
     const key = keyOf(from);
     const idHex = hex(offer.connectionId);
-    if (staleOffer(key, offer, idHex) || fingerprintUnavailable) return;
+    if (staleOffer(key, offer, idHex)) return staleBySequence(from, offer, idHex);
+    if (isRefused(from)) return;
     // At most one offer per device is being decided (this newer one replaces it), and
     // `maxPendingOffers` inbound attempts in all: a flood of offers (many users or many
     // devices) costs neither connections nor unbounded calls of `acceptOffer`.
@@ -767,7 +900,7 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
   /** An accepted offer: answered, unless it became stale while it was decided, or glare keeps this device's own. */
   function takeOffer(from: Address, offer: Extract<Signal, { type: 'offer' }>, idHex: string): void {
     const key = keyOf(from);
-    if (staleOffer(key, offer, idHex) || fingerprintUnavailable) return;
+    if (staleOffer(key, offer, idHex) || isRefused(from)) return;
     const st = peerState(from);
     // The device runs this transport and is online: offers to it are worth making again.
     st.unanswered = 0;
@@ -830,7 +963,16 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
       case 'bye': {
         const st = peers.get(key);
         if (st !== undefined) st.unanswered = 0;
-        if (link?.connectionIdHex === idHex) link.close('the peer ended the connection');
+        if (link?.connectionIdHex !== idHex) return;
+        // The peer holds a signal of this device's with a sequence at least `floor` (this
+        // device's clock went back, or it restarted): when the BYE ends this device's own
+        // offer, the signals to that peer go above it from now on, and the next attempt
+        // (its usual retry) replaces the peer's old link. Only for the current offer: a
+        // BYE naming any other connection changes nothing (signal-codec.ts).
+        if (signal.floor !== undefined && signal.floor <= MAX_FLOOR && link.role === 'offerer' && !link.answered) {
+          remember(sequenceFloors, key, Math.max(signal.floor, sequenceFloors.get(key) ?? 0));
+        }
+        link.close('the peer ended the connection');
         return;
       }
     }
@@ -877,8 +1019,10 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
       for (let i = 0; i < Math.max(messages.length, 1); i += RELAY_LIMITS.maxRecipients) {
         prepared.push(...prepareOutbound(messages.slice(i, i + RELAY_LIMITS.maxRecipients), fallback.maxFrameSize));
       }
-      // This device talks to these users: their devices' offers are answered (defaultAcceptOffer).
-      for (const m of prepared) remember(sentTo, m.to.userId, true);
+      // The application talks to these users (`contact`): their devices' offers are
+      // answered (defaultAcceptOffer). Frames core sends on its own do not count (finding 1
+      // of review 2): a stranger can make core send to it.
+      for (const m of prepared) if (m.contact === true) remember(sentTo, m.to.userId, true);
       if (!live()) return relaySend(prepared); // not connected: the fallback says so
       const viaRelay: OutboundMessage[] = [];
       const direct: Promise<void>[] = [];
@@ -897,7 +1041,9 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
           );
         } else {
           viaRelay.push(m);
-          wantDirect(m.to);
+          // Only the application's own sends offer a link (an offer shows this device's
+          // addresses): core's automatic traffic never does (finding 1 of review 2).
+          if (m.contact === true) wantDirect(m.to);
         }
       }
       const results = await Promise.allSettled([...(viaRelay.length > 0 ? [relaySend(viaRelay)] : []), ...direct]);
@@ -940,7 +1086,8 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
       return fallback.fetchBundles(userId);
     },
     // One frame for many mailboxes (group messages): the relay stores it once, all or none,
-    // so it always takes the relay path.
+    // so it always takes the relay path. It says nothing of whom the application talks to
+    // (core also sends group control messages this way): no offer, and no `sentTo`.
     async sendShared(recipients: readonly SharedRecipient[], frame: Uint8Array): Promise<void> {
       if (closed()) throw transportClosed();
       try {
@@ -949,10 +1096,7 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
         if (isDeadboltError(e, 'DEVICE_MISMATCH')) for (const u of e.details.users) confirm(u.userId, u.listVersion);
         throw e;
       }
-      for (const r of recipients) {
-        confirm(r.to.userId, r.listVersion ?? 0);
-        remember(sentTo, r.to.userId, true); // this device talks to them (defaultAcceptOffer)
-      }
+      for (const r of recipients) confirm(r.to.userId, r.listVersion ?? 0);
     },
     publishDeviceList(deviceList: Uint8Array): Promise<void> {
       if (closed()) return Promise.reject(transportClosed());
@@ -1010,7 +1154,7 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
         timers.clearTimeout(st.retry);
         peers.delete(k);
       }
-      for (const map of [pendingOffers, refusedOffers, initiated] as Map<string, { readonly peer: Address }>[]) {
+      for (const map of [pendingOffers, refusedOffers, initiated, refused] as Map<string, { readonly peer: Address }>[]) {
         for (const [k, v] of [...map]) if (gone(v.peer)) map.delete(k);
       }
       let count = 0;

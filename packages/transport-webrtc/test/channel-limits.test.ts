@@ -7,7 +7,8 @@
  * the remote certificate, unless the application says so. Every wait is on an event.
  */
 import { afterEach, describe, expect, test } from 'vitest';
-import { decodeDirect } from '../src/index.js';
+import { decodeDirect, REFUSAL_MS, type RTCPeerConnectionLike } from '../src/index.js';
+import type { FakePeerConnection } from './helpers/fake-peer-connection.js';
 import { direct, utf8, viaRelay, World } from './helpers/fake-world.js';
 import { within } from './helpers/stack.js';
 
@@ -112,11 +113,40 @@ describe('the DTLS fingerprint check never fails open (finding 6)', () => {
     expect(await within(a.raw.preconnect(b.address), 'the attempt')).toBe(false);
     await w.changes.until(() => [...a.pcs(), ...b.pcs()].every((p) => p.closed), 'both connections closed');
     expect([...a.paths, ...b.paths].filter((p) => p.path === 'direct')).toEqual([]);
-    await a.transport.send([{ to: b.address, frame: utf8('through the relay') }]);
+    await a.transport.send([{ to: b.address, frame: utf8('through the relay'), contact: true }]);
     await w.changes.until(() => b.frames.length === 1, 'the frame');
     expect(viaRelay(b)).toEqual(['through the relay']);
     a.timers.fire(0); // retries would be due now
     expect(a.pcs(), 'no further attempt from a device that cannot check').toHaveLength(1);
+  });
+
+  test('a refusal is per device and ends (review 2, finding 4): one peer whose certificate cannot be read here does not turn direct delivery off for others, and is tried again after REFUSAL_MS', async () => {
+    const w = new World({ sender: 'talked-before' });
+    worlds.push(w);
+    let clock = 1_000_000;
+    // Alice cannot read the certificate of bob's connections only (his stack is the odd one).
+    const reader = (pc: RTCPeerConnectionLike, algorithm: string) => ((pc as FakePeerConnection).remote?.owner === 'bob/d1' ? undefined : w.network.remoteFingerprint(pc, algorithm));
+    const alice = await w.device('alice', { remoteFingerprint: reader, now: () => clock });
+    const bob = await w.device('bob');
+    const carol = await w.device('carol');
+    expect(await within(alice.raw.preconnect(bob.address), 'the attempt with bob')).toBe(false);
+    // Carol still gets a link, both ways: alice offers, and answers her offers.
+    expect(await within(alice.raw.preconnect(carol.address), 'the link to carol')).toBe(true);
+    alice.raw.closeLinksTo('carol', []);
+    await w.changes.until(() => carol.raw.path(alice.address) === 'relay', "carol's end to close");
+    expect(await within(carol.raw.preconnect(alice.address), "carol's offer answered")).toBe(true);
+    // Bob: neither offered to nor answered while the refusal lasts.
+    const pcs = alice.pcs().length;
+    await alice.transport.send([{ to: bob.address, frame: utf8('via the relay'), contact: true }]);
+    const attempt = bob.raw.preconnect(alice.address);
+    await w.changes.until(() => w.offersHeard(bob.address, alice.address) === 1, "bob's offer heard");
+    expect(alice.pcs(), 'no connection with bob').toHaveLength(pcs);
+    bob.timers.fire(10_000);
+    expect(await within(attempt, "bob's attempt to end")).toBe(false);
+    // After REFUSAL_MS alice tries him again (and fails again, his stack being what it is).
+    clock += REFUSAL_MS;
+    await alice.transport.send([{ to: bob.address, frame: utf8('an hour later'), contact: true }]);
+    expect(alice.pcs(), 'a new attempt with bob').toHaveLength(pcs + 1);
   });
 
   test('with requireFingerprintCheck: false the application relies on the stack alone: the link opens, marked not-exposed', async () => {

@@ -80,6 +80,28 @@ describe('direct path between two online clients', () => {
     expect(history.filter((m) => m.direction === 'outgoing').every((m) => m.status === 'sent')).toBe(true);
   });
 
+  test('a stranger who adds this device to a group (so core sends to her on its own) gets no direct link: no offer, no answer, the path stays relay (review 2, finding 1)', async () => {
+    const r = await relay();
+    const bob = await client(r, 'bob', 'phone');
+    const mallory = await client(r, 'mallory', 'laptop');
+    const got = new Promise<void>((resolve) => bob.client.on('group-message-received', () => resolve()));
+    const group = await mallory.client.createGroup({ name: 'not asked for', members: ['bob'] });
+    await (await mallory.client.group(group.id))!.send('join us');
+    await within(got, 'the group message at bob');
+    // Bob answers in the group: his core sends his sender key to her on its own.
+    const gotReply = new Promise<void>((resolve) => mallory.client.on('group-message-received', () => resolve()));
+    const before = r.count(bob.address, mallory.address);
+    await (await bob.client.group(group.id))!.send('who is this?');
+    await within(gotReply, 'the reply at mallory');
+    expect(r.count(bob.address, mallory.address) - before, 'bob’s core sent to her pairwise on its own').toBeGreaterThan(0);
+    // She tries to get a link: bob neither offered one nor answers hers.
+    expect(await within(mallory.transport.preconnect(bob.address), 'her attempt to end')).toBe(false);
+    expect(bob.signalsSent.filter((s) => s.to.userId === 'mallory'), 'no offer, answer or BYE to her').toEqual([]);
+    expect(bob.transport.path(mallory.address)).toBe('relay');
+    expect(bob.paths).toEqual([]);
+    expect(descriptions.remote, 'no description applied anywhere').toEqual([]);
+  });
+
   test('a device that only receives, whose application accepts its contacts: messages fall back to the relay while it is offline; when it returns they arrive, and the path turns direct again; none lost or duplicated', async () => {
     const r = await relay();
     const alice = await client(r, 'alice', 'laptop');

@@ -8,7 +8,7 @@
  */
 import { afterEach, describe, expect, test } from 'vitest';
 import { isDeadboltError, type Address } from '@deadbolt/spec';
-import { createWebRtcTransport, encodeSignal, type OfferContext } from '../src/index.js';
+import { createWebRtcTransport, decodeSignal, encodeSignal, type OfferContext } from '../src/index.js';
 import { direct, utf8, viaRelay, World } from './helpers/fake-world.js';
 import { MemoryHub } from './helpers/memory-hub.js';
 import { within } from './helpers/stack.js';
@@ -80,7 +80,7 @@ describe('whose offers are answered (finding 3)', () => {
     // Bob replies (through the relay): a conversation both ways now. Bob's own attempt
     // first ends alice's refused one (which would otherwise win or lose against his by
     // connection id), then offers; alice answers and the link opens.
-    await bob.transport.send([{ to: alice.address, frame: utf8('hi alice') }]);
+    await bob.transport.send([{ to: alice.address, frame: utf8('hi alice'), contact: true }]);
     await w.linked(alice, bob);
     expect(w.signals(bob.address, alice.address).map((s) => s.type)).toEqual(['bye', 'offer']);
     expect(w.signals(bob.address, alice.address)[0]!.connectionId).toEqual(refused.connectionId);
@@ -124,7 +124,7 @@ describe('whose offers are answered (finding 3)', () => {
     expect(calls.map((c) => c.peer)).toEqual([alice.address, alice.address, alice.address, alice.address]);
     expect(calls[0]!.context).toEqual({ sentTo: false, initiated: false, firstContact: true });
     // Once bob sent to alice, the context says so (the link ends, and alice offers again).
-    await bob.transport.send([{ to: alice.address, frame: utf8('to alice') }]);
+    await bob.transport.send([{ to: alice.address, frame: utf8('to alice'), contact: true }]);
     expect(direct(alice)).toEqual(['to alice']);
     bob.raw.closeLinksTo('alice', []);
     await w.changes.until(() => alice.raw.path(bob.address) === 'relay', "alice's end to close");
@@ -175,6 +175,39 @@ describe('whose offers are answered (finding 3)', () => {
   });
 });
 
+describe('automatic sends (review 2, finding 1)', () => {
+  test('a send core makes on its own (no contact) neither offers a link nor gets the user’s offers answered; a contact send does both', async () => {
+    const w = world(); // the stand-in for core says nothing of senders: only what bob sent decides
+    const bob = await w.device('bob');
+    const mallory = await w.device('mallory');
+    // Core sends to mallory on its own (a group key request to the sender of a held
+    // message, in a group she added bob to): through the relay, and nothing else.
+    await bob.transport.send([{ to: mallory.address, frame: utf8('key request') }]);
+    await w.changes.until(() => viaRelay(mallory).includes('key request'), 'the frame');
+    bob.timers.fire(0); // any retry would be due now
+    expect(bob.pcs(), 'no offer: no description with addresses made').toEqual([]);
+    expect(w.signals(bob.address, mallory.address), 'nothing signalled to her').toEqual([]);
+    // Her offer is not answered: bob never chose to talk to her.
+    const attempt = mallory.raw.preconnect(bob.address);
+    await w.changes.until(() => w.offersHeard(mallory.address, bob.address) === 1, 'bob to hear her offer');
+    expect(bob.pcs()).toEqual([]);
+    expect(w.signals(bob.address, mallory.address)).toEqual([]);
+    expect(mallory.timers.fire(CONNECT_MS)).toBe(1);
+    expect(await within(attempt, 'her attempt to end')).toBe(false);
+    // `contact` is only an explicit true.
+    await bob.transport.send([{ to: mallory.address, frame: utf8('not a contact either'), contact: 'yes' as unknown as boolean }]);
+    expect(bob.pcs()).toEqual([]);
+
+    // The user writes to her (client.send marks it): bob offers, and answers her offers.
+    await bob.transport.send([{ to: mallory.address, frame: utf8('hello'), contact: true }]);
+    expect(bob.pcs(), 'an offer').toHaveLength(1);
+    await w.linked(bob, mallory);
+    bob.raw.closeLinksTo('mallory', []);
+    await w.changes.until(() => mallory.raw.path(bob.address) === 'relay', 'her end to close');
+    expect(await within(mallory.raw.preconnect(bob.address), 'her offer answered')).toBe(true);
+  });
+});
+
 describe('stale offers (finding 4)', () => {
   test('an offer not newer than the one that set up the working link (replayed, or delivered late) is ignored; a newer one replaces the link', async () => {
     const w = world({ sender: 'talked-before' });
@@ -188,15 +221,27 @@ describe('stale offers (finding 4)', () => {
     const signalled = w.bus.sealed.length;
     const fresh = (): Uint8Array => globalThis.crypto.getRandomValues(new Uint8Array(16));
 
+    // The very offer that set the link up, again (a replay): not a word.
+    w.bus.inject(bob.address, alice.address, encodeSignal(offer));
+    expect(w.bus.sealed.length, 'nothing signalled for a replay').toBe(signalled);
     // To bob (who answered): alice's offers from before the one bob answered, or as old.
-    for (const sequence of [offer.sequence - 1, offer.sequence, 1]) {
-      w.bus.inject(bob.address, alice.address, encodeSignal({ type: 'offer', connectionId: fresh(), sequence, sdp: offer.sdp }));
-    }
+    const late = [fresh(), fresh(), fresh()];
+    [offer.sequence - 1, offer.sequence, 1].forEach((sequence, i) => {
+      w.bus.inject(bob.address, alice.address, encodeSignal({ type: 'offer', connectionId: late[i]!, sequence, sdp: offer.sdp }));
+    });
     // To alice (who offered): bob's offers from before his answer.
-    w.bus.inject(alice.address, bob.address, encodeSignal({ type: 'offer', connectionId: fresh(), sequence: answer.sequence - 1, sdp: answer.sdp }));
+    const lateFromBob = fresh();
+    w.bus.inject(alice.address, bob.address, encodeSignal({ type: 'offer', connectionId: lateFromBob, sequence: answer.sequence - 1, sdp: answer.sdp }));
     expect(bob.pcs(), 'no new connection at bob').toHaveLength(1);
     expect(alice.pcs(), 'no new connection at alice').toHaveLength(1);
-    expect(w.bus.sealed.length, 'nothing signalled').toBe(signalled);
+    // Each side ends the first stale offer with a BYE saying which sequence it holds (review
+    // 2, finding 3: a restarted sender learns it), once per link in FLOOR_BYE_INTERVAL_MS.
+    // The senders' current attempts are not these: they ignore the BYEs, the link stays.
+    await w.changes.until(() => w.bus.sealed.length === signalled + 2, 'two BYEs');
+    expect(w.signals(bob.address, alice.address).slice(-1)).toEqual([{ type: 'bye', connectionId: late[0], sequence: expect.any(Number), floor: offer.sequence }]);
+    expect(w.signals(alice.address, bob.address).slice(-1)).toEqual([{ type: 'bye', connectionId: lateFromBob, sequence: expect.any(Number), floor: answer.sequence }]);
+    await w.changes.until(() => w.bus.heard.filter((h) => decodeSignal(h.payload).type === 'bye').length === 2, 'the BYEs heard');
+    expect([alice.raw.path(bob.address), bob.raw.path(alice.address)]).toEqual(['direct', 'direct']);
     await alice.transport.send([{ to: bob.address, frame: utf8('still direct') }]);
     expect(direct(bob)).toEqual(['still direct']);
     expect(bob.paths.filter((p) => p.path === 'relay')).toEqual([]);
@@ -205,6 +250,45 @@ describe('stale offers (finding 4)', () => {
     w.bus.inject(bob.address, alice.address, encodeSignal({ type: 'offer', connectionId: fresh(), sequence: offer.sequence + 1, sdp: offer.sdp }));
     expect(bob.pcs()).toHaveLength(2);
     expect(bob.paths.at(-1)).toMatchObject({ path: 'relay', reason: 'replaced by the other side' });
+  });
+});
+
+describe('a peer whose clock went back (review 2, finding 3)', () => {
+  test('a restarted device whose sequences went backwards gets a new link promptly: its stale offer is ended with a BYE carrying the sequence held, and its next offer (above it) replaces the dead link', async () => {
+    const w = world({ sender: 'talked-before' });
+    let aliceClock = 5_000_000_000_000;
+    const alice = await w.device('alice', { now: () => aliceClock });
+    const bob = await w.device('bob');
+    expect(await within(alice.raw.preconnect(bob.address), 'the link')).toBe(true);
+    await w.linked(alice, bob);
+    const first = w.signals(alice.address, bob.address).find((s) => s.type === 'offer')!;
+    // Alice's device dies without a word (her end never tells bob's), and comes back with its
+    // clock an hour behind: a new transport, nothing remembered.
+    alice.pcs()[0]!.channel!.peer = undefined;
+    alice.pcs()[0]!.remote = undefined;
+    await alice.transport.close();
+    expect(bob.raw.path(alice.address), "bob's end of the dead link is still up").toBe('direct');
+    aliceClock -= 3_600_000;
+    const again = await w.device('alice', { now: () => aliceClock });
+    const attempt = again.raw.preconnect(bob.address);
+    // Her offer is older by sequence than the one bob holds: it does not replace his link,
+    // but he says so at once, with the sequence he holds.
+    await w.changes.until(() => w.signals(bob.address, alice.address).some((s) => s.type === 'bye' && s.floor !== undefined), 'the BYE with a floor');
+    const stale = w.signals(again.address, bob.address).filter((s) => s.type === 'offer').at(-1)!;
+    expect(stale.sequence).toBeLessThan(first.sequence);
+    expect(w.signals(bob.address, alice.address).at(-1)).toEqual({ type: 'bye', connectionId: stale.connectionId, sequence: expect.any(Number), floor: first.sequence });
+    expect(await within(attempt, 'the stale attempt to end')).toBe(false);
+    // Her retry (after its backoff, 0 here) offers above the floor: bob's dead link is replaced.
+    again.timers.fire(0);
+    await w.linked(again, bob);
+    const next = w.signals(again.address, bob.address).filter((s) => s.type === 'offer').at(-1)!;
+    expect(next.sequence).toBe(first.sequence + 1);
+    expect(bob.paths.filter((p) => p.path === 'relay').map((p) => p.reason)).toEqual(['replaced by the other side']);
+    await again.transport.send([{ to: bob.address, frame: utf8('after the restart') }]);
+    expect(direct(bob)).toEqual(['after the restart']);
+    // Her sequences to bob keep increasing from there; a BYE naming another attempt than
+    // hers (a late old offer's) would not have moved them (see the stale offers test).
+    expect(again.raw.path(bob.address)).toBe('direct');
   });
 });
 
@@ -237,7 +321,7 @@ describe('when links end', () => {
     alice.timers.fire(0); // any retry would be due now
     expect(alice.pcs()).toHaveLength(1);
     // The next send goes through the relay and sets up a link again.
-    await alice.transport.send([{ to: bob.address, frame: utf8('later') }]);
+    await alice.transport.send([{ to: bob.address, frame: utf8('later'), contact: true }]);
     expect(alice.pcs()).toHaveLength(2);
     await w.changes.until(() => viaRelay(bob).includes('later'), 'the frame through the relay');
   });

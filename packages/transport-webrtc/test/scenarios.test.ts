@@ -189,7 +189,7 @@ describe('setting up links', () => {
     const b = peer(hub, bus, 'bob', {}, undefined, 'werift');
     hub.onStored(changes.poke);
     await a.transport.connect(a.auth);
-    await a.transport.send([{ to: b.address, frame: utf8('while away') }]); // stored; an offer follows
+    await a.transport.send([{ to: b.address, frame: utf8('while away'), contact: true }]); // stored; an offer follows
     await changes.until(() => hub.stored.length === 2, 'the offer in the mailbox');
     const ended = a.raw.preconnect(b.address); // follows the attempt under way
     expect(timers.fire(60_000), 'the attempt timed out').toBe(1);
@@ -219,14 +219,14 @@ describe('setting up links', () => {
     await a.transport.connect(a.auth);
     for (let i = 1; i <= 3; i++) {
       clock += 10_000; // past any backoff
-      await a.transport.send([{ to: c.address, frame: utf8(`m${i}`) }]);
+      await a.transport.send([{ to: c.address, frame: utf8(`m${i}`), contact: true }]);
       expect(a.impl.pcs.length, `attempt ${i} started`).toBe(i);
       await changes.until(() => hub.stored.length === 2 * i, `offer ${i} in the mailbox`);
       expect(timers.fire(60_000), `attempt ${i} timed out`).toBe(1);
     }
     clock += 10_000;
-    await a.transport.send([{ to: c.address, frame: utf8('m4') }]);
-    await a.transport.send([{ to: c.address, frame: utf8('m5') }]);
+    await a.transport.send([{ to: c.address, frame: utf8('m4'), contact: true }]);
+    await a.transport.send([{ to: c.address, frame: utf8('m5'), contact: true }]);
     expect(a.impl.pcs.length, 'no fourth offer to a device that never answered').toBe(3);
     // Carol comes online: her answers to the stale offers show she runs WebRTC, so offers resume.
     await c.transport.connect(c.auth);

@@ -685,9 +685,12 @@ export async function createClient(options: ClientOptions): Promise<Client> {
           const recipientVersion = await listVersionOf(sessions, recipient);
           const ownVersion = await listVersionOf(sessions, address.userId);
           // Each encrypt persists its advanced chain before returning (SECURITY.md D28).
+          // `contact`: the user chose to talk to these devices, so a transport may set up a
+          // direct path to them (WebRTC). Nothing core sends on its own is marked: a
+          // stranger can make it send (relay-protocol.ts, OutboundMessage.contact).
           const outbound = [];
-          for (const peer of peers) outbound.push({ to: peer, frame: await sessions.encrypt(peer, direct), listVersion: recipientVersion });
-          for (const device of own) outbound.push({ to: device, frame: await sessions.encrypt(device, sync), listVersion: ownVersion });
+          for (const peer of peers) outbound.push({ to: peer, frame: await sessions.encrypt(peer, direct), listVersion: recipientVersion, contact: true });
+          for (const device of own) outbound.push({ to: device, frame: await sessions.encrypt(device, sync), listVersion: ownVersion, contact: true });
           try {
             await transport.send(outbound);
             break;

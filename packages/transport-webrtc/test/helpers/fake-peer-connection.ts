@@ -5,7 +5,9 @@
  * (pass {@link FakeNetwork.remoteFingerprint} as `remoteFingerprint` for one that does).
  * Two connections find each other through their descriptions (`a=fake-pc:<id>`), which
  * travel through the transport's signalling like real ones; a connection opens once the
- * offerer applied the answer. Test use only: no network, nothing encrypted.
+ * offerer applied the answer. `getStats()` reports the candidate pair the test says the
+ * ICE agent selected ({@link FakeNetwork.selectedPair}), in the standard entries, or none.
+ * Test use only: no network, nothing encrypted.
  */
 import type { DtlsFingerprint, RemoteFingerprintReader, RTCDataChannelLike, RTCPeerConnectionConstructor, RTCPeerConnectionLike, SessionDescriptionLike } from '../../src/index.js';
 
@@ -155,6 +157,19 @@ export class FakePeerConnection implements RTCPeerConnectionLike {
     if (description.type === 'answer') queueMicrotask(() => this.network.connect(this, remote));
   }
 
+  /** W3C stats: a transport naming the selected pair, the pair, and its two candidates (types only) while connected. */
+  async getStats(): Promise<Map<string, Record<string, unknown>>> {
+    const report = new Map<string, Record<string, unknown>>();
+    const pair = this.network.selectedPair(this);
+    if (pair === undefined || this.connectionState !== 'connected') return report;
+    const add = (entry: Record<string, unknown>): void => void report.set(entry.id as string, entry);
+    add({ id: 'T01', type: 'transport', selectedCandidatePairId: 'CP1' });
+    add({ id: 'CP1', type: 'candidate-pair', localCandidateId: 'L1', remoteCandidateId: 'R1', state: 'succeeded', nominated: true });
+    add({ id: 'L1', type: 'local-candidate', candidateType: pair.local });
+    add({ id: 'R1', type: 'remote-candidate', candidateType: pair.remote });
+    return report;
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
@@ -171,6 +186,8 @@ export class FakeNetwork {
   readonly #listeners = new Set<() => void>();
   /** A reader that exposes the remote end's certificate (without it, the fake exposes none). */
   readonly remoteFingerprint: RemoteFingerprintReader = (pc) => (pc as FakePeerConnection).remote?.certificate;
+  /** The candidate types `getStats()` reports as selected, per connection (default: none, as if not exposed). */
+  selectedPair: (pc: FakePeerConnection) => { local: string; remote: string } | undefined = () => undefined;
 
   /** The class one device passes as `RTCPeerConnection`; its connections are marked with `owner`. */
   RTCPeerConnection(owner: string): RTCPeerConnectionConstructor {

@@ -13,12 +13,13 @@ import { RTCPeerConnection as WeriftPeerConnection } from 'werift';
 import { createClient, type Client, type StoredMessage } from '@deadbolt/core';
 import { createMemoryRelayStore, type RelayStore, type StoreAddress } from '@deadbolt/relay';
 import { conformanceRelay } from '@deadbolt/relay/testing';
-import type { Address } from '@deadbolt/spec';
+import type { Address, SignallingChannel } from '@deadbolt/spec';
 import { createMemoryStorage, createMemoryStorageBacking, type MemoryStorageBacking } from '@deadbolt/storage-memory';
 import { createHttpPollingTransport } from '@deadbolt/transport-http-polling';
 import { createWebSocketTransport, type WebSocketConstructor } from '@deadbolt/transport-websocket';
 import {
   createWebRtcTransport,
+  decodeSignal,
   nodeDatachannelImplementation,
   type NodeDatachannelModule,
   type NodeDatachannelPolyfillModule,
@@ -182,6 +183,8 @@ export interface TestClient {
   readonly backing: MemoryStorageBacking;
   /** Path changes this client's transport reported. */
   readonly paths: PathChange[];
+  /** Every signal this client's transport sent (through core's signalling channel): to whom, and its type. */
+  readonly signalsSent: { readonly to: Address; readonly type: string }[];
   /** Resolves once `check()` holds, re-checked on every message and path change. */
   until(check: () => boolean, what: string, ms?: number): Promise<void>;
   /** Waits until frames to `peer` take `path`. */
@@ -211,6 +214,25 @@ export async function startClient(relay: { url: string; wsUrl: string }, userId:
     connectTimeoutMs: 5000,
     ...options.transport,
   });
+  // Core attaches its signalling channel when it starts: what the transport sends through
+  // it is noted (decoded here, in the test; the relay only ever sees it sealed).
+  const signalsSent: { to: Address; type: string }[] = [];
+  const attach = transport.attachSignalling.bind(transport);
+  transport.attachSignalling = (channel) =>
+    attach(
+      new Proxy(channel, {
+        get(target, key) {
+          if (key === 'send') {
+            return (to: Address, payload: Uint8Array, deliver: Parameters<SignallingChannel['send']>[2]) => {
+              signalsSent.push({ to: { userId: to.userId, deviceId: to.deviceId }, type: decodeSignal(payload).type });
+              return target.send(to, payload, deliver);
+            };
+          }
+          const value: unknown = Reflect.get(target, key, target);
+          return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+        },
+      }),
+    );
   const client = await createClient({ userId, deviceId, storage: createMemoryStorage({ backing }), transport });
   const received: StoredMessage[] = [];
   const paths: PathChange[] = [];
@@ -247,6 +269,7 @@ export async function startClient(relay: { url: string; wsUrl: string }, userId:
     received,
     backing,
     paths,
+    signalsSent,
     until,
     waitPath: (peer, path, ms) => until(() => transport.path(peer) === path, `the path to ${peer.userId}/${peer.deviceId} to be ${path}`, ms),
     close: () => client.close(),

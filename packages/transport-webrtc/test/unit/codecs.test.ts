@@ -24,6 +24,7 @@ describe('Signal (signal-codec.ts)', () => {
     { type: 'offer', connectionId: id, sequence: 1_700_000_000_123, sdp: SDP },
     { type: 'answer', connectionId: id, sequence: 0, sdp: SDP },
     { type: 'bye', connectionId: id, sequence: Number.MAX_SAFE_INTEGER },
+    { type: 'bye', connectionId: id, sequence: 5, floor: 1_700_000_000_999 },
   ])('round trip: $type', (signal) => {
     const bytes = encodeSignal(signal);
     expect(bytes[0]).toBe(2);
@@ -38,6 +39,8 @@ describe('Signal (signal-codec.ts)', () => {
     expect([...bytes.subarray(26, 28)]).toEqual([0, 5]);
     expect(new TextDecoder().decode(bytes.subarray(28))).toBe('v=0\r\n');
     expect([...encodeSignal({ type: 'bye', connectionId: id, sequence: 7 })]).toEqual([2, 3, ...id, 0, 0, 0, 0, 0, 0, 0, 7]);
+    // A BYE may carry the sequence its sender holds (stale offers, review 2 finding 3): 8 more bytes.
+    expect([...encodeSignal({ type: 'bye', connectionId: id, sequence: 7, floor: 0x0102 })]).toEqual([2, 3, ...id, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 1, 2]);
   });
 
   test('a sequence that is not an integer in [0, 2^53) is not encoded, nor decoded', () => {
@@ -49,6 +52,13 @@ describe('Signal (signal-codec.ts)', () => {
         error = e;
       }
       expect(isDeadboltError(error, 'INVALID_ARGUMENT') && error.details.field, String(sequence)).toBe('sequence');
+      let floorError: unknown;
+      try {
+        encodeSignal({ type: 'bye', connectionId: id, sequence: 1, floor: sequence });
+      } catch (e) {
+        floorError = e;
+      }
+      expect(isDeadboltError(floorError, 'INVALID_ARGUMENT') && floorError.details.field, `floor ${sequence}`).toBe('floor');
     }
     expect(codecError(() => decodeSignal(new Uint8Array([2, 3, ...id, 0, 0x20, 0, 0, 0, 0, 0, 0])))).toEqual({ field: 'sequence', offset: 18 });
     expect(codecError(() => decodeSignal(new Uint8Array([2, 3, ...id, 0, 0, 0])))).toEqual({ field: 'sequence', offset: 18 });
@@ -70,7 +80,11 @@ describe('Signal (signal-codec.ts)', () => {
     expect(codecError(() => decodeSignal(good.subarray(0, 10))).field).toBe('connectionId');
     expect(codecError(() => decodeSignal(good.subarray(0, good.length - 1))).field).toBe('sdp');
     expect(codecError(() => decodeSignal(new Uint8Array([...good, 0]))).field).toBe('end');
-    expect(codecError(() => decodeSignal(new Uint8Array([...encodeSignal({ type: 'bye', connectionId: id, sequence: 1 }), 0]))).field).toBe('end');
+    // A BYE is followed by nothing or by an 8-byte floor, and nothing after it.
+    const bye = encodeSignal({ type: 'bye', connectionId: id, sequence: 1 });
+    expect(codecError(() => decodeSignal(new Uint8Array([...bye, 0]))).field).toBe('floor');
+    expect(codecError(() => decodeSignal(new Uint8Array([...bye, 0, 0, 0, 0, 0, 0, 0, 1, 0]))).field).toBe('end');
+    expect(codecError(() => decodeSignal(new Uint8Array([...bye, 0, 0x20, 0, 0, 0, 0, 0, 0]))).field).toBe('floor');
     // Not UTF-8, and UTF-8 that is not printable text.
     const raw = (sdp: number[]): Uint8Array => new Uint8Array([2, 1, ...id, 0, 0, 0, 0, 0, 0, 0, 1, 0, sdp.length, ...sdp]);
     expect(codecError(() => decodeSignal(raw([0xff, 0xfe])))).toEqual({ field: 'sdp', offset: 26 });

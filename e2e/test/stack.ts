@@ -26,6 +26,7 @@ const LOOSE = { burst: 100_000, refill: 100_000, intervalMs: 1000 };
 export const TEST_LIMITS: NonNullable<RelayOptions['limits']> = {
   messages: LOOSE,
   bundleFetches: LOOSE,
+  directoryReads: LOOSE,
   requests: LOOSE,
   sendBytes: { burst: 1 << 30, refill: 1 << 30, intervalMs: 1000 },
   authAttempts: LOOSE,

@@ -71,10 +71,9 @@ async function main(): Promise<void> {
     port: relayPort,
     allowedOrigins: origins,
     logger: createJsonRelayLogger({ level: 'warn' }),
-    // Every client start reads the user's own directory entry, a bundle fetch (6, then one
-    // per 10 minutes for a pair of users), and switching transport in Settings restarts the
-    // client: loosened so trying every transport does not lock a developer out.
-    limits: { bundleFetches: { burst: 100, refill: 100, intervalMs: 60_000 } },
+    // The relay's own limits: a client start (a reload, a transport switch in Settings)
+    // reads its own directory entry skipping the devices it knows, which takes no prekey
+    // and so never meets the bundle-fetch limit.
   });
 
   process.env.VITE_DEADBOLT_RELAY_URL = relay.url;

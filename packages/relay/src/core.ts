@@ -37,6 +37,7 @@ export interface WebSocketPeer {
 export interface RelayLimiters {
   /** Per (requester user, target user). */
   readonly bundleFetches: RateLimiter;
+  readonly directoryReads: RateLimiter;
   /** Per (sender user, recipient user). */
   readonly messages: RateLimiter;
   /** Per sender user, in bytes. */

@@ -127,7 +127,7 @@ export async function handleRequest(core: RelayCore, ctx: RequestContext, reques
       case 'publish-prekeys':
         return { frame: await publishPrekeys(core, device, request.upload) };
       case 'fetch-bundles':
-        return { frame: await fetchBundles(core, device, request.userId) };
+        return { frame: await fetchBundles(core, device, request.userId, request.skip ?? []) };
     }
   } catch (e) {
     core.log('error', 'request-failed', {
@@ -464,26 +464,45 @@ async function currentList(core: RelayCore, userId: string): Promise<{ readonly 
  * with a list is answered BUNDLES even when no bundle is available: the list alone tells
  * the sender which devices are current and at which version. Without a list and without
  * bundles: UNKNOWN_USER.
+ *
+ * Devices named in `skip` (the caller has sessions with them) get no bundle, so none of
+ * their prekeys is taken. Every read counts against `directoryReads`; only a read that
+ * takes prekeys counts against the stricter `bundleFetches` too, which protects prekeys
+ * from being drained, so a device reading its own user's entry at every start (skipping
+ * the siblings it knows) never runs into it.
  */
-async function fetchBundles(core: RelayCore, device: AuthenticatedDevice, targetUser: string): Promise<RelayFrame> {
-  const wait = core.limiters.bundleFetches.attempt([limiterKey(device.address.userId, targetUser)]);
-  if (wait > 0) return errorFrame('RATE_LIMITED', 'too many bundle fetches for this user', wait);
+async function fetchBundles(core: RelayCore, device: AuthenticatedDevice, targetUser: string, skip: readonly string[]): Promise<RelayFrame> {
+  const pair = limiterKey(device.address.userId, targetUser);
+  const readWait = core.limiters.directoryReads.attempt([pair]);
+  if (readWait > 0) return errorFrame('RATE_LIMITED', 'too many directory reads for this user', readWait);
   const current = await currentList(core, targetUser);
-  const devices = await core.store.listDevices(targetUser);
-  const bundles: Uint8Array[] = [];
-  for (const d of devices) {
+  const skipped = new Set(skip);
+  const wanted = [];
+  let known = 0; // current devices the caller skipped: it knows them
+  for (const d of await core.store.listDevices(targetUser)) {
     // A device never needs its own bundle.
     if (targetUser === device.address.userId && d.deviceId === device.address.deviceId) continue;
     const certificate = decodeDeviceCertificate(d.certificate);
     if (current !== undefined && !listsCertificate(current.list, certificate)) continue;
-    const address = { userId: targetUser, deviceId: d.deviceId };
+    if (skipped.has(d.deviceId)) known++;
+    else wanted.push({ deviceId: d.deviceId, certificate });
+  }
+  if (wanted.length > 0) {
+    const wait = core.limiters.bundleFetches.attempt([pair]);
+    if (wait > 0) return errorFrame('RATE_LIMITED', 'too many bundle fetches for this user', wait);
+  }
+  const bundles: Uint8Array[] = [];
+  for (const { deviceId, certificate } of wanted) {
+    const address = { userId: targetUser, deviceId };
     const taken = await core.store.takeBundle(address);
     if (taken === undefined) continue;
     bundles.push(encodeTakenBundle(certificate, taken));
     const low = core.limits.prekeysLowThreshold;
     if (taken.remaining.oneTime < low || taken.remaining.pq < low) tellPrekeysLow(core, addressKey(address), taken.remaining);
   }
-  if (bundles.length === 0 && current === undefined) return errorFrame('UNKNOWN_USER', 'no such user, or no device with prekeys');
+  // A user without a list is unknown unless the caller got a bundle or skipped one of its
+  // devices (it knows that device): skipping never turns a known user into an unknown one.
+  if (bundles.length === 0 && current === undefined && known === 0) return errorFrame('UNKNOWN_USER', 'no such user, or no device with prekeys');
   return { kind: 'bundles', bundles, deviceList: current?.encoded };
 }
 

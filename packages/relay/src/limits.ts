@@ -35,8 +35,15 @@ export interface RelayLimits {
   readonly mailboxBytes: number;
   /** Messages one sender user may keep queued in one mailbox (1,000). */
   readonly senderQueuedPerMailbox: number;
-  /** Bundle fetches per (requester user, target user): 6, then one per 10 minutes. */
+  /** Bundle fetches that take prekeys, per (requester user, target user): 6, then one per 10 minutes. */
   readonly bundleFetches: RateLimit;
+  /**
+   * Directory reads (every FETCH_BUNDLES, including those that take no prekey because the
+   * caller skips every device it knows), per (requester user, target user): 30, then one
+   * per 10 seconds. A read costs the store a few lookups and no key material, so restarts
+   * (a page reload, a crash loop) may read their own user's entry often.
+   */
+  readonly directoryReads: RateLimit;
   /** Messages per (sender user, recipient user): 60, then one per second. */
   readonly messages: RateLimit;
   /** WebSocket connections per device (4); a fifth closes the oldest. */
@@ -118,6 +125,7 @@ export const DEFAULT_RELAY_LIMITS: RelayLimits = Object.freeze({
   mailboxBytes: 64 * 1024 * 1024,
   senderQueuedPerMailbox: 1000,
   bundleFetches: Object.freeze({ burst: 6, refill: 1, intervalMs: 10 * 60_000 }),
+  directoryReads: Object.freeze({ burst: 30, refill: 1, intervalMs: 10_000 }),
   messages: Object.freeze({ burst: 60, refill: 1, intervalMs: 1000 }),
   connectionsPerDevice: 4,
   challengeLifetimeMs: 60_000,

@@ -169,6 +169,7 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
     peers: new Map<string, Set<WebSocketPeer>>(),
     limiters: {
       bundleFetches: limiter(limits.bundleFetches),
+      directoryReads: limiter(limits.directoryReads),
       messages: limiter(limits.messages),
       sendBytes: limiter(limits.sendBytes),
       authAttempts: limiter(limits.authAttempts),

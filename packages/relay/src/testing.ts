@@ -31,6 +31,7 @@ const LOOSE: RateLimit = { burst: 1_000_000, refill: 1_000_000, intervalMs: 1000
 export const LOOSE_TEST_LIMITS: NonNullable<RelayOptions['limits']> = {
   messages: LOOSE,
   bundleFetches: LOOSE,
+  directoryReads: LOOSE,
   requests: LOOSE,
   sendBytes: { burst: 2 ** 40, refill: 2 ** 40, intervalMs: 1000 },
   authAttempts: LOOSE,

@@ -139,7 +139,7 @@ export type RelayFrame =
   | { readonly kind: 'fetch'; readonly waitMs: number; readonly max: number }
   | { readonly kind: 'ack'; readonly ids: readonly string[] }
   | { readonly kind: 'publish-prekeys'; readonly upload: Uint8Array }
-  | { readonly kind: 'fetch-bundles'; readonly userId: string }
+  | { readonly kind: 'fetch-bundles'; readonly userId: string; readonly skip?: readonly string[] }
   | { readonly kind: 'bundles'; readonly bundles: readonly Uint8Array[]; readonly deviceList: Uint8Array | undefined }
   | { readonly kind: 'publish-device-list'; readonly deviceList: Uint8Array }
   | { readonly kind: 'provision-put'; readonly channel: Uint8Array; readonly sealed: Uint8Array }
@@ -222,6 +222,17 @@ function readOptional16(r: ByteReader, field: string, max: number): Uint8Array |
   return bytes.length === 0 ? undefined : bytes;
 }
 
+function readDeviceId(r: ByteReader, field: string): string {
+  const at = r.offset;
+  const device = r.string8(field);
+  try {
+    toDeviceId(device);
+  } catch {
+    throw r.fail(field, 'invalid device id', at);
+  }
+  return device;
+}
+
 function count(r: ByteReader, field: string, max: number): number {
   const at = r.offset;
   const n = r.u16(field);
@@ -282,9 +293,13 @@ export function encodeRelayFrame(requestId: number, frame: RelayFrame): Uint8Arr
     case 'publish-prekeys':
       w.bytes32(frame.upload);
       break;
-    case 'fetch-bundles':
-      w.string8(frame.userId);
+    case 'fetch-bundles': {
+      // `skip` (relay-protocol.md FETCH_BUNDLES): devices whose bundles the caller does not need.
+      const skip = frame.skip ?? [];
+      w.string8(frame.userId).u16(skip.length);
+      for (const d of skip) w.string8(d);
       break;
+    }
     case 'bundles':
       w.u16(frame.bundles.length);
       for (const b of frame.bundles) w.bytes16(b);
@@ -403,9 +418,15 @@ export function decodeRelayFrame(bytes: Uint8Array): RelayEnvelope {
     case 'publish-prekeys':
       frame = { kind, upload: r.bytes32('upload', RELAY_LIMITS.maxFrame) };
       break;
-    case 'fetch-bundles':
-      frame = { kind, userId: readUserId(r, 'userId') };
+    case 'fetch-bundles': {
+      const userId = readUserId(r, 'userId');
+      // A request without the count (an older client) skips nothing.
+      const n = r.remaining === 0 ? 0 : count(r, 'skip', RELAY_LIMITS.maxBundles);
+      const skip: string[] = [];
+      for (let i = 0; i < n; i++) skip.push(readDeviceId(r, `skip[${i}]`));
+      frame = { kind, userId, skip };
       break;
+    }
     case 'bundles': {
       const n = count(r, 'count', RELAY_LIMITS.maxBundles);
       const bundles: Uint8Array[] = [];

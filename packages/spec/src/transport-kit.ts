@@ -9,7 +9,8 @@
  */
 import { isDeadboltError, TransportError, UsageError } from './errors.js';
 import { PROVISION_CHANNEL_BYTES, RELAY_LIMITS, type DeliveredMessage, type OutboundMessage, type RelayFrame, type UserListVersion } from './relay-protocol.js';
-import type { FrameHandler, InboundFrame, SharedRecipient, TransportNotice, TransportState } from './transport.js';
+import { deviceId as toDeviceId } from './ids.js';
+import type { FetchBundlesOptions, FrameHandler, InboundFrame, SharedRecipient, TransportNotice, TransportState } from './transport.js';
 
 /** Backoff settings: the delay doubles from `initialMs` up to `maxMs`, with full jitter. */
 export interface BackoffOptions {
@@ -107,6 +108,35 @@ function checkFrame(frame: unknown, field: string, maxFrameSize: number): Uint8A
     throw new TransportError('FRAME_TOO_LARGE', { message: `frame of ${frame.byteLength} bytes over ${maxFrameSize}`, details: { size: frame.byteLength, max: maxFrameSize } });
   }
   return frame;
+}
+
+/**
+ * The `skip` of {@link FetchBundlesOptions}, checked and copied (each device id valid, at
+ * most `RELAY_LIMITS.maxBundles` distinct ones; repeats dropped), for the FETCH_BUNDLES
+ * frame. Throws `INVALID_ARGUMENT` naming `options` or `options.skip`.
+ *
+ * @example
+ * ```ts
+ * prepareFetchSkip({ skip: ['phone', 'phone', 'tablet'] }); // ['phone', 'tablet']
+ * ```
+ */
+export function prepareFetchSkip(options: FetchBundlesOptions | undefined): string[] {
+  if (options === undefined) return [];
+  if (typeof options !== 'object' || options === null) throw new UsageError('INVALID_ARGUMENT', { message: 'options: expected an object', details: { field: 'options', expected: '{ skip? }' } });
+  const skip: unknown = options.skip;
+  if (skip === undefined) return [];
+  const expected = `an array of at most ${RELAY_LIMITS.maxBundles} device ids`;
+  if (!Array.isArray(skip)) throw new UsageError('INVALID_ARGUMENT', { message: `options.skip: expected ${expected}`, details: { field: 'options.skip', expected } });
+  const out = new Set<string>();
+  for (const d of Array.from(skip as unknown[])) {
+    try {
+      out.add(toDeviceId(d as string));
+    } catch {
+      throw new UsageError('INVALID_ARGUMENT', { message: `options.skip: expected ${expected}`, details: { field: 'options.skip', expected } });
+    }
+    if (out.size > RELAY_LIMITS.maxBundles) throw new UsageError('INVALID_ARGUMENT', { message: `options.skip: expected ${expected}`, details: { field: 'options.skip', expected } });
+  }
+  return [...out];
 }
 
 /**

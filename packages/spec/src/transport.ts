@@ -92,6 +92,25 @@ export interface DeviceDirectoryEntry {
   readonly deviceList: Uint8Array | undefined;
 }
 
+/**
+ * Options of {@link TransportAdapter.fetchBundles}.
+ *
+ * @example
+ * ```ts
+ * // Start-up: the list, and bundles only of devices this one has no session with.
+ * const entry = await transport.fetchBundles('alice', { skip: ['phone', 'tablet'] });
+ * ```
+ */
+export interface FetchBundlesOptions {
+  /**
+   * Devices of the user whose bundles the caller does not need (it has sessions with
+   * them): the relay takes none of their prekeys, and a read that takes no prekey at all
+   * counts only against the looser directory-read limit, not the bundle-fetch limit
+   * (docs/relay-protocol.md, FETCH_BUNDLES). At most `RELAY_LIMITS.maxBundles` device ids.
+   */
+  readonly skip?: readonly string[];
+}
+
 /** One recipient of {@link TransportAdapter.sendShared}. */
 export interface SharedRecipient {
   readonly to: Address;
@@ -206,11 +225,11 @@ export interface TransportAdapter {
   /** Publishes this device's prekeys (an encoded prekey upload, docs/protocol.md §4.5). */
   publishPrekeys(upload: Uint8Array): Promise<void>;
   /**
-   * The user's directory entry: one encoded prekey bundle per current device, and the
-   * user's signed device list (docs/protocol.md §3.3) when it has published one. Rejects
-   * with `UNKNOWN_USER`.
+   * The user's directory entry: one encoded prekey bundle per current device (but those
+   * in `options.skip`), and the user's signed device list (docs/protocol.md §3.3) when it
+   * has published one. Rejects with `UNKNOWN_USER`.
    */
-  fetchBundles(userId: string): Promise<DeviceDirectoryEntry>;
+  fetchBundles(userId: string, options?: FetchBundlesOptions): Promise<DeviceDirectoryEntry>;
   /**
    * Stores one frame in many mailboxes, all or none (SEND_SHARED): a message encrypted
    * once for many devices (a group message). Same guarantees and errors as `send`.

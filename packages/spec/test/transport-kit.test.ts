@@ -15,6 +15,7 @@ import {
   isolatedListener,
   planSendRequests,
   planSharedSend,
+  prepareFetchSkip,
   prepareOutbound,
   relayError,
   settleSendRequests,
@@ -68,6 +69,31 @@ describe('outbound checks', () => {
     expect(err('UNKNOWN_USER').details).toEqual({ userId: 'bob' });
     expect(err('TOO_LARGE').code).toBe('FRAME_TOO_LARGE');
     expect(err('FORBIDDEN').details).toEqual({ code: 'FORBIDDEN' });
+  });
+});
+
+describe('prepareFetchSkip (FETCH_BUNDLES skip)', () => {
+  test('absent: nothing skipped; repeats dropped; the caller\'s array copied', () => {
+    expect(prepareFetchSkip(undefined)).toEqual([]);
+    expect(prepareFetchSkip({})).toEqual([]);
+    const skip = ['phone', 'phone', 'tablet'];
+    const out = prepareFetchSkip({ skip });
+    skip[0] = 'changed';
+    expect(out).toEqual(['phone', 'tablet']);
+  });
+
+  test('not an array of at most 100 device ids: INVALID_ARGUMENT naming options.skip', () => {
+    const many = Array.from({ length: 101 }, (_, i) => `d${i}`);
+    for (const skip of ['phone', [''], ['no spaces'], [7], many] as unknown[]) {
+      let caught: unknown;
+      try {
+        prepareFetchSkip({ skip } as never);
+      } catch (e) {
+        caught = e;
+      }
+      expect(isDeadboltError(caught, 'INVALID_ARGUMENT') && caught.details.field).toBe('options.skip');
+    }
+    expect(prepareFetchSkip({ skip: many.slice(0, 100) })).toHaveLength(100);
   });
 });
 

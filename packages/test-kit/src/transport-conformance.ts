@@ -776,6 +776,20 @@ export function describeTransportConformance(name: string, factory: TransportCon
         expect(isDeadboltError(noDevice, 'UNKNOWN_USER') ? noDevice.details : describeError(noDevice)).toEqual({ userId: a!.address.userId });
       });
 
+      it('fetchBundles with skip: no bundle of a skipped device (a known user is not UNKNOWN_USER); an invalid skip is INVALID_ARGUMENT', async () => {
+        const [a, b] = await devices('alice', 'bob');
+        const ta = await connected(a!);
+        const tb = await connected(b!);
+        await ta.publishPrekeys(a!.upload);
+        const skipped = await tb.fetchBundles(a!.address.userId, { skip: [a!.address.deviceId] });
+        expect(skipped).toEqual({ bundles: [], deviceList: undefined });
+        expect((await tb.fetchBundles(a!.address.userId, { skip: ['another-device'] })).bundles).toHaveLength(1);
+        for (const skip of [['not a device id'], 'phone', [7]] as unknown[]) {
+          const bad = await rejection(`fetchBundles with skip ${JSON.stringify(skip)}`, tb.fetchBundles(a!.address.userId, { skip } as never));
+          expect(isDeadboltError(bad, 'INVALID_ARGUMENT'), describeError(bad)).toBe(true);
+        }
+      });
+
       it('PREKEYS_LOW reaches onNotice when a fetch leaves the device few one-time prekeys', async () => {
         const [a, b] = await devices('alice', 'bob');
         const ta = await connected(a!);

@@ -59,12 +59,14 @@ import {
   decodeRelayFrame,
   encodeRelayFrame,
   planSendRequests,
+  prepareFetchSkip,
   planSharedSend,
   relayError,
   settleSendRequests,
   transportClosed,
   type BackoffOptions,
   type DeviceDirectoryEntry,
+  type FetchBundlesOptions,
   type FrameHandler,
   type OutboundMessage,
   type RelayFrame,
@@ -594,11 +596,12 @@ export function createHttpPollingTransport(options: HttpPollingTransportOptions)
       await userCall({ kind: 'publish-prekeys', upload: upload.slice() }, { operation: 'publishPrekeys', user: true });
     },
 
-    async fetchBundles(userId: string): Promise<DeviceDirectoryEntry> {
+    async fetchBundles(userId: string, options?: FetchBundlesOptions): Promise<DeviceDirectoryEntry> {
       if (closed()) throw transportClosed();
       if (typeof userId !== 'string' || !ID_PATTERN.test(userId)) throw invalid('userId', '1-64 characters of [A-Za-z0-9._@:+-]');
+      const skip = prepareFetchSkip(options);
       admit('fetchBundles', 1);
-      const frame = await userCall({ kind: 'fetch-bundles', userId }, { operation: 'fetchBundles', user: true, userId });
+      const frame = await userCall({ kind: 'fetch-bundles', userId, skip }, { operation: 'fetchBundles', user: true, userId });
       if (frame.kind !== 'bundles') throw failed('fetchBundles', `the relay answered ${frame.kind}, expected BUNDLES`);
       return { bundles: frame.bundles.map((b) => b.slice()), deviceList: frame.deviceList?.slice() };
     },

@@ -99,6 +99,7 @@ import {
   type Address,
   type BackoffOptions,
   type DeviceDirectoryEntry,
+  type FetchBundlesOptions,
   type FrameHandler,
   type InboundFrame,
   type OutboundMessage,
@@ -1081,9 +1082,9 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
       if (closed()) return Promise.reject(transportClosed());
       return fallback.publishPrekeys(upload);
     },
-    fetchBundles(userId: string): Promise<DeviceDirectoryEntry> {
+    fetchBundles(userId: string, options?: FetchBundlesOptions): Promise<DeviceDirectoryEntry> {
       if (closed()) return Promise.reject(transportClosed());
-      return fallback.fetchBundles(userId);
+      return fallback.fetchBundles(userId, options);
     },
     // One frame for many mailboxes (group messages): the relay stores it once, all or none,
     // so it always takes the relay path. It says nothing of whom the application talks to

@@ -62,12 +62,14 @@ import {
   isDeadboltError,
   encodeRelayFrame,
   planSendRequests,
+  prepareFetchSkip,
   planSharedSend,
   relayError,
   settleSendRequests,
   transportClosed,
   type BackoffOptions,
   type DeviceDirectoryEntry,
+  type FetchBundlesOptions,
   type FrameHandler,
   type OutboundMessage,
   type RelayFrame,
@@ -835,11 +837,12 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): Tr
       await request({ kind: 'publish-prekeys', upload: upload.slice() }, 'publishPrekeys', true);
     },
 
-    async fetchBundles(userId: string): Promise<DeviceDirectoryEntry> {
+    async fetchBundles(userId: string, options?: FetchBundlesOptions): Promise<DeviceDirectoryEntry> {
       if (closed()) throw transportClosed();
       if (typeof userId !== 'string' || !ID_PATTERN.test(userId)) throw invalid('userId', '1-64 characters of [A-Za-z0-9._@:+-]');
+      const skip = prepareFetchSkip(options);
       admit('fetchBundles', 1);
-      const frame = await request({ kind: 'fetch-bundles', userId }, 'fetchBundles', true, userId);
+      const frame = await request({ kind: 'fetch-bundles', userId, skip }, 'fetchBundles', true, userId);
       if (frame.kind !== 'bundles') throw failed('fetchBundles', `the relay answered ${frame.kind}, expected BUNDLES`);
       return { bundles: frame.bundles.map((b) => b.slice()), deviceList: frame.deviceList?.slice() };
     },

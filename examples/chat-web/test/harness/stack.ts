@@ -99,7 +99,8 @@ export async function startStack(): Promise<Stack> {
     port: 0,
     allowedOrigins: [server.origin],
     logger: silentRelayLogger,
-    limits: { bundleFetches: { burst: 1000, refill: 1000, intervalMs: 60_000 } },
+    // The relay's default limits: the app reloads and switches transports (each a client
+    // start) without running into them (relay-protocol.md FETCH_BUNDLES skip).
   });
   return {
     browser,

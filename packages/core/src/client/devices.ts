@@ -67,7 +67,9 @@ export interface DeviceContext {
 export async function refreshDevices(ctx: DeviceContext, user: UserId, prefetched?: DeviceDirectoryEntry): Promise<Address[]> {
   // `prefetched`: an answer this device just got (start-up reads its own user's entry
   // once, for the list and the siblings: the relay rate-limits directory reads).
-  const entry = prefetched ?? (await ctx.transport.fetchBundles(user));
+  // Devices with a session are skipped: the relay takes none of their prekeys (their
+  // bundles would be ignored below anyway), and a read that takes none is cheap for it.
+  const entry = prefetched ?? (await ctx.transport.fetchBundles(user, { skip: await knownDevices(ctx, user) }));
   if (entry.deviceList !== undefined) {
     try {
       const applied = await ctx.sessions.applyDeviceList(user, entry.deviceList);
@@ -116,13 +118,29 @@ export async function listVersionOf(sessions: SessionManager, user: UserId): Pro
  */
 export async function ensureOwnDeviceList(ctx: DeviceContext): Promise<DeviceDirectoryEntry> {
   const user = ctx.self.userId;
-  let entry: DeviceDirectoryEntry;
-  try {
-    entry = await ctx.transport.fetchBundles(user);
-  } catch (e) {
-    if (!isDeadboltError(e, 'UNKNOWN_USER')) throw e;
-    entry = { bundles: [], deviceList: undefined };
-  }
+  // Every start reads this entry (a page reload, a crash loop): the siblings this device
+  // has sessions with are skipped, so a restart takes none of their prekeys and stays
+  // under the relay's bundle-fetch limit (relay-protocol.md FETCH_BUNDLES).
+  const skip = await knownDevices(ctx, user);
+  const stored = await ctx.sessions.deviceList(user);
+  const read = async (options: { skip: string[] }): Promise<DeviceDirectoryEntry> => {
+    try {
+      return await ctx.transport.fetchBundles(user, options);
+    } catch (e) {
+      // Rate limited (a burst of restarts): a device that holds its user's signed list
+      // goes on with it and reads the entry at its next start; the limit is reported.
+      if (isDeadboltError(e, 'RATE_LIMITED') && stored !== undefined) {
+        ctx.error(e);
+        return { bundles: [], deviceList: stored.encoded };
+      }
+      if (!isDeadboltError(e, 'UNKNOWN_USER')) throw e;
+      return { bundles: [], deviceList: undefined };
+    }
+  };
+  let entry = await read({ skip });
+  // No list yet: the list this device publishes below is made from the bundles' devices,
+  // so it must see every one, skipped or not. (Only before the user's first list.)
+  if (entry.deviceList === undefined && skip.length > 0) entry = await read({ skip: [] });
   if (entry.deviceList !== undefined) {
     const applied = await ctx.sessions.applyDeviceList(user, entry.deviceList);
     if (applied.changed) ctx.changed(user, applied.list.listVersion, applied.removed, applied.list.devices.map((d) => d.deviceId));
@@ -151,6 +169,11 @@ export async function ensureOwnDeviceList(ctx: DeviceContext): Promise<DeviceDir
   const applied = await ctx.sessions.applyDeviceList(user, list.encoded);
   if (applied.changed) ctx.changed(user, applied.list.listVersion, applied.removed, applied.list.devices.map((d) => d.deviceId));
   return { bundles: entry.bundles, deviceList: list.encoded };
+}
+
+/** The devices of `user` this device has sessions with (its own device excluded by the relay). */
+async function knownDevices(ctx: DeviceContext, user: UserId): Promise<string[]> {
+  return (await ctx.sessions.devices(user)).map((d) => d.deviceId as string);
 }
 
 const sameKey = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && a.every((x, i) => x === b[i]);

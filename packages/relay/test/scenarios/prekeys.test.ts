@@ -193,6 +193,39 @@ describe('SECURITY.md F39: bundle fetches are rate limited; exhaustion falls bac
     expectError(await a.request({ kind: 'fetch-bundles', userId: 'bob' }), 'RATE_LIMITED');
   });
 
+  it('skip: no bundle and no prekey of a skipped device; reads that take no prekey count only against the directory-read limit', async () => {
+    const r = await relay();
+    const bob = await createDevice('bob', 'laptop', { oneTime: 20, pqOneTime: 20 });
+    const bobPhone = await createSiblingDevice(bob, 'phone', { oneTime: 20, pqOneTime: 20 });
+    const alice = await createDevice('alice', 'phone');
+    const b = await connect(r, bob);
+    const bp = await connect(r, bobPhone);
+    expectOk(await b.request({ kind: 'publish-prekeys', upload: bob.upload() }));
+    expectOk(await bp.request({ kind: 'publish-prekeys', upload: bobPhone.upload() }));
+    const a = await connect(r, alice);
+    const devicesOf = (frame: RelayFrame) => bundlesOf(frame).map((x) => decodePrekeyBundle(x).certificate.deviceId);
+    // Skipping one device: only the other's bundle, only its prekeys taken.
+    expect(devicesOf(await a.request({ kind: 'fetch-bundles', userId: 'bob', skip: ['laptop'] }))).toEqual(['phone']);
+    expect(await r.store.prekeyCounts(bob.address)).toEqual({ oneTime: 20, pq: 20 });
+    expect(await r.store.prekeyCounts(bobPhone.address)).toEqual({ oneTime: 19, pq: 19 });
+    // Skipping every device (a known user, no list yet): an empty answer, not UNKNOWN_USER,
+    // and it takes no prekey, so it never meets the 6-per-10-minutes bundle limit.
+    for (let i = 0; i < 20; i++) expect(devicesOf(await a.request({ kind: 'fetch-bundles', userId: 'bob', skip: ['laptop', 'phone'] }))).toEqual([]);
+    expect(await r.store.prekeyCounts(bob.address)).toEqual({ oneTime: 20, pq: 20 });
+    // Those reads did not use up the bundle limit: five more bundle fetches pass (6 in all).
+    for (let i = 0; i < 5; i++) expect(devicesOf(await a.request({ kind: 'fetch-bundles', userId: 'bob' }))).toEqual(['laptop', 'phone']);
+    expectError(await a.request({ kind: 'fetch-bundles', userId: 'bob' }), 'RATE_LIMITED');
+    // Every read counts against the directory-read limit (30, then one per 10 s): 26 so far.
+    for (let i = 0; i < 3; i++) bundlesOf(await a.request({ kind: 'fetch-bundles', userId: 'bob', skip: ['laptop', 'phone'] }));
+    const limited = expectError(await a.request({ kind: 'fetch-bundles', userId: 'bob', skip: ['laptop', 'phone'] }), 'RATE_LIMITED');
+    expect(limited.retryAfterMs).toBeGreaterThan(0);
+    expect(limited.retryAfterMs).toBeLessThanOrEqual(10_000);
+    r.clock.advance(10_000);
+    bundlesOf(await a.request({ kind: 'fetch-bundles', userId: 'bob', skip: ['laptop', 'phone'] }));
+    // Skipping devices that do not exist does not make a user known.
+    expectError(await a.request({ kind: 'fetch-bundles', userId: 'nobody', skip: ['laptop'] }), 'UNKNOWN_USER');
+  });
+
   it('exhausted one-time keys fall back to the signed last-resort key, which still starts a session; the owner is told PREKEYS_LOW', async () => {
     const r = await relay();
     const bob = await createDevice('bob', 'laptop', { oneTime: 2, pqOneTime: 1 });

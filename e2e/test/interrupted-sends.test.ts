@@ -57,13 +57,20 @@ async function aliceOn(backing: MemoryStorageBacking, transport: TransportAdapte
 
 const markers = (storage: StorageAdapter) => storage.range(['pending-send']);
 
-test('a 1:1 and a group send left pending by a crash are failed at the next start; finished sends leave no marker', async () => {
-  relay = await startRelay();
-  const bob = await startClient('websocket', relay, 'bob', 'laptop');
+/** A relay; Bob; Alice over a backing that outlives her, on a transport that can hang. */
+async function aliceAndBob() {
+  const r = await startRelay();
+  relay = r;
+  const bob = await startClient('websocket', r, 'bob', 'laptop');
   clients.push(bob);
   const backing = createMemoryStorageBacking();
-  const first = hangingTransport(makeTransport('websocket', relay));
+  const first = hangingTransport(makeTransport('websocket', r));
   const alice = await aliceOn(backing, first.transport);
+  return { bob, backing, first, alice, relay: r };
+}
+
+test('a 1:1 and a group send left pending by a crash are failed at the next start; finished sends leave no marker', async () => {
+  const { bob, backing, first, alice, relay: r } = await aliceAndBob();
   const view = createMemoryStorage({ backing });
 
   // Finished sends, either way, settle their marker in the same batch as their outcome.
@@ -84,7 +91,7 @@ test('a 1:1 and a group send left pending by a crash are failed at the next star
   expect((await markers(view)).map((e) => e.key[1])).toEqual(['d', 'g']);
 
   // The next run over the same store: both are failed before it even connects.
-  const again = await aliceOn(backing, makeTransport('websocket', relay));
+  const again = await aliceOn(backing, makeTransport('websocket', r));
   expect((await again.history('bob')).map((m) => [new TextDecoder().decode(m.body), m.status])).toEqual([
     ['delivered', 'sent'],
     ['interrupted', 'failed'],
@@ -102,12 +109,7 @@ test('a 1:1 and a group send left pending by a crash are failed at the next star
 });
 
 test('a marker whose record is corrupted is reported and dropped; start goes on', async () => {
-  relay = await startRelay();
-  const bob = await startClient('websocket', relay, 'bob', 'laptop');
-  clients.push(bob);
-  const backing = createMemoryStorageBacking();
-  const first = hangingTransport(makeTransport('websocket', relay));
-  const alice = await aliceOn(backing, first.transport);
+  const { bob, backing, first, alice, relay: r } = await aliceAndBob();
   const handed = first.hang();
   void alice.send('bob', 'interrupted').catch(() => undefined);
   await handed;
@@ -119,7 +121,7 @@ test('a marker whose record is corrupted is reported and dropped; start goes on'
   await view.batch([{ type: 'put', key, value: record }]);
 
   const errors: unknown[] = [];
-  const again = await createClient({ userId: 'alice', deviceId: 'phone', storage: createMemoryStorage({ backing }), transport: makeTransport('websocket', relay) });
+  const again = await createClient({ userId: 'alice', deviceId: 'phone', storage: createMemoryStorage({ backing }), transport: makeTransport('websocket', r) });
   others.push(again);
   again.on('error', (e) => errors.push(e));
   await again.start();

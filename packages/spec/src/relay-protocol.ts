@@ -198,16 +198,20 @@ function readAddress(r: ByteReader, field: string): Address {
   }
 }
 
-function readUserId(r: ByteReader, field: string): string {
+/** A string8 that `check` accepts as an id; a CodecError naming `what` at its offset otherwise. */
+function readId(r: ByteReader, field: string, check: (id: string) => unknown, what: string): string {
   const at = r.offset;
-  const user = r.string8(field);
+  const id = r.string8(field);
   try {
-    toUserId(user);
+    check(id);
   } catch {
-    throw r.fail(field, 'invalid user id', at);
+    throw r.fail(field, `invalid ${what}`, at);
   }
-  return user;
+  return id;
 }
+
+const readUserId = (r: ByteReader, field: string): string => readId(r, field, toUserId, 'user id');
+const readDeviceId = (r: ByteReader, field: string): string => readId(r, field, toDeviceId, 'device id');
 
 function readWait(r: ByteReader, field: string, max: number): number {
   const at = r.offset;
@@ -220,17 +224,6 @@ function readWait(r: ByteReader, field: string, max: number): number {
 function readOptional16(r: ByteReader, field: string, max: number): Uint8Array | undefined {
   const bytes = r.bytes16(field, max);
   return bytes.length === 0 ? undefined : bytes;
-}
-
-function readDeviceId(r: ByteReader, field: string): string {
-  const at = r.offset;
-  const device = r.string8(field);
-  try {
-    toDeviceId(device);
-  } catch {
-    throw r.fail(field, 'invalid device id', at);
-  }
-  return device;
 }
 
 function count(r: ByteReader, field: string, max: number): number {

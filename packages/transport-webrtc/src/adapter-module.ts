@@ -12,7 +12,10 @@
  * The `RTCPeerConnection` is the platform's (browsers); where there is none (Node), the
  * optional peer dependency `node-datachannel` is loaded, else `werift`. Pick one with
  * `implementation: 'node-datachannel' | 'werift' | 'browser'`, or pass the class itself as
- * `RTCPeerConnection`.
+ * `RTCPeerConnection`. With `privacy: 'relay-only'` node-datachannel is never picked (it
+ * sends ICE checks from host addresses despite the relay policy; hostile review 3,
+ * finding 1): werift is, and without it, or when `implementation: 'node-datachannel'`
+ * is asked for, creation fails with INVALID_ARGUMENT.
  *
  * @module
  */
@@ -95,6 +98,21 @@ async function resolveImplementation(options: Record<string, unknown>, loader: M
       throw invalid('implementation', "'browser', 'node-datachannel' or 'werift'");
   }
   if (typeof global === 'function') return { RTCPeerConnection: global };
+  // Privacy 'relay-only' (hostile review 3, finding 1): node-datachannel sends ICE checks
+  // from this device's host sockets whatever the policy, so it is never picked here in
+  // that mode; werift is, and without werift there is no implementation to pick.
+  if (options.privacy === 'relay-only') {
+    try {
+      return await werift(loader);
+    } catch (cause) {
+      throw invalid(
+        'implementation',
+        "werift (privacy 'relay-only' in Node)",
+        "privacy 'relay-only': this platform has no RTCPeerConnection and node-datachannel sends ICE checks from host addresses regardless of iceTransportPolicy: install 'werift', or pass options.RTCPeerConnection",
+        cause,
+      );
+    }
+  }
   try {
     return await nodeDatachannel(loader);
   } catch {
@@ -133,5 +151,8 @@ export async function createTransportAdapter(options: Record<string, unknown>): 
     fallback,
     RTCPeerConnection: impl.RTCPeerConnection,
     ...(impl.remoteFingerprint && rest.remoteFingerprint === undefined ? { remoteFingerprint: impl.remoteFingerprint } : {}),
+    // node-datachannel's native selected-pair reader (hostile review 3, finding 6): without
+    // it the privacy check would rely on the polyfill's stats alone.
+    ...(impl.selectedCandidatePair && rest.selectedCandidatePair === undefined ? { selectedCandidatePair: impl.selectedCandidatePair } : {}),
   });
 }

@@ -237,6 +237,38 @@ export async function readSelectedCandidatePair(pc: RTCPeerConnectionLike, hook?
   }
 }
 
+/**
+ * `RTCPeerConnection` classes known to send ICE connectivity checks from their host
+ * sockets even with `iceTransportPolicy: 'relay'` (hostile review 3, finding 1). A
+ * reviewer's probe, repeated by test/privacy-wire.test.ts: libdatachannel (node-datachannel),
+ * given a TURN server and the relay policy, sends its checks to a peer's candidate both
+ * through TURN and straight from its own UDP socket, so a malicious peer who labels her
+ * own socket `typ relay` in her answer learns the device's address. The selected-pair
+ * check after open (peer-link.ts) comes too late for that: the checks already left. Such
+ * classes are refused in the privacy mode at construction ({@link sendsFromHostDespiteRelayPolicy}).
+ * A WeakSet of constructors: marking one keeps nothing alive.
+ */
+const HOST_LEAKING = new WeakSet<object>();
+
+/**
+ * Whether `Ctor`, or any class it extends, is known to send from host addresses whatever
+ * `iceTransportPolicy` says (today: the classes {@link nodeDatachannelImplementation}
+ * returns, and the node-datachannel polyfill's class once that was called). The
+ * prototype chain is walked, so a subclass (a wrapper that records or instruments) is
+ * refused as well: failing closed.
+ *
+ * @example
+ * ```ts
+ * sendsFromHostDespiteRelayPolicy(nodeDatachannelImplementation(ndc, polyfill).RTCPeerConnection); // true
+ * ```
+ */
+export function sendsFromHostDespiteRelayPolicy(Ctor: unknown): boolean {
+  for (let p: unknown = Ctor; typeof p === 'function' && p !== Function.prototype; p = Object.getPrototypeOf(p)) {
+    if (HOST_LEAKING.has(p)) return true;
+  }
+  return false;
+}
+
 /** The parts of the `node-datachannel` module {@link nodeDatachannelImplementation} uses. */
 export interface NodeDatachannelModule {
   // Loose on purpose: the module's own types (whatever their version) must fit without a
@@ -268,6 +300,10 @@ function nativeIceServer(url: string, server: IceServer): string | Record<string
  * asked directly. libdatachannel's own fingerprint verification is never disabled. The
  * selected candidate pair is read from the native connection too (its types only).
  *
+ * Not for the privacy mode: libdatachannel sends ICE checks from its host socket despite
+ * `iceTransportPolicy: 'relay'`, so `createWebRtcTransport` refuses the class returned
+ * here (and subclasses of it) with `privacy: 'relay-only'` (hostile review 3, finding 1).
+ *
  * @example
  * ```ts
  * import * as ndc from 'node-datachannel';
@@ -291,6 +327,10 @@ export function nodeDatachannelImplementation(ndc: NodeDatachannelModule, polyfi
       natives.set(this, native);
     }
   }
+  // libdatachannel sends from its host socket despite the relay policy: the transport
+  // refuses this class (and the polyfill's own, which runs the same agent) in the privacy mode.
+  HOST_LEAKING.add(DeadboltNodeDatachannelPeerConnection);
+  if (typeof polyfill.RTCPeerConnection === 'function') HOST_LEAKING.add(polyfill.RTCPeerConnection);
   return {
     RTCPeerConnection: DeadboltNodeDatachannelPeerConnection as unknown as RTCPeerConnectionConstructor,
     remoteFingerprint(pc) {

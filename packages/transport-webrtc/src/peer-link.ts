@@ -40,6 +40,10 @@
  *   poll) shows room; controls go first. A buffer that leaves no room for
  *   `receiptTimeoutMs`, or more controls waiting than the inbound bounds can explain,
  *   closes the link: its frames go through the relay.
+ * - **Inbound rate** (hostile review 3, finding 3). Direct frames bypass the relay's
+ *   per-sender quotas, so each link takes at most `inboundFramesPerSecond` complete frames
+ *   (burst `inboundFrameBurst`) and `inboundBytesPerSecond` bytes: token buckets on the
+ *   injected clock. The excess is NACKed and comes through the relay, where its quotas apply.
  *
  * @module
  */
@@ -93,6 +97,15 @@ export interface LinkSettings {
   readonly maxInboundBytes: number;
   readonly maxBufferedBytes: number;
   readonly idleTimeoutMs: number;
+  /**
+   * Inbound rate (hostile review 3, finding 3): complete frames per second this link takes
+   * from the peer, with a burst of `inboundFrameBurst`, and bytes per second (burst: a
+   * second's worth, or one frame of `maxFrameSize` if larger). Frames beyond either are
+   * NACKed: the sender sends them through the relay, whose per-sender quotas apply.
+   */
+  readonly inboundFramesPerSecond: number;
+  readonly inboundFrameBurst: number;
+  readonly inboundBytesPerSecond: number;
   /** Refuse the link when the remote certificate's fingerprint cannot be read here. */
   readonly requireFingerprintCheck: boolean;
   readonly timers: Timers;
@@ -202,6 +215,11 @@ export class PeerLink {
   #inboundBytes = 0;
   #early: Uint8Array[] | undefined = [];
   #earlyBytes = 0;
+  /** Inbound token buckets (frames, bytes) and when they were last refilled ({@link LinkSettings.inboundFramesPerSecond}). */
+  #frameTokens: number;
+  #byteTokens: number;
+  #refilledAt: number;
+  #lastActivityAt: number;
 
   constructor(params: { peer: Address; connectionId: Uint8Array; role: 'offerer' | 'answerer'; pc: RTCPeerConnectionLike; settings: LinkSettings; host: LinkHost }) {
     this.peer = params.peer;
@@ -212,6 +230,10 @@ export class PeerLink {
     this.#settings = params.settings;
     this.#host = params.host;
     this.ready = new Promise<boolean>((resolve) => (this.#ready = resolve));
+    this.#frameTokens = this.#settings.inboundFrameBurst;
+    this.#byteTokens = this.#byteBurst();
+    this.#refilledAt = this.#settings.now();
+    this.#lastActivityAt = this.#refilledAt;
     const pc = this.pc;
     pc.onconnectionstatechange = () => {
       if (pc.connectionState === 'failed' || pc.connectionState === 'closed') this.close(`connection ${pc.connectionState}`);
@@ -244,6 +266,14 @@ export class PeerLink {
   /** How the peer's DTLS certificate was checked (once open). */
   get fingerprintCheck(): FingerprintCheck | undefined {
     return this.#fingerprintCheck;
+  }
+
+  /**
+   * When something last went either way on this link (or when it was created): which link
+   * is least recently used, when a slot must be freed (hostile review 3, finding 2).
+   */
+  get lastActivityAt(): number {
+    return this.#lastActivityAt;
   }
 
   /** Frames sent and not yet settled. */
@@ -485,6 +515,10 @@ export class PeerLink {
     this.#partial = undefined;
     this.#lastInboundId = p.id;
     if (p.refused) return this.#control('nack', p.id);
+    // The relay's per-sender quotas do not see this path (hostile review 3, finding 3):
+    // beyond this link's rate the frame is NACKed, and its sender sends it through the
+    // relay, where they apply. Checked once the frame is complete (its size known).
+    if (!this.#withinRate(p.size)) return this.#control('nack', p.id);
     const bytes = new Uint8Array(p.size);
     let at = 0;
     for (const c of p.chunks) {
@@ -517,6 +551,30 @@ export class PeerLink {
         this.#control('nack', frameId);
       },
     );
+  }
+
+  /** The byte bucket's size: a second's worth, and never less than one frame of the largest size. */
+  #byteBurst(): number {
+    return Math.max(this.#settings.inboundBytesPerSecond, this.#host.maxFrameSize());
+  }
+
+  /**
+   * Whether a complete inbound frame of `size` bytes is within the link's rate: both token
+   * buckets refilled for the time passed (the injected clock), then one frame and `size`
+   * bytes taken. A frame refused here takes nothing, so a burst the peer sends faster than
+   * the rate costs it NACKs, not the link.
+   */
+  #withinRate(size: number): boolean {
+    const now = this.#settings.now();
+    const elapsed = Math.max(0, now - this.#refilledAt);
+    this.#refilledAt = now;
+    const s = this.#settings;
+    this.#frameTokens = Math.min(s.inboundFrameBurst, this.#frameTokens + (elapsed * s.inboundFramesPerSecond) / 1000);
+    this.#byteTokens = Math.min(this.#byteBurst(), this.#byteTokens + (elapsed * s.inboundBytesPerSecond) / 1000);
+    if (this.#frameTokens < 1 || this.#byteTokens < size) return false;
+    this.#frameTokens -= 1;
+    this.#byteTokens -= size;
+    return true;
   }
 
   /**
@@ -617,6 +675,7 @@ export class PeerLink {
   /** Something went either way: the idle clock starts again. */
   #active(): void {
     if (this.#state !== 'open') return;
+    this.#lastActivityAt = this.#settings.now();
     const t = this.#settings.timers;
     t.clearTimeout(this.#idle);
     this.#idle = t.setTimeout(() => {

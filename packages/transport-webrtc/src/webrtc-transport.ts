@@ -58,7 +58,14 @@
  *   stranger does not even learn the device is online), and the device's own next offer
  *   to that peer starts with a BYE to it, so that the two attempts do not block each
  *   other. Inbound offers being decided or negotiated are bounded: one per device (a
- *   newer offer from it replaces the older one), `maxPendingOffers` in all.
+ *   newer offer from it replaces the older one), `maxPendingOffers` in all; a decision
+ *   not made within `connectTimeoutMs` counts as no (hostile review 3, finding 4).
+ * - **One contact, bounded** (review 3, finding 2). Links with one user's devices are
+ *   capped (`maxLinksPerUser`), either way; one device's offers are answered at most
+ *   {@link ANSWER_BURST} at once, then one per {@link ANSWER_REFILL_MS} (each answer
+ *   replaces its link and costs a connection, gathering, a TURN allocation and a sealed
+ *   answer); and when this device wants a link at `maxPeers`, the least recently used
+ *   link a peer initiated makes room.
  * - **Stale offers** (finding 4). Every signal carries its sender's `sequence`
  *   (signal-codec.ts): an offer not newer than the peer's signal that set up the current
  *   link never replaces it, so an old offer, replayed or delivered late, leaves a working
@@ -67,8 +74,8 @@
  *   restarted with its clock gone back learns it and offers again above it, so its new
  *   link replaces the dead one promptly; a late old offer is not its sender's current
  *   attempt, and the sender ignores the BYE (review 2, finding 3).
- * - **Idle links** close after `idleTimeoutMs` without traffic, and every link after 10
- *   minutes; links to devices a user's device list no longer names are closed when core
+ * - **Idle links** close after `idleTimeoutMs` without traffic, and every link after
+ *   {@link MAX_LINK_LIFETIME_MS} (2 minutes; review 3, finding 8); links to devices a user's device list no longer names are closed when core
  *   says so ({@link WebRtcTransport.closeLinksTo}, hostile review, finding 2).
  * - **Connection state** (invariants 1, 7, 8) is the fallback's: `connect` connects it;
  *   `close` closes every link and then it.
@@ -78,11 +85,21 @@
  *   bound by the descriptions, so a link is used only while the candidate pair it
  *   selected is relayed at both ends (peer-link.ts; review 2, finding 2); one that is not,
  *   or that this implementation cannot show (unless `requireRelayedPairCheck: false`), is
- *   closed, and that device is not tried again for {@link REFUSAL_MS}.
+ *   closed, and that device is not tried again for {@link REFUSAL_MS}. That check is
+ *   detective only: the ICE checks have left before it runs. So an implementation known
+ *   to send them from host addresses despite `iceTransportPolicy: 'relay'`
+ *   (node-datachannel; peer-connection.ts) is refused in this mode at construction
+ *   (hostile review 3, finding 1).
  * - **Refusals are per device** (review 2, finding 4). A link refused because the remote
  *   certificate or (privacy mode) the selected pair cannot be checked, or the pair is not
  *   relayed, stops attempts with that one device for {@link REFUSAL_MS} (a bounded map),
- *   not with every device: one odd peer cannot turn direct delivery off for all.
+ *   not with every device: one odd peer cannot turn direct delivery off for all. But a
+ *   certificate or pair "not exposed" is usually this device's own implementation: after
+ *   that with {@link NOT_EXPOSED_DEVICES} devices, no offer is made or answered at all
+ *   until the transport is created again (review 3, finding 5).
+ * - **Inbound rate** (review 3, finding 3): direct frames skip the relay's per-sender
+ *   quotas, so each link takes a bounded rate of frames and bytes (peer-link.ts); the
+ *   excess is NACKed and comes through the relay, where they apply.
  *
  * @module
  */
@@ -111,7 +128,7 @@ import {
   type TransportState,
 } from '@deadbolt/spec';
 import { invalidOption as invalid, isolatedListener as isolated, positiveOption as positive, systemTimers as globalTimers, type SignalSenderInfo } from '@deadbolt/spec';
-import type { IceServer, PeerConnectionConfig, RemoteFingerprintReader, RTCPeerConnectionConstructor, RTCPeerConnectionLike, SelectedCandidatePairReader } from './peer-connection.js';
+import { sendsFromHostDespiteRelayPolicy, type IceServer, type PeerConnectionConfig, type RemoteFingerprintReader, type RTCPeerConnectionConstructor, type RTCPeerConnectionLike, type SelectedCandidatePairReader } from './peer-connection.js';
 import { FINGERPRINT_NOT_EXPOSED, IDLE, PAIR_NOT_EXPOSED, PAIR_NOT_RELAYED, PeerLink, type DeliveryOutcome, type FingerprintCheck, type LinkHost, type LinkSettings, type Timers } from './peer-link.js';
 import { relayOnlySdp, sdpProblem, withoutEndOfCandidates } from './sdp.js';
 import { CONNECTION_ID_LENGTH, decodeSignal, encodeSignal, type Signal } from './signal-codec.js';
@@ -214,8 +231,28 @@ export interface WebRtcTransportOptions {
   readonly processTimeoutMs?: number;
   /** Backoff between failed attempts to one device (default 1 s doubling to 60 s, full jitter). */
   readonly backoff?: BackoffOptions;
-  /** Links (open or being set up) at most. Default 16. */
+  /**
+   * Links (open or being set up) at most. Default 16. When this device itself wants a
+   * link (a `contact` send, `preconnect`) and all are taken, the least recently used link
+   * a peer initiated is closed for it (hostile review 3, finding 2).
+   */
   readonly maxPeers?: number;
+  /**
+   * Links (open or being set up) with the devices of one user at most, either way: one
+   * accepted contact with many devices cannot take every slot (hostile review 3, finding 2).
+   * Default 4.
+   */
+  readonly maxLinksPerUser?: number;
+  /**
+   * Complete frames per second one link takes from its peer (a token bucket of
+   * `inboundFrameBurst`); more are NACKed, so their sender sends them through the relay,
+   * whose per-sender quotas and rate limits apply (hostile review 3, finding 3). Default 50.
+   */
+  readonly maxInboundFramesPerSecond?: number;
+  /** The burst of `maxInboundFramesPerSecond`. Default 200. */
+  readonly inboundFrameBurst?: number;
+  /** Bytes per second one link takes from its peer (burst: one second's worth, at least one frame of `maxFrameSize`); more are NACKed. Default 2 MiB. */
+  readonly maxInboundBytesPerSecond?: number;
   /** Frames in flight on one link; more go through the relay. Default 256. */
   readonly maxInFlight?: number;
   /** Inbound frames of one link waiting for the handler; more are refused (NACK). Default 256. */
@@ -232,7 +269,8 @@ export interface WebRtcTransportOptions {
    * be asynchronous; an error counts as no. Default {@link defaultAcceptOffer}: only
    * peers the application sent to (`contact: true`) or offered a link to itself, or that
    * the signalling channel reports as not first contact. A refused offer gets no reply
-   * at all.
+   * at all. A decision not made within `connectTimeoutMs` counts as no and frees its
+   * place among `maxPendingOffers` (hostile review 3, finding 4).
    */
   readonly acceptOffer?: (peer: Address, context: OfferContext) => boolean | Promise<boolean>;
   /** Inbound offers being decided (`acceptOffer`) or negotiated (answered, not yet open), in all; more are ignored. One per device at any time. Default 4. */
@@ -245,7 +283,9 @@ export interface WebRtcTransportOptions {
    * cannot compare it with the signalled fingerprint itself. Default `true`; set `false`
    * only to rely on the WebRTC stack's own check (for example with a browser that has
    * neither `getRemoteCertificates()` nor certificate stats). After such a refusal this
-   * transport makes and answers no more offers with that device for an hour.
+   * transport makes and answers no more offers with that device for an hour, and after
+   * such refusals with {@link NOT_EXPOSED_DEVICES} devices, with none at all (the cause is
+   * then this device's own implementation; hostile review 3, finding 5).
    */
   readonly requireFingerprintCheck?: boolean;
   /**
@@ -294,10 +334,19 @@ export interface WebRtcTransport extends TransportAdapter {
   onPathChange(listener: (change: PathChange) => void): () => void;
   /**
    * Sets up a direct link to `peer` now, without waiting for a send (for example when the
-   * user opens a conversation), regardless of backoff. Resolves `true` once the path is
-   * direct, `false` when the attempt ended without a link (the peer is offline, has no
-   * WebRTC, or cannot be reached), or when no attempt can be made (not connected, no
-   * signalling, `maxPeers` links). Rejects only for an invalid address.
+   * user opens a conversation with a contact), regardless of backoff. Resolves `true` once
+   * the path is direct, `false` when the attempt ended without a link (the peer is
+   * offline, has no WebRTC, or cannot be reached), or when no attempt can be made (not
+   * connected, no signalling, `maxLinksPerUser` links with that user, `maxPeers` links
+   * none of which a peer initiated). Rejects only for an invalid address.
+   *
+   * **Only for peers the application trusts** (hostile review 3, finding 7). The offer
+   * gives `peer` this device's candidate addresses (unless `privacy: 'relay-only'`), and
+   * `peer` counts as `initiated` from then on: its own offers are answered
+   * ({@link defaultAcceptOffer}). The transport does not check who `peer` is, because it
+   * cannot tell a contact from a stranger here (it knows only what it carried since it was
+   * created); the application can. Do not call it for a conversation the user has not
+   * accepted, such as a message request from a stranger.
    */
   preconnect(peer: Address): Promise<boolean>;
   attachSignalling(channel: SignallingChannel): void;
@@ -315,6 +364,14 @@ export interface WebRtcTransport extends TransportAdapter {
    * ```
    */
   closeLinksTo(userId: string, keepDeviceIds: readonly string[]): number;
+  /**
+   * Closes every link, then the fallback. Frames written on a link and not yet
+   * acknowledged settle as closed (`send` rejects with TRANSPORT_CLOSED, and core records
+   * those messages `failed`), although the peer **may have received and processed them**
+   * (hostile review 3, finding 9): a message recorded failed at close may have been
+   * delivered. Sending it again is safe (core drops a duplicate silently).
+   */
+  close(): Promise<void>;
 }
 
 interface PeerState {
@@ -340,10 +397,52 @@ const CONFIRMATION_TTL_MS = 30_000;
 /**
  * The longest a direct link stays up before it is closed and signalled again through the
  * relay, which refuses a revoked device: bounds how long a revoked device can keep
- * sending on a link it already had.
+ * sending on a link it already had, since the receiving side checks only its own copy of
+ * the sender's device list (hostile review 3, finding 8: 2 minutes, was 10). A link still
+ * wanted is set up again at once (its retry, no backoff after a link that worked).
+ *
+ * @example
+ * ```ts
+ * expect(timers.count(MAX_LINK_LIFETIME_MS)).toBe(openLinks);
+ * ```
  */
-const MAX_LINK_LIFETIME_MS = 10 * 60_000;
+export const MAX_LINK_LIFETIME_MS = 2 * 60_000;
 const EXPIRED = 'link lifetime reached';
+/**
+ * How many offers of one device this device answers at once, and how often after that
+ * (one more every {@link ANSWER_REFILL_MS}; a token bucket per device, hostile review 3,
+ * finding 2): each answered offer closes that device's previous link and costs a peer
+ * connection, ICE gathering, a TURN allocation and a sealed answer, so an accepted
+ * contact cannot churn its link as fast as the relay carries offers: at most
+ * `ANSWER_BURST` answers, then six a minute. The burst is what an honest peer needs when
+ * this device comes online: up to `maxUnansweredOffers` (3 by default) of its offers
+ * waited in the mailbox, and its fresh one follows them. Offers beyond it are ignored
+ * (no answer, no BYE), before `acceptOffer` is asked and before the existing link is touched.
+ *
+ * @example
+ * ```ts
+ * expect(answersTo(peer, withinMs(60_000))).toBeLessThanOrEqual(ANSWER_BURST + 60_000 / ANSWER_REFILL_MS);
+ * ```
+ */
+export const ANSWER_BURST = 4;
+/** See {@link ANSWER_BURST}: one more answer to a device's offers per this many ms. */
+export const ANSWER_REFILL_MS = 10_000;
+/**
+ * After links refused because the remote certificate or (privacy mode) the selected pair
+ * is not exposed, with this many distinct devices, the transport makes and answers no
+ * more offers at all until it is recreated (hostile review 3, finding 5): "not exposed"
+ * is a property of this device's own implementation far more often than of the peer's,
+ * so trying each new peer once an hour would only cost attempts (and, with privacy off,
+ * show each peer this device's candidate addresses) for nothing.
+ *
+ * @example
+ * ```ts
+ * // after three devices' links were refused with FINGERPRINT_NOT_EXPOSED: no offer made or answered
+ * ```
+ */
+export const NOT_EXPOSED_DEVICES = 3;
+/** Close reason of a link a peer initiated, closed for one this device wants (maxPeers). */
+const EVICTED = 'closed for a link this device wants (maxPeers)';
 /** Connection ids of ended attempts remembered, so a repeated old offer is not answered. */
 const MAX_RECENTLY_CLOSED = 256;
 /** A send this recent makes a device worth connecting to when it shows it is online. */
@@ -369,6 +468,8 @@ const MAX_KNOWN_PEERS = 1024;
 export const REFUSAL_MS = 60 * 60_000;
 /** Close reasons that refuse the device for {@link REFUSAL_MS}. */
 const REFUSALS: ReadonlySet<string> = new Set([FINGERPRINT_NOT_EXPOSED, PAIR_NOT_EXPOSED, PAIR_NOT_RELAYED]);
+/** The refusals that this device's own implementation usually causes ({@link NOT_EXPOSED_DEVICES}). */
+const NOT_EXPOSED_REFUSALS: ReadonlySet<string> = new Set([FINGERPRINT_NOT_EXPOSED, PAIR_NOT_EXPOSED]);
 /**
  * The shortest time between two BYEs carrying a `floor` for one link (stale offers,
  * signal-codec.ts): an authenticated peer repeating stale offers costs at most one relay
@@ -470,6 +571,18 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
   if (privacy === 'relay-only' && iceServers.some((s) => (s.urls as string[]).some((u) => /^turns?:/i.test(u)) && (typeof s.username !== 'string' || s.username === '' || typeof s.credential !== 'string' || s.credential === ''))) {
     throw invalid('iceServers', "a username and credential on every TURN server (privacy 'relay-only')");
   }
+  // Privacy (hostile review 3, finding 1): an implementation known to send ICE checks
+  // from its host sockets whatever the policy says (node-datachannel) would show this
+  // device's address to any peer that labels her own socket a relayed candidate, before
+  // any check of the selected pair could run (that check is only detective). Refused
+  // here, so the application learns at once rather than leaking quietly.
+  if (privacy === 'relay-only' && sendsFromHostDespiteRelayPolicy(Ctor)) {
+    throw new UsageError('INVALID_ARGUMENT', {
+      message:
+        "privacy 'relay-only' is not available with this RTCPeerConnection (node-datachannel): it sends ICE checks from this device's host addresses regardless of iceTransportPolicy 'relay'. Use werift or a browser, or privacy 'off'",
+      details: { field: 'privacy', expected: "'off' with this RTCPeerConnection implementation, or an implementation that honours iceTransportPolicy 'relay' (werift, browsers)" },
+    });
+  }
   if (options.acceptOffer !== undefined && typeof options.acceptOffer !== 'function') throw invalid('acceptOffer', 'a function (peer, context) => boolean | Promise<boolean>');
   if (options.requireFingerprintCheck !== undefined && typeof options.requireFingerprintCheck !== 'boolean') throw invalid('requireFingerprintCheck', 'a boolean');
   if (options.requireRelayedPairCheck !== undefined && typeof options.requireRelayedPairCheck !== 'boolean') throw invalid('requireRelayedPairCheck', 'a boolean');
@@ -477,6 +590,7 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
   const acceptOffer = options.acceptOffer ?? defaultAcceptOffer;
   const gatherTimeoutMs = positive(options.gatherTimeoutMs, 'gatherTimeoutMs', 3000);
   const maxPeers = positive(options.maxPeers, 'maxPeers', 16);
+  const maxLinksPerUser = positive(options.maxLinksPerUser, 'maxLinksPerUser', 4);
   const maxPendingOffers = positive(options.maxPendingOffers, 'maxPendingOffers', 4);
   const maxUnanswered = positive(options.maxUnansweredOffers, 'maxUnansweredOffers', 3);
   const backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
@@ -492,6 +606,9 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
     maxInboundBytes: positive(options.maxInboundBytes, 'maxInboundBytes', 2 * 1024 * 1024),
     maxBufferedBytes: positive(options.maxBufferedBytes, 'maxBufferedBytes', 1024 * 1024),
     idleTimeoutMs: positive(options.idleTimeoutMs, 'idleTimeoutMs', 5 * 60_000),
+    inboundFramesPerSecond: positive(options.maxInboundFramesPerSecond, 'maxInboundFramesPerSecond', 50),
+    inboundFrameBurst: positive(options.inboundFrameBurst, 'inboundFrameBurst', 200),
+    inboundBytesPerSecond: positive(options.maxInboundBytesPerSecond, 'maxInboundBytesPerSecond', 2 * 1024 * 1024),
     requireFingerprintCheck: options.requireFingerprintCheck ?? true,
     timers,
     now,
@@ -527,8 +644,14 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
   /** Users the application sent to (`contact: true`), and devices it offered a link to ({@link defaultAcceptOffer}). */
   const sentTo = new Map<string, true>();
   const initiated = new Map<string, { readonly peer: Address }>();
-  /** Inbound offers being decided, one per device (a newer one replaces it). */
-  const pendingOffers = new Map<string, { readonly peer: Address; readonly idHex: string; readonly sequence: number }>();
+  /** Inbound offers being decided, one per device (a newer one replaces it); `timer` ends an undecided one ({@link onOffer}). */
+  const pendingOffers = new Map<string, { readonly peer: Address; readonly idHex: string; readonly sequence: number; timer: unknown }>();
+  /** Per device, the answers it may still get and when that was counted ({@link ANSWER_BURST}). */
+  const answered = new Map<string, { readonly peer: Address; readonly tokens: number; readonly at: number }>();
+  /** Devices whose link was refused as "not exposed" ({@link NOT_EXPOSED_DEVICES}); at that many, `directOff`. */
+  const notExposedBy = new Set<string>();
+  /** Set once "not exposed" refusals came from {@link NOT_EXPOSED_DEVICES} devices: no offer made or answered from then on. */
+  let directOff = false;
   /** The last offer refused per device: said BYE to when this device offers it a link itself. */
   const refusedOffers = new Map<string, { readonly peer: Address; readonly connectionId: Uint8Array }>();
   /** Devices whose link was refused for a check (REFUSALS), until when ({@link REFUSAL_MS}). */
@@ -705,6 +828,18 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
       // offered to nor answered for a while. Only that device (finding 4 of review 2): the
       // cause may be its implementation or its network as much as this one.
       const refusal = REFUSALS.has(reason);
+      // "Not exposed" is usually this device's own implementation (review 3, finding 5):
+      // after it happened with NOT_EXPOSED_DEVICES distinct devices, no more offers at all.
+      if (NOT_EXPOSED_REFUSALS.has(reason) && !directOff) {
+        notExposedBy.add(key);
+        if (notExposedBy.size >= NOT_EXPOSED_DEVICES) {
+          directOff = true;
+          for (const st of peers.values()) {
+            timers.clearTimeout(st.retry);
+            st.retry = undefined;
+          }
+        }
+      }
       if (refusal) {
         remember(refused, key, { peer: link.peer, until: now() + REFUSAL_MS });
         const st = peers.get(key);
@@ -714,7 +849,7 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
         }
       }
       // Idle, replaced, removed, refused or closing: not a failure; nothing to retry on its own.
-      if (reason !== CLOSING && reason !== REPLACED && reason !== IDLE && reason !== DEVICE_REMOVED && !refusal) {
+      if (reason !== CLOSING && reason !== REPLACED && reason !== IDLE && reason !== DEVICE_REMOVED && reason !== EVICTED && !refusal) {
         const st = peerState(link.peer);
         if (link.role === 'offerer' && !link.answered) st.unanswered++;
         // A link that worked is tried again soon; one that never opened backs off further.
@@ -808,14 +943,49 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
    * `preconnect`), or a retry is due: set up a direct link if it is worth trying now.
    */
   function wantDirect(peer: Address, { force = false, demand = true, scheduled = false } = {}): void {
-    if (signalling === undefined || !live() || isRefused(peer)) return;
+    if (signalling === undefined || !live() || directOff || isRefused(peer)) return;
     const key = keyOf(peer);
     const st = peerState(peer);
     if (demand) st.lastDemandAt = now();
-    if (links.has(key) || links.size >= maxPeers) return;
+    if (links.has(key) || linksWith(peer.userId) >= maxLinksPerUser) return;
     // A scheduled retry is its own backoff (its timer may fire a tick before the clock says).
     if (!force && (st.unanswered >= maxUnanswered || (!scheduled && now() < st.nextAttemptAt))) return;
+    // All slots taken: a link the application wants now (a contact send, preconnect; not a
+    // retry) takes the slot of the least recently used link a peer initiated, so that
+    // peers' offers cannot keep this device from the links it wants (review 3, finding 2).
+    if (links.size >= maxPeers && !(demand && evictPeerInitiated())) return;
     attempt(peer);
+  }
+
+  /** Links (open or being set up) with `userId`'s devices, `except` one device's left out. */
+  function linksWith(userId: string, except?: string): number {
+    let n = 0;
+    for (const [k, l] of links) if (l.peer.userId === userId && k !== except) n++;
+    return n;
+  }
+
+  /** Closes the least recently used link a peer initiated (this device answered); whether there was one. */
+  function evictPeerInitiated(): boolean {
+    let lru: PeerLink | undefined;
+    for (const l of links.values()) if (l.role === 'answerer' && (lru === undefined || l.lastActivityAt < lru.lastActivityAt)) lru = l;
+    if (lru === undefined) return false;
+    lru.close(EVICTED);
+    return true;
+  }
+
+  /** The answers `key` may still get now: its bucket refilled for the time passed ({@link ANSWER_BURST}). */
+  function answerTokens(key: string): number {
+    const b = answered.get(key);
+    if (b === undefined) return ANSWER_BURST;
+    return Math.min(ANSWER_BURST, b.tokens + Math.max(0, now() - b.at) / ANSWER_REFILL_MS);
+  }
+
+  /** Whether an offer of `key` may be answered now. */
+  const answerAllowed = (key: string): boolean => answerTokens(key) >= 1;
+
+  function noteAnswered(peer: Address): void {
+    const key = keyOf(peer);
+    remember(answered, key, { peer, tokens: answerTokens(key) - 1, at: now() });
   }
 
   function bye(peer: Address, connectionId: Uint8Array, floor?: number): void {
@@ -870,15 +1040,21 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
     const key = keyOf(from);
     const idHex = hex(offer.connectionId);
     if (staleOffer(key, offer, idHex)) return staleBySequence(from, offer, idHex);
-    if (isRefused(from)) return;
+    if (directOff || isRefused(from)) return;
+    // An accepted contact cannot churn its link (review 3, finding 2): beyond the per-device
+    // rate, ignored before `acceptOffer` is asked and before the existing link is touched.
+    if (!answerAllowed(key)) return;
     // At most one offer per device is being decided (this newer one replaces it), and
     // `maxPendingOffers` inbound attempts in all: a flood of offers (many users or many
     // devices) costs neither connections nor unbounded calls of `acceptOffer`.
     if (!pendingOffers.has(key) && pendingInbound(key) >= maxPendingOffers) return;
-    const ticket = { peer: from, idHex, sequence: offer.sequence };
+    const ticket = { peer: from, idHex, sequence: offer.sequence, timer: undefined as unknown };
+    const replaced = pendingOffers.get(key);
+    if (replaced !== undefined) timers.clearTimeout(replaced.timer);
     pendingOffers.set(key, ticket);
     const decided = (accepted: boolean): void => {
-      if (pendingOffers.get(key) !== ticket) return; // replaced by a newer offer, or the device was removed
+      if (pendingOffers.get(key) !== ticket) return; // replaced by a newer offer, timed out, or the device was removed
+      timers.clearTimeout(ticket.timer);
       pendingOffers.delete(key);
       if (closed()) return;
       if (accepted !== true) {
@@ -894,14 +1070,18 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
     } catch {
       verdict = false;
     }
-    if (typeof verdict === 'boolean') decided(verdict);
-    else Promise.resolve(verdict).then(decided, () => decided(false));
+    if (typeof verdict === 'boolean') return decided(verdict);
+    // A decision may ask the user; one not made within connectTimeoutMs counts as no and
+    // frees its place (review 3, finding 4): slow decisions cannot pin every pending slot.
+    // The offerer's own attempt has ended by then anyway (the same bound).
+    ticket.timer = timers.setTimeout(() => decided(false), settings.connectTimeoutMs);
+    Promise.resolve(verdict).then(decided, () => decided(false));
   }
 
   /** An accepted offer: answered, unless it became stale while it was decided, or glare keeps this device's own. */
   function takeOffer(from: Address, offer: Extract<Signal, { type: 'offer' }>, idHex: string): void {
     const key = keyOf(from);
-    if (staleOffer(key, offer, idHex) || isRefused(from)) return;
+    if (staleOffer(key, offer, idHex) || directOff || isRefused(from) || !answerAllowed(key)) return;
     const st = peerState(from);
     // The device runs this transport and is online: offers to it are worth making again.
     st.unanswered = 0;
@@ -914,7 +1094,11 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
       if (link.role === 'offerer' && link.state === 'connecting' && !link.answered && compareBytes(link.connectionId, offer.connectionId) < 0) return;
       link.close(REPLACED);
     }
-    if (links.size >= maxPeers) return bye(from, offer.connectionId);
+    // One user's devices take at most maxLinksPerUser slots (review 3, finding 2): an accepted
+    // contact with many devices cannot take every one. This device's old link, replaced
+    // just above, is not counted.
+    if (links.size >= maxPeers || linksWith(from.userId, key) >= maxLinksPerUser) return bye(from, offer.connectionId);
+    noteAnswered(from);
     answer(from, offer);
   }
 
@@ -991,6 +1175,7 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
     handler = undefined;
     pathListeners.clear();
     for (const st of peers.values()) timers.clearTimeout(st.retry);
+    for (const p of pendingOffers.values()) timers.clearTimeout(p.timer);
     pendingOffers.clear();
     for (const link of [...links.values()]) link.close(CLOSING, 'closed');
     links.clear();
@@ -1155,7 +1340,8 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
         timers.clearTimeout(st.retry);
         peers.delete(k);
       }
-      for (const map of [pendingOffers, refusedOffers, initiated, refused] as Map<string, { readonly peer: Address }>[]) {
+      for (const p of pendingOffers.values()) if (gone(p.peer)) timers.clearTimeout(p.timer);
+      for (const map of [pendingOffers, refusedOffers, initiated, refused, answered] as Map<string, { readonly peer: Address }>[]) {
         for (const [k, v] of [...map]) if (gone(v.peer)) map.delete(k);
       }
       let count = 0;

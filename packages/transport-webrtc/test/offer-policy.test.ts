@@ -168,8 +168,9 @@ describe('whose offers are answered (finding 3)', () => {
     await w.changes.until(() => bob.pcs().length === 1 && w.signals(bob.address, carol.address).length === 1, 'the answer to carol');
     await offerAgain(erin, 2);
     expect(decisions).toHaveLength(3);
-    // Bob's attempt with carol ends (its bound): a place is free again.
-    expect(bob.timers.fire(CONNECT_MS)).toBe(1);
+    // Bob's attempt with carol ends (its bound), and dave's offer, undecided for as long,
+    // counts as refused (review 3, finding 4): places are free again.
+    expect(bob.timers.fire(CONNECT_MS)).toBe(2);
     await offerAgain(erin, 3);
     expect(decisions.map((d) => d.peer.userId)).toEqual(['carol', 'dave', 'carol', 'erin']);
   });
@@ -294,7 +295,7 @@ describe('a peer whose clock went back (review 2, finding 3)', () => {
 
 describe('when links end', () => {
   test('a link that carried nothing for idleTimeoutMs closes (busy is not idle), and no attempt follows until the next send', async () => {
-    const IDLE_MS = 120_000;
+    const IDLE_MS = 90_000; // not MAX_LINK_LIFETIME_MS: the manual timers fire by delay
     const w = world({ sender: 'talked-before' });
     const alice = await w.device('alice', { idleTimeoutMs: IDLE_MS });
     const bob = await w.device('bob', { idleTimeoutMs: IDLE_MS });

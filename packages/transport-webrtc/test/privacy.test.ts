@@ -2,9 +2,9 @@
  * The privacy mode (`privacy: 'relay-only'`). With a real TURN server on loopback
  * (node-turn): no description either device sent or applied holds any address of the
  * machine other than the TURN server's relayed ones, and a link is used only while the
- * candidate pair the ICE agent selected is relayed at both ends (review 2, finding 2:
- * libdatachannel selects a reflexive pair here despite `iceTransportPolicy: 'relay'`, so
- * its link is refused and messages keep using the Deadbolt relay). With in-memory peer
+ * candidate pair the ICE agent selected is relayed at both ends (review 2, finding 2).
+ * node-datachannel is refused in this mode at construction (review 3, finding 1: it
+ * sends checks from its host socket; privacy-wire.test.ts shows it). With in-memory peer
  * connections whose stats say which pair was selected: a host or reflexive pair, or none
  * readable, closes the link; a relayed one opens it, until a later reading says otherwise.
  */
@@ -13,7 +13,7 @@ import { networkInterfaces } from 'node:os';
 import Turn from 'node-turn';
 import { afterEach, describe, expect, test } from 'vitest';
 import { isDeadboltError } from '@deadbolt/spec';
-import { createWebRtcTransport, readSelectedCandidatePair, REFUSAL_MS, sdpCandidates, type IceServer, type SelectedCandidatePair, type WebRtcTransportOptions } from '../src/index.js';
+import { createWebRtcTransport, readSelectedCandidatePair, REFUSAL_MS, sdpCandidates, sendsFromHostDespiteRelayPolicy, type IceServer, type SelectedCandidatePair, type WebRtcTransportOptions } from '../src/index.js';
 import { PAIR_NOT_EXPOSED, PAIR_NOT_RELAYED, PAIR_RECHECK_MS } from '../src/peer-link.js';
 import { utf8, viaRelay, World } from './helpers/fake-world.js';
 import { MemoryHub } from './helpers/memory-hub.js';
@@ -47,7 +47,7 @@ describe("privacy: 'relay-only'", () => {
   test('refused without a TURN server to relay through', () => {
     let error: unknown;
     try {
-      createWebRtcTransport({ fallback: new MemoryHub().transport(), ...implementation('node-datachannel'), privacy: 'relay-only', iceServers: [{ urls: 'stun:stun.example:3478' }] });
+      createWebRtcTransport({ fallback: new MemoryHub().transport(), ...implementation('werift'), privacy: 'relay-only', iceServers: [{ urls: 'stun:stun.example:3478' }] });
     } catch (e) {
       error = e;
     }
@@ -58,12 +58,29 @@ describe("privacy: 'relay-only'", () => {
     for (const server of [{ urls: 'turn:turn.example:3478' }, { urls: 'turn:turn.example:3478', username: 'u' }, { urls: ['turns:turn.example:5349'], username: 'u', credential: '' }]) {
       let error: unknown;
       try {
-        createWebRtcTransport({ fallback: new MemoryHub().transport(), ...implementation('node-datachannel'), privacy: 'relay-only', iceServers: [server] });
+        createWebRtcTransport({ fallback: new MemoryHub().transport(), ...implementation('werift'), privacy: 'relay-only', iceServers: [server] });
       } catch (e) {
         error = e;
       }
       expect(isDeadboltError(error, 'INVALID_ARGUMENT') && error.details.field, JSON.stringify(server)).toBe('iceServers');
     }
+  });
+
+  test('refused with node-datachannel, which sends ICE checks from its host socket whatever the policy (review 3, finding 1; privacy-wire.test.ts), a subclass of it included; privacy off is fine', () => {
+    const turn = [{ urls: 'turn:turn.example:3478', username: 'u', credential: 'p' }];
+    const ndc = implementation('node-datachannel'); // the helper's recording subclass of nodeDatachannelImplementation's class
+    expect(sendsFromHostDespiteRelayPolicy(ndc.RTCPeerConnection)).toBe(true);
+    expect(sendsFromHostDespiteRelayPolicy(implementation('werift').RTCPeerConnection)).toBe(false);
+    let error: unknown;
+    try {
+      createWebRtcTransport({ fallback: new MemoryHub().transport(), ...ndc, privacy: 'relay-only', iceServers: turn });
+    } catch (e) {
+      error = e;
+    }
+    expect(isDeadboltError(error, 'INVALID_ARGUMENT') && error.details.field).toBe('privacy');
+    expect((error as Error).message).toMatch(/host addresses regardless of iceTransportPolicy/);
+    expect((error as Error).message).not.toMatch(/\d+\.\d+\.\d+|turn\.example/);
+    void createWebRtcTransport({ fallback: new MemoryHub().transport(), ...ndc, iceServers: turn }).close();
   });
 
   /** A TURN server on loopback (long-term credentials), stopped after the test. */
@@ -75,11 +92,11 @@ describe("privacy: 'relay-only'", () => {
     return { privacy: 'relay-only', iceServers: [{ urls: `turn:127.0.0.1:${port}?transport=udp`, username: 'deadbolt', credential: 'test-only-credential' }] };
   }
 
-  // node-datachannel: its ICE agent connects, but through a server-/peer-reflexive pair
-  // (the finding). werift: its relayed pairs through node-turn never succeed, so no link
-  // opens at all. Either way what is checked is the invariant: a direct path only over a
-  // relayed pair, and every message arrives.
-  test.each<Implementation>(['node-datachannel', 'werift'])('%s through a TURN server: descriptions carry relayed candidates only and none of the machine’s addresses; a link is used only if the selected pair is relayed at both ends', async (kind) => {
+  // werift: its relayed pairs through node-turn never succeed, so no link opens at all.
+  // What is checked is the invariant: a direct path only over a relayed pair, and every
+  // message arrives. (node-datachannel, which selected a reflexive pair here, is refused
+  // in this mode since review 3: see the test above and privacy-wire.test.ts.)
+  test.each<Implementation>(['werift'])('%s through a TURN server: descriptions carry relayed candidates only and none of the machine’s addresses; a link is used only if the selected pair is relayed at both ends', async (kind) => {
     const relay = await startRelay();
     cleanup.push(() => relay.close());
     const impl = implementation(kind);
@@ -112,12 +129,6 @@ describe("privacy: 'relay-only'", () => {
       expect([...alice.paths, ...bob.paths].filter((p) => p.path === 'direct'), 'never direct').toEqual([]);
       expect(seen.some((p) => p !== undefined && !relayed(p)) || seen.length === 0, JSON.stringify(seen)).toBe(true);
     }
-    if (kind === 'node-datachannel') {
-      // What libdatachannel does on loopback today: a pair that is not relayed, refused.
-      expect(seen.length).toBeGreaterThan(0);
-      expect(seen.every(relayed), 'libdatachannel selected a relayed pair: the refusal below no longer applies').toBe(false);
-      expect(linked).toBe(false);
-    }
     const id = (await alice.client.send('bob', 'through whichever path')).id;
     await bob.until(() => bob.received.some((m) => m.id === id), 'the message');
     expect(bob.received.map(text)).toEqual(['hello', 'through whichever path']);
@@ -129,10 +140,6 @@ describe("privacy: 'relay-only'", () => {
     for (const sdp of descriptions.remote) {
       expect(sdp).toContain('c=IN IP4 0.0.0.0');
       expect(sdp).toMatch(/^m=application 9 /m);
-    }
-    if (kind === 'node-datachannel') {
-      expect(descriptions.remote.length).toBeGreaterThanOrEqual(2);
-      expect(candidates.length).toBeGreaterThan(0);
     }
     // Not only what was sent: the local stacks gathered nothing but relayed candidates.
     for (const c of descriptions.local.flatMap(sdpCandidates)) expect(c).toMatch(/ typ relay /);

@@ -1,0 +1,158 @@
+/**
+ * The privacy mode at the wire (hostile review 3, finding 1): what a malicious peer
+ * actually receives, not what the descriptions or the ICE agent's stats say.
+ *
+ * The set-up, all on loopback, three addresses apart so that a packet's source tells
+ * where it came from:
+ *
+ * - a TURN server (node-turn) listening on 127.0.0.1, whose relayed transport addresses
+ *   are on **127.0.0.2** (`relayIps`): every packet that went through TURN arrives from
+ *   127.0.0.2;
+ * - the device under test (Alice), whose host sockets are on 127.0.0.1 (or any other
+ *   address of the machine: anything but 127.0.0.2);
+ * - Mallory, the peer, a bare UDP socket (node:dgram) on **127.0.0.3**, announced in her
+ *   answer as a candidate labelled `typ relay` (which the relay-only filter lets through:
+ *   the label is hers to choose). Alice's ICE agent sends its connectivity checks to it.
+ *
+ * Mallory records the source address of every datagram. In the privacy mode everything
+ * must come from 127.0.0.2 (through TURN); one datagram from anywhere else is the leak:
+ * it carries Alice's own address. werift, the Node implementation still allowed in the
+ * privacy mode, is driven through the transport itself (its real configuration and
+ * description filter). node-datachannel (libdatachannel) is driven with the configuration
+ * the transport gave it before the fix (`iceTransportPolicy: 'relay'`, same TURN server):
+ * it sends from its host socket as well, which is why the transport now refuses it in the
+ * privacy mode. Waits are on datagrams arriving, never on time.
+ */
+import { createSocket, type Socket } from 'node:dgram';
+import * as ndc from 'node-datachannel';
+import * as polyfill from 'node-datachannel/polyfill';
+import Turn from 'node-turn';
+import { RTCPeerConnection as WeriftPeerConnection } from 'werift';
+import { afterEach, describe, expect, test } from 'vitest';
+import { encodeSignal, nodeDatachannelImplementation, type IceServer, type NodeDatachannelModule, type NodeDatachannelPolyfillModule, type RTCPeerConnectionConstructor, type RTCPeerConnectionLike } from '../src/index.js';
+import { World } from './helpers/fake-world.js';
+import { within } from './helpers/stack.js';
+
+const TURN_RELAY_IP = '127.0.0.2';
+const MALLORY_IP = '127.0.0.3';
+
+const cleanup: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanup.splice(0).reverse()) await c();
+});
+
+async function bound(ip: string): Promise<Socket> {
+  const socket = createSocket('udp4');
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind(0, ip, () => {
+      socket.off('error', reject);
+      resolve();
+    });
+  });
+  return socket;
+}
+
+/** A TURN server listening on 127.0.0.1 whose relayed addresses are on {@link TURN_RELAY_IP}. */
+async function turnServer(): Promise<IceServer> {
+  const probe = await bound('127.0.0.1');
+  const port = probe.address().port;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  const turn = new Turn({ authMech: 'long-term', credentials: { deadbolt: 'test-only-credential' }, listeningPort: port, listeningIps: ['127.0.0.1'], relayIps: [TURN_RELAY_IP], debugLevel: 'OFF' });
+  turn.start();
+  cleanup.push(() => turn.stop());
+  return { urls: `turn:127.0.0.1:${port}?transport=udp`, username: 'deadbolt', credential: 'test-only-credential' };
+}
+
+/** Mallory's socket: records the source of every datagram; `until` waits on arrivals. */
+async function malloryPeer(): Promise<{ port: number; sources: string[]; until(check: () => boolean, what: string): Promise<void> }> {
+  const socket = await bound(MALLORY_IP);
+  cleanup.push(() => new Promise<void>((resolve) => socket.close(() => resolve())));
+  const sources: string[] = [];
+  const waiters = new Set<() => void>();
+  socket.on('message', (_msg, rinfo) => {
+    sources.push(rinfo.address);
+    for (const w of [...waiters]) w();
+  });
+  return {
+    port: socket.address().port,
+    sources,
+    until(check, what) {
+      if (check()) return Promise.resolve();
+      let waiter!: () => void;
+      const done = new Promise<void>((resolve) => {
+        waiter = () => {
+          if (check()) resolve();
+        };
+        waiters.add(waiter);
+      });
+      return within(done, what).finally(() => waiters.delete(waiter));
+    },
+  };
+}
+
+/** Mallory's answer to `offer`: her one candidate, labelled relay, really her own socket. */
+function maliciousAnswer(offer: string, port: number): string {
+  const mid = /^a=mid:(\S+)/m.exec(offer)?.[1] ?? '0';
+  const fingerprint = Array.from({ length: 32 }, (_, i) => (i * 7 + 3).toString(16).padStart(2, '0').toUpperCase()).join(':');
+  return [
+    'v=0',
+    'o=- 4611731400430051336 2 IN IP4 0.0.0.0',
+    's=-',
+    't=0 0',
+    `a=group:BUNDLE ${mid}`,
+    'm=application 9 UDP/DTLS/SCTP webrtc-datachannel',
+    'c=IN IP4 0.0.0.0',
+    `a=mid:${mid}`,
+    'a=ice-ufrag:mllr',
+    'a=ice-pwd:malloryspasswordmalloryspw',
+    `a=fingerprint:sha-256 ${fingerprint}`,
+    'a=setup:active',
+    'a=sctp-port:5000',
+    'a=max-message-size:262144',
+    `a=candidate:1 1 udp 2130706431 ${MALLORY_IP} ${port} typ relay raddr 0.0.0.0 rport 0`,
+    'a=end-of-candidates',
+    '',
+  ].join('\r\n');
+}
+
+/** Datagrams through TURN that show Alice's checks reached Mallory the allowed way. */
+const ENOUGH = 5;
+
+describe("privacy 'relay-only' at the wire: a malicious peer's relay-labelled candidate (review 3, finding 1)", () => {
+  test('werift, through the transport: every datagram Mallory receives comes from the TURN server’s relayed address, none from a host socket', async () => {
+    const iceServer = await turnServer();
+    const mallory = await malloryPeer();
+    const w = new World();
+    cleanup.push(() => w.close());
+    const alice = await w.device('alice', { RTCPeerConnection: WeriftPeerConnection as unknown as RTCPeerConnectionConstructor, privacy: 'relay-only', iceServers: [iceServer] });
+    const malloryDevice = await w.device('mallory'); // only her signalling address: she answers by hand
+    void alice.raw.preconnect(malloryDevice.address);
+    await w.changes.until(() => w.signals(alice.address, malloryDevice.address).some((s) => s.type === 'offer'), "alice's offer");
+    const offer = w.signals(alice.address, malloryDevice.address).find((s) => s.type === 'offer');
+    if (offer?.type !== 'offer') throw new Error('no offer');
+    w.bus.inject(alice.address, malloryDevice.address, encodeSignal({ type: 'answer', connectionId: offer.connectionId, sequence: offer.sequence + 1, sdp: maliciousAnswer(offer.sdp, mallory.port) }));
+    await mallory.until(() => mallory.sources.filter((s) => s === TURN_RELAY_IP).length >= ENOUGH, `${ENOUGH} datagrams through TURN`);
+    expect(new Set(mallory.sources), 'sources of what Mallory received').toEqual(new Set([TURN_RELAY_IP]));
+  });
+
+  test('node-datachannel with iceTransportPolicy relay (what the transport gave it before the fix): Mallory receives datagrams from its host socket, not only through TURN — the reason it is refused in the privacy mode', async () => {
+    const iceServer = await turnServer();
+    const mallory = await malloryPeer();
+    const { RTCPeerConnection: Ctor } = nodeDatachannelImplementation(ndc as unknown as NodeDatachannelModule, polyfill as unknown as NodeDatachannelPolyfillModule);
+    const pc: RTCPeerConnectionLike = new Ctor({ iceServers: [{ ...iceServer, urls: [iceServer.urls as string] }], iceTransportPolicy: 'relay' });
+    cleanup.push(() => pc.close());
+    pc.createDataChannel('deadbolt/1', { ordered: true });
+    await pc.setLocalDescription(await pc.createOffer());
+    await within(
+      new Promise<void>((resolve) => {
+        if (pc.iceGatheringState === 'complete') return resolve();
+        pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && resolve();
+      }),
+      'gathering',
+    );
+    await pc.setRemoteDescription({ type: 'answer', sdp: maliciousAnswer(pc.localDescription!.sdp!, mallory.port) });
+    await mallory.until(() => mallory.sources.some((s) => s !== TURN_RELAY_IP), 'a datagram not through TURN');
+    expect(mallory.sources.filter((s) => s !== TURN_RELAY_IP).length).toBeGreaterThan(0);
+  });
+});

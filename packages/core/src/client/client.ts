@@ -38,7 +38,7 @@ import { decodePrekeyBundle } from '../protocol/prekey-bundle.js';
 import { encodePrekeyUpload } from '../protocol/prekey-upload.js';
 import type { SafetyNumber } from '../protocol/safety-number.js';
 import { openRecord, sealRecord } from '../session/record-envelope.js';
-import { failInterruptedSends, pendingSendMarker, settledSendMarker } from './interrupted-sends.js';
+import { failInterruptedSends, pendingSendMarker, settleSend } from './interrupted-sends.js';
 import { createEncryptedStorage } from '../storage/encrypted-storage.js';
 import { createSessionManager, type DecryptOptions, type DecryptResult, type SessionLimits, type SessionManager } from '../session/session-manager.js';
 import { resolveStorage, resolveTransport, type AdapterConfig, type ModuleLoader } from './adapter-config.js';
@@ -670,43 +670,45 @@ export async function createClient(options: ClientOptions): Promise<Client> {
         if (contacted.size >= MAX_CONTACTED_CACHE) contacted.clear();
         contacted.add(recipient);
       }
-      try {
-        // The relay refuses a send that names out-of-date device lists (DEVICE_MISMATCH,
-        // docs/relay-protocol.md): the users it names are refreshed (their signed lists
-        // applied, sessions with new devices started, with revoked ones dropped) and the
-        // message is encrypted again for the devices current now. Over the relay alone the
-        // frames of a refused attempt are never stored; a transport with its own paths
-        // (WebRTC) may have delivered some of them directly, and the recipient drops the
-        // second copy by its message id (§11.2). The skipped ratchet steps leave gaps only.
-        for (let attempt = 1; ; attempt++) {
-          const peers = (await sessions.devices(recipient)).filter((p) => !(recipient === address.userId && p.deviceId === address.deviceId));
-          if (peers.length === 0) throw new UsageError('NO_SESSION', { message: 'the user has no devices', details: { userId: recipient, deviceId: '*' } });
-          const own = recipient === address.userId ? [] : (await sessions.devices(address.userId)).filter((d) => d.deviceId !== address.deviceId);
-          const recipientVersion = await listVersionOf(sessions, recipient);
-          const ownVersion = await listVersionOf(sessions, address.userId);
-          // Each encrypt persists its advanced chain before returning (SECURITY.md D28).
-          // `contact`: the user chose to talk to these devices, so a transport may set up a
-          // direct path to them (WebRTC). Nothing core sends on its own is marked: a
-          // stranger can make it send (relay-protocol.ts, OutboundMessage.contact).
-          const outbound = [];
-          for (const peer of peers) outbound.push({ to: peer, frame: await sessions.encrypt(peer, direct), listVersion: recipientVersion, contact: true });
-          for (const device of own) outbound.push({ to: device, frame: await sessions.encrypt(device, sync), listVersion: ownVersion, contact: true });
-          try {
-            await transport.send(outbound);
-            break;
-          } catch (e) {
-            if (!isDeadboltError(e, 'DEVICE_MISMATCH') || attempt >= SEND_ATTEMPTS) throw e;
-            // At most two users: the recipient and this user (own devices' copies).
-            for (const stale of e.details.users.slice(0, 2)) await discover(toUserId(stale.userId)).catch((err: unknown) => events.emit('error', err));
+      return settleSend(
+        storage,
+        { kind: 'd', conversation: recipient, sortKey },
+        (status) => {
+          const message = record(status);
+          return { op: messageOp(message, messageId), message };
+        },
+        async () => {
+          // The relay refuses a send that names out-of-date device lists (DEVICE_MISMATCH,
+          // docs/relay-protocol.md): the users it names are refreshed (their signed lists
+          // applied, sessions with new devices started, with revoked ones dropped) and the
+          // message is encrypted again for the devices current now. Over the relay alone the
+          // frames of a refused attempt are never stored; a transport with its own paths
+          // (WebRTC) may have delivered some of them directly, and the recipient drops the
+          // second copy by its message id (§11.2). The skipped ratchet steps leave gaps only.
+          for (let attempt = 1; ; attempt++) {
+            const peers = (await sessions.devices(recipient)).filter((p) => !(recipient === address.userId && p.deviceId === address.deviceId));
+            if (peers.length === 0) throw new UsageError('NO_SESSION', { message: 'the user has no devices', details: { userId: recipient, deviceId: '*' } });
+            const own = recipient === address.userId ? [] : (await sessions.devices(address.userId)).filter((d) => d.deviceId !== address.deviceId);
+            const recipientVersion = await listVersionOf(sessions, recipient);
+            const ownVersion = await listVersionOf(sessions, address.userId);
+            // Each encrypt persists its advanced chain before returning (SECURITY.md D28).
+            // `contact`: the user chose to talk to these devices, so a transport may set up a
+            // direct path to them (WebRTC). Nothing core sends on its own is marked: a
+            // stranger can make it send (relay-protocol.ts, OutboundMessage.contact).
+            const outbound = [];
+            for (const peer of peers) outbound.push({ to: peer, frame: await sessions.encrypt(peer, direct), listVersion: recipientVersion, contact: true });
+            for (const device of own) outbound.push({ to: device, frame: await sessions.encrypt(device, sync), listVersion: ownVersion, contact: true });
+            try {
+              await transport.send(outbound);
+              break;
+            } catch (e) {
+              if (!isDeadboltError(e, 'DEVICE_MISMATCH') || attempt >= SEND_ATTEMPTS) throw e;
+              // At most two users: the recipient and this user (own devices' copies).
+              for (const stale of e.details.users.slice(0, 2)) await discover(toUserId(stale.userId)).catch((err: unknown) => events.emit('error', err));
+            }
           }
-        }
-      } catch (e) {
-        await storage.batch([messageOp(record('failed'), messageId), settledSendMarker('d', recipient, sortKey)]);
-        throw e;
-      }
-      const sent = record('sent');
-      await storage.batch([messageOp(sent, messageId), settledSendMarker('d', recipient, sortKey)]);
-      return sent;
+        },
+      );
     });
   }
 

@@ -76,7 +76,7 @@ import {
   type ReceivedGroupMessage,
   type StoredGroupMessage,
 } from './history.js';
-import { pendingSendMarker, settledSendMarker } from './interrupted-sends.js';
+import { pendingSendMarker, settleSend } from './interrupted-sends.js';
 
 /** A member of a group, as this device's copy of the group state records it. */
 export interface GroupMemberInfo {
@@ -900,36 +900,38 @@ export function createClientGroups(ctx: GroupContext): ClientGroups {
       });
       // The marker is resolved at the next start if this run dies before the outcome (§11.2).
       await storage.batch([messageOp(record('pending'), messageId), pendingSendMarker(crypto, 'g', gid, sortKey), indexOp(gid, sentAt)]);
-      try {
-        // The relay refuses an upload naming out-of-date device lists (DEVICE_MISMATCH): the
-        // users it names are refreshed, and the message is encrypted again for the devices
-        // current now (a revoked device may hold the key used). A refused attempt's message
-        // was never stored by the relay; its generation only leaves a gap.
-        for (let attempt = 1; ; attempt++) {
-          const head = await requireKnown(groupId);
-          const { excluded, versions } = await audit(head);
-          const out = await engine.send(groupId, content, { excluded });
-          if (out.undelivered.length > 0) ctx.emit('group-delivery-failed', { groupId: gid, devices: out.undelivered, code: codeOf(out.error) });
-          if (out.recipients.length === 0) break; // nobody else in the group
-          try {
-            const missed = await upload(out.recipients, out.message, versions);
-            if (missed.length > 0) ctx.emit('group-delivery-failed', { groupId: gid, devices: missed, code: 'UNKNOWN_USER' });
-            break;
-          } catch (e) {
-            if (!isDeadboltError(e, 'DEVICE_MISMATCH') || attempt >= SEND_ATTEMPTS) throw e;
-            const members = new Set(head.members.map((m) => m.userId as string));
-            for (const stale of e.details.users.filter((u) => members.has(u.userId)).slice(0, Limits.maxGroupMembers)) {
-              await ctx.discover(toUserId(stale.userId)).catch(ctx.error);
+      return settleSend(
+        storage,
+        { kind: 'g', conversation: gid, sortKey },
+        (status) => {
+          const message = record(status);
+          return { op: messageOp(message, messageId), message };
+        },
+        async () => {
+          // The relay refuses an upload naming out-of-date device lists (DEVICE_MISMATCH): the
+          // users it names are refreshed, and the message is encrypted again for the devices
+          // current now (a revoked device may hold the key used). A refused attempt's message
+          // was never stored by the relay; its generation only leaves a gap.
+          for (let attempt = 1; ; attempt++) {
+            const head = await requireKnown(groupId);
+            const { excluded, versions } = await audit(head);
+            const out = await engine.send(groupId, content, { excluded });
+            if (out.undelivered.length > 0) ctx.emit('group-delivery-failed', { groupId: gid, devices: out.undelivered, code: codeOf(out.error) });
+            if (out.recipients.length === 0) break; // nobody else in the group
+            try {
+              const missed = await upload(out.recipients, out.message, versions);
+              if (missed.length > 0) ctx.emit('group-delivery-failed', { groupId: gid, devices: missed, code: 'UNKNOWN_USER' });
+              break;
+            } catch (e) {
+              if (!isDeadboltError(e, 'DEVICE_MISMATCH') || attempt >= SEND_ATTEMPTS) throw e;
+              const members = new Set(head.members.map((m) => m.userId as string));
+              for (const stale of e.details.users.filter((u) => members.has(u.userId)).slice(0, Limits.maxGroupMembers)) {
+                await ctx.discover(toUserId(stale.userId)).catch(ctx.error);
+              }
             }
           }
-        }
-      } catch (e) {
-        await storage.batch([messageOp(record('failed'), messageId), settledSendMarker('g', gid, sortKey)]);
-        throw e;
-      }
-      const sent = record('sent');
-      await storage.batch([messageOp(sent, messageId), settledSendMarker('g', gid, sortKey)]);
-      return sent;
+        },
+      );
     });
   }
 

@@ -5,7 +5,9 @@
  * - `SignallingChannel.onSignal` handlers get `{ firstContact }`: true while this device has
  *   never sent a message to the sender's user (so a transport need not answer a stranger's
  *   offer, which would reveal its network addresses), false once it has (WebRTC review
- *   finding 3);
+ *   finding 3), and it stays false after a restart (it is the stored record);
+ * - no signal from a user whose identity changed is handed over until the change is
+ *   accepted (the sender's account key is not the trusted one);
  * - `closeLinksTo(userId, keepDeviceIds)` is called whenever core applies a changed signed
  *   device list, with the devices it names, so links to a revoked device close at once
  *   (finding 2);
@@ -26,7 +28,7 @@ import { afterEach, expect, test } from 'vitest';
 import { createClient, linkDevice, type Client } from '@deadbolt/core';
 import type { Relay } from '@deadbolt/relay';
 import type { Address, SignalSenderInfo, SignallingChannel, StorageAdapter, TransportAdapter } from '@deadbolt/spec';
-import { createMemoryStorage } from '@deadbolt/storage-memory';
+import { createMemoryStorage, createMemoryStorageBacking } from '@deadbolt/storage-memory';
 import { makeTransport, startRelay } from './stack.js';
 
 let relay: Relay | undefined;
@@ -107,6 +109,65 @@ test('signals carry firstContact: true until this device has sent a message to t
   heard = a.nextSignal();
   await signal('offer-2');
   expect(await heard).toMatchObject({ text: 'offer-2', sender: { firstContact: false } });
+});
+
+test('firstContact: false survives a restart (it is the stored record, not the run\'s memory)', async () => {
+  relay = await startRelay();
+  const backing = createMemoryStorageBacking();
+  const first = hooked();
+  const alice = await createClient({ userId: 'alice', deviceId: 'phone', storage: createMemoryStorage({ backing }), transport: first.transport });
+  await alice.start();
+  const b = hooked();
+  const bob = await client('bob', 'laptop', b);
+  await alice.send('bob', 'hi bob');
+  await alice.close();
+  // The same device, restarted over the same store, on a new transport.
+  const again = hooked();
+  const restarted = await createClient({ userId: 'alice', deviceId: 'phone', storage: createMemoryStorage({ backing }), transport: again.transport });
+  open.push(restarted);
+  await restarted.start();
+  const heard = again.nextSignal();
+  await b.channel().send(restarted.address, new TextEncoder().encode('offer'), (m) => b.transport.send([m]));
+  expect(await heard).toMatchObject({ from: bob.address, text: 'offer', sender: { firstContact: false } });
+});
+
+test('no signal is handed over from a user whose identity changed until the change is accepted', async () => {
+  // Bob re-installs (a new account key, the same address); the relay lets him re-register.
+  relay = await startRelay({ verifyRegistration: async (_user, _key, token) => token === 'login-ok' });
+  const a = hooked();
+  const alice = await createClient({ userId: 'alice', deviceId: 'phone', storage: createMemoryStorage(), transport: a.transport, registrationToken: 'login-ok' });
+  open.push(alice);
+  await alice.start();
+  const oldBob = await createClient({ userId: 'bob', deviceId: 'laptop', storage: createMemoryStorage(), transport: hooked().transport, registrationToken: 'login-ok' });
+  await oldBob.start();
+  await alice.send('bob', 'before');
+  await oldBob.close();
+  const b = hooked();
+  const bob = await createClient({ userId: 'bob', deviceId: 'laptop', storage: createMemoryStorage(), transport: b.transport, registrationToken: 'login-ok' });
+  open.push(bob);
+  await bob.start();
+  const changes: Uint8Array[] = [];
+  const changed = new Promise<void>((resolve) =>
+    alice.on('identity-changed', (c) => {
+      changes.push(c.accountKey);
+      resolve();
+    }),
+  );
+  const gotMessage = new Promise<void>((resolve) => alice.on('message-received', () => resolve()));
+  await bob.send('alice', 'new install, same bob');
+  await Promise.all([changed, gotMessage]);
+  // While the change is pending, Bob's signals are dropped; frames are handled in order, so
+  // once his next message is in, the signal before it was handled (and not handed over).
+  await b.channel().send(alice.address, new TextEncoder().encode('offer while untrusted'), (m) => b.transport.send([m]));
+  const next = new Promise<void>((resolve) => alice.on('message-received', () => resolve()));
+  await bob.send('alice', 'after the signal');
+  await next;
+  expect(a.signals.map((s) => s.text)).toEqual([]);
+  // Accepted: his signals are heard again.
+  await alice.acceptIdentity('bob', changes[0]!);
+  const heard = a.nextSignal();
+  await b.channel().send(alice.address, new TextEncoder().encode('offer once trusted'), (m) => b.transport.send([m]));
+  expect(await heard).toMatchObject({ from: bob.address, text: 'offer once trusted' });
 });
 
 test('closeLinksTo: called with the devices a changed device list names, so a revoked device is dropped at once', async () => {

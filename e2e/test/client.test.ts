@@ -112,6 +112,8 @@ describe('1:1 messaging through the relay', () => {
       loadModule: (name) => import(name),
     });
     await configured.start();
+    // The transport the configuration named is reachable, and it is the one in use.
+    expect(configured.transport.state).toBe('connected');
     await configured.send('bob', 'configured by name');
     await bob.waitForMessages(1);
     expect(text(bob.received[0]!)).toBe('configured by name');

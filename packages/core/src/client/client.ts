@@ -162,6 +162,13 @@ export interface Client extends ClientGroupApi {
   readonly address: Address;
   /** The session manager underneath (for advanced use). */
   readonly sessions: SessionManager;
+  /**
+   * The transport this client runs on: the instance passed in, or the one created from its
+   * configuration (so that an application configured by name can still reach a transport's
+   * own API, such as the WebRTC transport's `path()` and `onPathChange`). Owned by the
+   * client: `close()` closes it.
+   */
+  readonly transport: TransportAdapter;
   /** Subscribes to an event; returns a function that unsubscribes. */
   readonly on: Subscribe<ClientEvents>;
   /** Creates the identity on first run, connects, and publishes prekeys. */
@@ -738,6 +745,7 @@ export async function createClient(options: ClientOptions): Promise<Client> {
   return {
     address,
     sessions,
+    transport,
     ...groupApi,
     on: (event, listener) => events.on(event, listener),
     start: () =>

@@ -34,12 +34,15 @@ export interface MessageView {
   readonly at: number;
   /**
    * `pending` while sending, `sent` once the relay stored it, `failed`; `received` for
-   * incoming. `stale` is a `pending` record left by a page closed mid-send (core does not
-   * resume those): shown as not delivered.
+   * incoming. `stale` is a `pending` record this page is not sending (another tab's send
+   * in flight, or one a closed page left, which core marks `failed` at its next start):
+   * shown as not delivered.
    */
   readonly status: DeliveryStatus | 'stale';
   /** The sender's key was not the trusted one when it arrived. */
   readonly untrusted: boolean;
+  /** Its place in the stored history (core's `sortKey`); absent while this page sends it. */
+  readonly sortKey?: string;
 }
 
 /** A row of the conversation list. */
@@ -78,8 +81,8 @@ export interface AppHooks {
 }
 
 const decoder = new TextDecoder();
-/** Messages shown when a chat opens (core returns at most 1,000). */
-const HISTORY_LIMIT = 300;
+/** Messages shown when a chat opens, and read per "earlier messages" page (core returns at most 1,000 per read). */
+const HISTORY_LIMIT = 100;
 /** Messages read per conversation for the list (last message and unread count). */
 const LIST_LIMIT = 50;
 /** WebRTC: the least time between two attempts to link to one device (a link attempt lasts up to 10 s). */
@@ -95,6 +98,7 @@ function toView(m: StoredMessage | StoredGroupMessage, inFlight: boolean): Messa
     at: m.direction === 'incoming' ? m.receivedAt : m.sentAt,
     status: m.status === 'pending' && !inFlight ? 'stale' : m.status,
     untrusted: m.untrusted,
+    sortKey: m.sortKey,
   };
 }
 
@@ -117,6 +121,10 @@ export class ChatApp {
   /** The open group, as stored now. */
   currentGroup: GroupInfo | undefined;
   messages: MessageView[] = [];
+  /** The open chat has messages older than those shown (one page is read at a time). */
+  hasEarlier = false;
+  /** Pages read with "earlier messages" for the open chat, oldest first (kept when the newest page is read again). */
+  #earlier: MessageView[] = [];
   readonly trust = new Map<string, TrustView>();
   /** userId -> that user's devices reached over a direct WebRTC link now. */
   readonly direct = new Map<string, Set<string>>();
@@ -352,6 +360,8 @@ export class ChatApp {
     this.current = ref;
     this.currentGroup = undefined;
     this.messages = [];
+    this.#earlier = [];
+    this.hasEarlier = false;
     this.#markRead(ref);
     this.chats = this.chats.map((c) => (sameChat(c.ref, ref) ? { ...c, unread: 0 } : c));
     this.#updateTitle();
@@ -372,6 +382,8 @@ export class ChatApp {
     this.current = undefined;
     this.currentGroup = undefined;
     this.messages = [];
+    this.#earlier = [];
+    this.hasEarlier = false;
     this.#emit('chat', 'messages', 'chats');
   }
 
@@ -394,11 +406,36 @@ export class ChatApp {
       // While this page sends, its own bubbles stand for the `pending` records.
       const stored = history.filter((m) => !(sending && m.status === 'pending')).map((m) => toView(m, false));
       const local = this.messages.filter((m) => m.key.startsWith('local:') && !stored.some((s) => s.key === m.key));
-      this.messages = [...stored, ...local];
+      const earlier = this.#earlier.filter((m) => !stored.some((s) => s.key === m.key));
+      if (earlier.length === 0) this.hasEarlier = history.length === HISTORY_LIMIT;
+      this.messages = [...earlier, ...stored, ...local];
       this.currentGroup = group;
       this.#emit('messages', 'chat');
     } catch (e) {
       if (client === this.client) this.#hooks.toast(`Could not read this conversation: ${describeError(e)}`, 'error');
+    }
+  }
+
+  /**
+   * Reads the page of history before the oldest message shown: one reverse range read in
+   * core (`history({ limit, before })`), however long the conversation.
+   */
+  async loadEarlier(): Promise<void> {
+    const ref = this.current;
+    const client = this.client;
+    const oldest = this.messages.find((m) => m.sortKey !== undefined)?.sortKey;
+    if (!ref || !client || oldest === undefined) return;
+    try {
+      const options = { limit: HISTORY_LIMIT, before: oldest };
+      const page = ref.kind === 'user' ? await client.history(ref.id, options) : ((await (await client.group(ref.id))?.history(options)) ?? []);
+      if (!sameChat(ref, this.current) || client !== this.client) return;
+      const views = page.map((m) => toView(m, false)).filter((v) => !this.messages.some((m) => m.key === v.key));
+      this.#earlier = [...views, ...this.#earlier];
+      this.messages = [...views, ...this.messages];
+      this.hasEarlier = page.length === HISTORY_LIMIT;
+      this.#emit('messages');
+    } catch (e) {
+      if (client === this.client) this.#hooks.toast(`Could not read earlier messages: ${describeError(e)}`, 'error');
     }
   }
 

@@ -12,6 +12,9 @@
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { newPage } from '@deadbolt/browser-harness';
+import { createClient } from '@deadbolt/core';
+import { createMemoryStorage } from '@deadbolt/storage-memory';
+import { createHttpPollingTransport } from '@deadbolt/transport-http-polling';
 import { ChatUser } from './harness/chat-user.js';
 import { startStack, type Stack } from './harness/stack.js';
 
@@ -199,5 +202,27 @@ describe('chat-web in Chromium', () => {
     await carol.page.getByTestId('onboarding-notice').filter({ hasText: 'lost' }).waitFor();
     await carol.page.getByTestId('signup-user').waitFor();
     await carol.page.close();
+  });
+
+  test('a long conversation opens on its newest 100 messages; "Earlier messages" reads the page before them', async () => {
+    // Dave, a Node client on the same relay, writes 105 messages to bob.
+    const dave = await createClient({ userId: 'dave', deviceId: 'node', storage: createMemoryStorage(), transport: createHttpPollingTransport({ url: stack.relay.url }) });
+    await dave.start();
+    for (let i = 1; i <= 105; i++) await dave.send('bob', `note ${i}`);
+    await dave.close();
+    // Opened once all of them are in (the list shows the last one), so the chat starts from
+    // the stored history rather than from messages arriving while it is open.
+    await bob.chatItem({ user: 'dave' }).locator('.chat-item-preview', { hasText: /^note 105$/ }).waitFor();
+    await bob.openChat({ user: 'dave' });
+    await bob.receives('note 105', 'dave');
+    const bubbles = bob.page.getByTestId('messages').getByTestId('message');
+    await expect.poll(() => bubbles.count()).toBe(100);
+    await expect(bob.message('note 5').count()).resolves.toBe(0);
+    await bob.page.getByTestId('load-earlier').click();
+    await bob.message('note 5', { direction: 'incoming' }).waitFor();
+    await expect.poll(() => bubbles.count()).toBe(105);
+    await expect(bubbles.first().locator('.text').textContent()).resolves.toBe('note 1');
+    // The whole conversation is shown: no more pages to read.
+    await expect(bob.page.getByTestId('load-earlier').count()).resolves.toBe(0);
   });
 });

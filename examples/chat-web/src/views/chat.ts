@@ -181,10 +181,22 @@ export function createChatPane(app: ChatApp, actions: ChatActions): { readonly e
     );
   }
 
+  /** Set while an earlier page is read: the view then stays on the message it showed. */
+  let keepFromBottom: number | undefined;
+  const earlier = (): HTMLElement => {
+    const button = h('button', { class: 'button earlier', 'data-testid': 'load-earlier' }, 'Earlier messages');
+    button.addEventListener('click', () => {
+      button.setAttribute('disabled', '');
+      keepFromBottom = messages.scrollHeight - messages.scrollTop;
+      void app.loadEarlier();
+    });
+    return h('div', { class: 'earlier-row' }, button);
+  };
+
   function renderMessages(): void {
     const atBottom = messages.scrollHeight - messages.scrollTop - messages.clientHeight < 80;
     const items: HTMLElement[] = [
-      h('div', { class: 'encryption-note' }, icon('lock', 14), 'Messages here are end-to-end encrypted. Not even the relay can read them.'),
+      app.hasEarlier ? earlier() : h('div', { class: 'encryption-note' }, icon('lock', 14), 'Messages here are end-to-end encrypted. Not even the relay can read them.'),
     ];
     let previous: MessageView | undefined;
     for (const m of app.messages) {
@@ -197,7 +209,9 @@ export function createChatPane(app: ChatApp, actions: ChatActions): { readonly e
     }
     replaceChildren(messages, ...items);
     const last = app.messages.at(-1);
-    if (atBottom || last?.direction === 'outgoing' || key() !== shownKey) messages.scrollTop = messages.scrollHeight;
+    if (keepFromBottom !== undefined && key() === shownKey) messages.scrollTop = messages.scrollHeight - keepFromBottom;
+    else if (atBottom || last?.direction === 'outgoing' || key() !== shownKey) messages.scrollTop = messages.scrollHeight;
+    keepFromBottom = undefined;
     shownKey = key();
   }
 

@@ -99,8 +99,10 @@ export async function startStack(): Promise<Stack> {
     port: 0,
     allowedOrigins: [server.origin],
     logger: silentRelayLogger,
-    // The relay's default limits: the app reloads and switches transports (each a client
-    // start) without running into them (relay-protocol.md FETCH_BUNDLES skip).
+    // The relay's default limits, but for messages per pair of users: one test has a Node
+    // client write 105 messages in a row. (The app reloads and switches transports, each a
+    // client start, within the default directory limits: relay-protocol.md FETCH_BUNDLES skip.)
+    limits: { messages: { burst: 1000, refill: 1000, intervalMs: 1000 } },
   });
   return {
     browser,

@@ -15,12 +15,17 @@
  * `RTCPeerConnection`. With `privacy: 'relay-only'` node-datachannel is never picked (it
  * sends ICE checks from host addresses despite the relay policy; hostile review 3,
  * finding 1): werift is, and without it, or when `implementation: 'node-datachannel'`
- * is asked for, creation fails with INVALID_ARGUMENT.
+ * is asked for, creation fails with INVALID_ARGUMENT. The same for node-datachannel's
+ * class reached another way (hostile review 4, finding 1): set as the platform's
+ * `globalThis.RTCPeerConnection` (with `implementation: 'browser'` or by default) or passed
+ * as `RTCPeerConnection`, recognised by its shape (`sendsFromHostDespiteRelayPolicy`),
+ * it is refused in the privacy mode with INVALID_ARGUMENT (`privacy`), not replaced
+ * silently: the application chose it, and should learn that it cannot have both.
  *
  * @module
  */
 import { UsageError, type TransportAdapter, type TransportAdapterModule } from '@deadbolt/spec';
-import { nodeDatachannelImplementation, type NodeDatachannelModule, type NodeDatachannelPolyfillModule, type PeerConnectionImplementation, type RTCPeerConnectionConstructor } from './peer-connection.js';
+import { nodeDatachannelImplementation, sendsFromHostDespiteRelayPolicy, type NodeDatachannelModule, type NodeDatachannelPolyfillModule, type PeerConnectionImplementation, type RTCPeerConnectionConstructor } from './peer-connection.js';
 import { createWebRtcTransport, type WebRtcTransportOptions } from './webrtc-transport.js';
 
 /** Imports a module by name (pass `(name) => import(name)` from the application when its package manager isolates dependencies). */
@@ -78,9 +83,24 @@ async function werift(loader: ModuleLoader): Promise<PeerConnectionImplementatio
   return { RTCPeerConnection: Ctor };
 }
 
+/**
+ * In the privacy mode, a class given or found (`options.RTCPeerConnection`, the platform's
+ * global) that is node-datachannel's (hostile review 4, finding 1: marked or not, ESM or
+ * CommonJS copy, or a subclass): refused, naming `privacy`. `createWebRtcTransport`
+ * checks again, and checks every connection it makes (a factory function is seen only there).
+ */
+function refuseHostSending(options: Record<string, unknown>, Ctor: unknown, where: string): void {
+  if (options.privacy !== 'relay-only' || !sendsFromHostDespiteRelayPolicy(Ctor)) return;
+  throw new UsageError('INVALID_ARGUMENT', {
+    message: `privacy 'relay-only': ${where} is node-datachannel's RTCPeerConnection, which sends ICE checks from this device's host addresses regardless of iceTransportPolicy 'relay'. Use implementation 'werift' or a browser, or privacy 'off'`,
+    details: { field: 'privacy', expected: "'off' with node-datachannel, or an implementation that honours iceTransportPolicy 'relay' (werift, browsers)" },
+  });
+}
+
 async function resolveImplementation(options: Record<string, unknown>, loader: ModuleLoader): Promise<PeerConnectionImplementation> {
   if (options.RTCPeerConnection !== undefined) {
     if (typeof options.RTCPeerConnection !== 'function') throw invalid('RTCPeerConnection', 'an RTCPeerConnection class');
+    refuseHostSending(options, options.RTCPeerConnection, 'options.RTCPeerConnection');
     return { RTCPeerConnection: options.RTCPeerConnection as RTCPeerConnectionConstructor };
   }
   const global = (globalThis as { RTCPeerConnection?: RTCPeerConnectionConstructor }).RTCPeerConnection;
@@ -91,13 +111,17 @@ async function resolveImplementation(options: Record<string, unknown>, loader: M
       return werift(loader);
     case 'browser':
       if (typeof global !== 'function') throw invalid('implementation', 'a platform with RTCPeerConnection', "implementation 'browser': this platform has no RTCPeerConnection");
+      refuseHostSending(options, global, 'globalThis.RTCPeerConnection');
       return { RTCPeerConnection: global };
     case undefined:
       break;
     default:
       throw invalid('implementation', "'browser', 'node-datachannel' or 'werift'");
   }
-  if (typeof global === 'function') return { RTCPeerConnection: global };
+  if (typeof global === 'function') {
+    refuseHostSending(options, global, 'globalThis.RTCPeerConnection');
+    return { RTCPeerConnection: global };
+  }
   // Privacy 'relay-only' (hostile review 3, finding 1): node-datachannel sends ICE checks
   // from this device's host sockets whatever the policy, so it is never picked here in
   // that mode; werift is, and without werift there is no implementation to pick.

@@ -251,22 +251,83 @@ export async function readSelectedCandidatePair(pc: RTCPeerConnectionLike, hook?
 const HOST_LEAKING = new WeakSet<object>();
 
 /**
+ * Members of node-datachannel's polyfill `RTCPeerConnection` that no standard
+ * implementation has (node-datachannel 0.33: `dist/esm/polyfill/RTCPeerConnection.mjs`
+ * and its CommonJS twin `dist/cjs/polyfill/RTCPeerConnection.cjs` both define them on the
+ * prototype). Hostile review 4, finding 1: a class known only by the mark
+ * {@link nodeDatachannelImplementation} sets let the polyfill's own class in unmarked
+ * (imported directly, set as the global, the CommonJS copy, which is another class), so
+ * the class and its instances are recognised by shape as well. Any one of them is enough:
+ * failing closed, a class that merely borrows a name is refused the privacy mode too.
+ */
+const NODE_DATACHANNEL_MEMBERS: readonly string[] = ['ext_localCandidates', 'ext_remoteCandidates', 'ext_maxDataChannelId', 'ext_maxMessageSize', '_checkConfiguration'];
+
+/** Whether the prototype chain starting at `proto` (not including `Object.prototype`'s own) defines a node-datachannel member. Own descriptors only: no getter runs. */
+function hasNodeDatachannelShape(proto: unknown): boolean {
+  let depth = 0;
+  for (let p = proto; (typeof p === 'object' || typeof p === 'function') && p !== null && p !== Object.prototype && p !== Function.prototype; p = Object.getPrototypeOf(p)) {
+    // A chain this long is not a class hierarchy anybody writes: refuse rather than walk on.
+    if (++depth > 64) return true;
+    if (HOST_LEAKING.has(p as object)) return true;
+    for (const name of NODE_DATACHANNEL_MEMBERS) if (Object.getOwnPropertyDescriptor(p, name) !== undefined) return true;
+  }
+  return false;
+}
+
+/**
  * Whether `Ctor`, or any class it extends, is known to send from host addresses whatever
- * `iceTransportPolicy` says (today: the classes {@link nodeDatachannelImplementation}
- * returns, and the node-datachannel polyfill's class once that was called). The
- * prototype chain is walked, so a subclass (a wrapper that records or instruments) is
- * refused as well: failing closed.
+ * `iceTransportPolicy` says: today node-datachannel's polyfill class, recognised by the
+ * mark {@link nodeDatachannelImplementation} sets or by its non-standard members
+ * (`ext_localCandidates`, `_checkConfiguration`...) anywhere on the prototype chain, so
+ * the ESM and the CommonJS copies, unmarked, and any subclass (a wrapper that records or
+ * instruments) are refused as well: failing closed. Never throws; a class whose prototype
+ * cannot be read counts as refused.
+ *
+ * A factory function that returns such an instance is not a class with that prototype:
+ * it cannot be told from here. {@link looksLikeNodeDatachannel} tells from the instance,
+ * and the transport checks every instance it creates in the privacy mode, before anything
+ * is gathered or sent (hostile review 4, finding 1).
  *
  * @example
  * ```ts
- * sendsFromHostDespiteRelayPolicy(nodeDatachannelImplementation(ndc, polyfill).RTCPeerConnection); // true
+ * sendsFromHostDespiteRelayPolicy((await import('node-datachannel/polyfill')).RTCPeerConnection); // true
+ * sendsFromHostDespiteRelayPolicy((await import('werift')).RTCPeerConnection); // false
  * ```
  */
 export function sendsFromHostDespiteRelayPolicy(Ctor: unknown): boolean {
-  for (let p: unknown = Ctor; typeof p === 'function' && p !== Function.prototype; p = Object.getPrototypeOf(p)) {
-    if (HOST_LEAKING.has(p)) return true;
+  try {
+    for (let p: unknown = Ctor; typeof p === 'function' && p !== Function.prototype; p = Object.getPrototypeOf(p)) {
+      if (HOST_LEAKING.has(p)) return true;
+      if (hasNodeDatachannelShape((p as { prototype?: unknown }).prototype)) return true;
+    }
+    return false;
+  } catch {
+    return true; // a prototype that cannot be read (a hostile proxy): fail closed
   }
-  return false;
+}
+
+/**
+ * Whether the peer connection `pc` is node-datachannel's (an instance of a marked class,
+ * or with its non-standard members on its prototype chain or itself). The transport asks
+ * right after constructing each connection in the privacy mode, before `createOffer`,
+ * `setLocalDescription` or `setRemoteDescription` (nothing is gathered nor sent before
+ * those), and closes one that is at once: this covers a factory function passed as
+ * `RTCPeerConnection`, which {@link sendsFromHostDespiteRelayPolicy} cannot see through.
+ * Never throws; an object that cannot be inspected counts as node-datachannel.
+ *
+ * @example
+ * ```ts
+ * const pc = new Ctor(config);
+ * if (relayOnly && looksLikeNodeDatachannel(pc)) pc.close(); // and no link
+ * ```
+ */
+export function looksLikeNodeDatachannel(pc: unknown): boolean {
+  try {
+    if (typeof pc !== 'object' || pc === null) return false;
+    return hasNodeDatachannelShape(pc);
+  } catch {
+    return true;
+  }
 }
 
 /** The parts of the `node-datachannel` module {@link nodeDatachannelImplementation} uses. */

@@ -41,9 +41,10 @@
  *   `receiptTimeoutMs`, or more controls waiting than the inbound bounds can explain,
  *   closes the link: its frames go through the relay.
  * - **Inbound rate** (hostile review 3, finding 3). Direct frames bypass the relay's
- *   per-sender quotas, so each link takes at most `inboundFramesPerSecond` complete frames
- *   (burst `inboundFrameBurst`) and `inboundBytesPerSecond` bytes: token buckets on the
- *   injected clock. The excess is NACKed and comes through the relay, where its quotas apply.
+ *   per-sender quotas, so each complete frame is admitted by the transport
+ *   ({@link LinkHost.admitInbound}): token buckets per device, shared by its successive
+ *   links (hostile review 4, finding 5). The excess is NACKed and comes through the relay,
+ *   where its quotas apply.
  *
  * @module
  */
@@ -98,10 +99,11 @@ export interface LinkSettings {
   readonly maxBufferedBytes: number;
   readonly idleTimeoutMs: number;
   /**
-   * Inbound rate (hostile review 3, finding 3): complete frames per second this link takes
-   * from the peer, with a burst of `inboundFrameBurst`, and bytes per second (burst: a
+   * Inbound rate (hostile review 3, finding 3): complete frames per second one device's
+   * links take from it, with a burst of `inboundFrameBurst`, and bytes per second (burst: a
    * second's worth, or one frame of `maxFrameSize` if larger). Frames beyond either are
-   * NACKed: the sender sends them through the relay, whose per-sender quotas apply.
+   * NACKed: the sender sends them through the relay, whose per-sender quotas apply. Applied
+   * by the transport ({@link LinkHost.admitInbound}), per device (hostile review 4, finding 5).
    */
   readonly inboundFramesPerSecond: number;
   readonly inboundFrameBurst: number;
@@ -125,6 +127,12 @@ export interface LinkSettings {
 export interface LinkHost {
   /** The largest frame accepted. */
   maxFrameSize(): number;
+  /**
+   * Whether a complete inbound frame of `size` bytes from `peer` is within that device's
+   * inbound rate ({@link LinkSettings.inboundFramesPerSecond}); takes its share if so. Kept
+   * by the transport per device, not per link (hostile review 4, finding 5).
+   */
+  admitInbound(peer: Address, size: number): boolean;
   /**
    * Hands a complete inbound frame to the application's handler (serialised with the
    * relay's); `listVersion` is the version of this user's device list the sender named.
@@ -215,11 +223,8 @@ export class PeerLink {
   #inboundBytes = 0;
   #early: Uint8Array[] | undefined = [];
   #earlyBytes = 0;
-  /** Inbound token buckets (frames, bytes) and when they were last refilled ({@link LinkSettings.inboundFramesPerSecond}). */
-  #frameTokens: number;
-  #byteTokens: number;
-  #refilledAt: number;
-  #lastActivityAt: number;
+  /** When this link last served this device ({@link lastUsefulAt}). */
+  #lastUsefulAt: number;
 
   constructor(params: { peer: Address; connectionId: Uint8Array; role: 'offerer' | 'answerer'; pc: RTCPeerConnectionLike; settings: LinkSettings; host: LinkHost }) {
     this.peer = params.peer;
@@ -230,10 +235,7 @@ export class PeerLink {
     this.#settings = params.settings;
     this.#host = params.host;
     this.ready = new Promise<boolean>((resolve) => (this.#ready = resolve));
-    this.#frameTokens = this.#settings.inboundFrameBurst;
-    this.#byteTokens = this.#byteBurst();
-    this.#refilledAt = this.#settings.now();
-    this.#lastActivityAt = this.#refilledAt;
+    this.#lastUsefulAt = this.#settings.now();
     const pc = this.pc;
     pc.onconnectionstatechange = () => {
       if (pc.connectionState === 'failed' || pc.connectionState === 'closed') this.close(`connection ${pc.connectionState}`);
@@ -269,11 +271,16 @@ export class PeerLink {
   }
 
   /**
-   * When something last went either way on this link (or when it was created): which link
-   * is least recently used, when a slot must be freed (hostile review 3, finding 2).
+   * When this link last did something useful to this device (or when it was created, or
+   * opened): a frame it sent was processed by the peer (ACK), or a frame from the peer was
+   * processed by this device's handler. Which link is least recently used when a slot
+   * must be freed (hostile review 3, finding 2). Not refreshed by anything else the peer
+   * writes (RECEIVED or ACK naming no frame, NACKed frames, junk that decodes): a hostile
+   * peer cannot keep its link "recent" that way (hostile review 4, finding 4). The idle
+   * timer is separate and counts any traffic.
    */
-  get lastActivityAt(): number {
-    return this.#lastActivityAt;
+  get lastUsefulAt(): number {
+    return this.#lastUsefulAt;
   }
 
   /** Frames sent and not yet settled. */
@@ -309,6 +316,7 @@ export class PeerLink {
           this.#outbound.delete(id);
           this.#settings.timers.clearTimeout(entry.timer);
           if (entry.phase === 'written') this.#receiptDone();
+          if (outcome === 'delivered') this.#lastUsefulAt = this.#settings.now();
           resolve(outcome);
         },
       };
@@ -412,6 +420,7 @@ export class PeerLink {
     this.#fingerprintCheck = seen !== undefined ? 'matched' : 'not-exposed';
     this.#state = 'open';
     this.#settings.timers.clearTimeout(this.#connectTimer);
+    this.#lastUsefulAt = this.#settings.now();
     this.#active();
     const early = this.#early ?? [];
     this.#early = undefined;
@@ -518,7 +527,7 @@ export class PeerLink {
     // The relay's per-sender quotas do not see this path (hostile review 3, finding 3):
     // beyond this link's rate the frame is NACKed, and its sender sends it through the
     // relay, where they apply. Checked once the frame is complete (its size known).
-    if (!this.#withinRate(p.size)) return this.#control('nack', p.id);
+    if (!this.#host.admitInbound(this.peer, p.size)) return this.#control('nack', p.id);
     const bytes = new Uint8Array(p.size);
     let at = 0;
     for (const c of p.chunks) {
@@ -544,6 +553,7 @@ export class PeerLink {
     this.#host.deliver(frame, listVersion).then(
       (outcome) => {
         done();
+        if (outcome === 'processed') this.#lastUsefulAt = this.#settings.now();
         if (outcome !== 'closed') this.#control(outcome === 'processed' ? 'ack' : 'nack', frameId);
       },
       () => {
@@ -551,30 +561,6 @@ export class PeerLink {
         this.#control('nack', frameId);
       },
     );
-  }
-
-  /** The byte bucket's size: a second's worth, and never less than one frame of the largest size. */
-  #byteBurst(): number {
-    return Math.max(this.#settings.inboundBytesPerSecond, this.#host.maxFrameSize());
-  }
-
-  /**
-   * Whether a complete inbound frame of `size` bytes is within the link's rate: both token
-   * buckets refilled for the time passed (the injected clock), then one frame and `size`
-   * bytes taken. A frame refused here takes nothing, so a burst the peer sends faster than
-   * the rate costs it NACKs, not the link.
-   */
-  #withinRate(size: number): boolean {
-    const now = this.#settings.now();
-    const elapsed = Math.max(0, now - this.#refilledAt);
-    this.#refilledAt = now;
-    const s = this.#settings;
-    this.#frameTokens = Math.min(s.inboundFrameBurst, this.#frameTokens + (elapsed * s.inboundFramesPerSecond) / 1000);
-    this.#byteTokens = Math.min(this.#byteBurst(), this.#byteTokens + (elapsed * s.inboundBytesPerSecond) / 1000);
-    if (this.#frameTokens < 1 || this.#byteTokens < size) return false;
-    this.#frameTokens -= 1;
-    this.#byteTokens -= size;
-    return true;
   }
 
   /**
@@ -672,10 +658,9 @@ export class PeerLink {
     this.#pump();
   }
 
-  /** Something went either way: the idle clock starts again. */
+  /** Something went either way: the idle clock starts again (not the eviction order: {@link lastUsefulAt}). */
   #active(): void {
     if (this.#state !== 'open') return;
-    this.#lastActivityAt = this.#settings.now();
     const t = this.#settings.timers;
     t.clearTimeout(this.#idle);
     this.#idle = t.setTimeout(() => {

@@ -58,14 +58,18 @@
  *   stranger does not even learn the device is online), and the device's own next offer
  *   to that peer starts with a BYE to it, so that the two attempts do not block each
  *   other. Inbound offers being decided or negotiated are bounded: one per device (a
- *   newer offer from it replaces the older one), `maxPendingOffers` in all; a decision
+ *   newer offer from it replaces the older one), `maxPendingOffers` in all, half of them
+ *   from one user's devices (review 4, finding 2); a decision
  *   not made within `connectTimeoutMs` counts as no (hostile review 3, finding 4).
  * - **One contact, bounded** (review 3, finding 2). Links with one user's devices are
  *   capped (`maxLinksPerUser`), either way; one device's offers are answered at most
  *   {@link ANSWER_BURST} at once, then one per {@link ANSWER_REFILL_MS} (each answer
  *   replaces its link and costs a connection, gathering, a TURN allocation and a sealed
- *   answer); and when this device wants a link at `maxPeers`, the least recently used
- *   link a peer initiated makes room.
+ *   answer; the token is taken when `acceptOffer` is asked, and an answered link that
+ *   never opens drains the bucket: review 4, findings 2 and 7); and when this device
+ *   wants a link at `maxPeers` (or retries one that worked: review 4, finding 3), the link
+ *   a peer initiated that least recently served this device makes room (review 4,
+ *   finding 4).
  * - **Stale offers** (finding 4). Every signal carries its sender's `sequence`
  *   (signal-codec.ts): an offer not newer than the peer's signal that set up the current
  *   link never replaces it, so an old offer, replayed or delivered late, leaves a working
@@ -89,16 +93,21 @@
  *   detective only: the ICE checks have left before it runs. So an implementation known
  *   to send them from host addresses despite `iceTransportPolicy: 'relay'`
  *   (node-datachannel; peer-connection.ts) is refused in this mode at construction
- *   (hostile review 3, finding 1).
+ *   (hostile review 3, finding 1), recognised by its shape as well as its mark, and each
+ *   connection is checked again as soon as it is constructed, before any description
+ *   (review 4, finding 1: a factory function).
  * - **Refusals are per device** (review 2, finding 4). A link refused because the remote
  *   certificate or (privacy mode) the selected pair cannot be checked, or the pair is not
  *   relayed, stops attempts with that one device for {@link REFUSAL_MS} (a bounded map),
  *   not with every device: one odd peer cannot turn direct delivery off for all. But a
  *   certificate or pair "not exposed" is usually this device's own implementation: after
- *   that with {@link NOT_EXPOSED_DEVICES} devices, no offer is made or answered at all
- *   until the transport is created again (review 3, finding 5).
+ *   that with {@link NOT_EXPOSED_USERS} users within {@link NOT_EXPOSED_WINDOW_MS}, no
+ *   offer is made or answered for that long, which
+ *   {@link WebRtcTransport.directLinksDisabled} shows (review 3, finding 5; review 4,
+ *   finding 6).
  * - **Inbound rate** (review 3, finding 3): direct frames skip the relay's per-sender
- *   quotas, so each link takes a bounded rate of frames and bytes (peer-link.ts); the
+ *   quotas, so each peer device takes a bounded rate of frames and bytes, in token
+ *   buckets kept per device and shared by its successive links (review 4, finding 5); the
  *   excess is NACKed and comes through the relay, where they apply.
  *
  * @module
@@ -128,7 +137,7 @@ import {
   type TransportState,
 } from '@deadbolt/spec';
 import { invalidOption as invalid, isolatedListener as isolated, positiveOption as positive, systemTimers as globalTimers, type SignalSenderInfo } from '@deadbolt/spec';
-import { sendsFromHostDespiteRelayPolicy, type IceServer, type PeerConnectionConfig, type RemoteFingerprintReader, type RTCPeerConnectionConstructor, type RTCPeerConnectionLike, type SelectedCandidatePairReader } from './peer-connection.js';
+import { looksLikeNodeDatachannel, sendsFromHostDespiteRelayPolicy, type IceServer, type PeerConnectionConfig, type RemoteFingerprintReader, type RTCPeerConnectionConstructor, type RTCPeerConnectionLike, type SelectedCandidatePairReader } from './peer-connection.js';
 import { FINGERPRINT_NOT_EXPOSED, IDLE, PAIR_NOT_EXPOSED, PAIR_NOT_RELAYED, PeerLink, type DeliveryOutcome, type FingerprintCheck, type LinkHost, type LinkSettings, type Timers } from './peer-link.js';
 import { relayOnlySdp, sdpProblem, withoutEndOfCandidates } from './sdp.js';
 import { CONNECTION_ID_LENGTH, decodeSignal, encodeSignal, type Signal } from './signal-codec.js';
@@ -233,8 +242,10 @@ export interface WebRtcTransportOptions {
   readonly backoff?: BackoffOptions;
   /**
    * Links (open or being set up) at most. Default 16. When this device itself wants a
-   * link (a `contact` send, `preconnect`) and all are taken, the least recently used link
-   * a peer initiated is closed for it (hostile review 3, finding 2).
+   * link (a `contact` send, `preconnect`, or the retry after its link that worked ended)
+   * and all are taken, the link a peer initiated that least recently carried a frame
+   * processed by either side is closed for it (hostile review 3, finding 2; review 4,
+   * findings 3 and 4).
    */
   readonly maxPeers?: number;
   /**
@@ -244,8 +255,9 @@ export interface WebRtcTransportOptions {
    */
   readonly maxLinksPerUser?: number;
   /**
-   * Complete frames per second one link takes from its peer (a token bucket of
-   * `inboundFrameBurst`); more are NACKed, so their sender sends them through the relay,
+   * Complete frames per second one peer device's links take from it (a token bucket of
+   * `inboundFrameBurst`, kept per device and shared by its successive links: hostile
+   * review 4, finding 5); more are NACKed, so their sender sends them through the relay,
    * whose per-sender quotas and rate limits apply (hostile review 3, finding 3). Default 50.
    */
   readonly maxInboundFramesPerSecond?: number;
@@ -273,9 +285,20 @@ export interface WebRtcTransportOptions {
    * place among `maxPendingOffers` (hostile review 3, finding 4).
    */
   readonly acceptOffer?: (peer: Address, context: OfferContext) => boolean | Promise<boolean>;
-  /** Inbound offers being decided (`acceptOffer`) or negotiated (answered, not yet open), in all; more are ignored. One per device at any time. Default 4. */
+  /**
+   * Inbound offers being decided (`acceptOffer`) or negotiated (answered, not yet open), in
+   * all; more are ignored. One per device at any time, and at most half of them (rounded
+   * up: 2 of the default 4) from the devices of one user, so that one accepted contact with
+   * several devices cannot hold every place with attempts that never complete (hostile
+   * review 4, finding 2). Default 4.
+   */
   readonly maxPendingOffers?: number;
-  /** A link that carried nothing either way for this long is closed. Default 5 minutes. */
+  /**
+   * A link that carried nothing either way for this long is closed. Default 60 s: below
+   * {@link MAX_LINK_LIFETIME_MS} (2 minutes), which every link reaches anyway, so that an
+   * unused link gives its slot and its peer connection back before that (hostile review 4,
+   * finding 7; it was 5 minutes, which no link lived to see).
+   */
   readonly idleTimeoutMs?: number;
   /**
    * Refuse a link (frames keep using the relay) when the `RTCPeerConnection`
@@ -333,6 +356,23 @@ export interface WebRtcTransport extends TransportAdapter {
   /** Observes path changes; returns a function that stops observing. */
   onPathChange(listener: (change: PathChange) => void): () => void;
   /**
+   * Why this transport makes and answers no offers at all right now, or `undefined` while
+   * it does (hostile review 4, finding 6). Direct links are switched off for a while when
+   * links with {@link NOT_EXPOSED_USERS} users were refused within
+   * {@link NOT_EXPOSED_WINDOW_MS} because the remote certificate or (privacy mode) the
+   * selected candidate pair was not exposed (this device's own implementation, most
+   * likely), until that window has passed; and for good, in the privacy mode, once the
+   * `RTCPeerConnection` given turns out to construct node-datachannel connections (a
+   * factory function; the class itself is refused at creation). Frames take the relay
+   * meanwhile. The reason names no address and no secret.
+   *
+   * @example
+   * ```ts
+   * if (transport.directLinksDisabled) console.warn('direct links off:', transport.directLinksDisabled);
+   * ```
+   */
+  readonly directLinksDisabled: string | undefined;
+  /**
    * Sets up a direct link to `peer` now, without waiting for a send (for example when the
    * user opens a conversation with a contact), regardless of backoff. Resolves `true` once
    * the path is direct, `false` when the attempt ended without a link (the peer is
@@ -382,6 +422,12 @@ interface PeerState {
   lastDemandAt: number;
   /** The next attempt, scheduled after a failure or a drop while this device wants a link. */
   retry: unknown;
+  /**
+   * The last link with this device had opened (it worked, and ended by its lifetime or a
+   * drop): its retry may close a link a peer initiated for its slot, as a send would
+   * (hostile review 4, finding 3).
+   */
+  evictOnRetry: boolean;
 }
 
 const DEFAULT_BACKOFF: Required<BackoffOptions> = { initialMs: 1000, maxMs: 60_000 };
@@ -429,18 +475,32 @@ export const ANSWER_BURST = 4;
 export const ANSWER_REFILL_MS = 10_000;
 /**
  * After links refused because the remote certificate or (privacy mode) the selected pair
- * is not exposed, with this many distinct devices, the transport makes and answers no
- * more offers at all until it is recreated (hostile review 3, finding 5): "not exposed"
- * is a property of this device's own implementation far more often than of the peer's,
- * so trying each new peer once an hour would only cost attempts (and, with privacy off,
- * show each peer this device's candidate addresses) for nothing.
+ * is not exposed, with this many distinct **users** within {@link NOT_EXPOSED_WINDOW_MS},
+ * the transport makes and answers no offers at all for that window
+ * ({@link WebRtcTransport.directLinksDisabled} says so): "not exposed" is a property of
+ * this device's own implementation far more often than of the peer's, so trying each new
+ * peer would only cost attempts (and, with privacy off, show each peer this device's
+ * candidate addresses) for nothing. Users, not devices (hostile review 4, finding 6): one
+ * user's several devices, odd or hostile, cannot switch direct links off; and for a
+ * window, not for good: a transport kept running tries again.
  *
  * @example
  * ```ts
- * // after three devices' links were refused with FINGERPRINT_NOT_EXPOSED: no offer made or answered
+ * // after links with three users were refused with FINGERPRINT_NOT_EXPOSED within the hour:
+ * transport.directLinksDisabled; // a reason; no offer made or answered for an hour
  * ```
  */
-export const NOT_EXPOSED_DEVICES = 3;
+export const NOT_EXPOSED_USERS = 3;
+/** The window of {@link NOT_EXPOSED_USERS}, and how long direct links stay off after it was reached (1 hour). */
+export const NOT_EXPOSED_WINDOW_MS = 60 * 60_000;
+/** @deprecated The count is of users now: {@link NOT_EXPOSED_USERS}. */
+export const NOT_EXPOSED_DEVICES = NOT_EXPOSED_USERS;
+/** {@link WebRtcTransport.directLinksDisabled} after {@link NOT_EXPOSED_USERS}. */
+const OFF_NOT_EXPOSED = 'the remote certificate or selected candidate pair was not exposed with several users (this device’s implementation): direct links are off for an hour';
+/** {@link WebRtcTransport.directLinksDisabled} when a privacy-mode connection turned out to be node-datachannel's. */
+const OFF_HOST_SENDING = "privacy 'relay-only': the RTCPeerConnection given constructs node-datachannel connections, which send ICE checks from host addresses regardless of iceTransportPolicy: direct links are off";
+/** Inbound rate buckets kept, one per device (oldest forgotten first; hostile review 4, finding 5). */
+const MAX_INBOUND_BUCKETS = 1024;
 /** Close reason of a link a peer initiated, closed for one this device wants (maxPeers). */
 const EVICTED = 'closed for a link this device wants (maxPeers)';
 /** Connection ids of ended attempts remembered, so a repeated old offer is not answered. */
@@ -450,6 +510,8 @@ const DEMAND_WINDOW_MS = 5 * 60_000;
 /** Close reasons that are not the peer's or the network's fault (no backoff). */
 const REPLACED = 'replaced by the other side';
 const CLOSING = 'transport closed';
+/** Close reason of a link whose peer said BYE for it. */
+const PEER_BYE = 'the peer ended the connection';
 /** Close reason of a link to a device its user's list no longer names (no retry). */
 const DEVICE_REMOVED = 'device removed from its user’s list';
 /** Users sent to and devices offered to that are remembered for {@link defaultAcceptOffer} (oldest forgotten first). */
@@ -468,7 +530,7 @@ const MAX_KNOWN_PEERS = 1024;
 export const REFUSAL_MS = 60 * 60_000;
 /** Close reasons that refuse the device for {@link REFUSAL_MS}. */
 const REFUSALS: ReadonlySet<string> = new Set([FINGERPRINT_NOT_EXPOSED, PAIR_NOT_EXPOSED, PAIR_NOT_RELAYED]);
-/** The refusals that this device's own implementation usually causes ({@link NOT_EXPOSED_DEVICES}). */
+/** The refusals that this device's own implementation usually causes ({@link NOT_EXPOSED_USERS}). */
 const NOT_EXPOSED_REFUSALS: ReadonlySet<string> = new Set([FINGERPRINT_NOT_EXPOSED, PAIR_NOT_EXPOSED]);
 /**
  * The shortest time between two BYEs carrying a `floor` for one link (stale offers,
@@ -592,6 +654,8 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
   const maxPeers = positive(options.maxPeers, 'maxPeers', 16);
   const maxLinksPerUser = positive(options.maxLinksPerUser, 'maxLinksPerUser', 4);
   const maxPendingOffers = positive(options.maxPendingOffers, 'maxPendingOffers', 4);
+  /** Inbound attempts (decisions, answered links not open) of one user's devices at most (review 4, finding 2). */
+  const maxPendingPerUser = Math.max(1, Math.ceil(maxPendingOffers / 2));
   const maxUnanswered = positive(options.maxUnansweredOffers, 'maxUnansweredOffers', 3);
   const backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
   const random = options.random ?? Math.random;
@@ -605,7 +669,7 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
     maxInbound: positive(options.maxInbound, 'maxInbound', 256),
     maxInboundBytes: positive(options.maxInboundBytes, 'maxInboundBytes', 2 * 1024 * 1024),
     maxBufferedBytes: positive(options.maxBufferedBytes, 'maxBufferedBytes', 1024 * 1024),
-    idleTimeoutMs: positive(options.idleTimeoutMs, 'idleTimeoutMs', 5 * 60_000),
+    idleTimeoutMs: positive(options.idleTimeoutMs, 'idleTimeoutMs', 60_000),
     inboundFramesPerSecond: positive(options.maxInboundFramesPerSecond, 'maxInboundFramesPerSecond', 50),
     inboundFrameBurst: positive(options.inboundFrameBurst, 'inboundFrameBurst', 200),
     inboundBytesPerSecond: positive(options.maxInboundBytesPerSecond, 'maxInboundBytesPerSecond', 2 * 1024 * 1024),
@@ -648,10 +712,16 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
   const pendingOffers = new Map<string, { readonly peer: Address; readonly idHex: string; readonly sequence: number; timer: unknown }>();
   /** Per device, the answers it may still get and when that was counted ({@link ANSWER_BURST}). */
   const answered = new Map<string, { readonly peer: Address; readonly tokens: number; readonly at: number }>();
-  /** Devices whose link was refused as "not exposed" ({@link NOT_EXPOSED_DEVICES}); at that many, `directOff`. */
-  const notExposedBy = new Set<string>();
-  /** Set once "not exposed" refusals came from {@link NOT_EXPOSED_DEVICES} devices: no offer made or answered from then on. */
-  let directOff = false;
+  /** Per user, when a link with one of its devices was last refused as "not exposed" ({@link NOT_EXPOSED_USERS}). */
+  const notExposedBy = new Map<string, number>();
+  /** While set (and `until` not passed): no offer made or answered ({@link WebRtcTransport.directLinksDisabled}). */
+  let directOff: { readonly reason: string; readonly until: number } | undefined;
+  /**
+   * Inbound rate per device, not per link (hostile review 4, finding 5): each new link
+   * (one every lifetime, up to `maxLinksPerUser` per user) would otherwise start with a
+   * full burst. Shared by the successive links of one device; bounded ({@link MAX_INBOUND_BUCKETS}).
+   */
+  const inboundBuckets = new Map<string, { frames: number; bytes: number; at: number }>();
   /** The last offer refused per device: said BYE to when this device offers it a link itself. */
   const refusedOffers = new Map<string, { readonly peer: Address; readonly connectionId: Uint8Array }>();
   /** Devices whose link was refused for a check (REFUSALS), until when ({@link REFUSAL_MS}). */
@@ -691,7 +761,7 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
     const key = keyOf(peer);
     let st = peers.get(key);
     if (st === undefined) {
-      st = { peer: { userId: peer.userId, deviceId: peer.deviceId }, failures: 0, nextAttemptAt: 0, unanswered: 0, lastDemandAt: 0, retry: undefined };
+      st = { peer: { userId: peer.userId, deviceId: peer.deviceId }, failures: 0, nextAttemptAt: 0, unanswered: 0, lastDemandAt: 0, retry: undefined, evictOnRetry: false };
       peers.set(key, st);
       if (peers.size > MAX_PEER_STATES) {
         for (const [k, old] of peers) {
@@ -715,15 +785,15 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
     if (closed() || now() - st.lastDemandAt >= DEMAND_WINDOW_MS || st.unanswered >= maxUnanswered) return;
     st.retry = timers.setTimeout(() => {
       st.retry = undefined;
-      wantDirect(st.peer, { demand: false, scheduled: true });
+      wantDirect(st.peer, { demand: false, scheduled: true, evict: st.evictOnRetry });
     }, Math.max(0, st.nextAttemptAt - now()));
   }
 
   /** Notes `key` in a bounded map of recent keys (the oldest forgotten first). */
-  function remember<V>(map: Map<string, V>, key: string, value: V): void {
+  function remember<V>(map: Map<string, V>, key: string, value: V, max = MAX_KNOWN_PEERS): void {
     map.delete(key);
     map.set(key, value);
-    if (map.size > MAX_KNOWN_PEERS) map.delete(map.keys().next().value as string);
+    if (map.size > max) map.delete(map.keys().next().value as string);
   }
 
   /**
@@ -753,6 +823,25 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
     return false;
   }
 
+  /** Why no offer is made or answered now ({@link WebRtcTransport.directLinksDisabled}), or `undefined`. */
+  function directDisabled(): string | undefined {
+    if (directOff === undefined) return undefined;
+    if (now() < directOff.until) return directOff.reason;
+    directOff = undefined;
+    return undefined;
+  }
+
+  /** Switches direct links off until `until`: no offer made or answered, no retry pending, no decision pending. */
+  function disableDirect(reason: string, until: number): void {
+    directOff = { reason, until };
+    for (const st of peers.values()) {
+      timers.clearTimeout(st.retry);
+      st.retry = undefined;
+    }
+    for (const p of pendingOffers.values()) timers.clearTimeout(p.timer);
+    pendingOffers.clear();
+  }
+
   function emitPath(change: PathChange): void {
     for (const l of [...pathListeners]) l(change);
   }
@@ -778,6 +867,26 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
 
   const host: LinkHost = {
     maxFrameSize: () => fallback.maxFrameSize,
+    admitInbound(peer: Address, size: number): boolean {
+      // Token buckets on the injected clock, refilled for the time passed, then one frame
+      // and `size` bytes taken; a frame refused takes nothing (review 3, finding 3). Kept
+      // per device (review 4, finding 5): a new link of the same device continues where
+      // the last one left off. The byte bucket holds a second's worth, at least one frame
+      // of the largest size.
+      const key = keyOf(peer);
+      const t = now();
+      const byteBurst = Math.max(settings.inboundBytesPerSecond, fallback.maxFrameSize);
+      const b = inboundBuckets.get(key) ?? { frames: settings.inboundFrameBurst, bytes: byteBurst, at: t };
+      const elapsed = Math.max(0, t - b.at);
+      b.frames = Math.min(settings.inboundFrameBurst, b.frames + (elapsed * settings.inboundFramesPerSecond) / 1000);
+      b.bytes = Math.min(byteBurst, b.bytes + (elapsed * settings.inboundBytesPerSecond) / 1000);
+      b.at = t;
+      remember(inboundBuckets, key, b, MAX_INBOUND_BUCKETS);
+      if (b.frames < 1 || b.bytes < size) return false;
+      b.frames -= 1;
+      b.bytes -= size;
+      return true;
+    },
     async deliver(frame: InboundFrame, listVersion: number): Promise<DeliveryOutcome> {
       // A frame naming another version of this user's device list than this device holds
       // goes through the relay, which arbitrates (DEVICE_MISMATCH to a stale sender).
@@ -829,16 +938,27 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
       // cause may be its implementation or its network as much as this one.
       const refusal = REFUSALS.has(reason);
       // "Not exposed" is usually this device's own implementation (review 3, finding 5):
-      // after it happened with NOT_EXPOSED_DEVICES distinct devices, no more offers at all.
-      if (NOT_EXPOSED_REFUSALS.has(reason) && !directOff) {
-        notExposedBy.add(key);
-        if (notExposedBy.size >= NOT_EXPOSED_DEVICES) {
-          directOff = true;
-          for (const st of peers.values()) {
-            timers.clearTimeout(st.retry);
-            st.retry = undefined;
-          }
+      // after it happened with NOT_EXPOSED_USERS distinct users within the window, no more
+      // offers for that window. Users, not devices (review 4, finding 6): one user's
+      // devices count once, so one contact cannot switch direct links off for everybody.
+      if (NOT_EXPOSED_REFUSALS.has(reason) && directDisabled() === undefined) {
+        const t = now();
+        for (const [u, at] of [...notExposedBy]) if (t - at >= NOT_EXPOSED_WINDOW_MS) notExposedBy.delete(u);
+        remember(notExposedBy, link.peer.userId, t);
+        if (notExposedBy.size >= NOT_EXPOSED_USERS) {
+          notExposedBy.clear();
+          disableDirect(OFF_NOT_EXPOSED, t + NOT_EXPOSED_WINDOW_MS);
         }
+      }
+      // An answered link that never opened and held its pending place until it timed out or
+      // failed cost this device a connection, gathering, a TURN allocation and an answer:
+      // its device's answer bucket is drained, so it cannot offer again at once (review 4,
+      // finding 2). Not when this device ended it (closing, evicted, removed), the peer's
+      // newer offer replaced it (that offer paid its own token), or the peer said BYE (it
+      // gave the place back at once; an honest peer does so for its stale offers answered
+      // when this device comes online, and must then be answered for its fresh one).
+      if (link.role === 'answerer' && !wasOpen && reason !== CLOSING && reason !== REPLACED && reason !== DEVICE_REMOVED && reason !== EVICTED && reason !== PEER_BYE) {
+        remember(answered, key, { peer: link.peer, tokens: Math.min(0, answerTokens(key)), at: now() });
       }
       if (refusal) {
         remember(refused, key, { peer: link.peer, until: now() + REFUSAL_MS });
@@ -854,6 +974,10 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
         if (link.role === 'offerer' && !link.answered) st.unanswered++;
         // A link that worked is tried again soon; one that never opened backs off further.
         const attempt = wasOpen ? 0 : st.failures++;
+        // At maxPeers, a peer's offer could take the slot this link freed before the retry
+        // (review 4, finding 3): the retry after a link that worked (its lifetime reached,
+        // or dropped) may close a link a peer initiated, as the send that wanted it would.
+        st.evictOnRetry = wasOpen;
         st.nextAttemptAt = now() + backoffDelay(attempt, backoff, random);
         scheduleRetry(st);
       }
@@ -869,6 +993,21 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
       const st = peerState(peer);
       st.nextAttemptAt = now() + backoffDelay(st.failures++, backoff, random);
       scheduleRetry(st);
+      return undefined;
+    }
+    // Privacy (hostile review 4, finding 1): the class was checked at creation, but a
+    // factory function (or any constructor returning another object) hides what it makes.
+    // The instance is checked here, before createOffer, setLocalDescription or
+    // setRemoteDescription: nothing has been gathered or sent yet. node-datachannel's
+    // sends ICE checks from host sockets whatever the policy, so it is closed at once, and
+    // since every connection comes from the same constructor, direct links stay off.
+    if (privacy === 'relay-only' && looksLikeNodeDatachannel(pc)) {
+      try {
+        pc.close();
+      } catch {
+        // Closed already.
+      }
+      disableDirect(OFF_HOST_SENDING, Number.POSITIVE_INFINITY);
       return undefined;
     }
     const link = new PeerLink({ peer, connectionId, role, pc, settings, host });
@@ -942,18 +1081,20 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
    * The application talks to `peer` (a `contact` send that went through the relay, or
    * `preconnect`), or a retry is due: set up a direct link if it is worth trying now.
    */
-  function wantDirect(peer: Address, { force = false, demand = true, scheduled = false } = {}): void {
-    if (signalling === undefined || !live() || directOff || isRefused(peer)) return;
+  function wantDirect(peer: Address, { force = false, demand = true, scheduled = false, evict = false } = {}): void {
+    if (signalling === undefined || !live() || directDisabled() !== undefined || isRefused(peer)) return;
     const key = keyOf(peer);
     const st = peerState(peer);
     if (demand) st.lastDemandAt = now();
     if (links.has(key) || linksWith(peer.userId) >= maxLinksPerUser) return;
     // A scheduled retry is its own backoff (its timer may fire a tick before the clock says).
     if (!force && (st.unanswered >= maxUnanswered || (!scheduled && now() < st.nextAttemptAt))) return;
-    // All slots taken: a link the application wants now (a contact send, preconnect; not a
-    // retry) takes the slot of the least recently used link a peer initiated, so that
-    // peers' offers cannot keep this device from the links it wants (review 3, finding 2).
-    if (links.size >= maxPeers && !(demand && evictPeerInitiated())) return;
+    // All slots taken: a link the application wants now (a contact send, preconnect), or
+    // the retry of one that worked (`evict`: its lifetime ended, and a peer's offer may
+    // have taken its slot meanwhile; review 4, finding 3), takes the slot of the least
+    // recently used link a peer initiated, so that peers' offers cannot keep this device
+    // from the links it wants (review 3, finding 2). Other retries do not.
+    if (links.size >= maxPeers && !((demand || evict) && evictPeerInitiated())) return;
     attempt(peer);
   }
 
@@ -964,10 +1105,16 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
     return n;
   }
 
-  /** Closes the least recently used link a peer initiated (this device answered); whether there was one. */
+  /**
+   * Closes the least recently used link a peer initiated (this device answered); whether
+   * there was one. "Used" is what served this device: frames it sent that the peer
+   * processed, frames the peer sent that its handler processed (peer-link.ts,
+   * `lastUsefulAt`); not anything the peer merely writes, or a hostile peer would keep its
+   * link recent with junk and have quiet honest links evicted (review 4, finding 4).
+   */
   function evictPeerInitiated(): boolean {
     let lru: PeerLink | undefined;
-    for (const l of links.values()) if (l.role === 'answerer' && (lru === undefined || l.lastActivityAt < lru.lastActivityAt)) lru = l;
+    for (const l of links.values()) if (l.role === 'answerer' && (lru === undefined || l.lastUsefulAt < lru.lastUsefulAt)) lru = l;
     if (lru === undefined) return false;
     lru.close(EVICTED);
     return true;
@@ -983,6 +1130,7 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
   /** Whether an offer of `key` may be answered now. */
   const answerAllowed = (key: string): boolean => answerTokens(key) >= 1;
 
+  /** Takes one of `peer`'s answer tokens: for each offer of its that `acceptOffer` is asked about (review 4, finding 7). */
   function noteAnswered(peer: Address): void {
     const key = keyOf(peer);
     remember(answered, key, { peer, tokens: answerTokens(key) - 1, at: now() });
@@ -1000,6 +1148,14 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
   function pendingInbound(except: string): number {
     let n = pendingOffers.size;
     for (const [k, l] of links) if (k !== except && l.role === 'answerer' && l.state === 'connecting') n++;
+    return n;
+  }
+
+  /** The same, of `userId`'s devices only: at most `maxPendingPerUser` (review 4, finding 2). */
+  function pendingInboundOf(userId: string, except: string): number {
+    let n = 0;
+    for (const [k, p] of pendingOffers) if (k !== except && p.peer.userId === userId) n++;
+    for (const [k, l] of links) if (k !== except && l.peer.userId === userId && l.role === 'answerer' && l.state === 'connecting') n++;
     return n;
   }
 
@@ -1040,14 +1196,19 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
     const key = keyOf(from);
     const idHex = hex(offer.connectionId);
     if (staleOffer(key, offer, idHex)) return staleBySequence(from, offer, idHex);
-    if (directOff || isRefused(from)) return;
+    if (directDisabled() !== undefined || isRefused(from)) return;
     // An accepted contact cannot churn its link (review 3, finding 2): beyond the per-device
     // rate, ignored before `acceptOffer` is asked and before the existing link is touched.
     if (!answerAllowed(key)) return;
-    // At most one offer per device is being decided (this newer one replaces it), and
-    // `maxPendingOffers` inbound attempts in all: a flood of offers (many users or many
-    // devices) costs neither connections nor unbounded calls of `acceptOffer`.
-    if (!pendingOffers.has(key) && pendingInbound(key) >= maxPendingOffers) return;
+    // At most one offer per device is being decided (this newer one replaces it),
+    // `maxPendingOffers` inbound attempts in all, and half of them from one user's devices
+    // (review 4, finding 2): a flood of offers (many users or many devices) costs neither
+    // connections nor unbounded calls of `acceptOffer`, and one contact with several
+    // devices that never complete their attempts cannot hold every place.
+    if (!pendingOffers.has(key) && (pendingInbound(key) >= maxPendingOffers || pendingInboundOf(from.userId, key) >= maxPendingPerUser)) return;
+    // Each decision costs a token, answered or not (review 4, finding 7): `acceptOffer` may
+    // ask the user, so refused and replaced offers are rate-limited like answered ones.
+    noteAnswered(from);
     const ticket = { peer: from, idHex, sequence: offer.sequence, timer: undefined as unknown };
     const replaced = pendingOffers.get(key);
     if (replaced !== undefined) timers.clearTimeout(replaced.timer);
@@ -1081,7 +1242,8 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
   /** An accepted offer: answered, unless it became stale while it was decided, or glare keeps this device's own. */
   function takeOffer(from: Address, offer: Extract<Signal, { type: 'offer' }>, idHex: string): void {
     const key = keyOf(from);
-    if (staleOffer(key, offer, idHex) || directOff || isRefused(from) || !answerAllowed(key)) return;
+    // Its token was taken when `acceptOffer` was asked (onOffer).
+    if (staleOffer(key, offer, idHex) || directDisabled() !== undefined || isRefused(from)) return;
     const st = peerState(from);
     // The device runs this transport and is online: offers to it are worth making again.
     st.unanswered = 0;
@@ -1098,7 +1260,6 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
     // contact with many devices cannot take every one. This device's old link, replaced
     // just above, is not counted.
     if (links.size >= maxPeers || linksWith(from.userId, key) >= maxLinksPerUser) return bye(from, offer.connectionId);
-    noteAnswered(from);
     answer(from, offer);
   }
 
@@ -1157,7 +1318,7 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
         if (signal.floor !== undefined && signal.floor <= MAX_FLOOR && link.role === 'offerer' && !link.answered) {
           remember(sequenceFloors, key, Math.max(signal.floor, sequenceFloors.get(key) ?? 0));
         }
-        link.close('the peer ended the connection');
+        link.close(PEER_BYE);
         return;
       }
     }
@@ -1190,6 +1351,10 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
     },
     get state() {
       return core.state;
+    },
+    // Why no offer is made or answered now (review 4, finding 6), or undefined.
+    get directLinksDisabled() {
+      return directDisabled();
     },
 
     connect(auth: TransportAuth): Promise<void> {

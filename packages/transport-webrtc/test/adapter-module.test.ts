@@ -6,6 +6,7 @@
  * candidate pair, to the transport (finding 6). `createWebRtcTransport` is the real one,
  * observed through a spy that records its options.
  */
+import { createRequire } from 'node:module';
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import { RTCPeerConnection as WeriftPeerConnection } from 'werift';
 import { isDeadboltError } from '@deadbolt/spec';
@@ -79,6 +80,44 @@ describe('adapter module: the implementation in the privacy mode (review 3, find
   test("privacy 'relay-only' with implementation 'node-datachannel' asked for: refused, naming privacy", async () => {
     const error = await attempt({ fallback: new MemoryHub().transport(), implementation: 'node-datachannel', privacy: 'relay-only', iceServers: TURN, loadModule: loader().load });
     expect(isDeadboltError(error, 'INVALID_ARGUMENT') && error.details.field).toBe('privacy');
+  });
+});
+
+describe('adapter module: node-datachannel’s class reached another way, in the privacy mode (review 4, finding 1)', () => {
+  const cjsPolyfill = createRequire(import.meta.url)('node-datachannel/polyfill') as { RTCPeerConnection: unknown };
+  const withGlobal = async (Ctor: unknown, fn: () => Promise<void>): Promise<void> => {
+    const g = globalThis as { RTCPeerConnection?: unknown };
+    const before = g.RTCPeerConnection;
+    g.RTCPeerConnection = Ctor;
+    try {
+      await fn();
+    } finally {
+      g.RTCPeerConnection = before;
+    }
+  };
+  const refusedHere = (error: unknown): void => {
+    expect(isDeadboltError(error, 'INVALID_ARGUMENT') && error.details.field).toBe('privacy');
+    expect(created, 'refused by the adapter module itself, before the transport is created').toHaveLength(0);
+  };
+
+  test('options.RTCPeerConnection: the polyfill class (the CommonJS copy, unmarked) is refused', async () => {
+    refusedHere(await attempt({ fallback: new MemoryHub().transport(), RTCPeerConnection: cjsPolyfill.RTCPeerConnection, privacy: 'relay-only', iceServers: TURN, loadModule: loader().load }));
+  });
+
+  test("the global set to the polyfill class: refused with implementation 'browser' and by default", async () => {
+    const polyfill = (await import('node-datachannel/polyfill')) as { RTCPeerConnection: unknown };
+    await withGlobal(polyfill.RTCPeerConnection, async () => {
+      refusedHere(await attempt({ fallback: new MemoryHub().transport(), implementation: 'browser', privacy: 'relay-only', iceServers: TURN, loadModule: loader().load }));
+      refusedHere(await attempt({ fallback: new MemoryHub().transport(), privacy: 'relay-only', iceServers: TURN, loadModule: loader().load }));
+    });
+  });
+
+  test('privacy off: the same global is taken', async () => {
+    const polyfill = (await import('node-datachannel/polyfill')) as { RTCPeerConnection: unknown };
+    await withGlobal(polyfill.RTCPeerConnection, async () => {
+      expect(await attempt({ fallback: new MemoryHub().transport(), implementation: 'browser', loadModule: loader().load })).toBeUndefined();
+      expect(created[0]!.RTCPeerConnection).toBe(polyfill.RTCPeerConnection);
+    });
   });
 });
 

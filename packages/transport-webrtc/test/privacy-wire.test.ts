@@ -118,6 +118,8 @@ function maliciousAnswer(offer: string, port: number): string {
 
 /** Datagrams through TURN that show Alice's checks reached Mallory the allowed way. */
 const ENOUGH = 5;
+/** The attempt's connect (and gathering) timeout, real timers, in the werift test: werift took about 6 s to send 5 checks through TURN here; twice that leaves room on a busy machine. */
+const ATTEMPT_MS = 12_000;
 
 describe("privacy 'relay-only' at the wire: a malicious peer's relay-labelled candidate (review 3, finding 1)", () => {
   test('werift, through the transport: every datagram Mallory receives comes from the TURN server’s relayed address, none from a host socket', async () => {
@@ -125,15 +127,28 @@ describe("privacy 'relay-only' at the wire: a malicious peer's relay-labelled ca
     const mallory = await malloryPeer();
     const w = new World();
     cleanup.push(() => w.close());
-    const alice = await w.device('alice', { RTCPeerConnection: WeriftPeerConnection as unknown as RTCPeerConnectionConstructor, privacy: 'relay-only', iceServers: [iceServer] });
+    // Real timers with a short connect timeout (hostile review 4, finding 7): the test
+    // watches the whole attempt, until the link gives up (Mallory never completes DTLS)
+    // and closes its connection, so a host-socket send late in the attempt is seen too.
+    const alice = await w.device('alice', {
+      RTCPeerConnection: WeriftPeerConnection as unknown as RTCPeerConnectionConstructor,
+      privacy: 'relay-only',
+      iceServers: [iceServer],
+      timers: { setTimeout: (cb: () => void, ms: number) => setTimeout(cb, ms), clearTimeout: (h: unknown) => clearTimeout(h as ReturnType<typeof setTimeout>) },
+      connectTimeoutMs: ATTEMPT_MS,
+      gatherTimeoutMs: ATTEMPT_MS,
+    });
     const malloryDevice = await w.device('mallory'); // only her signalling address: she answers by hand
-    void alice.raw.preconnect(malloryDevice.address);
+    const attempt = alice.raw.preconnect(malloryDevice.address);
     await w.changes.until(() => w.signals(alice.address, malloryDevice.address).some((s) => s.type === 'offer'), "alice's offer");
     const offer = w.signals(alice.address, malloryDevice.address).find((s) => s.type === 'offer');
     if (offer?.type !== 'offer') throw new Error('no offer');
     w.bus.inject(alice.address, malloryDevice.address, encodeSignal({ type: 'answer', connectionId: offer.connectionId, sequence: offer.sequence + 1, sdp: maliciousAnswer(offer.sdp, mallory.port) }));
     await mallory.until(() => mallory.sources.filter((s) => s === TURN_RELAY_IP).length >= ENOUGH, `${ENOUGH} datagrams through TURN`);
-    expect(new Set(mallory.sources), 'sources of what Mallory received').toEqual(new Set([TURN_RELAY_IP]));
+    // The attempt ends (connect timeout: no DTLS with Mallory), its connection closed: only
+    // then is everything it sent in.
+    expect(await within(attempt, 'the attempt to end', ATTEMPT_MS + 10_000)).toBe(false);
+    expect(new Set(mallory.sources), 'sources of what Mallory received during the whole attempt').toEqual(new Set([TURN_RELAY_IP]));
   });
 
   test('node-datachannel with iceTransportPolicy relay (what the transport gave it before the fix): Mallory receives datagrams from its host socket, not only through TURN — the reason it is refused in the privacy mode', async () => {

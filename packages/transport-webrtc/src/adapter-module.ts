@@ -21,11 +21,14 @@
  * as `RTCPeerConnection`, recognised by its shape (`sendsFromHostDespiteRelayPolicy`),
  * it is refused in the privacy mode with INVALID_ARGUMENT (`privacy`), not replaced
  * silently: the application chose it, and should learn that it cannot have both.
+ * And the privacy mode takes an allowlist (hostile review 5, finding 1): werift as loaded
+ * here (marked, `weriftImplementation`), the browser's own class in a browser, or another
+ * class only with `trustRelayPolicy: true`; anything else is refused the same way.
  *
  * @module
  */
 import { UsageError, type TransportAdapter, type TransportAdapterModule } from '@deadbolt/spec';
-import { nodeDatachannelImplementation, sendsFromHostDespiteRelayPolicy, type NodeDatachannelModule, type NodeDatachannelPolyfillModule, type PeerConnectionImplementation, type RTCPeerConnectionConstructor } from './peer-connection.js';
+import { nodeDatachannelImplementation, relayPolicyBasis, sendsFromHostDespiteRelayPolicy, weriftImplementation, type NodeDatachannelModule, type NodeDatachannelPolyfillModule, type PeerConnectionImplementation, type RTCPeerConnectionConstructor } from './peer-connection.js';
 import { createWebRtcTransport, type WebRtcTransportOptions } from './webrtc-transport.js';
 
 /** Imports a module by name (pass `(name) => import(name)` from the application when its package manager isolates dependencies). */
@@ -80,7 +83,8 @@ async function werift(loader: ModuleLoader): Promise<PeerConnectionImplementatio
   const mod = await load('werift', 'implementation', loader);
   const Ctor = (mod.RTCPeerConnection ?? (mod.default as Record<string, unknown> | undefined)?.RTCPeerConnection) as RTCPeerConnectionConstructor | undefined;
   if (typeof Ctor !== 'function') throw invalid('implementation', 'werift');
-  return { RTCPeerConnection: Ctor };
+  // Marked as werift's (review 5, finding 1): the class the privacy mode takes in Node.
+  return weriftImplementation({ RTCPeerConnection: Ctor });
 }
 
 /**
@@ -90,11 +94,21 @@ async function werift(loader: ModuleLoader): Promise<PeerConnectionImplementatio
  * checks again, and checks every connection it makes (a factory function is seen only there).
  */
 function refuseHostSending(options: Record<string, unknown>, Ctor: unknown, where: string): void {
-  if (options.privacy !== 'relay-only' || !sendsFromHostDespiteRelayPolicy(Ctor)) return;
-  throw new UsageError('INVALID_ARGUMENT', {
-    message: `privacy 'relay-only': ${where} is node-datachannel's RTCPeerConnection, which sends ICE checks from this device's host addresses regardless of iceTransportPolicy 'relay'. Use implementation 'werift' or a browser, or privacy 'off'`,
-    details: { field: 'privacy', expected: "'off' with node-datachannel, or an implementation that honours iceTransportPolicy 'relay' (werift, browsers)" },
-  });
+  if (options.privacy !== 'relay-only') return;
+  if (sendsFromHostDespiteRelayPolicy(Ctor)) {
+    throw new UsageError('INVALID_ARGUMENT', {
+      message: `privacy 'relay-only': ${where} is node-datachannel's RTCPeerConnection, which sends ICE checks from this device's host addresses regardless of iceTransportPolicy 'relay'. Use implementation 'werift' or a browser, or privacy 'off'`,
+      details: { field: 'privacy', expected: "'off' with node-datachannel, or an implementation that honours iceTransportPolicy 'relay' (werift, browsers)" },
+    });
+  }
+  // An allowlist (review 5, finding 1): werift as marked, a browser's own class, or
+  // another that the application vouches for with trustRelayPolicy.
+  if (relayPolicyBasis(Ctor, options.trustRelayPolicy === true) === undefined) {
+    throw new UsageError('INVALID_ARGUMENT', {
+      message: `privacy 'relay-only': ${where} is neither werift's RTCPeerConnection nor a browser's own; pass trustRelayPolicy: true to assert that it never sends from non-relayed addresses under iceTransportPolicy 'relay', or use implementation 'werift'`,
+      details: { field: 'privacy', expected: "werift, the browser's RTCPeerConnection, or trustRelayPolicy: true" },
+    });
+  }
 }
 
 async function resolveImplementation(options: Record<string, unknown>, loader: ModuleLoader): Promise<PeerConnectionImplementation> {

@@ -40,6 +40,7 @@ export {
 } from './webrtc-transport.js';
 export {
   nodeDatachannelImplementation,
+  weriftImplementation,
   readRemoteFingerprint,
   readSelectedCandidatePair,
   looksLikeNodeDatachannel,
@@ -47,6 +48,7 @@ export {
   type IceServer,
   type NodeDatachannelModule,
   type NodeDatachannelPolyfillModule,
+  type WeriftModule,
   type PeerConnectionConfig,
   type PeerConnectionImplementation,
   type RemoteFingerprintReader,

@@ -330,6 +330,106 @@ export function looksLikeNodeDatachannel(pc: unknown): boolean {
   }
 }
 
+/**
+ * Classes marked as werift's by this package ({@link weriftImplementation}, and the
+ * configuration entry point when it loads werift): one of the three ways into the privacy
+ * mode (hostile review 5, finding 1). A WeakSet: marking keeps nothing alive.
+ */
+const RELAY_POLICY_HONOURED = new WeakSet<object>();
+
+/** The parts of the `werift` module {@link weriftImplementation} uses. */
+export interface WeriftModule {
+  // Loose on purpose, as NodeDatachannelModule: werift's own types fit without a cast.
+  readonly RTCPeerConnection: abstract new (...args: never) => unknown;
+}
+
+/**
+ * werift's implementation, its class marked as one that honours `iceTransportPolicy:
+ * 'relay'` (it gathers and checks from TURN allocations only; test/privacy.test.ts), so
+ * that `createWebRtcTransport` accepts it with `privacy: 'relay-only'` (hostile review 5,
+ * finding 1: the privacy mode takes an allowlist, not a blocklist). Pass werift's own
+ * module: marking another class here is the same assertion as `trustRelayPolicy: true`.
+ * A node-datachannel-shaped class is never marked (and stays refused).
+ *
+ * @example
+ * ```ts
+ * import * as werift from 'werift';
+ * const transport = createWebRtcTransport({ fallback, ...weriftImplementation(werift), privacy: 'relay-only', iceServers });
+ * ```
+ */
+export function weriftImplementation(werift: WeriftModule): PeerConnectionImplementation {
+  const Ctor = (werift as { RTCPeerConnection?: unknown } | null)?.RTCPeerConnection;
+  if (typeof Ctor !== 'function') throw new TypeError('weriftImplementation: the werift module (with its RTCPeerConnection class)');
+  if (!sendsFromHostDespiteRelayPolicy(Ctor)) RELAY_POLICY_HONOURED.add(Ctor);
+  return { RTCPeerConnection: Ctor as unknown as RTCPeerConnectionConstructor };
+}
+
+/** A browser-like global environment: `navigator.userAgent`, and `window` or `self` (Node has neither of the latter). */
+function browserLike(): boolean {
+  const g = globalThis as { navigator?: { userAgent?: unknown } | null; window?: unknown; self?: unknown };
+  if (typeof g.navigator !== 'object' || g.navigator === null || typeof g.navigator.userAgent !== 'string') return false;
+  return (typeof g.window === 'object' && g.window !== null) || (typeof g.self === 'object' && g.self !== null);
+}
+
+/** Whether `fn` is the engine's own code (`[native code]`) and a real class (a bound function, which prints the same, has no `prototype`). */
+function nativeClass(fn: unknown): boolean {
+  try {
+    return typeof fn === 'function' && typeof (fn as { prototype?: unknown }).prototype === 'object' && /\{\s*\[native code\]\s*\}\s*$/.test(Function.prototype.toString.call(fn));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Why `Ctor` may be used with `privacy: 'relay-only'`, or `undefined` when it may not
+ * (hostile review 5, finding 1). An allowlist: node-datachannel's shape is only one of the
+ * classes that send ICE checks from host sockets whatever the policy, and a wrapper, a fork
+ * or another binding with renamed members would pass any blocklist. Accepted:
+ *
+ * - `'werift'`: exactly a class {@link weriftImplementation} marked (not a subclass: a
+ *   subclass can make connections of any kind in its constructor);
+ * - `'platform'`: in a browser-like environment (`navigator.userAgent`, and `window` or
+ *   `self`), the platform's own `globalThis.RTCPeerConnection` (engine code, not a script's
+ *   class set as the global), or a class extending it: there the browser's ICE agent is
+ *   the only one, and a subclass must call its constructor; the transport also checks that
+ *   each connection reports `iceTransportPolicy: 'relay'` ({@link relaxesRelayPolicy});
+ * - `'trusted'`: any other class when the application asserts it (`trustRelayPolicy`).
+ *
+ * A node-datachannel-shaped class ({@link sendsFromHostDespiteRelayPolicy}) is refused in
+ * every case, the assertion included. Never throws.
+ */
+export function relayPolicyBasis(Ctor: unknown, trustRelayPolicy: boolean): 'werift' | 'platform' | 'trusted' | undefined {
+  if (typeof Ctor !== 'function' || sendsFromHostDespiteRelayPolicy(Ctor)) return undefined;
+  if (RELAY_POLICY_HONOURED.has(Ctor)) return 'werift';
+  try {
+    const platform = (globalThis as { RTCPeerConnection?: unknown }).RTCPeerConnection;
+    if (browserLike() && nativeClass(platform) && !sendsFromHostDespiteRelayPolicy(platform)) {
+      let depth = 0;
+      for (let p: unknown = Ctor; typeof p === 'function' && depth < 64; p = Object.getPrototypeOf(p), depth++) if (p === platform) return 'platform';
+    }
+  } catch {
+    // A prototype that cannot be read: not the platform's.
+  }
+  return trustRelayPolicy ? 'trusted' : undefined;
+}
+
+/**
+ * Whether a connection says, through the standard `getConfiguration()`, that it does not
+ * apply `iceTransportPolicy: 'relay'` (a subclass that rewrote the configuration it was
+ * given, for example). A connection without `getConfiguration`, or whose answer names no
+ * policy, is not judged here. Never throws; one that throws counts as relaxing it.
+ */
+export function relaxesRelayPolicy(pc: unknown): boolean {
+  try {
+    const get = (pc as { getConfiguration?: unknown } | null)?.getConfiguration;
+    if (typeof get !== 'function') return false;
+    const policy = (get.call(pc) as { iceTransportPolicy?: unknown } | null | undefined)?.iceTransportPolicy;
+    return typeof policy === 'string' && policy !== 'relay';
+  } catch {
+    return true;
+  }
+}
+
 /** The parts of the `node-datachannel` module {@link nodeDatachannelImplementation} uses. */
 export interface NodeDatachannelModule {
   // Loose on purpose: the module's own types (whatever their version) must fit without a

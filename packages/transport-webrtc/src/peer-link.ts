@@ -188,6 +188,14 @@ export class PeerLink {
    * stale and never replaces this link (signal-codec.ts).
    */
   remoteSequence: number | undefined;
+  /**
+   * Answerer only: when this device's answer was handed to the relay (set by the
+   * transport). Only an attempt whose answer actually left costs its device answer tokens
+   * when it never opens (hostile review 5, findings 5 and 6).
+   */
+  answerSentAt: number | undefined;
+  /** When the attempt began (the transport's clock): the last tie-break of the eviction order (hostile review 5, finding 2). */
+  readonly createdAt: number;
   /** Resolves `true` when the link opens, `false` when it closes without having opened. */
   readonly ready: Promise<boolean>;
   #ready!: (open: boolean) => void;
@@ -223,8 +231,8 @@ export class PeerLink {
   #inboundBytes = 0;
   #early: Uint8Array[] | undefined = [];
   #earlyBytes = 0;
-  /** When this link last served this device ({@link lastUsefulAt}). */
-  #lastUsefulAt: number;
+  /** Whether the selected candidate pair could be read when the link opened ({@link pairExposed}). */
+  #pairExposed = false;
 
   constructor(params: { peer: Address; connectionId: Uint8Array; role: 'offerer' | 'answerer'; pc: RTCPeerConnectionLike; settings: LinkSettings; host: LinkHost }) {
     this.peer = params.peer;
@@ -235,7 +243,7 @@ export class PeerLink {
     this.#settings = params.settings;
     this.#host = params.host;
     this.ready = new Promise<boolean>((resolve) => (this.#ready = resolve));
-    this.#lastUsefulAt = this.#settings.now();
+    this.createdAt = this.#settings.now();
     const pc = this.pc;
     pc.onconnectionstatechange = () => {
       if (pc.connectionState === 'failed' || pc.connectionState === 'closed') this.close(`connection ${pc.connectionState}`);
@@ -271,16 +279,13 @@ export class PeerLink {
   }
 
   /**
-   * When this link last did something useful to this device (or when it was created, or
-   * opened): a frame it sent was processed by the peer (ACK), or a frame from the peer was
-   * processed by this device's handler. Which link is least recently used when a slot
-   * must be freed (hostile review 3, finding 2). Not refreshed by anything else the peer
-   * writes (RECEIVED or ACK naming no frame, NACKed frames, junk that decodes): a hostile
-   * peer cannot keep its link "recent" that way (hostile review 4, finding 4). The idle
-   * timer is separate and counts any traffic.
+   * Whether the selected candidate pair could be read (privacy mode) when this link
+   * opened. With the fingerprint `matched`, it shows that this device's implementation
+   * exposes both, so later "not exposed" refusals are not its fault (hostile review 5,
+   * finding 4).
    */
-  get lastUsefulAt(): number {
-    return this.#lastUsefulAt;
+  get pairExposed(): boolean {
+    return this.#pairExposed;
   }
 
   /** Frames sent and not yet settled. */
@@ -316,7 +321,6 @@ export class PeerLink {
           this.#outbound.delete(id);
           this.#settings.timers.clearTimeout(entry.timer);
           if (entry.phase === 'written') this.#receiptDone();
-          if (outcome === 'delivered') this.#lastUsefulAt = this.#settings.now();
           resolve(outcome);
         },
       };
@@ -420,7 +424,6 @@ export class PeerLink {
     this.#fingerprintCheck = seen !== undefined ? 'matched' : 'not-exposed';
     this.#state = 'open';
     this.#settings.timers.clearTimeout(this.#connectTimer);
-    this.#lastUsefulAt = this.#settings.now();
     this.#active();
     const early = this.#early ?? [];
     this.#early = undefined;
@@ -448,6 +451,7 @@ export class PeerLink {
       pair = undefined;
     }
     if (pair === undefined) return this.#settings.requireRelayedPairCheck ? PAIR_NOT_EXPOSED : undefined;
+    if (this.#state === 'connecting') this.#pairExposed = true;
     return pair.local === 'relay' && pair.remote === 'relay' ? undefined : PAIR_NOT_RELAYED;
   }
 
@@ -553,7 +557,6 @@ export class PeerLink {
     this.#host.deliver(frame, listVersion).then(
       (outcome) => {
         done();
-        if (outcome === 'processed') this.#lastUsefulAt = this.#settings.now();
         if (outcome !== 'closed') this.#control(outcome === 'processed' ? 'ack' : 'nack', frameId);
       },
       () => {
@@ -658,7 +661,7 @@ export class PeerLink {
     this.#pump();
   }
 
-  /** Something went either way: the idle clock starts again (not the eviction order: {@link lastUsefulAt}). */
+  /** Something went either way: the idle clock starts again (not the eviction order, which nothing the peer sends moves: webrtc-transport.ts, evictPeerInitiated). */
   #active(): void {
     if (this.#state !== 'open') return;
     const t = this.#settings.timers;

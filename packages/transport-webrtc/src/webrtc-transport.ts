@@ -137,7 +137,7 @@ import {
   type TransportState,
 } from '@deadbolt/spec';
 import { invalidOption as invalid, isolatedListener as isolated, positiveOption as positive, systemTimers as globalTimers, type SignalSenderInfo } from '@deadbolt/spec';
-import { looksLikeNodeDatachannel, sendsFromHostDespiteRelayPolicy, type IceServer, type PeerConnectionConfig, type RemoteFingerprintReader, type RTCPeerConnectionConstructor, type RTCPeerConnectionLike, type SelectedCandidatePairReader } from './peer-connection.js';
+import { looksLikeNodeDatachannel, relaxesRelayPolicy, relayPolicyBasis, sendsFromHostDespiteRelayPolicy, type IceServer, type PeerConnectionConfig, type RemoteFingerprintReader, type RTCPeerConnectionConstructor, type RTCPeerConnectionLike, type SelectedCandidatePairReader } from './peer-connection.js';
 import { FINGERPRINT_NOT_EXPOSED, IDLE, PAIR_NOT_EXPOSED, PAIR_NOT_RELAYED, PeerLink, type DeliveryOutcome, type FingerprintCheck, type LinkHost, type LinkSettings, type Timers } from './peer-link.js';
 import { relayOnlySdp, sdpProblem, withoutEndOfCandidates } from './sdp.js';
 import { CONNECTION_ID_LENGTH, decodeSignal, encodeSignal, type Signal } from './signal-codec.js';
@@ -230,6 +230,18 @@ export interface WebRtcTransportOptions {
   readonly iceServers?: readonly IceServer[];
   /** `'relay-only'`: relayed candidates only, so peers never learn each other's IP addresses (needs a TURN server). Default `'off'`. */
   readonly privacy?: WebRtcPrivacy;
+  /**
+   * With `privacy: 'relay-only'`, **you assert that this `RTCPeerConnection`
+   * implementation never sends from non-relayed addresses when `iceTransportPolicy` is
+   * `'relay'`**. Without it the privacy mode takes only werift's class as marked by
+   * {@link weriftImplementation} (or loaded by the configuration entry point), or, in a
+   * browser, the platform's own `RTCPeerConnection` (or a class extending it); any other
+   * is refused with INVALID_ARGUMENT (hostile review 5, finding 1: an allowlist, since a
+   * wrapper, fork or other binding of an implementation that sends ICE checks from host
+   * sockets passes any blocklist). node-datachannel's class is refused even with it.
+   * Default `false`; ignored with privacy off.
+   */
+  readonly trustRelayPolicy?: boolean;
   /** How long one connection attempt (offer to open, checked channel) may take. Default 10 s. */
   readonly connectTimeoutMs?: number;
   /** How long ICE gathering may take before the description is sent with what it has. Default 3 s. */
@@ -242,10 +254,11 @@ export interface WebRtcTransportOptions {
   readonly backoff?: BackoffOptions;
   /**
    * Links (open or being set up) at most. Default 16. When this device itself wants a
-   * link (a `contact` send, `preconnect`, or the retry after its link that worked ended)
-   * and all are taken, the link a peer initiated that least recently carried a frame
-   * processed by either side is closed for it (hostile review 3, finding 2; review 4,
-   * findings 3 and 4).
+   * link (a `contact` send, `preconnect`, or the retry after its link reached its
+   * lifetime) and all are taken, a link a peer initiated is closed for it: the one whose
+   * user this device sent a `contact: true` frame to (or whose device it asked for) least
+   * recently, then the oldest; nothing the peer sends moves that order (hostile review 3,
+   * finding 2; review 4, finding 3; review 5, findings 2 and 3).
    */
   readonly maxPeers?: number;
   /**
@@ -501,6 +514,35 @@ const OFF_NOT_EXPOSED = 'the remote certificate or selected candidate pair was n
 const OFF_HOST_SENDING = "privacy 'relay-only': the RTCPeerConnection given constructs node-datachannel connections, which send ICE checks from host addresses regardless of iceTransportPolicy: direct links are off";
 /** Inbound rate buckets kept, one per device (oldest forgotten first; hostile review 4, finding 5). */
 const MAX_INBOUND_BUCKETS = 1024;
+/**
+ * Close reasons of an open link that mean the peer broke the protocol (hostile review 5,
+ * finding 3): treated as failures (backoff grows, no eviction on retry), not as a link
+ * that worked, or a peer could make this device retry at once, and evict for it, by
+ * breaking each link it gets.
+ */
+const PEER_BROKE: ReadonlySet<string> = new Set([
+  'channel closed',
+  'a message that is not binary',
+  'too much before open',
+  'undecodable message',
+  'frame out of sequence',
+  'chunk out of sequence',
+  'frame over the size limit',
+  'the peer does not read what it is sent',
+]);
+/** Close reasons of an answered attempt that never opened and drain its device's answer tokens (hostile review 5, finding 6). */
+const UNOPENED_FAILURES: ReadonlySet<string> = new Set(['no connection in time', 'connection failed']);
+/**
+ * A BYE for an answered attempt arriving later than this after the answer left still
+ * drains its device's answer tokens (hostile review 5, finding 5): an honest peer ends
+ * its stale offers as soon as it hears the answer, and a peer that waits until just
+ * before the connect timeout held the place for nothing.
+ */
+const BYE_GRACE_MS = 2000;
+/** Inbound places for offers of first contacts (strangers), apart from `maxPendingOffers` (hostile review 5, finding 5). */
+const STRANGER_PENDING = 1;
+/** Close reason of an attempt still connecting when direct links were switched off (hostile review 5, finding 7). */
+const DIRECT_OFF = 'direct links switched off';
 /** Close reason of a link a peer initiated, closed for one this device wants (maxPeers). */
 const EVICTED = 'closed for a link this device wants (maxPeers)';
 /** Connection ids of ended attempts remembered, so a repeated old offer is not answered. */
@@ -645,6 +687,18 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
       details: { field: 'privacy', expected: "'off' with this RTCPeerConnection implementation, or an implementation that honours iceTransportPolicy 'relay' (werift, browsers)" },
     });
   }
+  if (options.trustRelayPolicy !== undefined && typeof options.trustRelayPolicy !== 'boolean') throw invalid('trustRelayPolicy', 'a boolean');
+  // And an allowlist (hostile review 5, finding 1): the check above knows node-datachannel
+  // by its members, which a wrapper holding a real node-datachannel connection, a fork or
+  // another binding does not show. The privacy mode takes werift as this package marked
+  // it, the browser's own class in a browser, or what the application vouches for.
+  if (privacy === 'relay-only' && relayPolicyBasis(Ctor, options.trustRelayPolicy === true) === undefined) {
+    throw new UsageError('INVALID_ARGUMENT', {
+      message:
+        "privacy 'relay-only' takes werift's RTCPeerConnection (weriftImplementation), a browser's own, or another implementation with trustRelayPolicy: true (asserting it never sends from non-relayed addresses under iceTransportPolicy 'relay')",
+      details: { field: 'privacy', expected: "weriftImplementation(werift), the browser's RTCPeerConnection, or trustRelayPolicy: true" },
+    });
+  }
   if (options.acceptOffer !== undefined && typeof options.acceptOffer !== 'function') throw invalid('acceptOffer', 'a function (peer, context) => boolean | Promise<boolean>');
   if (options.requireFingerprintCheck !== undefined && typeof options.requireFingerprintCheck !== 'boolean') throw invalid('requireFingerprintCheck', 'a boolean');
   if (options.requireRelayedPairCheck !== undefined && typeof options.requireRelayedPairCheck !== 'boolean') throw invalid('requireRelayedPairCheck', 'a boolean');
@@ -705,11 +759,11 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
   /** Closes each open link when its lifetime is reached. */
   const lifetimes = new Map<PeerLink, unknown>();
   const recentlyClosed = new Map<string, true>();
-  /** Users the application sent to (`contact: true`), and devices it offered a link to ({@link defaultAcceptOffer}). */
-  const sentTo = new Map<string, true>();
+  /** Users the application sent to (`contact: true`), when it last did, and devices it offered a link to ({@link defaultAcceptOffer}). */
+  const sentTo = new Map<string, number>();
   const initiated = new Map<string, { readonly peer: Address }>();
   /** Inbound offers being decided, one per device (a newer one replaces it); `timer` ends an undecided one ({@link onOffer}). */
-  const pendingOffers = new Map<string, { readonly peer: Address; readonly idHex: string; readonly sequence: number; timer: unknown }>();
+  const pendingOffers = new Map<string, { readonly peer: Address; readonly idHex: string; readonly sequence: number; readonly stranger: boolean; timer: unknown }>();
   /** Per device, the answers it may still get and when that was counted ({@link ANSWER_BURST}). */
   const answered = new Map<string, { readonly peer: Address; readonly tokens: number; readonly at: number }>();
   /** Per user, when a link with one of its devices was last refused as "not exposed" ({@link NOT_EXPOSED_USERS}). */
@@ -722,6 +776,21 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
    * full burst. Shared by the successive links of one device; bounded ({@link MAX_INBOUND_BUCKETS}).
    */
   const inboundBuckets = new Map<string, { frames: number; bytes: number; at: number }>();
+  /**
+   * The same per user (hostile review 5, finding 8): a user's several devices, or new
+   * device ids with fresh buckets, get no more than one device's rate together. Bounded.
+   */
+  const inboundUserBuckets = new Map<string, { frames: number; bytes: number; at: number }>();
+  /** Per device, when a BYE last answered an answer to no attempt of this device's (hostile review 5, finding 6). Bounded. */
+  const strayByes = new Map<string, number>();
+  /**
+   * Whether a link on this transport opened with the remote certificate compared and (privacy
+   * mode) its selected pair read: this device's implementation exposes both, so later "not
+   * exposed" refusals are the peers' and never switch direct links off (hostile review 5, finding 4).
+   */
+  let exposedOnce = false;
+  /** Answered links that came from a first contact's offer: they hold the strangers' place ({@link STRANGER_PENDING}). */
+  const strangerLinks = new WeakSet<PeerLink>();
   /** The last offer refused per device: said BYE to when this device offers it a link itself. */
   const refusedOffers = new Map<string, { readonly peer: Address; readonly connectionId: Uint8Array }>();
   /** Devices whose link was refused for a check (REFUSALS), until when ({@link REFUSAL_MS}). */
@@ -785,7 +854,10 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
     if (closed() || now() - st.lastDemandAt >= DEMAND_WINDOW_MS || st.unanswered >= maxUnanswered) return;
     st.retry = timers.setTimeout(() => {
       st.retry = undefined;
-      wantDirect(st.peer, { demand: false, scheduled: true, evict: st.evictOnRetry });
+      // Granted once per link lifetime reached (hostile review 5, finding 3): used up here.
+      const evict = st.evictOnRetry;
+      st.evictOnRetry = false;
+      wantDirect(st.peer, { demand: false, scheduled: true, evict });
     }, Math.max(0, st.nextAttemptAt - now()));
   }
 
@@ -840,6 +912,9 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
     }
     for (const p of pendingOffers.values()) timers.clearTimeout(p.timer);
     pendingOffers.clear();
+    // Attempts still gathering or connecting end too (hostile review 5, finding 7): their
+    // offer or answer would otherwise still leave, showing this device's candidates.
+    for (const l of [...links.values()]) if (l.state === 'connecting') l.close(DIRECT_OFF);
   }
 
   function emitPath(change: PathChange): void {
@@ -873,18 +948,26 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
       // per device (review 4, finding 5): a new link of the same device continues where
       // the last one left off. The byte bucket holds a second's worth, at least one frame
       // of the largest size.
-      const key = keyOf(peer);
+      // And per user on top (review 5, finding 8): one user's devices share one rate, so
+      // several devices, or new device ids, give a user no more than one device gets.
       const t = now();
       const byteBurst = Math.max(settings.inboundBytesPerSecond, fallback.maxFrameSize);
-      const b = inboundBuckets.get(key) ?? { frames: settings.inboundFrameBurst, bytes: byteBurst, at: t };
-      const elapsed = Math.max(0, t - b.at);
-      b.frames = Math.min(settings.inboundFrameBurst, b.frames + (elapsed * settings.inboundFramesPerSecond) / 1000);
-      b.bytes = Math.min(byteBurst, b.bytes + (elapsed * settings.inboundBytesPerSecond) / 1000);
-      b.at = t;
-      remember(inboundBuckets, key, b, MAX_INBOUND_BUCKETS);
-      if (b.frames < 1 || b.bytes < size) return false;
-      b.frames -= 1;
-      b.bytes -= size;
+      const refill = (map: Map<string, { frames: number; bytes: number; at: number }>, key: string): { frames: number; bytes: number; at: number } => {
+        const b = map.get(key) ?? { frames: settings.inboundFrameBurst, bytes: byteBurst, at: t };
+        const elapsed = Math.max(0, t - b.at);
+        b.frames = Math.min(settings.inboundFrameBurst, b.frames + (elapsed * settings.inboundFramesPerSecond) / 1000);
+        b.bytes = Math.min(byteBurst, b.bytes + (elapsed * settings.inboundBytesPerSecond) / 1000);
+        b.at = t;
+        remember(map, key, b, MAX_INBOUND_BUCKETS);
+        return b;
+      };
+      const device = refill(inboundBuckets, keyOf(peer));
+      const user = refill(inboundUserBuckets, peer.userId);
+      if (device.frames < 1 || device.bytes < size || user.frames < 1 || user.bytes < size) return false;
+      for (const b of [device, user]) {
+        b.frames -= 1;
+        b.bytes -= size;
+      }
       return true;
     },
     async deliver(frame: InboundFrame, listVersion: number): Promise<DeliveryOutcome> {
@@ -915,8 +998,15 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
     opened(link) {
       if (links.get(keyOf(link.peer)) !== link) return link.close(REPLACED);
       lifetimes.set(link, timers.setTimeout(() => link.close(EXPIRED), MAX_LINK_LIFETIME_MS));
+      // This device's implementation showed the certificate and (privacy mode) the pair: "not
+      // exposed" refusals from now on are the peers' (review 5, finding 4).
+      if (link.fingerprintCheck === 'matched' && (!settings.relayOnly || link.pairExposed)) {
+        exposedOnce = true;
+        notExposedBy.clear();
+      }
       const st = peerState(link.peer);
-      st.failures = 0;
+      // Failures are reset when the link ends well (closed), not here: a peer that opens
+      // links only to break them must not reset its backoff each time (review 5, finding 3).
       st.unanswered = 0;
       timers.clearTimeout(st.retry);
       st.retry = undefined;
@@ -941,7 +1031,10 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
       // after it happened with NOT_EXPOSED_USERS distinct users within the window, no more
       // offers for that window. Users, not devices (review 4, finding 6): one user's
       // devices count once, so one contact cannot switch direct links off for everybody.
-      if (NOT_EXPOSED_REFUSALS.has(reason) && directDisabled() === undefined) {
+      // Only refusals when a link first opens count (review 5, finding 4): a periodic re-check
+      // of an open link may read nothing while its connection goes down; and none once a
+      // link here exposed both (then this device's implementation is evidently not the cause).
+      if (NOT_EXPOSED_REFUSALS.has(reason) && !wasOpen && !exposedOnce && directDisabled() === undefined) {
         const t = now();
         for (const [u, at] of [...notExposedBy]) if (t - at >= NOT_EXPOSED_WINDOW_MS) notExposedBy.delete(u);
         remember(notExposedBy, link.peer.userId, t);
@@ -957,7 +1050,18 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
       // newer offer replaced it (that offer paid its own token), or the peer said BYE (it
       // gave the place back at once; an honest peer does so for its stale offers answered
       // when this device comes online, and must then be answered for its fresh one).
-      if (link.role === 'answerer' && !wasOpen && reason !== CLOSING && reason !== REPLACED && reason !== DEVICE_REMOVED && reason !== EVICTED && reason !== PEER_BYE) {
+      // Only once the answer actually left (review 5, finding 6), and only for a connection
+      // that did not come about: this device's own failures ('the answer could not be made
+      // or sent': offline, relay quota) are not the peer's doing. A BYE later than
+      // BYE_GRACE_MS after the answer drains too (review 5, finding 5): a peer that ends its
+      // attempt just before the timeout held the place as long as one that let it time out.
+      const sentAt = link.answerSentAt;
+      if (
+        link.role === 'answerer' &&
+        !wasOpen &&
+        sentAt !== undefined &&
+        (UNOPENED_FAILURES.has(reason) || (reason === PEER_BYE && now() - sentAt > BYE_GRACE_MS))
+      ) {
         remember(answered, key, { peer: link.peer, tokens: Math.min(0, answerTokens(key)), at: now() });
       }
       if (refusal) {
@@ -968,16 +1072,26 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
           st.retry = undefined;
         }
       }
-      // Idle, replaced, removed, refused or closing: not a failure; nothing to retry on its own.
-      if (reason !== CLOSING && reason !== REPLACED && reason !== IDLE && reason !== DEVICE_REMOVED && reason !== EVICTED && !refusal) {
+      // A link that worked (opened, and the peer did not break the protocol on it): its
+      // device's backoff starts again (review 5, finding 3: not at open).
+      const worked = wasOpen && !PEER_BROKE.has(reason) && !refusal;
+      if (worked) {
+        const st = peers.get(key);
+        if (st !== undefined) st.failures = 0;
+      }
+      // Idle, replaced, removed, refused, switched off or closing: not a failure; nothing to retry on its own.
+      if (reason !== CLOSING && reason !== REPLACED && reason !== IDLE && reason !== DEVICE_REMOVED && reason !== EVICTED && reason !== DIRECT_OFF && !refusal) {
         const st = peerState(link.peer);
         if (link.role === 'offerer' && !link.answered) st.unanswered++;
-        // A link that worked is tried again soon; one that never opened backs off further.
-        const attempt = wasOpen ? 0 : st.failures++;
+        // A link that worked is tried again soon; one that never opened, or that the peer
+        // broke, backs off further.
+        const attempt = worked ? 0 : st.failures++;
         // At maxPeers, a peer's offer could take the slot this link freed before the retry
-        // (review 4, finding 3): the retry after a link that worked (its lifetime reached,
-        // or dropped) may close a link a peer initiated, as the send that wanted it would.
-        st.evictOnRetry = wasOpen;
+        // (review 4, finding 3): the retry after a link that reached its lifetime may close
+        // a link a peer initiated, as the send that wanted it would. Only that reason, once
+        // per lifetime (review 5, finding 3): a drop or a protocol break the peer can cause
+        // at will must not buy it evictions.
+        st.evictOnRetry = reason === EXPIRED;
         st.nextAttemptAt = now() + backoffDelay(attempt, backoff, random);
         scheduleRetry(st);
       }
@@ -1001,7 +1115,9 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
     // setRemoteDescription: nothing has been gathered or sent yet. node-datachannel's
     // sends ICE checks from host sockets whatever the policy, so it is closed at once, and
     // since every connection comes from the same constructor, direct links stay off.
-    if (privacy === 'relay-only' && looksLikeNodeDatachannel(pc)) {
+    // A connection that reports another policy than the relay one (a subclass rewriting
+    // its configuration; review 5, finding 1) is refused the same way.
+    if (privacy === 'relay-only' && (looksLikeNodeDatachannel(pc) || relaxesRelayPolicy(pc))) {
       try {
         pc.close();
       } catch {
@@ -1016,13 +1132,14 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
   }
 
   /** Seals a signal with the pairwise session and sends it through the relay. */
-  async function sendSignal(peer: Address, signal: Signal): Promise<void> {
+  async function sendSignal(peer: Address, signal: Signal): Promise<boolean> {
     const channel = signalling;
-    if (channel === undefined || closed()) return;
+    if (channel === undefined || closed()) return false;
     await channel.send(peer, encodeSignal(signal), async (message) => {
       if (closed()) throw transportClosed();
       await relaySend([message]);
     });
+    return true;
   }
 
   function localSdp(pc: RTCPeerConnectionLike): string {
@@ -1048,6 +1165,8 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
         await pc.setLocalDescription(await pc.createOffer());
         await gathered(pc, gatherTimeoutMs, timers);
         if (link.state === 'closed') return;
+        // Switched off while gathering (review 5, finding 7): the offer does not leave.
+        if (directDisabled() !== undefined) return link.close(DIRECT_OFF);
         await sendSignal(peer, { type: 'offer', connectionId: link.connectionId, sequence: nextSequence(peer), sdp: localSdp(pc) });
       } catch {
         link.close('the offer could not be made or sent');
@@ -1056,9 +1175,10 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
   }
 
   /** Answers `peer`'s offer (this device is the answerer). */
-  function answer(peer: Address, offer: Extract<Signal, { type: 'offer' }>): void {
+  function answer(peer: Address, offer: Extract<Signal, { type: 'offer' }>, stranger: boolean): void {
     const link = newLink(peer, offer.connectionId, 'answerer');
     if (link === undefined) return;
+    if (stranger) strangerLinks.add(link);
     link.remoteSequence = offer.sequence;
     const pc = link.pc;
     void (async () => {
@@ -1067,7 +1187,10 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
         await pc.setLocalDescription(await pc.createAnswer());
         await gathered(pc, gatherTimeoutMs, timers);
         if (link.state === 'closed') return;
-        await sendSignal(peer, { type: 'answer', connectionId: link.connectionId, sequence: nextSequence(peer), sdp: localSdp(pc) });
+        // Switched off while gathering (review 5, finding 7): the answer does not leave.
+        if (directDisabled() !== undefined) return link.close(DIRECT_OFF);
+        const sent = await sendSignal(peer, { type: 'answer', connectionId: link.connectionId, sequence: nextSequence(peer), sdp: localSdp(pc) });
+        if (sent) link.answerSentAt = now();
       } catch {
         // The offerer hears of it at once (and that this device is online), rather than
         // waiting for its attempt to time out.
@@ -1106,15 +1229,26 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
   }
 
   /**
-   * Closes the least recently used link a peer initiated (this device answered); whether
-   * there was one. "Used" is what served this device: frames it sent that the peer
-   * processed, frames the peer sent that its handler processed (peer-link.ts,
-   * `lastUsefulAt`); not anything the peer merely writes, or a hostile peer would keep its
-   * link recent with junk and have quiet honest links evicted (review 4, finding 4).
+   * Closes the link a peer initiated (this device answered) that this device wanted least
+   * recently; whether there was one. Ranked by what the peer cannot drive (review 5,
+   * finding 2): when this device last sent its user a `contact: true` frame or asked for
+   * that device (a send or `preconnect`), then by age (the oldest first). Not by traffic:
+   * core's frame handler resolves for frames it drops (codec errors, duplicates), so a
+   * hostile peer sending one junk or replayed frame a second would keep its link "used"
+   * and have honest quiet links evicted first. The idle timer (peer-link.ts) is separate.
    */
   function evictPeerInitiated(): boolean {
+    const demandOf = (l: PeerLink): number => Math.max(sentTo.get(l.peer.userId) ?? 0, peers.get(keyOf(l.peer))?.lastDemandAt ?? 0);
     let lru: PeerLink | undefined;
-    for (const l of links.values()) if (l.role === 'answerer' && (lru === undefined || l.lastUsefulAt < lru.lastUsefulAt)) lru = l;
+    let lruDemand = 0;
+    for (const l of links.values()) {
+      if (l.role !== 'answerer') continue;
+      const d = demandOf(l);
+      if (lru === undefined || d < lruDemand || (d === lruDemand && l.createdAt < lru.createdAt)) {
+        lru = l;
+        lruDemand = d;
+      }
+    }
     if (lru === undefined) return false;
     lru.close(EVICTED);
     return true;
@@ -1145,17 +1279,18 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
    * `maxPendingOffers`; `except`'s own link is left out (a newer offer of that device
    * would replace it).
    */
-  function pendingInbound(except: string): number {
-    let n = pendingOffers.size;
-    for (const [k, l] of links) if (k !== except && l.role === 'answerer' && l.state === 'connecting') n++;
+  function pendingInbound(except: string, stranger: boolean): number {
+    let n = 0;
+    for (const [k, p] of pendingOffers) if (k !== except && p.stranger === stranger) n++;
+    for (const [k, l] of links) if (k !== except && l.role === 'answerer' && l.state === 'connecting' && strangerLinks.has(l) === stranger) n++;
     return n;
   }
 
-  /** The same, of `userId`'s devices only: at most `maxPendingPerUser` (review 4, finding 2). */
+  /** The same, of `userId`'s devices only (not first contacts): at most `maxPendingPerUser` (review 4, finding 2). */
   function pendingInboundOf(userId: string, except: string): number {
     let n = 0;
-    for (const [k, p] of pendingOffers) if (k !== except && p.peer.userId === userId) n++;
-    for (const [k, l] of links) if (k !== except && l.peer.userId === userId && l.role === 'answerer' && l.state === 'connecting') n++;
+    for (const [k, p] of pendingOffers) if (k !== except && p.peer.userId === userId && !p.stranger) n++;
+    for (const [k, l] of links) if (k !== except && l.peer.userId === userId && l.role === 'answerer' && l.state === 'connecting' && !strangerLinks.has(l)) n++;
     return n;
   }
 
@@ -1205,11 +1340,18 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
     // (review 4, finding 2): a flood of offers (many users or many devices) costs neither
     // connections nor unbounded calls of `acceptOffer`, and one contact with several
     // devices that never complete their attempts cannot hold every place.
-    if (!pendingOffers.has(key) && (pendingInbound(key) >= maxPendingOffers || pendingInboundOf(from.userId, key) >= maxPendingPerUser)) return;
+    // First contacts (review 5, finding 5): a stranger's offer (firstContact, or unknown and
+    // neither sent to nor offered to) is only answered if `acceptOffer` says so, and may
+    // take as long as connectTimeoutMs to decide; strangers share a pool of their own
+    // (STRANGER_PENDING), so that they never take the places of contacts' offers.
+    const stranger = firstContact === true || (firstContact === undefined && !sentTo.has(from.userId) && !initiated.has(key));
+    if (!pendingOffers.has(key)) {
+      if (stranger ? pendingInbound(key, true) >= STRANGER_PENDING : pendingInbound(key, false) >= maxPendingOffers || pendingInboundOf(from.userId, key) >= maxPendingPerUser) return;
+    }
     // Each decision costs a token, answered or not (review 4, finding 7): `acceptOffer` may
     // ask the user, so refused and replaced offers are rate-limited like answered ones.
     noteAnswered(from);
-    const ticket = { peer: from, idHex, sequence: offer.sequence, timer: undefined as unknown };
+    const ticket = { peer: from, idHex, sequence: offer.sequence, stranger, timer: undefined as unknown };
     const replaced = pendingOffers.get(key);
     if (replaced !== undefined) timers.clearTimeout(replaced.timer);
     pendingOffers.set(key, ticket);
@@ -1223,7 +1365,7 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
         return;
       }
       refusedOffers.delete(key);
-      takeOffer(from, offer, idHex);
+      takeOffer(from, offer, idHex, stranger);
     };
     let verdict: boolean | Promise<boolean>;
     try {
@@ -1240,7 +1382,7 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
   }
 
   /** An accepted offer: answered, unless it became stale while it was decided, or glare keeps this device's own. */
-  function takeOffer(from: Address, offer: Extract<Signal, { type: 'offer' }>, idHex: string): void {
+  function takeOffer(from: Address, offer: Extract<Signal, { type: 'offer' }>, idHex: string, stranger: boolean): void {
     const key = keyOf(from);
     // Its token was taken when `acceptOffer` was asked (onOffer).
     if (staleOffer(key, offer, idHex) || directDisabled() !== undefined || isRefused(from)) return;
@@ -1260,7 +1402,7 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
     // contact with many devices cannot take every one. This device's old link, replaced
     // just above, is not counted.
     if (links.size >= maxPeers || linksWith(from.userId, key) >= maxLinksPerUser) return bye(from, offer.connectionId);
-    answer(from, offer);
+    answer(from, offer, stranger);
   }
 
   /** A signal core authenticated as sent by `from` (a device this user trusts, possibly on first use). */
@@ -1289,8 +1431,14 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
           // Only this device's own attempts are answered; anything else is not worth a word.
           if (st === undefined) return;
           // An answer to an attempt that ended: tell the peer, and since it is evidently
-          // online now, try again if this device wanted a direct link lately.
-          bye(from, signal.connectionId);
+          // online now, try again if this device wanted a direct link lately. One BYE per
+          // device every FLOOR_BYE_INTERVAL_MS at most (review 5, finding 6): each goes
+          // through the relay, on this device's quota, so stray answers cannot spend it.
+          const lastBye = strayByes.get(key);
+          if (lastBye === undefined || now() - lastBye >= FLOOR_BYE_INTERVAL_MS) {
+            remember(strayByes, key, now());
+            bye(from, signal.connectionId);
+          }
           // Not forced: backoff and the unanswered-offers limit still apply, so answers to
           // ended attempts cannot make this device open connections without bound (finding 8).
           if (link === undefined && now() - st.lastDemandAt < DEMAND_WINDOW_MS) wantDirect(from, { force: false, demand: false });
@@ -1373,7 +1521,9 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
       // The application talks to these users (`contact`): their devices' offers are
       // answered (defaultAcceptOffer). Frames core sends on its own do not count (finding 1
       // of review 2): a stranger can make core send to it.
-      for (const m of prepared) if (m.contact === true) remember(sentTo, m.to.userId, true);
+      // When, too: this device's own demand ranks the links a peer initiated for eviction
+      // (hostile review 5, finding 2), and only the application's sends move it.
+      for (const m of prepared) if (m.contact === true) remember(sentTo, m.to.userId, now());
       if (!live()) return relaySend(prepared); // not connected: the fallback says so
       const viaRelay: OutboundMessage[] = [];
       const direct: Promise<void>[] = [];
@@ -1484,6 +1634,8 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
       const key = keyOf(peer);
       // The application asked for this device: its offers are answered from now on.
       remember(initiated, key, { peer: { userId: peer.userId, deviceId: peer.deviceId } });
+      // This device's own demand (the eviction order; review 5, finding 2), link or not.
+      peerState(peer).lastDemandAt = now();
       if (!links.has(key)) wantDirect({ userId: peer.userId, deviceId: peer.deviceId }, { force: true });
       // Follow the link to `peer` as it is replaced (when both sides offered at once).
       for (let link = links.get(key); link !== undefined; link = links.get(key)) {

@@ -133,7 +133,9 @@ describe('whose offers are answered (finding 3)', () => {
   });
 
   test('offers waiting are bounded: one per device (a newer offer replaces the older one), maxPendingOffers in all, answered links not open yet included; more are ignored', async () => {
-    const w = world();
+    // Not first contacts: strangers' offers have a single place of their own (review 5,
+    // finding 5, test/review-5.test.ts); this is the contacts' pool.
+    const w = world({ sender: 'talked-before' });
     const decisions: { peer: Address; decide: (ok: boolean) => void }[] = [];
     const bob = await w.device('bob', {
       maxPendingOffers: 2,

@@ -29,7 +29,7 @@ import * as polyfill from 'node-datachannel/polyfill';
 import Turn from 'node-turn';
 import { RTCPeerConnection as WeriftPeerConnection } from 'werift';
 import { afterEach, describe, expect, test } from 'vitest';
-import { encodeSignal, nodeDatachannelImplementation, type IceServer, type NodeDatachannelModule, type NodeDatachannelPolyfillModule, type RTCPeerConnectionConstructor, type RTCPeerConnectionLike } from '../src/index.js';
+import { encodeSignal, nodeDatachannelImplementation, weriftImplementation, type IceServer, type NodeDatachannelModule, type NodeDatachannelPolyfillModule, type RTCPeerConnectionConstructor, type RTCPeerConnectionLike } from '../src/index.js';
 import { World } from './helpers/fake-world.js';
 import { within } from './helpers/stack.js';
 
@@ -131,7 +131,8 @@ describe("privacy 'relay-only' at the wire: a malicious peer's relay-labelled ca
     // watches the whole attempt, until the link gives up (Mallory never completes DTLS)
     // and closes its connection, so a host-socket send late in the attempt is seen too.
     const alice = await w.device('alice', {
-      RTCPeerConnection: WeriftPeerConnection as unknown as RTCPeerConnectionConstructor,
+      // Marked as werift's (review 5, finding 1: the privacy mode takes an allowlist).
+      ...weriftImplementation({ RTCPeerConnection: WeriftPeerConnection }),
       privacy: 'relay-only',
       iceServers: [iceServer],
       timers: { setTimeout: (cb: () => void, ms: number) => setTimeout(cb, ms), clearTimeout: (h: unknown) => clearTimeout(h as ReturnType<typeof setTimeout>) },

@@ -98,9 +98,10 @@ describe('one contact cannot take every slot nor churn its link (finding 2)', ()
     clock += 1000;
     expect(await within(dave.raw.preconnect(bob.address), 'dave’s link')).toBe(true);
     clock += 1000;
-    // Carol's link carries a frame: dave's is now the least recently used.
-    await carol.transport.send([{ to: bob.address, frame: utf8('from carol') }]);
-    expect(direct(bob)).toEqual(['from carol']);
+    // Bob writes to carol himself (his own demand; review 5, finding 2): dave's link is
+    // now the one bob wanted least recently, whatever carol or dave send.
+    await bob.transport.send([{ to: carol.address, frame: utf8('to carol'), contact: true }]);
+    expect(direct(carol)).toEqual(['to carol']);
     clock += 1000;
     expect(await within(bob.raw.preconnect(erin.address), 'bob’s link to erin')).toBe(true);
     expect(bob.raw.path(dave.address)).toBe('relay');

@@ -118,7 +118,7 @@ describe("privacy 'relay-only': node-datachannel recognised by its shape, not on
     const { Factory, made, spies } = factory();
     expect(sendsFromHostDespiteRelayPolicy(Factory)).toBe(false); // why the instance check exists
     const w = world({ sender: 'talked-before' });
-    const bob = await w.device('bob', { RTCPeerConnection: Factory, privacy: 'relay-only', iceServers: TURN });
+    const bob = await w.device('bob', { RTCPeerConnection: Factory, privacy: 'relay-only', trustRelayPolicy: true, iceServers: TURN });
     const alice = await w.device('alice');
     expect(bob.raw.directLinksDisabled).toBeUndefined();
     expect(await within(bob.raw.preconnect(alice.address), 'the attempt')).toBe(false);
@@ -140,7 +140,7 @@ describe("privacy 'relay-only': node-datachannel recognised by its shape, not on
   test('a factory function, answering side: the offer is not applied, no answer is made or sent', async () => {
     const { Factory, made, spies } = factory();
     const w = world({ sender: 'talked-before' });
-    const bob = await w.device('bob', { RTCPeerConnection: Factory, privacy: 'relay-only', iceServers: TURN });
+    const bob = await w.device('bob', { RTCPeerConnection: Factory, privacy: 'relay-only', trustRelayPolicy: true, iceServers: TURN });
     const carol = await w.device('carol');
     void carol.raw.preconnect(bob.address);
     await w.changes.until(() => w.offersHeard(carol.address, bob.address) === 1, 'carol’s offer heard');
@@ -223,8 +223,9 @@ describe('eviction order by traffic useful to this device (finding 4)', () => {
     clock += 1000;
     expect(await within(dave.raw.preconnect(bob.address), 'dave’s link')).toBe(true);
     clock += 1000;
-    await carol.transport.send([{ to: bob.address, frame: utf8('from carol') }]);
-    expect(direct(bob)).toEqual(['from carol']);
+    // Bob writes to carol (his own demand ranks the links; hostile review 5, finding 2).
+    await bob.transport.send([{ to: carol.address, frame: utf8('to carol'), contact: true }]);
+    expect(direct(carol)).toEqual(['to carol']);
     clock += 1000;
     // Dave writes on his channel by hand: ACKs for frames bob never sent, and a frame
     // naming a device list bob does not hold (NACKed, not processed).
@@ -233,7 +234,7 @@ describe('eviction order by traffic useful to this device (finding 4)', () => {
     for (let id = 900; id < 910; id++) daveChannel.send(encodeDirect({ type: 'ack', frameId: id }));
     for (const chunk of frameToDirect(1, 7, utf8('junk'))) daveChannel.send(chunk);
     await w.changes.until(() => bobToDave.sent.length >= 2, 'bob’s RECEIVED and NACK to dave');
-    expect(direct(bob)).toEqual(['from carol']);
+    expect(direct(bob)).toEqual([]);
     clock += 1000;
     expect(await within(bob.raw.preconnect(erin.address), 'bob’s link to erin')).toBe(true);
     expect(bob.raw.path(dave.address), 'dave’s link, never useful, evicted').toBe('relay');

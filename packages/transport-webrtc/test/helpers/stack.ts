@@ -21,6 +21,7 @@ import {
   createWebRtcTransport,
   decodeSignal,
   nodeDatachannelImplementation,
+  weriftImplementation,
   type NodeDatachannelModule,
   type NodeDatachannelPolyfillModule,
   type PathChange,
@@ -169,7 +170,8 @@ function findDescriptor(proto: object | null, key: string): PropertyDescriptor |
 }
 
 export function implementation(kind: Implementation): PeerConnectionImplementation {
-  if (kind === 'werift') return { RTCPeerConnection: recording(WeriftPeerConnection as unknown as RTCPeerConnectionConstructor) };
+  // Marked as werift's (the recording subclass wraps werift only): the privacy mode takes it.
+  if (kind === 'werift') return weriftImplementation({ RTCPeerConnection: recording(WeriftPeerConnection as unknown as RTCPeerConnectionConstructor) });
   const impl = nodeDatachannelImplementation(ndc as unknown as NodeDatachannelModule, polyfill as unknown as NodeDatachannelPolyfillModule);
   return { ...impl, RTCPeerConnection: recording(impl.RTCPeerConnection) };
 }

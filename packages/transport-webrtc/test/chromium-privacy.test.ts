@@ -236,7 +236,16 @@ describe("real Chromium, privacy: 'relay-only', through a TURN server on loopbac
     expect(await call(bob, 'waitReceived', after)).toEqual([1]);
     expect(r.enqueued.length - storedBefore, 'nothing stored after the second reading either').toBe(0);
 
-    const wires = [await wire(alice, 'alice'), await wire(bob, 'bob')];
+    // Chromium updates a pair's byte counters in its stats asynchronously (a busy machine
+    // was seen reporting 0 right after the traffic): read the stats until the selected pair
+    // shows the traffic, bounded, then check the last reading.
+    const carried = (w: Wire): boolean => selectedPairs(w).some((p) => p.nominated && p.state === 'succeeded' && p.bytesSent > 0 && p.bytesReceived > 0);
+    const settled = async (p: Parameters<typeof wire>[0], name: string): Promise<Wire> => {
+      let last = await wire(p, name);
+      await expect.poll(async () => carried((last = await wire(p, name))), { timeout: 10_000, interval: 200 }).toBe(true).catch(() => undefined);
+      return last;
+    };
+    const wires = [await settled(alice, 'alice'), await settled(bob, 'bob')];
     for (const w of wires) {
       // Not vacuous: Chromium gathered, selected, counted and reported something.
       expect(w.recorded.gathered.length, `${w.name} gathered candidates`).toBeGreaterThan(0);

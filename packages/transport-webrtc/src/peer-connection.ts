@@ -364,20 +364,36 @@ export function weriftImplementation(werift: WeriftModule): PeerConnectionImplem
   return { RTCPeerConnection: Ctor as unknown as RTCPeerConnectionConstructor };
 }
 
-/** A browser-like global environment: `navigator.userAgent`, and `window` or `self` (Node has neither of the latter). */
+/** A browser: `navigator.userAgent`, and `window` or `self`, in no server runtime (Node, Deno, Bun; Electron's renderer counts as a browser). */
 function browserLike(): boolean {
-  const g = globalThis as { navigator?: { userAgent?: unknown } | null; window?: unknown; self?: unknown };
+  const g = globalThis as { navigator?: { userAgent?: unknown } | null; window?: unknown; self?: unknown; process?: { versions?: { node?: unknown; electron?: unknown } }; Deno?: unknown; Bun?: unknown };
+  // A server runtime is never "the browser" (hostile review 6, finding 2): Node defines
+  // `navigator.userAgent` itself from version 21, and jsdom, happy-dom or a shim add
+  // `window`/`self`, so those alone would let a test setup's global pass for the platform's.
+  // Electron's renderer runs Chromium's own WebRTC, so it stays browser-like.
+  if (typeof g.process?.versions?.node === 'string' && g.process.versions.electron === undefined) return false;
+  if (g.Deno !== undefined || g.Bun !== undefined) return false;
   if (typeof g.navigator !== 'object' || g.navigator === null || typeof g.navigator.userAgent !== 'string') return false;
   return (typeof g.window === 'object' && g.window !== null) || (typeof g.self === 'object' && g.self !== null);
 }
 
-/** Whether `fn` is the engine's own code (`[native code]`) and a real class (a bound function, which prints the same, has no `prototype`). */
+/**
+ * Whether `fn` is the engine's own `RTCPeerConnection` class: its source is the engine's
+ * (`[native code]`) under that very name. A Proxy or a bound function also prints
+ * `[native code]`, but with no name (`function () { [native code] }`), so a wrapper
+ * dressed up with either does not pass (hostile review 6, finding 2).
+ */
 function nativeClass(fn: unknown): boolean {
   try {
-    return typeof fn === 'function' && typeof (fn as { prototype?: unknown }).prototype === 'object' && /\{\s*\[native code\]\s*\}\s*$/.test(Function.prototype.toString.call(fn));
+    return typeof fn === 'function' && typeof (fn as { prototype?: unknown }).prototype === 'object' && isEngineRtcPeerConnectionSource(Function.prototype.toString.call(fn));
   } catch {
     return false;
   }
+}
+
+/** Whether a function's source text is the engine's own `RTCPeerConnection` (see `nativeClass`; exported for its tests). */
+export function isEngineRtcPeerConnectionSource(source: string): boolean {
+  return /^function (webkit)?RTCPeerConnection\(\) \{\s*\[native code\]\s*\}$/.test(source);
 }
 
 /**
@@ -388,8 +404,8 @@ function nativeClass(fn: unknown): boolean {
  *
  * - `'werift'`: exactly a class {@link weriftImplementation} marked (not a subclass: a
  *   subclass can make connections of any kind in its constructor);
- * - `'platform'`: in a browser-like environment (`navigator.userAgent`, and `window` or
- *   `self`), the platform's own `globalThis.RTCPeerConnection` (engine code, not a script's
+ * - `'platform'`: in a browser (`navigator.userAgent`, and `window` or `self`, and not a
+ *   server runtime), the platform's own `globalThis.RTCPeerConnection` (engine code, not a script's
  *   class set as the global), or a class extending it: there the browser's ICE agent is
  *   the only one, and a subclass must call its constructor; the transport also checks that
  *   each connection reports `iceTransportPolicy: 'relay'` ({@link relaxesRelayPolicy});

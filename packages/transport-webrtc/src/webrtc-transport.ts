@@ -521,7 +521,6 @@ const MAX_INBOUND_BUCKETS = 1024;
  * breaking each link it gets.
  */
 const PEER_BROKE: ReadonlySet<string> = new Set([
-  'channel closed',
   'a message that is not binary',
   'too much before open',
   'undecodable message',
@@ -530,6 +529,15 @@ const PEER_BROKE: ReadonlySet<string> = new Set([
   'frame over the size limit',
   'the peer does not read what it is sent',
 ]);
+/**
+ * A channel the peer closed is how every normal end looks from this side (its lifetime,
+ * idle timer, eviction or shutdown: nothing on the channel says why), so it counts as a
+ * protocol break only when the link lived less than this (hostile review 6, finding 1);
+ * and one closed within {@link LIFETIME_SLACK_MS} of the link lifetime is that lifetime.
+ */
+const SHORT_LINK_MS = 30_000;
+const LIFETIME_SLACK_MS = 15_000;
+const CHANNEL_CLOSED = 'channel closed';
 /** Close reasons of an answered attempt that never opened and drain its device's answer tokens (hostile review 5, finding 6). */
 const UNOPENED_FAILURES: ReadonlySet<string> = new Set(['no connection in time', 'connection failed']);
 /**
@@ -1074,7 +1082,9 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
       }
       // A link that worked (opened, and the peer did not break the protocol on it): its
       // device's backoff starts again (review 5, finding 3: not at open).
-      const worked = wasOpen && !PEER_BROKE.has(reason) && !refusal;
+      const age = now() - link.createdAt;
+      const broke = PEER_BROKE.has(reason) || (reason === CHANNEL_CLOSED && age < SHORT_LINK_MS);
+      const worked = wasOpen && !broke && !refusal;
       if (worked) {
         const st = peers.get(key);
         if (st !== undefined) st.failures = 0;
@@ -1091,7 +1101,7 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
         // a link a peer initiated, as the send that wanted it would. Only that reason, once
         // per lifetime (review 5, finding 3): a drop or a protocol break the peer can cause
         // at will must not buy it evictions.
-        st.evictOnRetry = reason === EXPIRED;
+        st.evictOnRetry = reason === EXPIRED || (wasOpen && reason === CHANNEL_CLOSED && age >= MAX_LINK_LIFETIME_MS - LIFETIME_SLACK_MS);
         st.nextAttemptAt = now() + backoffDelay(attempt, backoff, random);
         scheduleRetry(st);
       }

@@ -13,8 +13,8 @@ import { afterEach, describe, expect, test, vi } from 'vitest';
 import { isDeadboltError, type Address, type SignalSenderInfo } from '@deadbolt/spec';
 import * as polyfill from 'node-datachannel/polyfill';
 import { RTCPeerConnection as WeriftPeerConnection } from 'werift';
-import { ANSWER_REFILL_MS, createWebRtcTransport, encodeSignal, FLOOR_BYE_INTERVAL_MS, weriftImplementation, type RTCPeerConnectionConstructor } from '../src/index.js';
-import { relayPolicyBasis } from '../src/peer-connection.js';
+import { ANSWER_REFILL_MS, createWebRtcTransport, encodeSignal, FLOOR_BYE_INTERVAL_MS, MAX_LINK_LIFETIME_MS, weriftImplementation, type RTCPeerConnectionConstructor } from '../src/index.js';
+import { isEngineRtcPeerConnectionSource, relayPolicyBasis } from '../src/peer-connection.js';
 import { PAIR_RECHECK_MS } from '../src/peer-link.js';
 import { direct, utf8, viaRelay, World, type Device } from './helpers/fake-world.js';
 import type { FakePeerConnection } from './helpers/fake-peer-connection.js';
@@ -73,22 +73,27 @@ describe("finding 1: privacy 'relay-only' takes an allowlist of implementations"
     expect(isDeadboltError(refusal({ RTCPeerConnection: W, privacy: 'relay-only', trustRelayPolicy: 'yes' }), 'INVALID_ARGUMENT')).toBe(true);
   });
 
-  test('the platform’s own class qualifies only in a browser-like environment, and only if it is engine code (not a script’s class set as the global); a subclass of it qualifies', () => {
-    const NativeStandIn = Map; // engine code, as a browser's RTCPeerConnection is
-    vi.stubGlobal('RTCPeerConnection', NativeStandIn);
-    expect(refusedForPrivacy(refusal({ privacy: 'relay-only' })), 'Node: no window nor self').toBe(true);
+  test('the platform’s own class qualifies only in a browser, never in a server runtime however it is dressed up (review 6, finding 2)', () => {
+    // Node with what jsdom, happy-dom or a shim add (Node 21+ has navigator.userAgent
+    // itself): still not a browser, so no global qualifies without trustRelayPolicy.
     vi.stubGlobal('navigator', { userAgent: 'Mozilla/5.0 (test)' });
     vi.stubGlobal('window', {});
-    expect(refusal({ privacy: 'relay-only' }), 'a browser’s own class').toBeUndefined();
-    class Recording extends NativeStandIn {}
-    expect(relayPolicyBasis(Recording, false)).toBe('platform');
-    expect(refusal({ privacy: 'relay-only', RTCPeerConnection: Recording })).toBeUndefined();
-    // A script's class set as the global (a polyfill, a wrapper) is not the platform's.
-    class Polyfill {}
-    vi.stubGlobal('RTCPeerConnection', Polyfill);
-    expect(refusedForPrivacy(refusal({ privacy: 'relay-only' }))).toBe(true);
-    vi.stubGlobal('RTCPeerConnection', NativeStandIn.bind(null));
-    expect(refusedForPrivacy(refusal({ privacy: 'relay-only' })), 'a bound function prints as native code too').toBe(true);
+    vi.stubGlobal('self', globalThis);
+    for (const Global of [Map, new Proxy(Map, {}), Map.bind(null), class RTCPeerConnection {}]) {
+      vi.stubGlobal('RTCPeerConnection', Global);
+      expect(refusedForPrivacy(refusal({ privacy: 'relay-only' })), String(Global)).toBe(true);
+      expect(relayPolicyBasis(Global as never, false)).toBeUndefined();
+    }
+    // The engine's class is recognised by its own source text under its own name: a Proxy
+    // or a bound function prints "[native code]" too, but with no name.
+    expect(isEngineRtcPeerConnectionSource('function RTCPeerConnection() { [native code] }')).toBe(true);
+    expect(isEngineRtcPeerConnectionSource('function webkitRTCPeerConnection() { [native code] }')).toBe(true);
+    expect(isEngineRtcPeerConnectionSource(Function.prototype.toString.call(new Proxy(Map, {})))).toBe(false);
+    expect(isEngineRtcPeerConnectionSource(Function.prototype.toString.call(Map.bind(null)))).toBe(false);
+    expect(isEngineRtcPeerConnectionSource('function Map() { [native code] }')).toBe(false);
+    expect(isEngineRtcPeerConnectionSource('class RTCPeerConnection extends Base {}')).toBe(false);
+    // (The browser's own class, and a subclass of it, qualify in real Chromium:
+    // test/chromium-privacy.test.ts opens a relay-only link with a recording subclass.)
   });
 
   test('a connection reporting another iceTransportPolicy than relay is closed before anything is made, and direct links are off', async () => {
@@ -156,6 +161,54 @@ describe('finding 3: a protocol break is a failure; only the lifetime buys an ev
     await w.changes.until(() => bob.raw.path(alice.address) === 'relay', 'bob’s end closed again');
     expect(bob.timers.count(500), 'no fast retry').toBe(0);
     expect(bob.timers.count(1000), 'second failure: 0.5 × 2 s').toBe(1);
+  });
+
+  test('a channel the peer closes is a normal end once the link lived 30 s (its lifetime, idle, shutdown look the same), a break before (review 6, finding 1)', async () => {
+    const w = world({ sender: 'talked-before' });
+    let clock = 1_000_000;
+    const bob = await w.device('bob', { now: () => clock, random: () => 0.5 });
+    const alice = await w.device('alice');
+    const closeFromAlice = async (what: string): Promise<void> => {
+      alice.pcs().at(-1)!.channel!.close();
+      await w.changes.until(() => bob.raw.path(alice.address) === 'relay', what);
+      expect(bob.paths.at(-1)?.reason).toBe('channel closed');
+    };
+    for (let i = 0; i < 2; i++) {
+      if (i === 0) expect(await within(bob.raw.preconnect(alice.address), 'the link')).toBe(true);
+      else await w.linked(bob, alice);
+      clock += 60_000;
+      await closeFromAlice(`alice ended link ${i + 1} after a minute`);
+      expect(bob.timers.count(500), `after link ${i + 1}: the backoff starts again (0.5 × 1 s)`).toBe(1);
+      expect(bob.timers.fire(500)).toBe(1);
+    }
+    // Closed within 30 s of opening: a break; the backoff grows.
+    await w.linked(bob, alice);
+    await closeFromAlice('closed at once');
+    expect(bob.timers.count(500)).toBe(1);
+    expect(bob.timers.fire(500)).toBe(1);
+    await w.linked(bob, alice);
+    await closeFromAlice('closed at once again');
+    expect(bob.timers.count(500), 'no fast retry').toBe(0);
+    expect(bob.timers.count(1000), 'second failure: 0.5 × 2 s').toBe(1);
+  });
+
+  test('at maxPeers, a channel the peer closed at the end of the link lifetime buys the retry an eviction, as the lifetime here would', async () => {
+    const w = world({ sender: 'talked-before' });
+    let clock = 1_000_000;
+    const bob = await w.device('bob', { maxPeers: 2, now: () => clock });
+    const alice = await w.device('alice');
+    const carol = await w.device('carol');
+    const dave = await w.device('dave');
+    expect(await within(bob.raw.preconnect(alice.address), 'bob’s link to alice')).toBe(true);
+    expect(await within(carol.raw.preconnect(bob.address), 'carol’s link')).toBe(true);
+    clock += MAX_LINK_LIFETIME_MS - 5_000; // alice's lifetime timer ran out first
+    alice.pcs().at(-1)!.channel!.close();
+    await w.changes.until(() => bob.raw.path(alice.address) === 'relay', 'bob’s end closed');
+    expect(await within(dave.raw.preconnect(bob.address), 'dave’s link')).toBe(true);
+    const before = bob.pcs().length;
+    expect(bob.timers.fire(0), 'the retry').toBe(1);
+    expect(bob.pcs().length, 'an attempt, in the place of a link a peer initiated').toBe(before + 1);
+    expect(bob.paths.find((p) => p.reason === 'closed for a link this device wants (maxPeers)')).toBeDefined();
   });
 
   test('at maxPeers, the retry after a link the peer broke does not close a link a peer initiated', async () => {

@@ -288,8 +288,11 @@ export function encodeRelayFrame(requestId: number, frame: RelayFrame): Uint8Arr
       break;
     case 'fetch-bundles': {
       // `skip` (relay-protocol.md FETCH_BUNDLES): devices whose bundles the caller does not need.
+      // An empty list is left out entirely: the request is then byte for byte the older form,
+      // which a relay from before `skip` also reads.
       const skip = frame.skip ?? [];
-      w.string8(frame.userId).u16(skip.length);
+      w.string8(frame.userId);
+      if (skip.length > 0) w.u16(skip.length);
       for (const d of skip) w.string8(d);
       break;
     }

@@ -105,8 +105,12 @@ describe('round trips', () => {
     expect(shared).toEqual({ kind: 'send-shared', recipients: [{ to: bob, listVersion: 0 }], frame: bytes(1) });
   });
 
-  test('FETCH_BUNDLES: no skip encodes as an empty one; a request without the count (an older client) skips nothing; bad skips are refused', () => {
-    expect(decodeRelayFrame(encodeRelayFrame(1, { kind: 'fetch-bundles', userId: 'bob' })).frame).toEqual({ kind: 'fetch-bundles', userId: 'bob', skip: [] });
+  test('FETCH_BUNDLES: no skip encodes as the older form (no count), which decodes as skipping nothing; an explicit zero count too; bad skips are refused', () => {
+    const none = encodeRelayFrame(9, { kind: 'fetch-bundles', userId: 'bob' });
+    expect(none).toEqual(raw('fetch-bundles', (w) => w.string8('bob')));
+    expect(encodeRelayFrame(9, { kind: 'fetch-bundles', userId: 'bob', skip: [] })).toEqual(none);
+    expect(decodeRelayFrame(none).frame).toEqual({ kind: 'fetch-bundles', userId: 'bob', skip: [] });
+    expect(decodeRelayFrame(raw('fetch-bundles', (w) => w.string8('bob').u16(0))).frame).toEqual({ kind: 'fetch-bundles', userId: 'bob', skip: [] });
     expect(decodeRelayFrame(raw('fetch-bundles', (w) => w.string8('bob'))).frame).toEqual({ kind: 'fetch-bundles', userId: 'bob', skip: [] });
     expect(decodeError(raw('fetch-bundles', (w) => w.string8('bob').u16(RELAY_LIMITS.maxBundles + 1)))).toMatchObject({ field: 'skip', reason: `count ${RELAY_LIMITS.maxBundles + 1} over ${RELAY_LIMITS.maxBundles}` });
     expect(decodeError(raw('fetch-bundles', (w) => w.string8('bob').u16(1).string8('no spaces')))).toMatchObject({ field: 'skip[0]', reason: 'invalid device id' });

@@ -8,13 +8,13 @@
  * @module
  */
 import {
-  STORAGE_SPECIFICATION_VERSION,
   UsageError,
   type StorageAdapter,
   type StorageAdapterModule,
   type TransportAdapter,
   type TransportAdapterModule,
 } from '@deadbolt/spec';
+import { checkedStorage } from '../storage/storage-version.js';
 
 /** An adapter named by configuration. */
 export interface AdapterConfig {
@@ -76,21 +76,6 @@ export async function resolveStorage(value: StorageAdapter | AdapterConfig, load
     throw new UsageError('INVALID_ARGUMENT', { message: 'storage.adapter: package has no createStorageAdapter', details: { field: 'storage.adapter', expected: 'a storage adapter package' } });
   }
   return checkedStorage(await mod.createStorageAdapter(value.options ?? {}));
-}
-
-/**
- * Refuses an adapter of another contract version: a `deadbolt.storage.v1` adapter would
- * ignore the range windows of v2 (invariant 12) and hand history the wrong page, silently.
- */
-function checkedStorage(storage: StorageAdapter): StorageAdapter {
-  const version: unknown = (storage as Partial<StorageAdapter> | null)?.specificationVersion;
-  if (version !== STORAGE_SPECIFICATION_VERSION) {
-    throw new UsageError('INVALID_ARGUMENT', {
-      message: `storage: the adapter implements ${typeof version === 'string' ? version : 'no storage contract'}; this client needs ${STORAGE_SPECIFICATION_VERSION}`,
-      details: { field: 'storage', expected: `a ${STORAGE_SPECIFICATION_VERSION} adapter` },
-    });
-  }
-  return storage;
 }
 
 /** A transport adapter instance, or one created from its configuration. */

@@ -28,6 +28,7 @@ import {
 import { ByteWriter } from '../codec/writer.js';
 import { equalBytes } from '../crypto/checks.js';
 import { createDefaultCryptoProvider } from '../crypto/index.js';
+import { checkedStorage } from './storage-version.js';
 import type { CryptoProvider } from '../crypto/provider.js';
 import { Label, labelPrefix } from '../protocol/constants.js';
 
@@ -92,6 +93,8 @@ export function createEncryptedStorage(storage: StorageAdapter, options: Encrypt
   if (!(options?.key instanceof Uint8Array) || options.key.length !== 32) {
     throw new UsageError('INVALID_ARGUMENT', { message: 'key must be 32 bytes', details: { field: 'key', expected: '32 bytes' } });
   }
+  // The wrapper reports the current contract version, so it must not wrap an older adapter.
+  checkedStorage(storage);
   const secret = options.key.slice();
   const crypto = options.crypto ?? createDefaultCryptoProvider();
   const maxValue = STORAGE_LIMITS.maxValueBytes - SEAL_OVERHEAD;

@@ -143,4 +143,19 @@ describe('encryption at rest (§7.5)', () => {
   test('a key that is not 32 bytes is refused', () => {
     expect(() => createEncryptedStorage(createMemoryStorage(), { key: new Uint8Array(16) })).toThrow(/32 bytes/);
   });
+
+  test('an adapter of an older contract version is refused: the wrapper reports the current one, so it must not pass an old adapter off as current', () => {
+    const current = createMemoryStorage();
+    const v1 = { ...current, specificationVersion: 'deadbolt.storage.v1' } as unknown as StorageAdapter;
+    const caught = (() => {
+      try {
+        createEncryptedStorage(v1, { key: new Uint8Array(32) });
+      } catch (e) {
+        return e;
+      }
+      return undefined;
+    })();
+    expect(isDeadboltError(caught, 'INVALID_ARGUMENT') && caught.details).toEqual({ field: 'storage', expected: 'a deadbolt.storage.v2 adapter' });
+    expect(createEncryptedStorage(current, { key: new Uint8Array(32) }).specificationVersion).toBe('deadbolt.storage.v2');
+  });
 });

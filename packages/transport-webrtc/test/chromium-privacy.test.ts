@@ -27,50 +27,16 @@
  * link that never opened reports no path change) and messages still arriving through the
  * relay.
  */
-import { createSocket } from 'node:dgram';
-import { networkInterfaces } from 'node:os';
-import { fileURLToPath } from 'node:url';
-import Turn from 'node-turn';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { launchChromium, newPage, serveBundle, type BundleServer } from '@deadbolt/browser-harness';
-import type { Browser, Page } from 'playwright-core';
+import { describe, expect, test } from 'vitest';
+import type { Page } from 'playwright-core';
 import type { IceServer, SelectedCandidatePair, WebRtcPrivacy } from '../src/index.js';
 import { PAIR_RECHECK_MS } from '../src/peer-link.js';
 import { sdpCandidates } from '../src/sdp.js';
-import type { DeadboltWebRtcPrivacyPage, PcStats, SelectedPairEvent } from './browser/privacy-page.js';
-import { startRelay, type TestRelay } from './helpers/stack.js';
+import type { DeadboltWebRtcPrivacyPage, PcStats } from './browser/privacy-page.js';
+import { useChromiumPages } from './helpers/chromium-pages.js';
+import { ownAddresses, startLoopbackTurn } from './helpers/loopback-turn.js';
 
-let browser: Browser;
-let server: BundleServer;
-const cleanup: (() => Promise<void> | void)[] = [];
-
-beforeAll(async () => {
-  [browser, server] = await Promise.all([launchChromium(), serveBundle({ entries: { page: fileURLToPath(new URL('./browser/privacy-page.ts', import.meta.url)) } })]);
-});
-afterAll(async () => {
-  await server?.close();
-  await browser?.close();
-});
-afterEach(async () => {
-  for (const c of cleanup.splice(0).reverse()) await Promise.resolve(c()).catch(() => undefined);
-});
-
-/** A free UDP port on loopback (bound and released; node-turn needs a number). */
-async function freeUdpPort(): Promise<number> {
-  const socket = createSocket('udp4');
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
-  const { port } = socket.address();
-  await new Promise<void>((resolve) => socket.close(() => resolve()));
-  return port;
-}
-
-/** This machine's own addresses, loopback aside (what a host candidate would reveal). */
-function ownAddresses(): string[] {
-  return Object.values(networkInterfaces())
-    .flat()
-    .filter((i) => i !== undefined && !i.internal)
-    .map((i) => i!.address);
-}
+const { cleanup, relay, page, call, sendAll } = useChromiumPages<DeadboltWebRtcPrivacyPage>(new URL('./browser/privacy-page.ts', import.meta.url), 'deadboltWebRtcPrivacy');
 
 /** The parts of node-turn (untyped) read to count what it relays. */
 interface TurnInternals {
@@ -89,10 +55,10 @@ interface TurnCounts {
   allocations: number;
 }
 
-/** The Node privacy tests' TURN server (node-turn, long-term credentials, on loopback), counting what it relays. */
+/** The Node privacy tests' TURN server (`loopback-turn.ts`), stopped after the test, counting what it relays. */
 async function loopbackTurn(): Promise<{ iceServers: IceServer[]; counts: TurnCounts }> {
-  const port = await freeUdpPort();
-  const turn = new Turn({ authMech: 'long-term', credentials: { deadbolt: 'test-only-credential' }, listeningPort: port, listeningIps: ['127.0.0.1'], relayIps: ['127.0.0.1'], debugLevel: 'OFF' });
+  const { turn, iceServer } = await startLoopbackTurn();
+  cleanup(() => turn.stop());
   const counts: TurnCounts = { sendIndications: 0, relayedBytes: 0, channelData: 0, allocations: 0 };
   const internals = turn as unknown as TurnInternals;
   internals.on('send', (msg) => {
@@ -100,47 +66,12 @@ async function loopbackTurn(): Promise<{ iceServers: IceServer[]; counts: TurnCo
     counts.relayedBytes += msg.getAttribute('data')?.length ?? 0;
   });
   internals.on('allocate', () => counts.allocations++);
-  turn.start();
-  cleanup.push(() => turn.stop());
   for (const socket of internals.network.sockets) {
     socket.on('message', (d) => {
       if (d.length > 0 && (d[0]! & 0xc0) === 0x40) counts.channelData++; // RFC 8656 §12.4: channel numbers 0x4000–0x7FFF
     });
   }
-  return { iceServers: [{ urls: `turn:127.0.0.1:${port}?transport=udp`, username: 'deadbolt', credential: 'test-only-credential' }], counts };
-}
-
-async function relay(): Promise<TestRelay> {
-  const r = await startRelay({ allowedOrigins: [new URL(server.url).origin] });
-  cleanup.push(() => r.close());
-  return r;
-}
-
-/** A page with the bundle loaded (WebRTC allowed on loopback). */
-async function page(): Promise<Page> {
-  const p = await newPage(browser, { webrtc: true });
-  cleanup.push(() => p.close());
-  await p.goto(server.url);
-  await p.waitForFunction(() => (globalThis as { deadboltWebRtcPrivacy?: unknown }).deadboltWebRtcPrivacy !== undefined);
-  return p;
-}
-
-/** Calls `deadboltWebRtcPrivacy[method](...args)` in the page. */
-function call<K extends keyof DeadboltWebRtcPrivacyPage>(
-  p: Page,
-  method: K,
-  ...args: Parameters<DeadboltWebRtcPrivacyPage[K]>
-): Promise<Awaited<ReturnType<DeadboltWebRtcPrivacyPage[K]>>> {
-  return p.evaluate(
-    ([m, a]) => (globalThis as unknown as { deadboltWebRtcPrivacy: Record<string, (...x: unknown[]) => unknown> }).deadboltWebRtcPrivacy[m as string]!(...(a as unknown[])),
-    [method, args] as const,
-  ) as never;
-}
-
-async function sendAll(p: Page, to: string, bodies: string[]): Promise<string[]> {
-  const ids: string[] = [];
-  for (const b of bodies) ids.push(await call(p, 'send', to, b));
-  return ids;
+  return { iceServers: [iceServer], counts };
 }
 
 /** Two pages (alice, bob) on one relay and one TURN server, having talked both ways (so offers are answered). */

@@ -6,60 +6,12 @@
  * stores what it carried, so each test also checks it never held a message sent while the
  * path was direct, nor any of the pages' session descriptions.
  */
-import { fileURLToPath } from 'node:url';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { launchChromium, newPage, serveBundle, type BundleServer } from '@deadbolt/browser-harness';
-import type { Browser, Page } from 'playwright-core';
+import { describe, expect, test } from 'vitest';
 import type { DeadboltWebRtcPage } from './browser/page.js';
-import { startClient, startRelay, text, type TestClient, type TestRelay } from './helpers/stack.js';
+import { useChromiumPages } from './helpers/chromium-pages.js';
+import { startClient, text, type TestClient, type TestRelay } from './helpers/stack.js';
 
-let browser: Browser;
-let server: BundleServer;
-const cleanup: (() => Promise<void>)[] = [];
-
-beforeAll(async () => {
-  [browser, server] = await Promise.all([launchChromium(), serveBundle({ entries: { page: fileURLToPath(new URL('./browser/page.ts', import.meta.url)) } })]);
-});
-afterAll(async () => {
-  await server?.close();
-  await browser?.close();
-});
-afterEach(async () => {
-  for (const c of cleanup.splice(0).reverse()) await c().catch(() => undefined);
-});
-
-async function relay(): Promise<TestRelay> {
-  const r = await startRelay({ allowedOrigins: [new URL(server.url).origin] });
-  cleanup.push(() => r.close());
-  return r;
-}
-
-/** A page with the bundle loaded (WebRTC allowed on loopback). */
-async function page(): Promise<Page> {
-  const p = await newPage(browser, { webrtc: true });
-  cleanup.push(() => p.close());
-  await p.goto(server.url);
-  await p.waitForFunction(() => (globalThis as { deadboltWebRtc?: unknown }).deadboltWebRtc !== undefined);
-  return p;
-}
-
-/** Calls `deadboltWebRtc[method](...args)` in the page. */
-function call<K extends keyof DeadboltWebRtcPage>(
-  p: Page,
-  method: K,
-  ...args: Parameters<DeadboltWebRtcPage[K]>
-): Promise<Awaited<ReturnType<DeadboltWebRtcPage[K]>>> {
-  return p.evaluate(
-    ([m, a]) => (globalThis as unknown as { deadboltWebRtc: Record<string, (...x: unknown[]) => unknown> }).deadboltWebRtc[m as string]!(...(a as unknown[])),
-    [method, args] as const,
-  ) as never;
-}
-
-async function sendAll(p: Page, to: string, bodies: string[]): Promise<string[]> {
-  const ids: string[] = [];
-  for (const b of bodies) ids.push(await call(p, 'send', to, b));
-  return ids;
-}
+const { cleanup, relay, page, call, sendAll } = useChromiumPages<DeadboltWebRtcPage>(new URL('./browser/page.ts', import.meta.url), 'deadboltWebRtc');
 
 /** Nothing the relay stored contains any of these descriptions' credentials or fingerprints. */
 function expectNoDescriptionAt(r: TestRelay, descriptions: string[]): void {
@@ -130,7 +82,7 @@ describe('real Chromium', () => {
     const browserSide = await page();
     await call(browserSide, 'start', { userId: 'carol', deviceId: 'browser', wsUrl: r.wsUrl });
     const node: TestClient = await startClient(r, 'dave', 'node');
-    cleanup.push(() => node.close());
+    cleanup(() => node.close());
     const carol = { userId: 'carol', deviceId: 'browser' } as TestClient['address'];
 
     const first = (await node.client.send('carol', 'hello from node')).id;

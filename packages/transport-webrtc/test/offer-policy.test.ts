@@ -6,25 +6,15 @@
  * offer never replaces a working link; idle links close; links to devices a user's list
  * no longer names close when core says so. Every wait is on an event, with a deadline.
  */
-import { afterEach, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { isDeadboltError, type Address } from '@deadbolt/spec';
 import { createWebRtcTransport, decodeSignal, encodeSignal, type OfferContext } from '../src/index.js';
-import { direct, utf8, viaRelay, World } from './helpers/fake-world.js';
+import { direct, utf8, viaRelay } from './helpers/fake-world.js';
 import { MemoryHub } from './helpers/memory-hub.js';
 import { within } from './helpers/stack.js';
+import { CONNECT_MS, freshId, worldsClosedAfterEach } from './helpers/worlds.js';
 
-const CONNECT_MS = 10_000; // the default connectTimeoutMs, as a manual timer
-
-const worlds: World[] = [];
-afterEach(async () => {
-  for (const w of worlds.splice(0)) await w.close();
-});
-
-function world(...args: ConstructorParameters<typeof World>): World {
-  const w = new World(...args);
-  worlds.push(w);
-  return w;
-}
+const world = worldsClosedAfterEach();
 
 /** A promise and its resolver, for decisions a test makes later. */
 function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void } {
@@ -222,18 +212,17 @@ describe('stale offers (finding 4)', () => {
     const answer = w.signals(bob.address, alice.address).find((s) => s.type === 'answer');
     if (offer?.type !== 'offer' || answer?.type !== 'answer') throw new Error('no offer and answer');
     const signalled = w.bus.sealed.length;
-    const fresh = (): Uint8Array => globalThis.crypto.getRandomValues(new Uint8Array(16));
 
     // The very offer that set the link up, again (a replay): not a word.
     w.bus.inject(bob.address, alice.address, encodeSignal(offer));
     expect(w.bus.sealed.length, 'nothing signalled for a replay').toBe(signalled);
     // To bob (who answered): alice's offers from before the one bob answered, or as old.
-    const late = [fresh(), fresh(), fresh()];
+    const late = [freshId(), freshId(), freshId()];
     [offer.sequence - 1, offer.sequence, 1].forEach((sequence, i) => {
       w.bus.inject(bob.address, alice.address, encodeSignal({ type: 'offer', connectionId: late[i]!, sequence, sdp: offer.sdp }));
     });
     // To alice (who offered): bob's offers from before his answer.
-    const lateFromBob = fresh();
+    const lateFromBob = freshId();
     w.bus.inject(alice.address, bob.address, encodeSignal({ type: 'offer', connectionId: lateFromBob, sequence: answer.sequence - 1, sdp: answer.sdp }));
     expect(bob.pcs(), 'no new connection at bob').toHaveLength(1);
     expect(alice.pcs(), 'no new connection at alice').toHaveLength(1);
@@ -250,7 +239,7 @@ describe('stale offers (finding 4)', () => {
     expect(bob.paths.filter((p) => p.path === 'relay')).toEqual([]);
 
     // A newer offer (alice's device set up a new attempt): it replaces the link.
-    w.bus.inject(bob.address, alice.address, encodeSignal({ type: 'offer', connectionId: fresh(), sequence: offer.sequence + 1, sdp: offer.sdp }));
+    w.bus.inject(bob.address, alice.address, encodeSignal({ type: 'offer', connectionId: freshId(), sequence: offer.sequence + 1, sdp: offer.sdp }));
     expect(bob.pcs()).toHaveLength(2);
     expect(bob.paths.at(-1)).toMatchObject({ path: 'relay', reason: 'replaced by the other side' });
   });

@@ -23,14 +23,14 @@
  * it sends from its host socket as well, which is why the transport now refuses it in the
  * privacy mode. Waits are on datagrams arriving, never on time.
  */
-import { createSocket, type Socket } from 'node:dgram';
 import * as ndc from 'node-datachannel';
 import * as polyfill from 'node-datachannel/polyfill';
-import Turn from 'node-turn';
 import { RTCPeerConnection as WeriftPeerConnection } from 'werift';
 import { afterEach, describe, expect, test } from 'vitest';
-import { encodeSignal, nodeDatachannelImplementation, weriftImplementation, type IceServer, type NodeDatachannelModule, type NodeDatachannelPolyfillModule, type RTCPeerConnectionConstructor, type RTCPeerConnectionLike } from '../src/index.js';
+import { encodeSignal, nodeDatachannelImplementation, weriftImplementation, type IceServer, type NodeDatachannelModule, type NodeDatachannelPolyfillModule, type RTCPeerConnectionLike } from '../src/index.js';
+import { Changes } from './helpers/changes.js';
 import { World } from './helpers/fake-world.js';
+import { bindUdpSocket, startLoopbackTurn } from './helpers/loopback-turn.js';
 import { within } from './helpers/stack.js';
 
 const TURN_RELAY_IP = '127.0.0.2';
@@ -41,54 +41,24 @@ afterEach(async () => {
   for (const c of cleanup.splice(0).reverse()) await c();
 });
 
-async function bound(ip: string): Promise<Socket> {
-  const socket = createSocket('udp4');
-  await new Promise<void>((resolve, reject) => {
-    socket.once('error', reject);
-    socket.bind(0, ip, () => {
-      socket.off('error', reject);
-      resolve();
-    });
-  });
-  return socket;
-}
-
 /** A TURN server listening on 127.0.0.1 whose relayed addresses are on {@link TURN_RELAY_IP}. */
 async function turnServer(): Promise<IceServer> {
-  const probe = await bound('127.0.0.1');
-  const port = probe.address().port;
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  const turn = new Turn({ authMech: 'long-term', credentials: { deadbolt: 'test-only-credential' }, listeningPort: port, listeningIps: ['127.0.0.1'], relayIps: [TURN_RELAY_IP], debugLevel: 'OFF' });
-  turn.start();
+  const { turn, iceServer } = await startLoopbackTurn({ relayIp: TURN_RELAY_IP });
   cleanup.push(() => turn.stop());
-  return { urls: `turn:127.0.0.1:${port}?transport=udp`, username: 'deadbolt', credential: 'test-only-credential' };
+  return iceServer;
 }
 
 /** Mallory's socket: records the source of every datagram; `until` waits on arrivals. */
 async function malloryPeer(): Promise<{ port: number; sources: string[]; until(check: () => boolean, what: string): Promise<void> }> {
-  const socket = await bound(MALLORY_IP);
+  const socket = await bindUdpSocket(MALLORY_IP);
   cleanup.push(() => new Promise<void>((resolve) => socket.close(() => resolve())));
   const sources: string[] = [];
-  const waiters = new Set<() => void>();
+  const changes = new Changes();
   socket.on('message', (_msg, rinfo) => {
     sources.push(rinfo.address);
-    for (const w of [...waiters]) w();
+    changes.poke();
   });
-  return {
-    port: socket.address().port,
-    sources,
-    until(check, what) {
-      if (check()) return Promise.resolve();
-      let waiter!: () => void;
-      const done = new Promise<void>((resolve) => {
-        waiter = () => {
-          if (check()) resolve();
-        };
-        waiters.add(waiter);
-      });
-      return within(done, what).finally(() => waiters.delete(waiter));
-    },
-  };
+  return { port: socket.address().port, sources, until: (check, what) => changes.until(check, what) };
 }
 
 /** Mallory's answer to `offer`: her one candidate, labelled relay, really her own socket. */

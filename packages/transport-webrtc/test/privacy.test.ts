@@ -8,14 +8,12 @@
  * connections whose stats say which pair was selected: a host or reflexive pair, or none
  * readable, closes the link; a relayed one opens it, until a later reading says otherwise.
  */
-import { createSocket } from 'node:dgram';
-import { networkInterfaces } from 'node:os';
-import Turn from 'node-turn';
 import { afterEach, describe, expect, test } from 'vitest';
 import { isDeadboltError } from '@deadbolt/spec';
 import { createWebRtcTransport, readSelectedCandidatePair, REFUSAL_MS, sdpCandidates, sendsFromHostDespiteRelayPolicy, type IceServer, type SelectedCandidatePair, type WebRtcTransportOptions } from '../src/index.js';
 import { PAIR_NOT_EXPOSED, PAIR_NOT_RELAYED, PAIR_RECHECK_MS } from '../src/peer-link.js';
 import { utf8, viaRelay, World } from './helpers/fake-world.js';
+import { ownAddresses, startLoopbackTurn } from './helpers/loopback-turn.js';
 import { MemoryHub } from './helpers/memory-hub.js';
 import { descriptions, implementation, startClient, startRelay, text, within, type Implementation, type TestClient } from './helpers/stack.js';
 
@@ -25,23 +23,6 @@ afterEach(async () => {
   descriptions.local.length = 0;
   descriptions.remote.length = 0;
 });
-
-/** A free UDP port on loopback (bound and released; node-turn needs a number). */
-async function freeUdpPort(): Promise<number> {
-  const socket = createSocket('udp4');
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
-  const { port } = socket.address();
-  await new Promise<void>((resolve) => socket.close(() => resolve()));
-  return port;
-}
-
-/** This machine's own addresses, loopback aside (what a host candidate would reveal). */
-function ownAddresses(): string[] {
-  return Object.values(networkInterfaces())
-    .flat()
-    .filter((i) => i !== undefined && !i.internal)
-    .map((i) => i!.address);
-}
 
 describe("privacy: 'relay-only'", () => {
   test('refused without a TURN server to relay through', () => {
@@ -85,11 +66,9 @@ describe("privacy: 'relay-only'", () => {
 
   /** A TURN server on loopback (long-term credentials), stopped after the test. */
   async function turnServer(): Promise<{ privacy: 'relay-only'; iceServers: IceServer[] }> {
-    const port = await freeUdpPort();
-    const turn = new Turn({ authMech: 'long-term', credentials: { deadbolt: 'test-only-credential' }, listeningPort: port, listeningIps: ['127.0.0.1'], relayIps: ['127.0.0.1'], debugLevel: 'OFF' });
-    turn.start();
+    const { turn, iceServer } = await startLoopbackTurn();
     cleanup.push(() => turn.stop());
-    return { privacy: 'relay-only', iceServers: [{ urls: `turn:127.0.0.1:${port}?transport=udp`, username: 'deadbolt', credential: 'test-only-credential' }] };
+    return { privacy: 'relay-only', iceServers: [iceServer] };
   }
 
   // werift: its relayed pairs through node-turn never succeed, so no link opens at all.

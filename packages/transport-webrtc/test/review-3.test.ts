@@ -6,27 +6,15 @@
  * stop direct links altogether (finding 5), and links are closed and set up again at the
  * 2-minute lifetime (finding 8). Every wait is on an event, with a deadline.
  */
-import { afterEach, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import type { Address } from '@deadbolt/spec';
 import { ANSWER_BURST, ANSWER_REFILL_MS, encodeSignal, MAX_LINK_LIFETIME_MS, NOT_EXPOSED_DEVICES } from '../src/index.js';
 import { FINGERPRINT_NOT_EXPOSED } from '../src/peer-link.js';
 import { direct, utf8, viaRelay, World, type Device } from './helpers/fake-world.js';
 import { within } from './helpers/stack.js';
+import { bobAtMaxPeers, CONNECT_MS, freshId, worldsClosedAfterEach } from './helpers/worlds.js';
 
-const CONNECT_MS = 10_000; // the default connectTimeoutMs, as a manual timer
-
-const worlds: World[] = [];
-afterEach(async () => {
-  for (const w of worlds.splice(0)) await w.close();
-});
-
-function world(...args: ConstructorParameters<typeof World>): World {
-  const w = new World(...args);
-  worlds.push(w);
-  return w;
-}
-
-const fresh = (): Uint8Array => globalThis.crypto.getRandomValues(new Uint8Array(16));
+const world = worldsClosedAfterEach();
 
 describe('one contact cannot take every slot nor churn its link (finding 2)', () => {
   test('links with one user’s devices are capped (maxLinksPerUser, default 4): the fifth device’s offer gets a BYE; another user still gets a link', async () => {
@@ -55,7 +43,7 @@ describe('one contact cannot take every slot nor churn its link (finding 2)', ()
     const pc = new (w.network.RTCPeerConnection('alice/d1 by hand'))({ iceServers: [], iceTransportPolicy: 'all' });
     const { sdp } = await pc.createOffer();
     let sequence = 1;
-    const offer = (): void => w.bus.inject(bob.address, alice.address, encodeSignal({ type: 'offer', connectionId: fresh(), sequence: sequence++, sdp: sdp! }));
+    const offer = (): void => w.bus.inject(bob.address, alice.address, encodeSignal({ type: 'offer', connectionId: freshId(), sequence: sequence++, sdp: sdp! }));
     const answered = (): number => bob.pcs().length;
 
     for (let i = 1; i <= ANSWER_BURST; i++) {
@@ -88,21 +76,11 @@ describe('one contact cannot take every slot nor churn its link (finding 2)', ()
 
   test('at maxPeers, a link this device wants (preconnect, a contact send) closes the least recently used link a peer initiated; its own links are never closed for it', async () => {
     const w = world({ sender: 'talked-before' });
-    let clock = 1_000_000;
-    const bob = await w.device('bob', { maxPeers: 2, now: () => clock });
-    const carol = await w.device('carol');
-    const dave = await w.device('dave');
-    const erin = await w.device('erin');
+    // Bob wrote to carol himself (his own demand; review 5, finding 2): dave's link is now
+    // the one bob wanted least recently, whatever carol or dave send.
+    const { bob, carol, dave, erin, later } = await bobAtMaxPeers(w);
     const frank = await w.device('frank');
-    expect(await within(carol.raw.preconnect(bob.address), 'carol’s link')).toBe(true);
-    clock += 1000;
-    expect(await within(dave.raw.preconnect(bob.address), 'dave’s link')).toBe(true);
-    clock += 1000;
-    // Bob writes to carol himself (his own demand; review 5, finding 2): dave's link is
-    // now the one bob wanted least recently, whatever carol or dave send.
-    await bob.transport.send([{ to: carol.address, frame: utf8('to carol'), contact: true }]);
-    expect(direct(carol)).toEqual(['to carol']);
-    clock += 1000;
+    later(1000);
     expect(await within(bob.raw.preconnect(erin.address), 'bob’s link to erin')).toBe(true);
     expect(bob.raw.path(dave.address)).toBe('relay');
     expect(bob.raw.path(carol.address)).toBe('direct');

@@ -28,27 +28,18 @@ import {
   type RTCPeerConnectionConstructor,
 } from '../src/index.js';
 import { frameToDirect } from '../src/direct-codec.js';
-import { direct, utf8, viaRelay, World, type Device } from './helpers/fake-world.js';
+import { direct, utf8, viaRelay, type Device } from './helpers/fake-world.js';
 import { MemoryHub } from './helpers/memory-hub.js';
 import { within } from './helpers/stack.js';
+import { bobAtMaxPeers, CONNECT_MS, freshId, worldsClosedAfterEach } from './helpers/worlds.js';
 
-const CONNECT_MS = 10_000; // the default connectTimeoutMs, as a manual timer
 const TURN = [{ urls: 'turn:127.0.0.1:3478', username: 'u', credential: 'p' }];
 const cjsPolyfill = createRequire(import.meta.url)('node-datachannel/polyfill') as typeof polyfill;
 
-const worlds: World[] = [];
-afterEach(async () => {
-  vi.restoreAllMocks();
-  for (const w of worlds.splice(0)) await w.close();
+const world = worldsClosedAfterEach();
+afterEach(() => {
+  vi.restoreAllMocks(); // before the worlds close (hooks stack)
 });
-
-function world(...args: ConstructorParameters<typeof World>): World {
-  const w = new World(...args);
-  worlds.push(w);
-  return w;
-}
-
-const fresh = (): Uint8Array => globalThis.crypto.getRandomValues(new Uint8Array(16));
 
 function refusal(fn: () => unknown): unknown {
   try {
@@ -163,7 +154,7 @@ describe('one user cannot hold every pending inbound place (finding 2)', () => {
     const hand = new (w.network.RTCPeerConnection('alice by hand'))({ iceServers: [], iceTransportPolicy: 'all' });
     const { sdp } = await hand.createOffer();
     let sequence = 1;
-    const offer = (from: Device): void => w.bus.inject(bob.address, from.address, encodeSignal({ type: 'offer', connectionId: fresh(), sequence: sequence++, sdp: sdp! }));
+    const offer = (from: Device): void => w.bus.inject(bob.address, from.address, encodeSignal({ type: 'offer', connectionId: freshId(), sequence: sequence++, sdp: sdp! }));
     for (const a of alices) offer(a);
     expect(bob.pcs(), 'two of alice’s four answered').toHaveLength(2);
     expect(w.signals(bob.address, alices[2]!.address)).toEqual([]);
@@ -214,19 +205,9 @@ describe('the retry after a link that worked, at maxPeers (finding 3)', () => {
 describe('eviction order by traffic useful to this device (finding 4)', () => {
   test('a peer writing junk (ACKs naming no frame, a NACKed frame) does not keep its link recent: it is evicted, not the quiet honest one', async () => {
     const w = world({ sender: 'talked-before' });
-    let clock = 1_000_000;
-    const bob = await w.device('bob', { maxPeers: 2, now: () => clock });
-    const carol = await w.device('carol');
-    const dave = await w.device('dave');
-    const erin = await w.device('erin');
-    expect(await within(carol.raw.preconnect(bob.address), 'carol’s link')).toBe(true);
-    clock += 1000;
-    expect(await within(dave.raw.preconnect(bob.address), 'dave’s link')).toBe(true);
-    clock += 1000;
-    // Bob writes to carol (his own demand ranks the links; hostile review 5, finding 2).
-    await bob.transport.send([{ to: carol.address, frame: utf8('to carol'), contact: true }]);
-    expect(direct(carol)).toEqual(['to carol']);
-    clock += 1000;
+    // Bob wrote to carol (his own demand ranks the links; hostile review 5, finding 2).
+    const { bob, carol, dave, erin, later } = await bobAtMaxPeers(w);
+    later(1000);
     // Dave writes on his channel by hand: ACKs for frames bob never sent, and a frame
     // naming a device list bob does not hold (NACKed, not processed).
     const daveChannel = dave.pcs()[0]!.channel!;
@@ -235,7 +216,7 @@ describe('eviction order by traffic useful to this device (finding 4)', () => {
     for (const chunk of frameToDirect(1, 7, utf8('junk'))) daveChannel.send(chunk);
     await w.changes.until(() => bobToDave.sent.length >= 2, 'bob’s RECEIVED and NACK to dave');
     expect(direct(bob)).toEqual([]);
-    clock += 1000;
+    later(1000);
     expect(await within(bob.raw.preconnect(erin.address), 'bob’s link to erin')).toBe(true);
     expect(bob.raw.path(dave.address), 'dave’s link, never useful, evicted').toBe('relay');
     expect(bob.raw.path(carol.address)).toBe('direct');
@@ -316,7 +297,7 @@ describe('smaller (finding 7)', () => {
     const hand = new (w.network.RTCPeerConnection('alice by hand'))({ iceServers: [], iceTransportPolicy: 'all' });
     const { sdp } = await hand.createOffer();
     let sequence = 1;
-    const offer = (): void => w.bus.inject(bob.address, alice.address, encodeSignal({ type: 'offer', connectionId: fresh(), sequence: sequence++, sdp: sdp! }));
+    const offer = (): void => w.bus.inject(bob.address, alice.address, encodeSignal({ type: 'offer', connectionId: freshId(), sequence: sequence++, sdp: sdp! }));
     for (let i = 0; i < ANSWER_BURST + 3; i++) offer();
     expect(asked).toBe(ANSWER_BURST);
     clock += ANSWER_REFILL_MS;

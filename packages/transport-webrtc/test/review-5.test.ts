@@ -20,23 +20,16 @@ import { direct, utf8, viaRelay, World, type Device } from './helpers/fake-world
 import type { FakePeerConnection } from './helpers/fake-peer-connection.js';
 import { MemoryHub } from './helpers/memory-hub.js';
 import { within } from './helpers/stack.js';
+import { bobAtMaxPeers, freshId, worldsClosedAfterEach } from './helpers/worlds.js';
 
 const TURN = [{ urls: 'turn:127.0.0.1:3478', username: 'u', credential: 'p' }];
 
-const worlds: World[] = [];
-afterEach(async () => {
+const world = worldsClosedAfterEach();
+afterEach(() => {
+  // Before the worlds close (hooks stack).
   vi.unstubAllGlobals();
   vi.restoreAllMocks();
-  for (const w of worlds.splice(0)) await w.close();
 });
-
-function world(...args: ConstructorParameters<typeof World>): World {
-  const w = new World(...args);
-  worlds.push(w);
-  return w;
-}
-
-const fresh = (): Uint8Array => globalThis.crypto.getRandomValues(new Uint8Array(16));
 
 /** The error `createWebRtcTransport` throws with these options, or `undefined` (the transport made is closed). */
 function refusal(options: Record<string, unknown>): unknown {
@@ -115,20 +108,10 @@ describe("finding 1: privacy 'relay-only' takes an allowlist of implementations"
 describe('finding 2: eviction ranked by this device’s own demand', () => {
   test('a peer whose frames the handler resolves (junk or replays core drops) every second does not keep its link: it is evicted, not the quiet contact', async () => {
     const w = world({ sender: 'talked-before' });
-    let clock = 1_000_000;
-    const bob = await w.device('bob', { maxPeers: 2, now: () => clock });
-    const carol = await w.device('carol');
-    const dave = await w.device('dave');
-    const erin = await w.device('erin');
-    expect(await within(carol.raw.preconnect(bob.address), 'carol’s link')).toBe(true);
-    clock += 1000;
-    expect(await within(dave.raw.preconnect(bob.address), 'dave’s link')).toBe(true);
-    clock += 1000;
-    await bob.transport.send([{ to: carol.address, frame: utf8('to carol'), contact: true }]);
-    expect(direct(carol)).toEqual(['to carol']);
+    const { bob, carol, dave, erin, later } = await bobAtMaxPeers(w);
     // Dave sends a frame a second; bob's handler resolves for each (as core does for frames it drops).
     for (let i = 0; i < 5; i++) {
-      clock += 1000;
+      later(1000);
       await within(dave.transport.send([{ to: bob.address, frame: utf8(`junk ${i}`) }]), 'dave’s frame');
     }
     expect(direct(bob)).toHaveLength(5);
@@ -277,7 +260,7 @@ async function handOffer(w: World, broken = false): Promise<(to: Device, from: A
   const { sdp } = await hand.createOffer();
   const text = broken ? sdp!.replace(/^a=fake-pc:\d+$/m, 'a=fake-pc:999999') : sdp!;
   let sequence = 1;
-  return (to, from, connectionId = fresh()) => {
+  return (to, from, connectionId = freshId()) => {
     w.bus.inject(to.address, from, encodeSignal({ type: 'offer', connectionId, sequence: sequence++, sdp: text }));
     return connectionId;
   };
@@ -303,7 +286,7 @@ describe('finding 6: drains only after an answer left; stray answers get rate-li
     const bob = await w.device('bob', { now: () => clock });
     const alice = await w.device('alice');
     expect(await within(bob.raw.preconnect(alice.address), 'bob’s link to alice')).toBe(true);
-    const stray = (): void => w.bus.inject(bob.address, alice.address, encodeSignal({ type: 'answer', connectionId: fresh(), sequence: clock, sdp: 'v=0\r\n' }));
+    const stray = (): void => w.bus.inject(bob.address, alice.address, encodeSignal({ type: 'answer', connectionId: freshId(), sequence: clock, sdp: 'v=0\r\n' }));
     const byes = (): number => w.signals(bob.address, alice.address).filter((s) => s.type === 'bye').length;
     for (let i = 0; i < 20; i++) stray();
     await w.changes.until(() => byes() >= 1, 'a BYE');

@@ -21,6 +21,7 @@ import {
   type WebRtcTransport,
   type WebRtcTransportOptions,
 } from '../src/index.js';
+import { Changes } from './helpers/changes.js';
 import { MemoryHub } from './helpers/memory-hub.js';
 import { ManualTimers } from './helpers/manual-timers.js';
 import { UnsafeSignalBus } from './helpers/signal-bus.js';
@@ -29,25 +30,6 @@ import { within } from './helpers/stack.js';
 const ndcImpl = nodeDatachannelImplementation(ndc as unknown as NodeDatachannelModule, polyfill as unknown as NodeDatachannelPolyfillModule);
 const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s);
 const text = (b: Uint8Array): string => new TextDecoder().decode(b);
-
-/** Wakes waiters when anything observable changes. */
-class Changes {
-  readonly #waiters = new Set<() => void>();
-  poke = (): void => {
-    for (const w of [...this.#waiters]) w();
-  };
-  until(check: () => boolean, what: string): Promise<void> {
-    if (check()) return Promise.resolve();
-    let waiter!: () => void;
-    const done = new Promise<void>((resolve) => {
-      waiter = () => {
-        if (check()) resolve();
-      };
-      this.#waiters.add(waiter);
-    });
-    return within(done, what).finally(() => this.#waiters.delete(waiter));
-  }
-}
 
 const changes = new Changes();
 

@@ -16,26 +16,16 @@
  * Node drives it through `globalThis.deadboltWebRtcPrivacy`; every wait is on an event,
  * with a deadline.
  */
-import { createClient, type Client } from '@deadbolt/core';
-import { createMemoryStorage, createMemoryStorageBacking } from '@deadbolt/storage-memory';
-import { createWebSocketTransport } from '@deadbolt/transport-websocket';
 import {
   createWebRtcTransport,
   readSelectedCandidatePair,
   type IceServer,
-  type PathChange,
   type RTCPeerConnectionConstructor,
   type RTCPeerConnectionLike,
   type SelectedCandidatePair,
   type WebRtcPrivacy,
-  type WebRtcTransport,
 } from '../../src/index.js';
-
-interface Received {
-  readonly id: string;
-  readonly from: string;
-  readonly body: string;
-}
+import { createPageDevice, createPageWaits } from './page-device.js';
 
 /** One pair the ICE agent selected (types only, plus the candidates' protocol and address for diagnostics). */
 export interface SelectedPairEvent {
@@ -85,27 +75,9 @@ interface Recorded {
 
 const recorded: Recorded = { localDescriptions: [], remoteDescriptions: [], gathered: [], selected: [], readings: [], created: 0, connected: 0 };
 const pcs: RecordingPeerConnection[] = [];
-const waiters = new Set<() => void>();
-const poke = (): void => {
-  for (const w of [...waiters]) w();
-};
-
-function until(check: () => boolean, what: string, ms = 20_000): Promise<void> {
-  if (check()) return Promise.resolve();
-  return new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      waiters.delete(waiter);
-      reject(new Error(`in the page: timed out after ${ms} ms waiting for ${what}`));
-    }, ms);
-    const waiter = (): void => {
-      if (!check()) return;
-      clearTimeout(timer);
-      waiters.delete(waiter);
-      resolve();
-    };
-    waiters.add(waiter);
-  });
-}
+const waits = createPageWaits();
+const { poke, until } = waits;
+const device = createPageDevice(waits);
 
 const describeCandidate = (c: RTCIceCandidate | null | undefined): string => (c ? `${c.type ?? '?'} ${c.protocol ?? '?'} ${c.address ?? '?'}:${c.port ?? '?'}` : 'none');
 
@@ -199,12 +171,6 @@ class RecordingPeerConnection extends RTCPeerConnection {
   }
 }
 
-const backing = createMemoryStorageBacking();
-let client: Client | undefined;
-let transport: WebRtcTransport | undefined;
-const received: Received[] = [];
-const paths: (PathChange & { at: number })[] = [];
-
 const api = {
   /** Starts this page's device with the given privacy mode and ICE servers. */
   async start(options: {
@@ -216,59 +182,35 @@ const api = {
     /** Tell the transport this pair was selected, whatever Chromium says (to exercise the refusal). */
     forgedPair?: SelectedCandidatePair;
   }): Promise<void> {
-    transport = createWebRtcTransport({
-      fallback: createWebSocketTransport({ url: options.wsUrl, backoff: { initialMs: 20, maxMs: 500 } }),
-      RTCPeerConnection: RecordingPeerConnection as unknown as RTCPeerConnectionConstructor,
-      privacy: options.privacy,
-      iceServers: options.iceServers,
-      backoff: { initialMs: 50, maxMs: 1000 },
-      connectTimeoutMs: 8000,
-      // The transport's own reader (no hook: Chromium's standard API), its answers noted.
-      selectedCandidatePair: async (pc: RTCPeerConnectionLike) => {
-        const pair = options.forgedPair ?? (await readSelectedCandidatePair(pc));
-        recorded.readings.push(pair ?? null);
-        poke();
-        return pair;
-      },
-    });
-    transport.onPathChange((change) => {
-      paths.push({ ...change, at: Date.now() });
-      poke();
-    });
-    client = await createClient({ userId: options.userId, deviceId: options.deviceId, storage: createMemoryStorage({ backing }), transport });
-    client.on('message-received', (m) => {
-      received.push({ id: m.id, from: `${m.sender.userId}/${m.sender.deviceId}`, body: new TextDecoder().decode(m.body) });
-      poke();
-    });
-    await client.start();
+    await device.start(options, (fallback) =>
+      createWebRtcTransport({
+        fallback,
+        RTCPeerConnection: RecordingPeerConnection as unknown as RTCPeerConnectionConstructor,
+        privacy: options.privacy,
+        iceServers: options.iceServers,
+        backoff: { initialMs: 50, maxMs: 1000 },
+        connectTimeoutMs: 8000,
+        // The transport's own reader (no hook: Chromium's standard API), its answers noted.
+        selectedCandidatePair: async (pc: RTCPeerConnectionLike) => {
+          const pair = options.forgedPair ?? (await readSelectedCandidatePair(pc));
+          recorded.readings.push(pair ?? null);
+          poke();
+          return pair;
+        },
+      }),
+    );
   },
-  async stop(): Promise<void> {
-    await client?.close();
-    client = undefined;
-    transport = undefined;
-  },
-  async send(to: string, body: string): Promise<string> {
-    if (!client) throw new Error('not started');
-    return (await client.send(to, body)).id;
-  },
-  /** Waits until every id in `ids` was received; returns how many times each was. */
-  async waitReceived(ids: string[]): Promise<number[]> {
-    await until(() => ids.every((id) => received.some((m) => m.id === id)), `${ids.length} messages`);
-    return ids.map((id) => received.filter((m) => m.id === id).length);
-  },
-  /** The message ids in this device's history with `userId`. */
-  async history(userId: string): Promise<string[]> {
-    if (!client) throw new Error('not started');
-    return (await client.history(userId, { limit: 1000 })).map((m) => m.id);
-  },
-  path(userId: string, deviceId: string): 'direct' | 'relay' {
-    return transport?.path({ userId, deviceId } as never) ?? 'relay';
-  },
+  stop: device.stop,
+  send: device.send,
+  waitReceived: device.waitReceived,
+  history: device.history,
+  path: device.path,
   async waitPath(userId: string, deviceId: string, path: 'direct' | 'relay'): Promise<void> {
-    await until(() => api.path(userId, deviceId) === path, `the path to ${userId}/${deviceId} to be ${path}`);
+    await device.waitPath(userId, deviceId, path);
   },
   /** A link attempt with that device, to its end: `true` when a link opened. */
   async preconnect(userId: string, deviceId: string): Promise<boolean> {
+    const transport = device.transport();
     if (!transport) throw new Error('not started');
     return transport.preconnect({ userId, deviceId } as never);
   },
@@ -289,7 +231,7 @@ const api = {
   async stats(): Promise<PcStats[]> {
     return Promise.all(pcs.filter((pc) => pc.connectionState !== 'closed').map((pc) => pc.stats()));
   },
-  paths: (): { path: string; reason?: string }[] => paths.map((p) => ({ path: p.path, ...(p.reason !== undefined ? { reason: p.reason } : {}) })),
+  paths: (): { path: string; reason?: string }[] => device.paths().map((p) => ({ path: p.path, ...(p.reason !== undefined ? { reason: p.reason } : {}) })),
   recorded: (): Omit<Recorded, 'readings'> & { readings: (SelectedCandidatePair | null)[]; open: number } => ({
     ...recorded,
     localDescriptions: recorded.localDescriptions.slice(),

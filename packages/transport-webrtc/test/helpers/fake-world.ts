@@ -7,30 +7,11 @@
  */
 import type { Address, InboundFrame, TransportAdapter, TransportAuth } from '@deadbolt/spec';
 import { createWebRtcTransport, decodeSignal, type PathChange, type Signal, type WebRtcTransport, type WebRtcTransportOptions } from '../../src/index.js';
+import { Changes } from './changes.js';
 import { FakeNetwork, type FakePeerConnection } from './fake-peer-connection.js';
 import { ManualTimers } from './manual-timers.js';
 import { MemoryHub } from './memory-hub.js';
 import { UnsafeSignalBus, type UnsafeSignalBusOptions } from './signal-bus.js';
-import { within } from './stack.js';
-
-/** Wakes waiters when anything observable changes. */
-export class Changes {
-  readonly #waiters = new Set<() => void>();
-  poke = (): void => {
-    for (const w of [...this.#waiters]) w();
-  };
-  until(check: () => boolean, what: string): Promise<void> {
-    if (check()) return Promise.resolve();
-    let waiter!: () => void;
-    const done = new Promise<void>((resolve) => {
-      waiter = () => {
-        if (check()) resolve();
-      };
-      this.#waiters.add(waiter);
-    });
-    return within(done, what).finally(() => this.#waiters.delete(waiter));
-  }
-}
 
 /** One device: its transport (raw, and as core would drive it), what it received, its paths. */
 export interface Device {

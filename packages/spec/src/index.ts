@@ -21,3 +21,4 @@ export { ByteWriter } from './codec/writer.js';
 export { concatBytes, fromHex, fromUtf8, toHex, utf8, wipe } from './codec/bytes.js';
 export * from './relay-protocol.js';
 export * from './transport-kit.js';
+export * from './relay-transport.js';

@@ -315,6 +315,25 @@ export function relayError(frame: Extract<RelayFrame, { kind: 'error' }>, userId
   }
 }
 
+/**
+ * A source of relay request ids (relay-protocol.ts): 1, 2, … up to 2^32-1, then 1 again,
+ * never 0 (the id of the frames the relay pushes unasked).
+ *
+ * @example
+ * ```ts
+ * const takeId = requestIdCounter();
+ * encodeRelayFrame(takeId(), { kind: 'fetch', waitMs: 0, max: 100 }); // requestId 1
+ * ```
+ */
+export function requestIdCounter(): () => number {
+  let nextId = 1;
+  return () => {
+    const id = nextId;
+    nextId = nextId >= 0xffffffff ? 1 : nextId + 1;
+    return id;
+  };
+}
+
 /** The closed error every operation rejects with after `close()`. */
 export function transportClosed(): UsageError<'CLOSED'> {
   return new UsageError('CLOSED', { message: 'transport is closed', details: { what: 'transport' } });

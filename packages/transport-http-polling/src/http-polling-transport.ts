@@ -45,39 +45,28 @@
  */
 import {
   RELAY_LIMITS,
-  TRANSPORT_SPECIFICATION_VERSION,
   TransportCore,
   TransportError,
-  UsageError,
+  acceptHello,
   backoffDelay,
-  checkDeviceListBytes,
-  checkProvisionBlob,
-  checkProvisionChannel,
-  checkProvisionWait,
-  deviceMismatchError,
+  createRelayTransport,
   isDeadboltError,
   decodeRelayFrame,
   encodeRelayFrame,
-  planSendRequests,
-  prepareFetchSkip,
-  planSharedSend,
   relayError,
-  settleSendRequests,
+  relayMessageLimit,
+  requestIdCounter,
+  signAuth,
   transportClosed,
   type BackoffOptions,
-  type DeviceDirectoryEntry,
-  type FetchBundlesOptions,
   type FrameHandler,
-  type OutboundMessage,
   type RelayFrame,
-  type SharedRecipient,
+  type RelayRequestOptions,
   type TransportAdapter,
   type TransportAuth,
-  type TransportNotice,
-  type TransportState,
 } from '@deadbolt/spec';
 import type { TransportTimers } from '@deadbolt/spec';
-import { invalidOption as invalid, isolatedListener as isolated, positiveOption as positive, systemTimers as globalTimers, transportFailed as failed } from '@deadbolt/spec';
+import { invalidOption as invalid, positiveOption as positive, systemTimers as globalTimers, transportFailed as failed } from '@deadbolt/spec';
 
 /** Timer functions (injectable for tests). */
 export type HttpPollingTransportTimers = TransportTimers;
@@ -137,7 +126,6 @@ interface CallOptions {
   readonly waitMs?: number;
 }
 
-const ID_PATTERN = /^[A-Za-z0-9._@:+-]{1,64}$/;
 const CONNECT_TRIES = 4;
 
 /** `Retry-After` in ms: delta-seconds or an HTTP date (RFC 9110 §10.2.3). */
@@ -200,18 +188,13 @@ export function createHttpPollingTransport(options: HttpPollingTransportOptions)
   let token: string | undefined;
   let authenticating: Promise<void> | undefined;
   let connecting: Promise<void> | undefined;
-  let nextId = 1;
   let counted = 0;
   let polling = false;
   let handlerWaiters: (() => void)[] = [];
   /** The REVOKED refusal that ended the last connection, for requests still waiting on it. */
   let revokedBy: unknown;
 
-  const takeId = (): number => {
-    const id = nextId;
-    nextId = nextId >= 0xffffffff ? 1 : nextId + 1;
-    return id;
-  };
+  const takeId = requestIdCounter();
 
   /** Waits `ms`; resolves early (and the caller sees `closed()`) on close. */
   function sleep(ms: number): Promise<void> {
@@ -310,23 +293,13 @@ export function createHttpPollingTransport(options: HttpPollingTransportOptions)
   async function authenticateOnce(): Promise<void> {
     const credentials = auth;
     if (credentials === undefined) throw failed('connect', 'not connected: call connect() first');
-    const hello = await exchange('/v1/hello', undefined, { operation: 'connect', user: false });
-    if (hello.kind === 'error') throw relayError(hello);
-    if (hello.kind !== 'hello') throw failed('connect', `expected HELLO, got ${hello.kind}`);
-    if (expectedRelayId !== undefined && hello.relayId !== expectedRelayId) {
-      throw failed('connect', `the relay calls itself ${JSON.stringify(hello.relayId)}, expected ${JSON.stringify(expectedRelayId)}`);
-    }
-    const signature = await credentials.sign(hello.relayId, hello.challenge.slice());
-    if (!(signature instanceof Uint8Array) || signature.byteLength !== 64) throw invalid('auth.sign() result', 'a 64-byte Ed25519 signature');
+    const hello = acceptHello(await exchange('/v1/hello', undefined, { operation: 'connect', user: false }), expectedRelayId, 'connect');
+    const authFrame = await signAuth(credentials, hello);
     token = undefined;
-    const ok = await exchange(
-      '/v1/rpc',
-      { kind: 'auth', certificate: credentials.certificate, signature, challenge: hello.challenge, token: credentials.token ?? '' },
-      { operation: 'connect', user: false },
-    );
+    const ok = await exchange('/v1/rpc', authFrame, { operation: 'connect', user: false });
     if (ok.kind === 'error') throw relayError(ok);
     if (ok.kind !== 'auth-ok') throw failed('connect', `expected AUTH_OK, got ${ok.kind}`);
-    relayMaxMessage = Math.max(1, Math.min(RELAY_LIMITS.maxMessage, hello.maxMessage));
+    relayMaxMessage = relayMessageLimit(hello);
     token = ok.sessionToken;
   }
 
@@ -446,214 +419,105 @@ export function createHttpPollingTransport(options: HttpPollingTransportOptions)
     }
   }
 
-  function admit(operation: string, requests: number): void {
-    if (core.state === 'idle') throw failed(operation, 'not connected: call connect() first');
-    if (counted + requests > maxPending) throw failed(operation, `too many requests waiting for the relay (at most ${maxPending})`);
-  }
-
   /** A request of the caller's, counted against `maxPending` while it waits. */
-  async function userCall(frame: RelayFrame, opts: CallOptions): Promise<RelayFrame> {
+  async function userCall(frame: RelayFrame, opts: RelayRequestOptions): Promise<RelayFrame> {
     counted++;
     try {
-      return await call(frame, opts);
+      return await call(frame, { ...opts, user: true });
     } finally {
       counted--;
     }
   }
 
-  /**
-   * One SEND or SEND_SHARED request: resolves on OK; DEVICE_MISMATCH rejects with
-   * `DEVICE_MISMATCH` (an answer, so never retried: nothing was stored).
-   */
-  async function sendCall(frame: RelayFrame, opts: CallOptions): Promise<void> {
-    const answer = await userCall(frame, opts);
-    if (answer.kind === 'device-mismatch') throw deviceMismatchError(answer.users);
-    if (answer.kind !== 'ok') throw failed(opts.operation, `the relay answered ${answer.kind}, expected OK`);
-  }
-
-  /** A caller's request answered by OK. */
-  async function okCall(frame: RelayFrame, opts: CallOptions): Promise<void> {
-    const answer = await userCall(frame, opts);
-    if (answer.kind !== 'ok') throw failed(opts.operation, `the relay answered ${answer.kind}, expected OK`);
-  }
-
-  return {
-    specificationVersion: TRANSPORT_SPECIFICATION_VERSION,
-    get maxFrameSize() {
-      return maxFrameSize();
-    },
-    get state() {
-      return core.state;
-    },
-
-    connect(credentials: TransportAuth): Promise<void> {
-      if (closed()) return Promise.reject(transportClosed());
-      if (core.state === 'connected' || core.state === 'reconnecting') return Promise.resolve();
-      if (connecting) return connecting;
-      if (
-        typeof credentials !== 'object' ||
-        credentials === null ||
-        !(credentials.certificate instanceof Uint8Array) ||
-        typeof credentials.sign !== 'function' ||
-        (credentials.token !== undefined && typeof credentials.token !== 'string')
-      ) {
-        return Promise.reject(invalid('auth', '{ certificate: Uint8Array, sign(relayId, challenge), token?: string }'));
-      }
-      revokedBy = undefined;
-      auth = {
-        certificate: credentials.certificate.slice(),
-        sign: (relayId, challenge) => credentials.sign(relayId, challenge),
-        ...(credentials.token !== undefined ? { token: credentials.token } : {}),
-      };
-      core.setState('connecting');
-      connecting = (async () => {
-        for (let attempt = 0; ; attempt++) {
-          try {
-            await authenticate();
-            return;
-          } catch (e) {
-            if (closed()) throw transportClosed();
-            // A refusal fails connect, except UNAUTHENTICATED: an AUTH request repeated on
-            // the way (a retrying proxy) is answered "used challenge" although the first
-            // copy succeeded, so it is tried again with a fresh challenge, as an
-            // unreachable relay is (a device the relay really refuses is refused each time).
-            const refusedAuth = isDeadboltError(e, 'RELAY_REJECTED') && e.details.code === 'UNAUTHENTICATED';
-            if (!(e instanceof Transient) && !refusedAuth) throw e;
-            if (attempt + 1 >= CONNECT_TRIES) throw refusedAuth ? e : failed('connect', 'the relay is unreachable');
-            const delay = backoffDelay(attempt, backoff, random);
-            await sleep(e instanceof Transient && e.kind === 'wait' ? Math.max(e.retryAfterMs ?? 0, delay) : delay);
-          }
+  /** Starts `connect` (the public shell checked the state and copied the credentials). */
+  function connect(credentials: TransportAuth): Promise<void> {
+    revokedBy = undefined;
+    auth = credentials;
+    core.setState('connecting');
+    connecting = (async () => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await authenticate();
+          return;
+        } catch (e) {
+          if (closed()) throw transportClosed();
+          // A refusal fails connect, except UNAUTHENTICATED: an AUTH request repeated on
+          // the way (a retrying proxy) is answered "used challenge" although the first
+          // copy succeeded, so it is tried again with a fresh challenge, as an
+          // unreachable relay is (a device the relay really refuses is refused each time).
+          const refusedAuth = isDeadboltError(e, 'RELAY_REJECTED') && e.details.code === 'UNAUTHENTICATED';
+          if (!(e instanceof Transient) && !refusedAuth) throw e;
+          if (attempt + 1 >= CONNECT_TRIES) throw refusedAuth ? e : failed('connect', 'the relay is unreachable');
+          const delay = backoffDelay(attempt, backoff, random);
+          await sleep(e instanceof Transient && e.kind === 'wait' ? Math.max(e.retryAfterMs ?? 0, delay) : delay);
         }
-      })().then(
-        () => {
-          connecting = undefined;
-          if (closed()) throw transportClosed();
-          core.setState('connected');
-          void pollLoop();
-        },
-        (e: unknown) => {
-          connecting = undefined;
-          if (closed()) throw transportClosed();
-          auth = undefined;
-          token = undefined;
-          core.setState('idle');
-          throw e;
-        },
-      );
-      return connecting;
-    },
+      }
+    })().then(
+      () => {
+        connecting = undefined;
+        if (closed()) throw transportClosed();
+        core.setState('connected');
+        void pollLoop();
+      },
+      (e: unknown) => {
+        connecting = undefined;
+        if (closed()) throw transportClosed();
+        auth = undefined;
+        token = undefined;
+        core.setState('idle');
+        throw e;
+      },
+    );
+    return connecting;
+  }
 
-    async send(messages: readonly OutboundMessage[]): Promise<void> {
-      if (closed()) throw transportClosed();
-      const chunks = planSendRequests(messages, maxFrameSize());
-      admit('send', chunks.length);
-      const results = await Promise.allSettled(
-        chunks.map((chunk) => {
-          const users = new Set(chunk.map((m) => m.to.userId));
-          const largestFrame = chunk.reduce((n, m) => Math.max(n, m.frame.byteLength), 0);
-          return sendCall({ kind: 'send', messages: chunk }, { operation: 'send', user: true, largestFrame, ...(users.size === 1 ? { userId: chunk[0]!.to.userId } : {}) });
-        }),
-      );
-      settleSendRequests(results);
-    },
+  /**
+   * PROVISION_TAKE: no connect and no session token, one request (one attempt: the relay
+   * deletes the blob when it answers, so a repeated take after a lost answer would find nothing).
+   */
+  async function provisionTake(channel: Uint8Array, waitMs: number): Promise<Uint8Array | undefined> {
+    let answer: RelayFrame;
+    try {
+      answer = await exchange('/v1/rpc', { kind: 'provision-take', channel, waitMs }, { operation: 'provisionTake', user: true, waitMs });
+    } catch (e) {
+      if (!(e instanceof Transient)) throw e;
+      if (e.kind === 'wait') {
+        throw new TransportError('RATE_LIMITED', { message: 'provisionTake: the relay asks to slow down', details: { retryAfterMs: e.retryAfterMs ?? 0 } });
+      }
+      throw failed('provisionTake', 'the relay is unreachable or did not answer');
+    }
+    if (answer.kind === 'error') throw relayError(answer);
+    if (answer.kind !== 'provision') throw failed('provisionTake', `the relay answered ${answer.kind}, expected PROVISION`);
+    return answer.sealed?.slice();
+  }
 
-    async sendShared(recipients: readonly SharedRecipient[], frame: Uint8Array): Promise<void> {
-      if (closed()) throw transportClosed();
-      const plan = planSharedSend(recipients, frame, maxFrameSize());
-      admit('sendShared', plan.requests.length);
-      const results = await Promise.allSettled(
-        plan.requests.map((chunk) => {
-          const users = new Set(chunk.map((r) => r.to.userId));
-          return sendCall(
-            { kind: 'send-shared', recipients: chunk, frame: plan.frame },
-            { operation: 'sendShared', user: true, largestFrame: plan.frame.byteLength, ...(users.size === 1 ? { userId: chunk[0]!.to.userId } : {}) },
-          );
-        }),
-      );
-      settleSendRequests(results);
-    },
+  /** Ends every waiter for a handler (a poll pausing after an unacknowledged batch). */
+  function wakeHandlerWaiters(): void {
+    const waiters = handlerWaiters;
+    handlerWaiters = [];
+    for (const w of waiters) w();
+  }
 
+  return createRelayTransport({
+    core,
+    maxPending,
+    pending: () => counted,
+    maxFrameSize,
+    connecting: () => connecting,
+    connect,
+    request: userCall,
+    provisionTake,
     onFrame(next: FrameHandler): () => void {
-      if (typeof next !== 'function') throw invalid('handler', 'a function');
       if (closed()) return () => {};
       const remove = core.onFrame(next);
-      const waiters = handlerWaiters;
-      handlerWaiters = [];
-      for (const w of waiters) w();
+      wakeHandlerWaiters();
       return remove;
     },
-    onStateChange(listener: (state: TransportState) => void): () => void {
-      return core.onStateChange(isolated(listener));
-    },
-    onNotice(listener: (notice: TransportNotice) => void): () => void {
-      return core.onNotice(isolated(listener));
-    },
-
-    async publishPrekeys(upload: Uint8Array): Promise<void> {
-      if (closed()) throw transportClosed();
-      if (!(upload instanceof Uint8Array) || upload.byteLength === 0) throw invalid('upload', 'a non-empty Uint8Array');
-      admit('publishPrekeys', 1);
-      await userCall({ kind: 'publish-prekeys', upload: upload.slice() }, { operation: 'publishPrekeys', user: true });
-    },
-
-    async fetchBundles(userId: string, options?: FetchBundlesOptions): Promise<DeviceDirectoryEntry> {
-      if (closed()) throw transportClosed();
-      if (typeof userId !== 'string' || !ID_PATTERN.test(userId)) throw invalid('userId', '1-64 characters of [A-Za-z0-9._@:+-]');
-      const skip = prepareFetchSkip(options);
-      admit('fetchBundles', 1);
-      const frame = await userCall({ kind: 'fetch-bundles', userId, skip }, { operation: 'fetchBundles', user: true, userId });
-      if (frame.kind !== 'bundles') throw failed('fetchBundles', `the relay answered ${frame.kind}, expected BUNDLES`);
-      return { bundles: frame.bundles.map((b) => b.slice()), deviceList: frame.deviceList?.slice() };
-    },
-
-    async publishDeviceList(deviceList: Uint8Array): Promise<void> {
-      if (closed()) throw transportClosed();
-      const copy = checkDeviceListBytes(deviceList);
-      admit('publishDeviceList', 1);
-      await okCall({ kind: 'publish-device-list', deviceList: copy }, { operation: 'publishDeviceList', user: true });
-    },
-
-    async provisionPut(channel: Uint8Array, sealed: Uint8Array): Promise<void> {
-      if (closed()) throw transportClosed();
-      const c = checkProvisionChannel(channel);
-      const s = checkProvisionBlob(sealed);
-      admit('provisionPut', 1);
-      await okCall({ kind: 'provision-put', channel: c, sealed: s }, { operation: 'provisionPut', user: true });
-    },
-
-    async provisionTake(channel: Uint8Array, waitMs: number): Promise<Uint8Array | undefined> {
-      if (closed()) throw transportClosed();
-      const c = checkProvisionChannel(channel);
-      const wait = checkProvisionWait(waitMs);
-      // No connect and no session: one request, counted against maxPending while it waits.
-      if (counted + 1 > maxPending) throw failed('provisionTake', `too many requests waiting for the relay (at most ${maxPending})`);
-      counted++;
-      try {
-        let answer: RelayFrame;
-        try {
-          answer = await exchange('/v1/rpc', { kind: 'provision-take', channel: c, waitMs: wait }, { operation: 'provisionTake', user: true, waitMs: wait });
-        } catch (e) {
-          if (!(e instanceof Transient)) throw e;
-          if (e.kind === 'wait') {
-            throw new TransportError('RATE_LIMITED', { message: 'provisionTake: the relay asks to slow down', details: { retryAfterMs: e.retryAfterMs ?? 0 } });
-          }
-          throw failed('provisionTake', 'the relay is unreachable or did not answer');
-        }
-        if (answer.kind === 'error') throw relayError(answer);
-        if (answer.kind !== 'provision') throw failed('provisionTake', `the relay answered ${answer.kind}, expected PROVISION`);
-        return answer.sealed?.slice();
-      } finally {
-        counted--;
-      }
-    },
-
     async close(): Promise<void> {
       if (closed()) return;
       core.close();
       lifetime.abort();
-      const waiters = handlerWaiters;
-      handlerWaiters = [];
-      for (const w of waiters) w();
+      wakeHandlerWaiters();
     },
-  };
+  });
 }

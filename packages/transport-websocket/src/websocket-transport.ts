@@ -48,39 +48,29 @@
  */
 import {
   RELAY_LIMITS,
-  TRANSPORT_SPECIFICATION_VERSION,
   TransportCore,
   TransportError,
-  UsageError,
+  acceptHello,
   backoffDelay,
-  checkDeviceListBytes,
-  checkProvisionBlob,
-  checkProvisionChannel,
-  checkProvisionWait,
+  createRelayTransport,
   decodeRelayFrame,
-  deviceMismatchError,
   isDeadboltError,
   encodeRelayFrame,
   planSendRequests,
-  prepareFetchSkip,
-  planSharedSend,
   relayError,
-  settleSendRequests,
+  relayMessageLimit,
+  requestIdCounter,
+  signAuth,
   transportClosed,
   type BackoffOptions,
-  type DeviceDirectoryEntry,
-  type FetchBundlesOptions,
-  type FrameHandler,
+  type HelloFrame,
   type OutboundMessage,
   type RelayFrame,
-  type SharedRecipient,
   type TransportAdapter,
   type TransportAuth,
-  type TransportNotice,
-  type TransportState,
 } from '@deadbolt/spec';
 import type { TransportTimers } from '@deadbolt/spec';
-import { invalidOption as invalid, isolatedListener as isolated, positiveOption as positive, systemTimers as globalTimers, transportFailed as failed } from '@deadbolt/spec';
+import { invalidOption as invalid, positiveOption as positive, systemTimers as globalTimers, transportFailed as failed } from '@deadbolt/spec';
 
 // Implementations type their event objects differently (DOM `MessageEvent`, `ws`'s own);
 // `any` here is what lets both the browser's class and `ws`'s be passed without a cast.
@@ -178,7 +168,6 @@ const CLOSED = 3;
 const BACKPRESSURE_RETRY_MS = 10;
 /** How long `close()` waits for the socket's closing handshake. */
 const CLOSE_WAIT_MS = 1000;
-const ID_PATTERN = /^[A-Za-z0-9._@:+-]{1,64}$/;
 
 function toBytes(data: unknown): Uint8Array | undefined {
   if (data instanceof ArrayBuffer) return new Uint8Array(data);
@@ -247,7 +236,6 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): Tr
   let wakeConnect: (() => void) | undefined;
   let backpressureTimer: unknown;
   let attempt = 0;
-  let nextId = 1;
   let counted = 0;
   let closing: Promise<void> | undefined;
   /** Handshake failures the network caused (worth another attempt), as opposed to refusals. */
@@ -257,11 +245,7 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): Tr
   /** PROVISION_TAKEs in progress, each on a socket of its own (ended by `close()`). */
   const takes = new Set<(error: unknown) => void>();
 
-  const takeId = (): number => {
-    const id = nextId;
-    nextId = nextId >= 0xffffffff ? 1 : nextId + 1;
-    return id;
-  };
+  const takeId = requestIdCounter();
   const closed = (): boolean => core.state === 'closed';
 
   // --- one connection: open, HELLO, AUTH ---------------------------------------------------
@@ -330,34 +314,23 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): Tr
           return;
         }
         if (phase === 'hello') {
-          if (frame.kind === 'error') return fail(relayError(frame));
-          if (frame.kind !== 'hello') return fail(failed('connect', `expected HELLO, got ${frame.kind}`));
-          if (expectedRelayId !== undefined && frame.relayId !== expectedRelayId) {
-            return fail(failed('connect', `the relay calls itself ${JSON.stringify(frame.relayId)}, expected ${JSON.stringify(expectedRelayId)}`));
+          let hello: HelloFrame;
+          try {
+            hello = acceptHello(frame, expectedRelayId, 'connect');
+          } catch (e) {
+            return fail(e);
           }
           phase = 'signing';
-          const hello = frame;
           Promise.resolve()
-            .then(() => credentials.sign(hello.relayId, hello.challenge.slice()))
+            .then(() => signAuth(credentials, hello))
             .then(
-              (signature) => {
+              (authFrame) => {
                 if (phase !== 'signing') return;
-                if (!(signature instanceof Uint8Array) || signature.byteLength !== 64) {
-                  return fail(invalid('auth.sign() result', 'a 64-byte Ed25519 signature'));
-                }
-                relayMaxMessage = Math.max(1, Math.min(RELAY_LIMITS.maxMessage, hello.maxMessage));
+                relayMaxMessage = relayMessageLimit(hello);
                 authId = takeId();
                 phase = 'auth';
                 try {
-                  ws.send(
-                    encodeRelayFrame(authId, {
-                      kind: 'auth',
-                      certificate: credentials.certificate,
-                      signature,
-                      challenge: hello.challenge,
-                      token: credentials.token ?? '',
-                    }) as Uint8Array<ArrayBuffer>,
-                  );
+                  ws.send(encodeRelayFrame(authId, authFrame) as Uint8Array<ArrayBuffer>);
                 } catch (e) {
                   fail(failed('connect', 'cannot send AUTH', e));
                 }
@@ -583,28 +556,6 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): Tr
     }
   }
 
-  /** The common gate of the public requests. */
-  function admit(operation: string, requests: number): void {
-    if (core.state === 'idle') throw failed(operation, 'not connected: call connect() first');
-    if (counted + requests > maxPending) throw failed(operation, `too many requests waiting for the relay (at most ${maxPending})`);
-  }
-
-  /**
-   * One SEND or SEND_SHARED request: resolves on OK; DEVICE_MISMATCH rejects with
-   * `DEVICE_MISMATCH` (an answer, so never retried: nothing was stored).
-   */
-  async function sendRequest(frame: RelayFrame, operation: string, userId: string | undefined, largestFrame: number): Promise<void> {
-    const answer = await request(frame, operation, true, userId, largestFrame);
-    if (answer.kind === 'device-mismatch') throw deviceMismatchError(answer.users);
-    if (answer.kind !== 'ok') throw failed(operation, `the relay answered ${answer.kind}, expected OK`);
-  }
-
-  /** A request answered by OK. */
-  async function okRequest(frame: RelayFrame, operation: string): Promise<void> {
-    const answer = await request(frame, operation, true);
-    if (answer.kind !== 'ok') throw failed(operation, `the relay answered ${answer.kind}, expected OK`);
-  }
-
   /**
    * PROVISION_TAKE on a socket of its own, without AUTH (relay-protocol.md PROVISION_TAKE):
    * open, read HELLO, send the take, wait for PROVISION, close. One attempt: a take whose
@@ -655,10 +606,10 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): Tr
         }
         const { frame } = envelope;
         if (phase === 'hello') {
-          if (frame.kind === 'error') return finish(relayError(frame));
-          if (frame.kind !== 'hello') return finish(failed('provisionTake', `expected HELLO, got ${frame.kind}`));
-          if (expectedRelayId !== undefined && frame.relayId !== expectedRelayId) {
-            return finish(failed('provisionTake', `the relay calls itself ${JSON.stringify(frame.relayId)}, expected ${JSON.stringify(expectedRelayId)}`));
+          try {
+            acceptHello(frame, expectedRelayId, 'provisionTake');
+          } catch (e) {
+            return finish(e);
           }
           phase = 'take';
           try {
@@ -716,169 +667,71 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): Tr
     ).then(() => undefined);
   }
 
-  return {
-    specificationVersion: TRANSPORT_SPECIFICATION_VERSION,
-    get maxFrameSize() {
-      return maxFrameSize();
-    },
-    get state() {
-      return core.state;
-    },
-
-    connect(credentials: TransportAuth): Promise<void> {
-      if (closed()) return Promise.reject(transportClosed());
-      if (core.state === 'connected' || core.state === 'reconnecting') return Promise.resolve();
-      if (connecting) return connecting;
-      if (
-        typeof credentials !== 'object' ||
-        credentials === null ||
-        !(credentials.certificate instanceof Uint8Array) ||
-        typeof credentials.sign !== 'function' ||
-        (credentials.token !== undefined && typeof credentials.token !== 'string')
-      ) {
-        return Promise.reject(invalid('auth', '{ certificate: Uint8Array, sign(relayId, challenge), token?: string }'));
-      }
-      // A private copy: the caller may reuse its arrays.
-      const copy: TransportAuth = {
-        certificate: credentials.certificate.slice(),
-        sign: (relayId, challenge) => credentials.sign(relayId, challenge),
-        ...(credentials.token !== undefined ? { token: credentials.token } : {}),
-      };
-      auth = copy;
-      core.setState('connecting');
-      const attemptConnect = async (): Promise<void> => {
-        for (let tries = 1; ; tries++) {
-          try {
-            await open(copy);
-            return;
-          } catch (e) {
-            if (closed()) throw transportClosed();
-            // Tried again, with backoff, on a fresh connection and challenge: a connection
-            // cut before AUTH_OK, and UNAUTHENTICATED (an AUTH repeated on the way, by a
-            // proxy or a flaky network, is answered "used challenge", possibly before the
-            // original's AUTH_OK; a device the relay really refuses is refused each time).
-            // Any other refusal, or a timeout, ends connect at once.
-            const retry = (typeof e === 'object' && e !== null && networkFailures.has(e)) || (isDeadboltError(e, 'RELAY_REJECTED') && e.details.code === 'UNAUTHENTICATED');
-            if (!retry || tries >= CONNECT_TRIES) throw e;
-            await new Promise<void>((resolve) => {
-              const done = (): void => {
-                wakeConnect = undefined;
-                resolve();
-              };
-              wakeConnect = done; // close() ends the wait
-              reconnectTimer = timers.setTimeout(() => {
-                reconnectTimer = undefined;
-                done();
-              }, backoffDelay(tries - 1, backoff, random));
-            });
-            if (closed()) throw transportClosed();
-          }
-        }
-      };
-      connecting = attemptConnect().then(
-        () => {
-          connecting = undefined;
-        },
-        (error: unknown) => {
-          connecting = undefined;
+  /** Starts `connect` (the public shell checked the state and copied the credentials). */
+  function connect(credentials: TransportAuth): Promise<void> {
+    auth = credentials;
+    core.setState('connecting');
+    const attemptConnect = async (): Promise<void> => {
+      for (let tries = 1; ; tries++) {
+        try {
+          await open(credentials);
+          return;
+        } catch (e) {
           if (closed()) throw transportClosed();
-          auth = undefined;
-          // Requests queued while connecting have nowhere to go.
-          for (const req of [...pending.values()]) {
-            settle(req);
-            req.reject(failed(req.operation, 'the connection attempt failed', error));
-          }
-          core.setState('idle');
-          throw error;
-        },
-      );
-      return connecting;
-    },
-
-    async send(messages: readonly OutboundMessage[]): Promise<void> {
-      if (closed()) throw transportClosed();
-      const chunks = planSendRequests(messages, maxFrameSize());
-      admit('send', chunks.length);
-      // Every request is encoded (copied) before the first await.
-      const requests = chunks.map((chunk) => {
-        const users = new Set(chunk.map((m) => m.to.userId));
-        const largest = chunk.reduce((n, m) => Math.max(n, m.frame.byteLength), 0);
-        return sendRequest({ kind: 'send', messages: chunk }, 'send', users.size === 1 ? chunk[0]!.to.userId : undefined, largest);
-      });
-      settleSendRequests(await Promise.allSettled(requests));
-    },
-
-    async sendShared(recipients: readonly SharedRecipient[], frame: Uint8Array): Promise<void> {
-      if (closed()) throw transportClosed();
-      const plan = planSharedSend(recipients, frame, maxFrameSize());
-      admit('sendShared', plan.requests.length);
-      const requests = plan.requests.map((chunk) => {
-        const users = new Set(chunk.map((r) => r.to.userId));
-        return sendRequest({ kind: 'send-shared', recipients: chunk, frame: plan.frame }, 'sendShared', users.size === 1 ? chunk[0]!.to.userId : undefined, plan.frame.byteLength);
-      });
-      settleSendRequests(await Promise.allSettled(requests));
-    },
-
-    onFrame(handler: FrameHandler): () => void {
-      if (typeof handler !== 'function') throw invalid('handler', 'a function');
-      return core.onFrame(handler);
-    },
-    onStateChange(listener: (state: TransportState) => void): () => void {
-      return core.onStateChange(isolated(listener));
-    },
-    onNotice(listener: (notice: TransportNotice) => void): () => void {
-      return core.onNotice(isolated(listener));
-    },
-
-    async publishPrekeys(upload: Uint8Array): Promise<void> {
-      if (closed()) throw transportClosed();
-      if (!(upload instanceof Uint8Array) || upload.byteLength === 0) throw invalid('upload', 'a non-empty Uint8Array');
-      admit('publishPrekeys', 1);
-      await request({ kind: 'publish-prekeys', upload: upload.slice() }, 'publishPrekeys', true);
-    },
-
-    async fetchBundles(userId: string, options?: FetchBundlesOptions): Promise<DeviceDirectoryEntry> {
-      if (closed()) throw transportClosed();
-      if (typeof userId !== 'string' || !ID_PATTERN.test(userId)) throw invalid('userId', '1-64 characters of [A-Za-z0-9._@:+-]');
-      const skip = prepareFetchSkip(options);
-      admit('fetchBundles', 1);
-      const frame = await request({ kind: 'fetch-bundles', userId, skip }, 'fetchBundles', true, userId);
-      if (frame.kind !== 'bundles') throw failed('fetchBundles', `the relay answered ${frame.kind}, expected BUNDLES`);
-      return { bundles: frame.bundles.map((b) => b.slice()), deviceList: frame.deviceList?.slice() };
-    },
-
-    async publishDeviceList(deviceList: Uint8Array): Promise<void> {
-      if (closed()) throw transportClosed();
-      const copy = checkDeviceListBytes(deviceList);
-      admit('publishDeviceList', 1);
-      await okRequest({ kind: 'publish-device-list', deviceList: copy }, 'publishDeviceList');
-    },
-
-    async provisionPut(channel: Uint8Array, sealed: Uint8Array): Promise<void> {
-      if (closed()) throw transportClosed();
-      const c = checkProvisionChannel(channel);
-      const s = checkProvisionBlob(sealed);
-      admit('provisionPut', 1);
-      await okRequest({ kind: 'provision-put', channel: c, sealed: s }, 'provisionPut');
-    },
-
-    async provisionTake(channel: Uint8Array, waitMs: number): Promise<Uint8Array | undefined> {
-      if (closed()) throw transportClosed();
-      const c = checkProvisionChannel(channel);
-      const wait = checkProvisionWait(waitMs);
-      // No connect needed; counted against maxPending like any waiting request.
-      if (counted + 1 > maxPending) throw failed('provisionTake', `too many requests waiting for the relay (at most ${maxPending})`);
-      counted++;
-      try {
-        return await provisionTakeOnce(c, wait);
-      } finally {
-        counted--;
+          // Tried again, with backoff, on a fresh connection and challenge: a connection
+          // cut before AUTH_OK, and UNAUTHENTICATED (an AUTH repeated on the way, by a
+          // proxy or a flaky network, is answered "used challenge", possibly before the
+          // original's AUTH_OK; a device the relay really refuses is refused each time).
+          // Any other refusal, or a timeout, ends connect at once.
+          const retry = (typeof e === 'object' && e !== null && networkFailures.has(e)) || (isDeadboltError(e, 'RELAY_REJECTED') && e.details.code === 'UNAUTHENTICATED');
+          if (!retry || tries >= CONNECT_TRIES) throw e;
+          await new Promise<void>((resolve) => {
+            const done = (): void => {
+              wakeConnect = undefined;
+              resolve();
+            };
+            wakeConnect = done; // close() ends the wait
+            reconnectTimer = timers.setTimeout(() => {
+              reconnectTimer = undefined;
+              done();
+            }, backoffDelay(tries - 1, backoff, random));
+          });
+          if (closed()) throw transportClosed();
+        }
       }
-    },
+    };
+    connecting = attemptConnect().then(
+      () => {
+        connecting = undefined;
+      },
+      (error: unknown) => {
+        connecting = undefined;
+        if (closed()) throw transportClosed();
+        auth = undefined;
+        // Requests queued while connecting have nowhere to go.
+        for (const req of [...pending.values()]) {
+          settle(req);
+          req.reject(failed(req.operation, 'the connection attempt failed', error));
+        }
+        core.setState('idle');
+        throw error;
+      },
+    );
+    return connecting;
+  }
 
+  return createRelayTransport({
+    core,
+    maxPending,
+    pending: () => counted,
+    maxFrameSize,
+    connecting: () => connecting,
+    connect,
+    request: (frame, { operation, userId, largestFrame }) => request(frame, operation, true, userId, largestFrame),
+    provisionTake: provisionTakeOnce,
     close(): Promise<void> {
       closing ??= closeNow();
       return closing;
     },
-  };
+  });
 }

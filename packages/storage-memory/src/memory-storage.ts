@@ -4,9 +4,13 @@
  * Entries live in a `Map` keyed by an unambiguous encoding of the key, so `get` and each
  * `batch` operation cost O(d) on average for a key of d segments (plus the copy of the
  * value). A prefix index (every prefix of every key, by whole segments, to the entries
- * under it) lets `range` touch only its m matches and sort them, O(m log m), however many
- * other entries the store holds: a client calls `range` on every send (its sessions with
- * the recipient), and a scan of the whole store would grow with its history.
+ * under it) lets `range` touch only its m matches, however many other entries the store
+ * holds: a client calls `range` on every send (its sessions with the recipient), and a scan
+ * of the whole store would grow with its history. The matches' key order is kept per
+ * prefix once a `range` has sorted them (O(m log m)), until an entry under that prefix is
+ * added or removed; overwriting a value keeps it. A window (`after`, `before`, `limit`,
+ * invariant 12) is then found by binary search, so paging back through a long history
+ * costs O(log m + limit) a page.
  *
  * Every method body runs synchronously after its arguments are checked, so a `batch` can
  * never interleave with another call: batches are atomic and isolated (invariants 5 and
@@ -20,7 +24,6 @@ import {
   assertStorageKey,
   compareStorageKeys,
   copyBytes,
-  inRangeWindow,
   readRangeOptions,
   snapshotStorageBatch,
   snapshotStorageKey,
@@ -46,10 +49,28 @@ interface Entries {
   readonly byId: Map<string, StoredEntry>;
   /** The encoding of every prefix (0 to d segments) of every stored key → the ids under it. */
   readonly under: Map<string, Set<string>>;
+  /**
+   * The ids under a prefix in key order, for prefixes a `range` has read since the last
+   * entry was added under them or removed (a cache over `under`, dropped on change).
+   */
+  readonly sorted: Map<string, readonly string[]>;
 }
 
 function newEntries(): Entries {
-  return { byId: new Map(), under: new Map() };
+  return { byId: new Map(), under: new Map(), sorted: new Map() };
+}
+
+/** The first index in `ids` (in key order) whose key is greater than `bound` (`orEqual`: not less than it). */
+function searchKeys(entries: Entries, ids: readonly string[], bound: StorageKey, orEqual: boolean): number {
+  let lo = 0;
+  let hi = ids.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    const c = compareStorageKeys((entries.byId.get(ids[mid] as string) as StoredEntry).key, bound);
+    if (c > 0 || (orEqual && c === 0)) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
 }
 
 /**
@@ -206,6 +227,7 @@ export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage
     old.value.fill(0);
     entries.byId.delete(id);
     for (const prefix of encodePrefixes(old.key)) {
+      entries.sorted.delete(prefix);
       const ids = entries.under.get(prefix);
       if (ids === undefined) continue;
       ids.delete(id);
@@ -216,6 +238,7 @@ export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage
   function store(id: string, entry: StoredEntry): void {
     entries.byId.set(id, entry);
     for (const prefix of encodePrefixes(entry.key)) {
+      entries.sorted.delete(prefix);
       let ids = entries.under.get(prefix);
       if (ids === undefined) {
         ids = new Set();
@@ -242,14 +265,23 @@ export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage
       assertStorageKey(p, 'prefix');
       const window = readRangeOptions(rangeOptions); // invariant 12: limit, reverse, after, before
       if (window.limit === 0) return [];
-      const matches: StoredEntry[] = [];
-      for (const id of entries.under.get(encodeKey(p)) ?? []) {
-        const entry = entries.byId.get(id) as StoredEntry;
-        if (inRangeWindow(entry.key, window)) matches.push(entry);
+      const id = encodeKey(p);
+      let ids = entries.sorted.get(id);
+      if (ids === undefined) {
+        const byKey = (a: string, b: string): number => compareStorageKeys((entries.byId.get(a) as StoredEntry).key, (entries.byId.get(b) as StoredEntry).key);
+        ids = [...(entries.under.get(id) ?? [])].sort(byKey);
+        entries.sorted.set(id, ids);
       }
-      matches.sort(window.reverse ? (a, b) => compareStorageKeys(b.key, a.key) : (a, b) => compareStorageKeys(a.key, b.key));
-      if (matches.length > window.limit) matches.length = window.limit;
-      return matches.map((entry) => ({ key: [...entry.key], value: copyBytes(entry.value) }));
+      // The window's ends by binary search, then at most `limit` steps from the near end.
+      const first = window.after === undefined ? 0 : searchKeys(entries, ids, window.after, false);
+      const end = window.before === undefined ? ids.length : searchKeys(entries, ids, window.before, true);
+      const count = Math.max(0, Math.min(end - first, window.limit));
+      const out: StorageEntry[] = [];
+      for (let i = 0; i < count; i++) {
+        const entry = entries.byId.get(ids[window.reverse ? end - 1 - i : first + i] as string) as StoredEntry;
+        out.push({ key: [...entry.key], value: copyBytes(entry.value) });
+      }
+      return out;
     },
 
     async batch(ops: readonly StorageOp[]): Promise<void> {

@@ -113,14 +113,25 @@ export interface RelayLimits {
   readonly pingIntervalMs: number;
 }
 
-/** The defaults (docs/relay-protocol.md §5 and the relay's own protections above). */
-export const DEFAULT_RELAY_LIMITS: RelayLimits = Object.freeze({
+/**
+ * Limits the codec itself enforces: they may be lowered, never raised. Each is also its
+ * default (below).
+ */
+const CODEC_MAXIMA = Object.freeze({
   maxFrame: RELAY_LIMITS.maxFrame,
   maxMessage: RELAY_LIMITS.maxMessage,
   maxRecipients: RELAY_LIMITS.maxRecipients,
   maxDeliver: RELAY_LIMITS.maxDeliver,
   maxAck: RELAY_LIMITS.maxAck,
   maxWaitMs: RELAY_LIMITS.maxWaitMs,
+  devicesPerUser: RELAY_LIMITS.maxBundles,
+  maxProvisionBlob: RELAY_LIMITS.maxProvisionBlob,
+  maxProvisionWaitMs: RELAY_LIMITS.maxProvisionWaitMs,
+}) satisfies Partial<Record<keyof RelayLimits, number>>;
+
+/** The defaults (docs/relay-protocol.md §5 and the relay's own protections above). */
+export const DEFAULT_RELAY_LIMITS: RelayLimits = Object.freeze({
+  ...CODEC_MAXIMA,
   mailboxMessages: 10_000,
   mailboxBytes: 64 * 1024 * 1024,
   senderQueuedPerMailbox: 1000,
@@ -131,15 +142,12 @@ export const DEFAULT_RELAY_LIMITS: RelayLimits = Object.freeze({
   challengeLifetimeMs: 60_000,
   sessionIdleMs: 10 * 60_000,
   deviceListPublishes: Object.freeze({ burst: 10, refill: 1, intervalMs: 60_000 }),
-  maxProvisionBlob: RELAY_LIMITS.maxProvisionBlob,
-  maxProvisionWaitMs: RELAY_LIMITS.maxProvisionWaitMs,
   provisionLifetimeMs: 10 * 60_000,
   maxProvisionBlobs: 10_000,
   maxProvisionWaiters: 1000,
   provisionTakes: Object.freeze({ burst: 10, refill: 1, intervalMs: 5000 }),
   provisionPuts: Object.freeze({ burst: 10, refill: 1, intervalMs: 60_000 }),
   prekeysLowThreshold: 10,
-  devicesPerUser: RELAY_LIMITS.maxBundles,
   storedOneTimePrekeys: 2000,
   storedPqPrekeys: 400,
   rememberConsumedPrekeys: 10_000,
@@ -161,19 +169,6 @@ export const DEFAULT_RELAY_LIMITS: RelayLimits = Object.freeze({
   maxBufferedBytes: 8 * 1024 * 1024,
   pingIntervalMs: 30_000,
 });
-
-/** Limits the codec itself enforces: they may be lowered, never raised. */
-const CODEC_MAXIMA: Partial<Record<keyof RelayLimits, number>> = {
-  maxFrame: RELAY_LIMITS.maxFrame,
-  maxMessage: RELAY_LIMITS.maxMessage,
-  maxRecipients: RELAY_LIMITS.maxRecipients,
-  maxDeliver: RELAY_LIMITS.maxDeliver,
-  maxAck: RELAY_LIMITS.maxAck,
-  maxWaitMs: RELAY_LIMITS.maxWaitMs,
-  devicesPerUser: RELAY_LIMITS.maxBundles,
-  maxProvisionBlob: RELAY_LIMITS.maxProvisionBlob,
-  maxProvisionWaitMs: RELAY_LIMITS.maxProvisionWaitMs,
-};
 
 function invalid(field: string, expected: string): UsageError<'INVALID_ARGUMENT'> {
   return new UsageError('INVALID_ARGUMENT', { message: `limits.${field} must be ${expected}`, details: { field: `limits.${field}`, expected } });
@@ -201,7 +196,7 @@ export function resolveRelayLimits(partial: Partial<RelayLimits> | undefined): R
       continue;
     }
     if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) throw invalid(field, 'a positive integer');
-    const max = CODEC_MAXIMA[field as keyof RelayLimits];
+    const max = (CODEC_MAXIMA as Partial<Record<string, number>>)[field];
     if (max !== undefined && value > max) throw invalid(field, `at most ${max}`);
     out[field] = value;
   }

@@ -11,7 +11,6 @@ import {
   type KeptDevice,
   type PutDeviceListResult,
   type SharedEnqueueBatch,
-  type StoreListVersion,
   type EnqueueResult,
   type FetchOptions,
   type MailboxQuota,
@@ -28,7 +27,7 @@ import {
   type StoredPrekey,
   type TakenBundle,
 } from './store.js';
-import { addressKey, closedError, copyBytes, newMessageId, sameBytes } from './store-util.js';
+import { addressKey, closedError, copyBytes, listMismatches, newMessageId, quotaRefusal, sameBytes } from './store-util.js';
 
 interface DeviceEntry {
   certificate: Uint8Array;
@@ -105,17 +104,9 @@ export function createMemoryRelayStore(): RelayStore {
     user.list = undefined;
   }
 
-  /** Users whose stored list version (0: none) differs from the one the sender named (invariant 6). */
-  function listMismatches(expected: readonly StoreListVersion[] | undefined): StoreListVersion[] {
-    const out: StoreListVersion[] = [];
-    const seen = new Set<string>();
-    for (const e of expected ?? []) {
-      if (seen.has(e.userId)) continue;
-      seen.add(e.userId);
-      const current = users.get(e.userId)?.list?.version ?? 0;
-      if (current !== e.listVersion) out.push({ userId: e.userId, listVersion: current });
-    }
-    return out;
+  /** The user's stored device list version (0: none). */
+  function listVersionOf(userId: string): number {
+    return users.get(userId)?.list?.version ?? 0;
   }
 
   /**
@@ -131,24 +122,12 @@ export function createMemoryRelayStore(): RelayStore {
     frameOf: (i: number) => Uint8Array,
     quota: MailboxQuota,
   ): EnqueueResult {
-    const planned = new Map<string, { messages: number; bytes: number; fromSender: number }>();
-    for (let i = 0; i < to.length; i++) {
-      const m = to[i] as StoreAddress;
-      if (device(m) === undefined) return { ok: false, reason: 'unknown-device', to: m };
-      const key = addressKey(m);
-      let p = planned.get(key);
-      if (p === undefined) {
-        const box = mailboxes.get(key);
-        p = { messages: box?.messages.size ?? 0, bytes: box?.bytes ?? 0, fromSender: box?.perSender.get(from.userId) ?? 0 };
-        planned.set(key, p);
-      }
-      p.messages += 1;
-      p.bytes += sizeOf(i);
-      p.fromSender += 1;
-      if (p.messages > quota.maxMessages || p.bytes > quota.maxBytes || p.fromSender > quota.maxPerSender) {
-        return { ok: false, reason: 'mailbox-full', to: m };
-      }
-    }
+    const refused = quotaRefusal(to, sizeOf, quota, (m) => {
+      if (device(m) === undefined) return undefined;
+      const box = mailboxes.get(addressKey(m));
+      return { messages: box?.messages.size ?? 0, bytes: box?.bytes ?? 0, fromSender: box?.perSender.get(from.userId) ?? 0 };
+    });
+    if (refused !== undefined) return refused;
     const ids: string[] = [];
     for (let i = 0; i < to.length; i++) {
       const key = addressKey(to[i] as StoreAddress);
@@ -318,7 +297,7 @@ export function createMemoryRelayStore(): RelayStore {
     async enqueue(batch: EnqueueBatch, quota: MailboxQuota): Promise<EnqueueResult> {
       open();
       // Check the whole batch first (invariant 6), then apply it: nothing between awaits.
-      const mismatched = listMismatches(batch.expectedLists);
+      const mismatched = listMismatches(batch.expectedLists, listVersionOf);
       if (mismatched.length > 0) return { ok: false, reason: 'list-mismatch', users: mismatched };
       const messages = batch.messages;
       return store(
@@ -333,7 +312,7 @@ export function createMemoryRelayStore(): RelayStore {
 
     async enqueueShared(batch: SharedEnqueueBatch, quota: MailboxQuota): Promise<EnqueueResult> {
       open();
-      const mismatched = listMismatches(batch.expectedLists);
+      const mismatched = listMismatches(batch.expectedLists, listVersionOf);
       if (mismatched.length > 0) return { ok: false, reason: 'list-mismatch', users: mismatched };
       // One private copy shared by every mailbox: stored frames are never mutated, and
       // fetch hands out copies (invariant 9).

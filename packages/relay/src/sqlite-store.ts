@@ -31,7 +31,7 @@ import {
   type StoredPrekey,
   type TakenBundle,
 } from './store.js';
-import { addressKey, closedError, newMessageId, sameBytes } from './store-util.js';
+import { closedError, listMismatches, newMessageId, quotaRefusal, sameBytes } from './store-util.js';
 
 /** Options of {@link createSqliteRelayStore}. */
 export interface SqliteRelayStoreOptions {
@@ -113,6 +113,14 @@ CREATE TABLE IF NOT EXISTS sender_usage (
 ) WITHOUT ROWID;
 `;
 
+/**
+ * The tables holding a device's rows, keyed by (user_id, device_id): its registration,
+ * one-time prekeys, handed-out ids and mailbox. Deleting a device (invariant 11) deletes
+ * from each; replacing a user's account key (invariant 2) deletes every device's rows and
+ * the user's device list.
+ */
+const DEVICE_TABLES = ['devices', 'one_time_prekeys', 'consumed_prekeys', 'messages', 'mailbox_usage', 'sender_usage'] as const;
+
 /** Binds only the bytes a view covers, without copying twice. */
 function blob(bytes: Uint8Array): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -166,13 +174,7 @@ export function createSqliteRelayStore(options: SqliteRelayStoreOptions): RelayS
     getAccount: db.prepare('SELECT account_key FROM accounts WHERE user_id = ?'),
     insertAccount: db.prepare('INSERT INTO accounts (user_id, account_key) VALUES (?, ?)'),
     updateAccount: db.prepare('UPDATE accounts SET account_key = ? WHERE user_id = ?'),
-    deleteUserDevices: db.prepare('DELETE FROM devices WHERE user_id = ?'),
-    deleteUserPrekeys: db.prepare('DELETE FROM one_time_prekeys WHERE user_id = ?'),
-    deleteUserConsumed: db.prepare('DELETE FROM consumed_prekeys WHERE user_id = ?'),
-    deleteUserMessages: db.prepare('DELETE FROM messages WHERE user_id = ?'),
-    deleteUserUsage: db.prepare('DELETE FROM mailbox_usage WHERE user_id = ?'),
-    deleteUserSenderUsage: db.prepare('DELETE FROM sender_usage WHERE user_id = ?'),
-    deleteUserList: db.prepare('DELETE FROM device_lists WHERE user_id = ?'),
+    deleteUser: [...DEVICE_TABLES, 'device_lists'].map((table) => db.prepare(`DELETE FROM ${table} WHERE user_id = ?`)),
 
     getList: db.prepare('SELECT version, list FROM device_lists WHERE user_id = ?'),
     listVersion: db.prepare('SELECT version FROM device_lists WHERE user_id = ?').pluck(),
@@ -180,10 +182,7 @@ export function createSqliteRelayStore(options: SqliteRelayStoreOptions): RelayS
       `INSERT INTO device_lists (user_id, version, list) VALUES (?, ?, ?)
        ON CONFLICT (user_id) DO UPDATE SET version = excluded.version, list = excluded.list`,
     ),
-    deleteDevice: db.prepare('DELETE FROM devices WHERE user_id = ? AND device_id = ?'),
-    deleteDeviceMessages: db.prepare('DELETE FROM messages WHERE user_id = ? AND device_id = ?'),
-    deleteDeviceUsage: db.prepare('DELETE FROM mailbox_usage WHERE user_id = ? AND device_id = ?'),
-    deleteDeviceSenderUsage: db.prepare('DELETE FROM sender_usage WHERE user_id = ? AND device_id = ?'),
+    deleteDevice: DEVICE_TABLES.map((table) => db.prepare(`DELETE FROM ${table} WHERE user_id = ? AND device_id = ?`)),
 
     getDevice: db.prepare('SELECT certificate, signed_prekey, last_resort_prekey FROM devices WHERE user_id = ? AND device_id = ?'),
     deviceExists: db.prepare('SELECT 1 FROM devices WHERE user_id = ? AND device_id = ?').pluck(),
@@ -311,17 +310,9 @@ export function createSqliteRelayStore(options: SqliteRelayStoreOptions): RelayS
     };
   }
 
-  /** Users whose stored list version (0: none) differs from the one the sender named (invariant 6). */
-  function listMismatches(expected: readonly StoreListVersion[] | undefined): StoreListVersion[] {
-    const out: StoreListVersion[] = [];
-    const seen = new Set<string>();
-    for (const e of expected ?? []) {
-      if (seen.has(e.userId)) continue;
-      seen.add(e.userId);
-      const current = (q.listVersion.get(e.userId) as number | undefined) ?? 0;
-      if (current !== e.listVersion) out.push({ userId: e.userId, listVersion: current });
-    }
-    return out;
+  /** The user's stored device list version (0: none). */
+  function listVersionOf(userId: string): number {
+    return (q.listVersion.get(userId) as number | undefined) ?? 0;
   }
 
   /**
@@ -336,27 +327,15 @@ export function createSqliteRelayStore(options: SqliteRelayStoreOptions): RelayS
     quota: MailboxQuota,
     expectedLists: readonly StoreListVersion[] | undefined,
   ): EnqueueResult {
-    const mismatched = listMismatches(expectedLists);
+    const mismatched = listMismatches(expectedLists, listVersionOf);
     if (mismatched.length > 0) return { ok: false, reason: 'list-mismatch', users: mismatched };
-    const planned = new Map<string, { messages: number; bytes: number; fromSender: number }>();
-    for (let i = 0; i < to.length; i++) {
-      const m = to[i] as StoreAddress;
-      const key = addressKey(m);
-      let p = planned.get(key);
-      if (p === undefined) {
-        if (q.deviceExists.get(m.userId, m.deviceId) === undefined) return { ok: false, reason: 'unknown-device', to: m };
-        const usage = q.usage.get(m.userId, m.deviceId) as { messages: number; bytes: number } | undefined;
-        const sender = (q.senderUsage.get(m.userId, m.deviceId, from.userId) as number | undefined) ?? 0;
-        p = { messages: usage?.messages ?? 0, bytes: usage?.bytes ?? 0, fromSender: sender };
-        planned.set(key, p);
-      }
-      p.messages += 1;
-      p.bytes += frameOf(i).byteLength;
-      p.fromSender += 1;
-      if (p.messages > quota.maxMessages || p.bytes > quota.maxBytes || p.fromSender > quota.maxPerSender) {
-        return { ok: false, reason: 'mailbox-full', to: m };
-      }
-    }
+    const refused = quotaRefusal(to, (i) => frameOf(i).byteLength, quota, (m) => {
+      if (q.deviceExists.get(m.userId, m.deviceId) === undefined) return undefined;
+      const usage = q.usage.get(m.userId, m.deviceId) as { messages: number; bytes: number } | undefined;
+      const sender = (q.senderUsage.get(m.userId, m.deviceId, from.userId) as number | undefined) ?? 0;
+      return { messages: usage?.messages ?? 0, bytes: usage?.bytes ?? 0, fromSender: sender };
+    });
+    if (refused !== undefined) return refused;
     const ids: string[] = [];
     for (let i = 0; i < to.length; i++) {
       const m = to[i] as StoreAddress;
@@ -373,9 +352,7 @@ export function createSqliteRelayStore(options: SqliteRelayStoreOptions): RelayS
 
   /** Deletes one device with everything stored for it (its registration, prekeys, handed-out ids, mailbox). */
   function deleteDeviceRows(userId: string, deviceId: string): void {
-    for (const s of [q.deleteDevice, q.deleteDevicePrekeys, q.deleteDeviceConsumed, q.deleteDeviceMessages, q.deleteDeviceUsage, q.deleteDeviceSenderUsage]) {
-      s.run(userId, deviceId);
-    }
+    for (const s of q.deleteDevice) s.run(userId, deviceId);
   }
 
   function takeLowest(a: StoreAddress, kind: number): StoredPrekey | undefined {
@@ -406,9 +383,7 @@ export function createSqliteRelayStore(options: SqliteRelayStoreOptions): RelayS
           }
           if (expected === undefined || !sameBytes(row.account_key, expected)) return false;
           if (sameBytes(row.account_key, accountKey)) return true;
-          for (const s of [q.deleteUserDevices, q.deleteUserPrekeys, q.deleteUserConsumed, q.deleteUserMessages, q.deleteUserUsage, q.deleteUserSenderUsage, q.deleteUserList]) {
-            s.run(userId);
-          }
+          for (const s of q.deleteUser) s.run(userId);
           q.updateAccount.run(blob(accountKey), userId);
           return true;
         }),
@@ -446,7 +421,7 @@ export function createSqliteRelayStore(options: SqliteRelayStoreOptions): RelayS
         write((): RegisterDeviceResult => {
           const account = q.getAccount.get(address.userId) as { account_key: Buffer } | undefined;
           if (account === undefined || !sameBytes(account.account_key, accountKey)) return 'account-mismatch';
-          if (((q.listVersion.get(address.userId) as number | undefined) ?? 0) !== listVersion) return 'list-mismatch';
+          if (listVersionOf(address.userId) !== listVersion) return 'list-mismatch';
           const existing = q.getDevice.get(address.userId, address.deviceId) as { certificate: Buffer } | undefined;
           if (existing !== undefined) {
             if (sameBytes(existing.certificate, certificate)) return 'unchanged';

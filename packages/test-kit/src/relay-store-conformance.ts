@@ -231,6 +231,20 @@ function okIds(result: RelayStoreContractEnqueueResult): readonly string[] {
   return result.ids;
 }
 
+/**
+ * Nothing is stored for the device `a` (never registered, or deleted with everything it
+ * had): no certificate, no bundle (taking one would hand out nothing), no prekeys, an
+ * empty mailbox.
+ */
+async function expectNothingStoredFor(store: RelayStoreContract, a: RelayStoreContractAddress): Promise<void> {
+  const who = `${a.userId}/${a.deviceId}`;
+  expect(await store.getDevice(a), `certificate of ${who}`).toBeUndefined();
+  expect(await store.takeBundle(a), `bundle of ${who}`).toBeUndefined();
+  expect(await store.prekeyCounts(a), `prekey counts of ${who}`).toEqual({ oneTime: 0, pq: 0 });
+  expect(await store.fetch(a, { limit: 100 }), `mailbox of ${who}`).toEqual([]);
+  expect(await store.stats(a), `mailbox stats of ${who}`).toEqual({ messages: 0, bytes: 0 });
+}
+
 async function expectClosedRejection(what: string, call: () => Promise<unknown>): Promise<void> {
   let result: Promise<unknown>;
   try {
@@ -253,14 +267,45 @@ interface Case {
   run(ctx: Ctx): Promise<void>;
 }
 
+/** A device named `user/device`, as the cases list the devices they start with. */
+type DeviceName = `${string}/${string}`;
+
+/** One address per name of `N`, in the same order. */
+type AddressesOf<N extends readonly DeviceName[]> = { -readonly [K in keyof N]: RelayStoreContractAddress };
+
+/**
+ * The body of most cases: a fresh store (from `open()`) with the devices `names` registered
+ * on it, in order (see {@link device}); `body` gets the store and their addresses.
+ *
+ * @example
+ * ```ts
+ * run: withStore(['alice/phone', 'bob/laptop'], async (store, a, b) => {
+ *   okIds(await store.enqueue({ from: a, receivedAt: 1, messages: [{ to: b, frame: frame(1) }] }, QUOTA));
+ * }),
+ * ```
+ */
+function withStore<const N extends readonly DeviceName[]>(
+  names: N,
+  body: (store: RelayStoreContract, ...devices: AddressesOf<N>) => Promise<void>,
+): Case['run'] {
+  return async ({ open }) => {
+    const store = await open();
+    const devices: RelayStoreContractAddress[] = [];
+    for (const name of names) {
+      const slash = name.indexOf('/');
+      devices.push(await device(store, addr(name.slice(0, slash), name.slice(slash + 1))));
+    }
+    await body(store, ...(devices as AddressesOf<N>));
+  };
+}
+
 const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[] }[] = [
   {
     title: '0. the store interface',
     cases: [
       {
         name: 'declares deadbolt.relay-store.v1 and every method',
-        async run({ open }) {
-          const store = await open();
+        run: withStore([], async (store) => {
           expect(store.specificationVersion).toBe('deadbolt.relay-store.v2');
           for (const m of [
             'getAccountKey',
@@ -282,23 +327,18 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
           ] as const) {
             expect(typeof store[m], m).toBe('function');
           }
-        },
+        }),
       },
       {
         name: 'a fresh store is empty',
-        async run({ open }) {
-          const store = await open();
+        run: withStore([], async (store) => {
           const a = addr('alice', 'phone');
           expect(await store.getAccountKey('alice')).toBeUndefined();
           expect(await store.getDeviceList('alice')).toBeUndefined();
-          expect(await store.getDevice(a)).toBeUndefined();
           expect(await store.listDevices('alice')).toEqual([]);
-          expect(await store.takeBundle(a)).toBeUndefined();
-          expect(await store.prekeyCounts(a)).toEqual({ oneTime: 0, pq: 0 });
-          expect(await store.fetch(a, { limit: 100 })).toEqual([]);
-          expect(await store.stats(a)).toEqual({ messages: 0, bytes: 0 });
+          await expectNothingStoredFor(store, a);
           expect(await store.ack(a, ['x'])).toBe(0);
-        },
+        }),
       },
     ],
   },
@@ -307,9 +347,7 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
     cases: [
       {
         name: 'concurrent enqueues into a nearly full mailbox never exceed the quota',
-        async run({ open }) {
-          const store = await open();
-          const bob = await device(store, addr('bob', 'laptop'));
+        run: withStore(['bob/laptop'], async (store, bob) => {
           const senders = await Promise.all(Array.from({ length: 30 }, (_, i) => device(store, addr(`s${i}`, 'd'))));
           const quota = { ...QUOTA, maxMessages: 10 };
           const results = await Promise.all(senders.map((from, i) => store.enqueue({ from, receivedAt: i, messages: [{ to: bob, frame: frame(i) }] }, quota)));
@@ -317,18 +355,17 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
           expect(results.filter((r) => !r.ok && r.reason === 'mailbox-full')).toHaveLength(20);
           expect((await store.stats(bob)).messages).toBe(10);
           expect(await store.fetch(bob, { limit: 100 })).toHaveLength(10);
-        },
+        }),
       },
       {
         name: 'concurrent first pins of different keys: exactly one wins',
-        async run({ open }) {
-          const store = await open();
+        run: withStore([], async (store) => {
           const keys = Array.from({ length: 10 }, (_, i) => accountKeyOf('carol', i));
           const won = await Promise.all(keys.map((k) => store.setAccountKey('carol', k, undefined)));
           expect(won.filter(Boolean)).toHaveLength(1);
           const winner = keys[won.indexOf(true)] as Uint8Array;
           expectBytesEqual(await store.getAccountKey('carol'), winner, 'pinned key');
-        },
+        }),
       },
     ],
   },
@@ -337,8 +374,7 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
     cases: [
       {
         name: 'setAccountKey is a compare-and-set',
-        async run({ open }) {
-          const store = await open();
+        run: withStore([], async (store) => {
           const k1 = accountKeyOf('alice', 1);
           const k2 = accountKeyOf('alice', 2);
           expect(await store.setAccountKey('alice', k1, k2)).toBe(false);
@@ -351,14 +387,11 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
           expect(await store.setAccountKey('alice', k2, k1)).toBe(true);
           expectBytesEqual(await store.getAccountKey('alice'), k2, 'replaced key');
           expect(await store.getAccountKey('alic')).toBeUndefined();
-        },
+        }),
       },
       {
         name: "replacing a user's key deletes that user's devices, prekeys and mailboxes, and nobody else's",
-        async run({ open }) {
-          const store = await open();
-          const a = await device(store, addr('alice', 'phone'));
-          const b = await device(store, addr('bob', 'laptop'));
+        run: withStore(['alice/phone', 'bob/laptop'], async (store, a, b) => {
           expect((await store.putPrekeys(a, prekeys(1, [1, 2], [3]), PREKEY_QUOTA)).ok).toBe(true);
           expect((await store.putPrekeys(b, prekeys(2, [1, 2], [3]), PREKEY_QUOTA)).ok).toBe(true);
           okIds(await store.enqueue({ from: b, receivedAt: 1, messages: [{ to: a, frame: frame(1) }] }, QUOTA));
@@ -371,11 +404,7 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
           const k2 = accountKeyOf('alice', 9);
           expect(await store.setAccountKey('alice', k2, accountKeyOf('alice'))).toBe(true);
           expect(await store.listDevices('alice')).toEqual([]);
-          expect(await store.getDevice(a)).toBeUndefined();
-          expect(await store.takeBundle(a)).toBeUndefined();
-          expect(await store.prekeyCounts(a)).toEqual({ oneTime: 0, pq: 0 });
-          expect(await store.fetch(a, { limit: 10 })).toEqual([]);
-          expect(await store.stats(a)).toEqual({ messages: 0, bytes: 0 });
+          await expectNothingStoredFor(store, a);
           // Bob keeps everything, including the message Alice sent him.
           expect(await store.listDevices('bob')).toHaveLength(1);
           expect(await store.prekeyCounts(b)).toEqual({ oneTime: 2, pq: 1 });
@@ -383,13 +412,11 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
           // A device under the new key can register and start with an empty mailbox.
           expect(await store.registerDevice(a, k2, certOf(a, 2), MAX_DEVICES, 0)).toBe('registered');
           expect(await store.fetch(a, { limit: 10 })).toEqual([]);
-        },
+        }),
       },
       {
         name: "replacing a user's key deletes that user's device list; a list is stored only under the pinned key",
-        async run({ open }) {
-          const store = await open();
-          const a = await device(store, addr('alice', 'phone'));
+        run: withStore(['alice/phone'], async (store, a) => {
           expect(await store.putDeviceList('alice', accountKeyOf('alice', 9), 1, listOf('alice', 1), kept(a))).toEqual({ ok: false, reason: 'account-mismatch' });
           expect(await store.putDeviceList('nobody', accountKeyOf('nobody'), 1, listOf('nobody', 1), [])).toEqual({ ok: false, reason: 'account-mismatch' });
           expect(await store.getDeviceList('alice')).toBeUndefined();
@@ -398,7 +425,7 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
           expect(await store.getDeviceList('alice')).toBeUndefined();
           // The new account starts without a list: version 1 is accepted again.
           expect((await store.putDeviceList('alice', accountKeyOf('alice', 2), 1, listOf('alice', 1, 2), [])).ok).toBe(true);
-        },
+        }),
       },
     ],
   },
@@ -407,8 +434,7 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
     cases: [
       {
         name: 'a device registers only under the pinned account key',
-        async run({ open }) {
-          const store = await open();
+        run: withStore([], async (store) => {
           const a = addr('alice', 'phone');
           expect(await store.registerDevice(a, accountKeyOf('alice'), certOf(a), MAX_DEVICES, 0)).toBe('account-mismatch');
           expect(await store.setAccountKey('alice', accountKeyOf('alice'), undefined)).toBe(true);
@@ -417,14 +443,11 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
           expect(await store.registerDevice(a, accountKeyOf('alice'), certOf(a), MAX_DEVICES, 0)).toBe('registered');
           expectBytesEqual(await store.getDevice(a), certOf(a), 'certificate');
           expect(await store.registerDevice(a, accountKeyOf('alice'), certOf(a), MAX_DEVICES, 0)).toBe('unchanged');
-        },
+        }),
       },
       {
         name: "a new certificate replaces the device and deletes its prekeys, not its mailbox",
-        async run({ open }) {
-          const store = await open();
-          const a = await device(store, addr('alice', 'phone'));
-          const b = await device(store, addr('bob', 'laptop'));
+        run: withStore(['alice/phone', 'bob/laptop'], async (store, a, b) => {
           expect((await store.putPrekeys(a, prekeys(1, [1, 2, 3], [4, 5]), PREKEY_QUOTA)).ok).toBe(true);
           const taken = await store.takeBundle(a);
           expect(taken?.oneTimePrekey?.id).toBe(1);
@@ -437,12 +460,11 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
           // The new device key numbers its prekeys afresh: id 1 is accepted again.
           const put = await store.putPrekeys(a, prekeys(7, [1, 2], [4]), PREKEY_QUOTA);
           expect(put).toEqual({ ok: true, counts: { oneTime: 2, pq: 1 } });
-        },
+        }),
       },
       {
         name: 'devices list in code-unit order of their ids, per user',
-        async run({ open }) {
-          const store = await open();
+        run: withStore([], async (store) => {
           for (const d of ['tablet', 'B', 'a', 'laptop', 'a.1', '9']) await device(store, addr('alice', d));
           await device(store, addr('alice2', 'z'));
           await device(store, addr('alic', 'y'));
@@ -450,13 +472,11 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
           expect(list.map((d) => d.deviceId)).toEqual(['9', 'B', 'a', 'a.1', 'laptop', 'tablet']);
           for (const d of list) expectBytesEqual(d.certificate, certOf(addr('alice', d.deviceId)), `certificate of ${d.deviceId}`);
           expect(await store.listDevices('unknown')).toEqual([]);
-        },
+        }),
       },
       {
         name: 'a device registers only against the current list version (0: none); re-registering checks it too',
-        async run({ open }) {
-          const store = await open();
-          const phone = await device(store, addr('alice', 'phone'));
+        run: withStore(['alice/phone'], async (store, phone) => {
           const key = accountKeyOf('alice');
           const laptop = addr('alice', 'laptop');
           expect(await store.registerDevice(laptop, key, certOf(laptop), MAX_DEVICES, 1)).toBe('list-mismatch');
@@ -468,12 +488,11 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
           expectBytesEqual(await store.getDevice(phone), certOf(phone), 'the phone keeps its certificate');
           expect(await store.registerDevice(laptop, key, certOf(laptop), MAX_DEVICES, 2)).toBe('registered');
           expect(await store.registerDevice(phone, key, certOf(phone), MAX_DEVICES, 2)).toBe('unchanged');
-        },
+        }),
       },
       {
         name: 'registration stops at maxDevices; existing devices may still re-register',
-        async run({ open }) {
-          const store = await open();
+        run: withStore([], async (store) => {
           const key = accountKeyOf('alice');
           await store.setAccountKey('alice', key, undefined);
           for (let i = 0; i < 3; i++) expect(await store.registerDevice(addr('alice', `d${i}`), key, certOf(addr('alice', `d${i}`)), 3, 0)).toBe('registered');
@@ -481,7 +500,7 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
           expect(await store.getDevice(addr('alice', 'd3'))).toBeUndefined();
           expect(await store.registerDevice(addr('alice', 'd1'), key, certOf(addr('alice', 'd1')), 3, 0)).toBe('unchanged');
           expect(await store.registerDevice(addr('alice', 'd1'), key, certOf(addr('alice', 'd1'), 1), 3, 0)).toBe('replaced');
-        },
+        }),
       },
     ],
   },
@@ -490,9 +509,7 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
     cases: [
       {
         name: 'putting the same upload twice changes nothing (idempotent by id)',
-        async run({ open }) {
-          const store = await open();
-          const a = await device(store, addr('alice', 'phone'));
+        run: withStore(['alice/phone'], async (store, a) => {
           expect(await store.putPrekeys(a, prekeys(1, [1, 2, 3], [10, 11]), PREKEY_QUOTA)).toEqual({ ok: true, counts: { oneTime: 3, pq: 2 } });
           expect(await store.putPrekeys(a, prekeys(1, [1, 2, 3], [10, 11]), PREKEY_QUOTA)).toEqual({ ok: true, counts: { oneTime: 3, pq: 2 } });
           expect(await store.prekeyCounts(a)).toEqual({ oneTime: 3, pq: 2 });
@@ -505,13 +522,11 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
             if (t?.oneTimePrekey?.id === 3) expectBytesEqual(t.oneTimePrekey.key, prekeys(1, [3]).oneTimePrekeys[0]!.key, 'first bytes of id 3');
           }
           expect(ids).toEqual([1, 2, 3, 4]);
-        },
+        }),
       },
       {
         name: 'a handed-out one-time key is never stored again by a repeated upload',
-        async run({ open }) {
-          const store = await open();
-          const a = await device(store, addr('alice', 'phone'));
+        run: withStore(['alice/phone'], async (store, a) => {
           const upload = prekeys(1, [1, 2, 3], [10, 11]);
           await store.putPrekeys(a, upload, PREKEY_QUOTA);
           const first = await store.takeBundle(a);
@@ -520,13 +535,11 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
           const rest = [await store.takeBundle(a), await store.takeBundle(a), await store.takeBundle(a)];
           expect(rest.map((t) => t?.oneTimePrekey?.id)).toEqual([2, 3, undefined]);
           expect(rest.map((t) => t?.pqPrekey?.id)).toEqual([11, undefined, undefined]);
-        },
+        }),
       },
       {
         name: 'the signed and last-resort keys are replaced by each upload',
-        async run({ open }) {
-          const store = await open();
-          const a = await device(store, addr('alice', 'phone'));
+        run: withStore(['alice/phone'], async (store, a) => {
           await store.putPrekeys(a, prekeys(1, []), PREKEY_QUOTA);
           await store.putPrekeys(a, prekeys(2, []), PREKEY_QUOTA);
           const t = await store.takeBundle(a);
@@ -534,13 +547,11 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
           expectBytesEqual(t?.lastResortPrekey, prekeys(2, []).lastResortPrekey, 'last-resort prekey');
           expect(t?.oneTimePrekey).toBeUndefined();
           expect(t?.pqPrekey).toBeUndefined();
-        },
+        }),
       },
       {
         name: 'an upload over the quota stores nothing; an unknown device stores nothing',
-        async run({ open }) {
-          const store = await open();
-          const a = await device(store, addr('alice', 'phone'));
+        run: withStore(['alice/phone'], async (store, a) => {
           const quota = { maxOneTime: 5, maxPq: 2, rememberConsumed: 100 };
           expect((await store.putPrekeys(a, prekeys(1, [1, 2, 3], [10]), quota)).ok).toBe(true);
           expect(await store.putPrekeys(a, prekeys(2, [4, 5, 6], []), quota)).toEqual({ ok: false, reason: 'quota' });
@@ -555,20 +566,17 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
           const ghost = addr('alice', 'ghost');
           expect(await store.putPrekeys(ghost, prekeys(1, [1]), PREKEY_QUOTA)).toEqual({ ok: false, reason: 'unknown-device' });
           expect(await store.prekeyCounts(ghost)).toEqual({ oneTime: 0, pq: 0 });
-        },
+        }),
       },
       {
         name: 'one-time X25519 and PQ ids are separate namespaces; devices are separate',
-        async run({ open }) {
-          const store = await open();
-          const a = await device(store, addr('alice', 'phone'));
-          const b = await device(store, addr('alice', 'laptop'));
+        run: withStore(['alice/phone', 'alice/laptop'], async (store, a, b) => {
           expect(await store.putPrekeys(a, prekeys(1, [5], [5]), PREKEY_QUOTA)).toEqual({ ok: true, counts: { oneTime: 1, pq: 1 } });
           expect(await store.putPrekeys(b, prekeys(2, [5], [5]), PREKEY_QUOTA)).toEqual({ ok: true, counts: { oneTime: 1, pq: 1 } });
           const t = await store.takeBundle(a);
           expect([t?.oneTimePrekey?.id, t?.pqPrekey?.id]).toEqual([5, 5]);
           expect(await store.prekeyCounts(b)).toEqual({ oneTime: 1, pq: 1 });
-        },
+        }),
       },
     ],
   },
@@ -577,9 +585,7 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
     cases: [
       {
         name: 'takeBundle removes the lowest one-time and PQ keys together and reports what is left',
-        async run({ open }) {
-          const store = await open();
-          const a = await device(store, addr('alice', 'phone'));
+        run: withStore(['alice/phone'], async (store, a) => {
           const upload = prekeys(3, [30, 7, 12], [100, 99]);
           await store.putPrekeys(a, upload, PREKEY_QUOTA);
           const t1 = await store.takeBundle(a);
@@ -600,25 +606,21 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
           expect(t4?.pqPrekey).toBeUndefined();
           expect(t4?.remaining).toEqual({ oneTime: 0, pq: 0 });
           expect(await store.prekeyCounts(a)).toEqual({ oneTime: 0, pq: 0 });
-        },
+        }),
       },
       {
         name: 'PQ keys are still served when X25519 one-time keys have run out',
-        async run({ open }) {
-          const store = await open();
-          const a = await device(store, addr('alice', 'phone'));
+        run: withStore(['alice/phone'], async (store, a) => {
           await store.putPrekeys(a, prekeys(1, [1], [10, 11]), PREKEY_QUOTA);
           await store.takeBundle(a);
           const t = await store.takeBundle(a);
           expect(t?.oneTimePrekey).toBeUndefined();
           expect(t?.pqPrekey?.id).toBe(11);
-        },
+        }),
       },
       {
         name: 'concurrent takes never hand out one one-time key twice',
-        async run({ open }) {
-          const store = await open();
-          const a = await device(store, addr('alice', 'phone'));
+        run: withStore(['alice/phone'], async (store, a) => {
           const ot = Array.from({ length: 60 }, (_, i) => i + 1);
           const pq = Array.from({ length: 25 }, (_, i) => i + 1000);
           await store.putPrekeys(a, prekeys(4, ot, pq), PREKEY_QUOTA);
@@ -630,17 +632,15 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
           expect(otIds.sort((x, y) => x - y)).toEqual(ot);
           expect(pqIds.sort((x, y) => x - y)).toEqual(pq);
           expect(await store.prekeyCounts(a)).toEqual({ oneTime: 0, pq: 0 });
-        },
+        }),
       },
       {
         name: 'a device without a signed prekey yields no bundle and loses nothing',
-        async run({ open }) {
-          const store = await open();
-          const a = await device(store, addr('alice', 'phone'));
+        run: withStore(['alice/phone'], async (store, a) => {
           expect(await store.takeBundle(a)).toBeUndefined();
           expect(await store.takeBundle(addr('nobody', 'x'))).toBeUndefined();
           expect(await store.prekeyCounts(a)).toEqual({ oneTime: 0, pq: 0 });
-        },
+        }),
       },
     ],
   },
@@ -649,12 +649,7 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
     cases: [
       {
         name: 'a batch over the quota for one recipient stores nothing for any recipient',
-        async run({ open }) {
-          const store = await open();
-          const from = await device(store, addr('alice', 'phone'));
-          const b1 = await device(store, addr('bob', 'laptop'));
-          const b2 = await device(store, addr('bob', 'phone'));
-          const c = await device(store, addr('carol', 'desk'));
+        run: withStore(['alice/phone', 'bob/laptop', 'bob/phone', 'carol/desk'], async (store, from, b1, b2, c) => {
           const quota = { ...QUOTA, maxMessages: 3 };
           okIds(await store.enqueue({ from, receivedAt: 1, messages: [{ to: b2, frame: frame(1) }, { to: b2, frame: frame(2) }, { to: b2, frame: frame(3) }] }, quota));
           const refused = await store.enqueue(
@@ -665,14 +660,11 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
           expect(await store.stats(b1)).toEqual({ messages: 0, bytes: 0 });
           expect(await store.stats(c)).toEqual({ messages: 0, bytes: 0 });
           expect((await store.stats(b2)).messages).toBe(3);
-        },
+        }),
       },
       {
         name: 'an unknown recipient device refuses the whole batch',
-        async run({ open }) {
-          const store = await open();
-          const from = await device(store, addr('alice', 'phone'));
-          const b = await device(store, addr('bob', 'laptop'));
+        run: withStore(['alice/phone', 'bob/laptop'], async (store, from, b) => {
           const ghost = addr('bob', 'ghost');
           expect(await store.enqueue({ from, receivedAt: 1, messages: [{ to: b, frame: frame(1) }, { to: ghost, frame: frame(2) }] }, QUOTA)).toEqual({
             ok: false,
@@ -681,14 +673,11 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
           });
           expect(await store.stats(b)).toEqual({ messages: 0, bytes: 0 });
           expect(await store.fetch(ghost, { limit: 10 })).toEqual([]);
-        },
+        }),
       },
       {
         name: 'messages of one batch to the same mailbox count together; byte quota',
-        async run({ open }) {
-          const store = await open();
-          const from = await device(store, addr('alice', 'phone'));
-          const b = await device(store, addr('bob', 'laptop'));
+        run: withStore(['alice/phone', 'bob/laptop'], async (store, from, b) => {
           const quota = { maxMessages: 100, maxBytes: 1000, maxPerSender: 100 };
           expect((await store.enqueue({ from, receivedAt: 1, messages: [{ to: b, frame: frame(1, 600) }, { to: b, frame: frame(2, 600) }] }, quota)).ok).toBe(false);
           expect(await store.stats(b)).toEqual({ messages: 0, bytes: 0 });
@@ -696,17 +685,11 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
           expect(await store.stats(b)).toEqual({ messages: 2, bytes: 1000 });
           expect(await store.enqueue({ from, receivedAt: 2, messages: [{ to: b, frame: frame(3, 1) }] }, quota)).toEqual({ ok: false, reason: 'mailbox-full', to: b });
           expect((await store.enqueue({ from, receivedAt: 1, messages: [{ to: b, frame: new Uint8Array(0) }] }, quota)).ok).toBe(true);
-        },
+        }),
       },
       {
         name: 'the per-sender quota counts the sender user (all its devices) in one mailbox',
-        async run({ open }) {
-          const store = await open();
-          const a1 = await device(store, addr('alice', 'phone'));
-          const a2 = await device(store, addr('alice', 'laptop'));
-          const c = await device(store, addr('carol', 'desk'));
-          const b = await device(store, addr('bob', 'laptop'));
-          const b2 = await device(store, addr('bob', 'tablet'));
+        run: withStore(['alice/phone', 'alice/laptop', 'carol/desk', 'bob/laptop', 'bob/tablet'], async (store, a1, a2, c, b, b2) => {
           const quota = { ...QUOTA, maxPerSender: 2 };
           okIds(await store.enqueue({ from: a1, receivedAt: 1, messages: [{ to: b, frame: frame(1) }] }, quota));
           okIds(await store.enqueue({ from: a2, receivedAt: 1, messages: [{ to: b, frame: frame(2) }] }, quota));
@@ -717,15 +700,11 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
           const aliceMessage = (await store.fetch(b, { limit: 10 })).find((m) => m.from.userId === 'alice');
           expect(await store.ack(b, [aliceMessage!.id])).toBe(1);
           okIds(await store.enqueue({ from: a2, receivedAt: 1, messages: [{ to: b, frame: frame(6) }] }, quota));
-        },
+        }),
       },
       {
         name: 'expected list versions: any mismatch stores nothing and names every mismatching user with its current version (0: none)',
-        async run({ open }) {
-          const store = await open();
-          const from = await device(store, addr('alice', 'phone'));
-          const b = await device(store, addr('bob', 'laptop'));
-          const c = await device(store, addr('carol', 'desk'));
+        run: withStore(['alice/phone', 'bob/laptop', 'carol/desk'], async (store, from, b, c) => {
           expect((await store.putDeviceList('bob', accountKeyOf('bob'), 4, listOf('bob', 4), kept(b))).ok).toBe(true);
           const messages = [
             { to: b, frame: frame(1) },
@@ -754,16 +733,11 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
           okIds(await store.enqueue({ from, receivedAt: 1, messages }, QUOTA));
           expect((await store.stats(b)).messages).toBe(2);
           expect((await store.stats(c)).messages).toBe(2);
-        },
+        }),
       },
       {
         name: 'enqueueShared: one frame in every mailbox, ids in recipient order, each mailbox charged the full size',
-        async run({ open }) {
-          const store = await open();
-          const from = await device(store, addr('alice', 'phone'));
-          const b1 = await device(store, addr('bob', 'laptop'));
-          const b2 = await device(store, addr('bob', 'phone'));
-          const c = await device(store, addr('carol', 'desk'));
+        run: withStore(['alice/phone', 'bob/laptop', 'bob/phone', 'carol/desk'], async (store, from, b1, b2, c) => {
           const shared = frame(7, 500);
           const ids = okIds(await store.enqueueShared({ from, receivedAt: 42, to: [c, b1, b2], frame: shared }, QUOTA));
           expect(ids).toHaveLength(3);
@@ -779,16 +753,11 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
           expect(await store.ack(b1, [ids[1]!])).toBe(1);
           expect(await store.stats(b1)).toEqual({ messages: 0, bytes: 0 });
           expectBytesEqual((await store.fetch(b2, { limit: 1 }))[0]?.frame, shared, 'the copy in bob/phone after bob/laptop acknowledged');
-        },
+        }),
       },
       {
         name: 'enqueueShared is all or none: a full mailbox, an unknown device or a list mismatch stores nothing anywhere',
-        async run({ open }) {
-          const store = await open();
-          const from = await device(store, addr('alice', 'phone'));
-          const b = await device(store, addr('bob', 'laptop'));
-          const c = await device(store, addr('carol', 'desk'));
-          const d = await device(store, addr('dave', 'pc'));
+        run: withStore(['alice/phone', 'bob/laptop', 'carol/desk', 'dave/pc'], async (store, from, b, c, d) => {
           const quota = { maxMessages: 100, maxBytes: 1000, maxPerSender: 2 };
           okIds(await store.enqueue({ from, receivedAt: 1, messages: [{ to: c, frame: frame(1, 600) }] }, quota));
           expect(await store.enqueueShared({ from, receivedAt: 2, to: [b, c, d], frame: frame(2, 500) }, quota)).toEqual({ ok: false, reason: 'mailbox-full', to: c });
@@ -804,14 +773,11 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
           okIds(await store.enqueueShared({ from, receivedAt: 3, to: [b, d], frame: frame(4, 10) }, quota));
           expect(await store.enqueueShared({ from, receivedAt: 3, to: [d, b], frame: frame(5, 10) }, quota)).toEqual({ ok: false, reason: 'mailbox-full', to: d });
           expect((await store.stats(b)).messages).toBe(2);
-        },
+        }),
       },
       {
         name: 'ids are unique opaque strings of 1 to 64 characters; sender and time are recorded',
-        async run({ open }) {
-          const store = await open();
-          const from = await device(store, addr('alice', 'phone'));
-          const b = await device(store, addr('bob', 'laptop'));
+        run: withStore(['alice/phone', 'bob/laptop'], async (store, from, b) => {
           const ids = new Set<string>();
           for (let i = 0; i < 20; i++) {
             const got = okIds(await store.enqueue({ from, receivedAt: 1_700_000_000_000 + i, messages: [{ to: b, frame: frame(i) }, { to: b, frame: frame(i + 100) }] }, QUOTA));
@@ -827,7 +793,7 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
           const [m] = await store.fetch(b, { limit: 1 });
           expect(m?.from).toEqual({ userId: 'alice', deviceId: 'phone' });
           expect(m?.receivedAt).toBe(1_700_000_000_000);
-        },
+        }),
       },
     ],
   },
@@ -836,11 +802,7 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
     cases: [
       {
         name: 'fetch returns arrival order across and within batches, and removes nothing',
-        async run({ open }) {
-          const store = await open();
-          const a = await device(store, addr('alice', 'phone'));
-          const c = await device(store, addr('carol', 'desk'));
-          const b = await device(store, addr('bob', 'laptop'));
+        run: withStore(['alice/phone', 'carol/desk', 'bob/laptop'], async (store, a, c, b) => {
           const expected: string[] = [];
           for (let i = 0; i < 30; i++) {
             const from = i % 3 === 0 ? c : a;
@@ -854,14 +816,11 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
           // Order survives acknowledging from the middle.
           await store.ack(b, expected.filter((_, i) => i % 4 === 1));
           expect((await store.fetch(b, { limit: 100 })).map((m) => m.id)).toEqual(expected.filter((_, i) => i % 4 !== 1));
-        },
+        }),
       },
       {
         name: 'limit, exclude and maxBytes (at least one message is returned)',
-        async run({ open }) {
-          const store = await open();
-          const a = await device(store, addr('alice', 'phone'));
-          const b = await device(store, addr('bob', 'laptop'));
+        run: withStore(['alice/phone', 'bob/laptop'], async (store, a, b) => {
           const ids = okIds(await store.enqueue({ from: a, receivedAt: 1, messages: Array.from({ length: 10 }, (_, i) => ({ to: b, frame: frame(i, 100) })) }, QUOTA));
           expect((await store.fetch(b, { limit: 3 })).map((m) => m.id)).toEqual(ids.slice(0, 3));
           expect((await store.fetch(b, { limit: 3, exclude: new Set([ids[0]!, ids[2]!]) })).map((m) => m.id)).toEqual([ids[1], ids[3], ids[4]]);
@@ -869,23 +828,18 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
           expect((await store.fetch(b, { limit: 10, maxBytes: 10 })).map((m) => m.id)).toEqual(ids.slice(0, 1));
           expect(await store.fetch(b, { limit: 10, exclude: new Set(ids) })).toEqual([]);
           expect(await store.fetch(a, { limit: 10 })).toEqual([]);
-        },
+        }),
       },
       {
         name: "a mailbox holds only its own messages (same user, other device; similar ids)",
-        async run({ open }) {
-          const store = await open();
-          const a = await device(store, addr('alice', 'phone'));
-          const b1 = await device(store, addr('bob', 'laptop'));
-          const b2 = await device(store, addr('bob', 'laptop2'));
-          const b3 = await device(store, addr('bob2', 'laptop'));
+        run: withStore(['alice/phone', 'bob/laptop', 'bob/laptop2', 'bob2/laptop'], async (store, a, b1, b2, b3) => {
           okIds(await store.enqueue({ from: a, receivedAt: 1, messages: [{ to: b1, frame: frame(1) }, { to: b2, frame: frame(2) }, { to: b3, frame: frame(3) }] }, QUOTA));
           for (const [box, n] of [[b1, 1], [b2, 2], [b3, 3]] as const) {
             const got = await store.fetch(box, { limit: 10 });
             expect(got).toHaveLength(1);
             expectBytesEqual(got[0]!.frame, frame(n), `frame in ${box.userId}/${box.deviceId}`);
           }
-        },
+        }),
       },
     ],
   },
@@ -894,25 +848,18 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
     cases: [
       {
         name: "acknowledging another mailbox's id has no effect",
-        async run({ open }) {
-          const store = await open();
-          const a = await device(store, addr('alice', 'phone'));
-          const b = await device(store, addr('bob', 'laptop'));
-          const eve = await device(store, addr('eve', 'laptop'));
+        run: withStore(['alice/phone', 'bob/laptop', 'eve/laptop'], async (store, a, b, eve) => {
           const [bobId] = okIds(await store.enqueue({ from: a, receivedAt: 1, messages: [{ to: b, frame: frame(1) }] }, QUOTA));
           expect(await store.ack(eve, [bobId!])).toBe(0);
           expect(await store.ack(addr('bob', 'other'), [bobId!])).toBe(0);
           expect(await store.ack(a, [bobId!])).toBe(0);
           expect((await store.fetch(b, { limit: 10 })).map((m) => m.id)).toEqual([bobId]);
           expect((await store.stats(b)).messages).toBe(1);
-        },
+        }),
       },
       {
         name: 'ack deletes exactly the named messages; unknown and repeated ids are ignored; quota is freed',
-        async run({ open }) {
-          const store = await open();
-          const a = await device(store, addr('alice', 'phone'));
-          const b = await device(store, addr('bob', 'laptop'));
+        run: withStore(['alice/phone', 'bob/laptop'], async (store, a, b) => {
           const quota = { ...QUOTA, maxMessages: 3 };
           const ids = okIds(await store.enqueue({ from: a, receivedAt: 1, messages: [1, 2, 3].map((i) => ({ to: b, frame: frame(i, 10 * i) })) }, quota));
           expect((await store.enqueue({ from: a, receivedAt: 2, messages: [{ to: b, frame: frame(4) }] }, quota)).ok).toBe(false);
@@ -922,7 +869,7 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
           expect((await store.fetch(b, { limit: 10 })).map((m) => m.id)).toEqual([ids[0], ids[2]]);
           expect((await store.enqueue({ from: a, receivedAt: 2, messages: [{ to: b, frame: frame(4) }] }, quota)).ok).toBe(true);
           expect(await store.ack(b, [])).toBe(0);
-        },
+        }),
       },
     ],
   },
@@ -931,8 +878,7 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
     cases: [
       {
         name: 'inputs are copied (only the viewed bytes) and outputs are independent',
-        async run({ open }) {
-          const store = await open();
+        run: withStore([], async (store) => {
           const backing = patternBytes(300, 42);
           const key = backing.subarray(10, 42);
           const keyCopy = key.slice();
@@ -966,14 +912,11 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
           expectBytesEqual(await store.getDevice(addr('alice', 'phone')), certCopy, 'certificate after mutating an output');
           const t = await store.takeBundle(addr('alice', 'phone'));
           expectBytesEqual(t?.oneTimePrekey?.key, otKey, 'one-time key');
-        },
+        }),
       },
       {
         name: 'device lists and shared frames are copied in and out',
-        async run({ open }) {
-          const store = await open();
-          const a = await device(store, addr('alice', 'phone'));
-          const b = await device(store, addr('bob', 'laptop'));
+        run: withStore(['alice/phone', 'bob/laptop'], async (store, a, b) => {
           const backing = patternBytes(1000, 77);
           const list = backing.subarray(100, 400);
           const listCopy = list.slice();
@@ -994,7 +937,7 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
           expectBytesEqual(m?.frame, sharedCopy, 'shared frame');
           expect(m!.frame.buffer.byteLength).toBe(64);
           expect(await store.getDevice(a)).toBeDefined(); // kept: the keep entry matched when it was compared
-        },
+        }),
       },
     ],
   },
@@ -1003,9 +946,7 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
     cases: [
       {
         name: 'close is idempotent and every method then rejects with CLOSED',
-        async run({ open }) {
-          const store = await open();
-          const a = await device(store, addr('alice', 'phone'));
+        run: withStore(['alice/phone'], async (store, a) => {
           await store.close();
           await store.close();
           const k = accountKeyOf('alice');
@@ -1024,7 +965,7 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
           await expectClosedRejection('fetch', () => store.fetch(a, { limit: 1 }));
           await expectClosedRejection('ack', () => store.ack(a, ['x']));
           await expectClosedRejection('stats', () => store.stats(a));
-        },
+        }),
       },
     ],
   },
@@ -1033,9 +974,7 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
     cases: [
       {
         name: 'the newest list is kept; a lower version is refused; the same version changes nothing with the same bytes and is refused with others',
-        async run({ open }) {
-          const store = await open();
-          const a = await device(store, addr('alice', 'phone'));
+        run: withStore(['alice/phone'], async (store, a) => {
           const key = accountKeyOf('alice');
           expect(await store.putDeviceList('alice', key, 2, listOf('alice', 2), kept(a))).toEqual({ ok: true, changed: true, removed: [] });
           expect(await store.putDeviceList('alice', key, 1, listOf('alice', 1), kept(a))).toEqual({ ok: false, reason: 'stale' });
@@ -1048,16 +987,11 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
           expect((await store.getDeviceList('alice'))?.version).toBe(7);
           expect(await store.putDeviceList('alice', key, 2, listOf('alice', 2), kept(a))).toEqual({ ok: false, reason: 'stale' });
           expect(await store.getDeviceList('alic')).toBeUndefined();
-        },
+        }),
       },
       {
         name: "a new list deletes every device it does not keep, with its registration, mailbox, prekeys and handed-out ids; nobody else's",
-        async run({ open }) {
-          const store = await open();
-          const phone = await device(store, addr('alice', 'phone'));
-          const laptop = await device(store, addr('alice', 'laptop'));
-          const tablet = await device(store, addr('alice', 'tablet'));
-          const b = await device(store, addr('bob', 'pc'));
+        run: withStore(['alice/phone', 'alice/laptop', 'alice/tablet', 'bob/pc'], async (store, phone, laptop, tablet, b) => {
           for (const d of [phone, laptop, tablet]) expect((await store.putPrekeys(d, prekeys(3, [1, 2], [10]), PREKEY_QUOTA)).ok).toBe(true);
           expect((await store.takeBundle(laptop))?.oneTimePrekey?.id).toBe(1);
           okIds(await store.enqueue({ from: b, receivedAt: 1, messages: [phone, laptop, tablet].map((to, i) => ({ to, frame: frame(i, 100) })) }, QUOTA));
@@ -1068,13 +1002,7 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
             { deviceId: 'tablet', certificate: certOf(tablet, 1) },
           ]);
           expect(result).toEqual({ ok: true, changed: true, removed: ['laptop', 'tablet'] });
-          for (const gone of [laptop, tablet]) {
-            expect(await store.getDevice(gone)).toBeUndefined();
-            expect(await store.takeBundle(gone)).toBeUndefined();
-            expect(await store.prekeyCounts(gone)).toEqual({ oneTime: 0, pq: 0 });
-            expect(await store.fetch(gone, { limit: 10 })).toEqual([]);
-            expect(await store.stats(gone)).toEqual({ messages: 0, bytes: 0 });
-          }
+          for (const gone of [laptop, tablet]) await expectNothingStoredFor(store, gone);
           expect((await store.listDevices('alice')).map((d) => d.deviceId)).toEqual(['phone']);
           expect(await store.prekeyCounts(phone)).toEqual({ oneTime: 2, pq: 1 });
           expect((await store.fetch(phone, { limit: 10 })).map((m) => m.frame.byteLength)).toEqual([100]);
@@ -1087,26 +1015,21 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
           expect(await store.registerDevice(laptop, accountKeyOf('alice'), certOf(laptop), MAX_DEVICES, 6)).toBe('registered');
           expect(await store.putPrekeys(laptop, prekeys(4, [1, 2], [10]), PREKEY_QUOTA)).toEqual({ ok: true, counts: { oneTime: 2, pq: 1 } });
           expect((await store.takeBundle(laptop))?.oneTimePrekey?.id).toBe(1);
-        },
+        }),
       },
       {
         name: 'a stale or conflicting list deletes nothing',
-        async run({ open }) {
-          const store = await open();
-          const phone = await device(store, addr('alice', 'phone'));
-          const laptop = await device(store, addr('alice', 'laptop'));
+        run: withStore(['alice/phone', 'alice/laptop'], async (store, phone, laptop) => {
           expect((await store.putDeviceList('alice', accountKeyOf('alice'), 3, listOf('alice', 3), kept(phone, laptop))).ok).toBe(true);
           expect((await store.putDeviceList('alice', accountKeyOf('alice'), 2, listOf('alice', 2), kept(phone))).ok).toBe(false);
           expect((await store.putDeviceList('alice', accountKeyOf('alice'), 3, listOf('alice', 3, 1), kept(phone))).ok).toBe(false);
           expect(await store.putDeviceList('alice', accountKeyOf('alice'), 3, listOf('alice', 3), kept(phone))).toEqual({ ok: true, changed: false, removed: [] });
           expect((await store.listDevices('alice')).map((d) => d.deviceId)).toEqual(['laptop', 'phone']);
-        },
+        }),
       },
       {
         name: 'a registration racing a new list never leaves a device the list does not keep',
-        async run({ open }) {
-          const store = await open();
-          const phone = await device(store, addr('alice', 'phone'));
+        run: withStore(['alice/phone'], async (store, phone) => {
           const key = accountKeyOf('alice');
           expect((await store.putDeviceList('alice', key, 1, listOf('alice', 1), kept(phone))).ok).toBe(true);
           for (let round = 0; round < 10; round++) {
@@ -1123,15 +1046,11 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
             expect(await store.getDevice(newcomer)).toBeUndefined();
           }
           expect((await store.listDevices('alice')).map((d) => d.deviceId)).toEqual(['phone']);
-        },
+        }),
       },
       {
         name: 'a send racing a new list either lands before it (and the removed mailbox goes with the device) or is refused',
-        async run({ open }) {
-          const store = await open();
-          const phone = await device(store, addr('alice', 'phone'));
-          const laptop = await device(store, addr('alice', 'laptop'));
-          const b = await device(store, addr('bob', 'pc'));
+        run: withStore(['alice/phone', 'alice/laptop', 'bob/pc'], async (store, phone, laptop, b) => {
           const key = accountKeyOf('alice');
           expect((await store.putDeviceList('alice', key, 1, listOf('alice', 1), kept(phone, laptop))).ok).toBe(true);
           const [sent, put] = await Promise.all([
@@ -1142,7 +1061,7 @@ const GROUPS: readonly { readonly title: string; readonly cases: readonly Case[]
           if (sent.ok) expect((await store.stats(phone)).messages).toBe(1);
           else expect(sent).toEqual({ ok: false, reason: 'list-mismatch', users: [{ userId: 'alice', listVersion: 2 }] });
           expect(await store.stats(laptop)).toEqual({ messages: 0, bytes: 0 });
-        },
+        }),
       },
     ],
   },

@@ -179,6 +179,16 @@ class Collector {
   }
 }
 
+/**
+ * Shows that the refused sends before it stored nothing for `to`: a marker sent from `from`
+ * afterwards arrives at `to` (collected by `got`), and it is the only frame there.
+ */
+async function expectOnlyMarker(from: TransportAdapter, to: Address, got: Collector): Promise<void> {
+  await from.send([{ to, frame: utf8('marker') }]);
+  await got.until(() => got.has('marker'), 'the marker');
+  expect(got.texts()).toEqual(['marker']);
+}
+
 /** Records state changes and waits for one. */
 class StateLog {
   readonly states: TransportState[] = [];
@@ -200,6 +210,22 @@ class StateLog {
     const after = this.states.length;
     return within(new Promise<void>((resolve) => this.#waiters.push({ state, after, resolve })), what);
   }
+}
+
+/**
+ * Watches `transports` (by name) from now on, before a cut or a restart. The returned
+ * function waits until each is connected again, and checks that each went `reconnecting`
+ * then `connected` (never `idle`, never a fresh `connecting`).
+ */
+function watchReconnects(transports: Readonly<Record<string, TransportAdapter>>): () => Promise<void> {
+  const watched = Object.entries(transports).map(([who, t]) => {
+    const log = new StateLog(t);
+    return { who, log, back: log.next('connected', `${who} to be connected again`) };
+  });
+  return async () => {
+    await Promise.all(watched.map((w) => w.back));
+    for (const w of watched) expect(w.log.states.slice(0, 2), `the states of ${w.who}`).toEqual(['reconnecting', 'connected']);
+  };
 }
 
 /** A TCP proxy in front of the relay that can cut every connection, or stall the path. */
@@ -373,6 +399,27 @@ export function describeTransportConformance(name: string, factory: TransportCon
         }),
       );
 
+    /** Alice and Bob (devices of two users), both connected; what reaches Bob is collected in `got`. */
+    async function aliceAndBob() {
+      const [a, b] = await devices('alice', 'bob');
+      const got = new Collector();
+      const ta = await connected(a!);
+      const tb = await connected(b!, got);
+      return { a: a!, b: b!, ta, tb, got };
+    }
+
+    /** Alice with a laptop of her account, both connected with their prekeys published, and Bob connected. */
+    async function aliceLaptopAndBob() {
+      const [a, b] = await devices('alice', 'bob');
+      const laptop = await a!.linkDevice('laptop');
+      const ta = await connected(a!);
+      const tl = await connected(laptop);
+      const tb = await connected(b!);
+      await ta.publishPrekeys(a!.upload);
+      await tl.publishPrekeys(laptop.upload);
+      return { a: a!, b: b!, laptop, ta, tl, tb };
+    }
+
     /** Sends `frames` to `to` from `from`, one send each, all at once. */
     const sendEach = (from: TransportAdapter, to: Address, frames: string[]): Promise<unknown> =>
       Promise.all(frames.map((f) => from.send([{ to, frame: utf8(f) }])));
@@ -452,15 +499,12 @@ export function describeTransportConformance(name: string, factory: TransportCon
 
     describe('2. delivery: at least once, acknowledged after the handler', () => {
       it('a burst of 300 frames (200 concurrent sends, one 100-message send) all arrive, from the authenticated sender', async () => {
-        const [a, b] = await devices('alice', 'bob');
-        const got = new Collector();
-        const ta = await connected(a!);
-        await connected(b!, got);
+        const { a, b, ta, got } = await aliceAndBob();
         const before = Date.now();
         await within(
           Promise.all([
-            sendEach(ta, b!.address, Array.from({ length: 200 }, (_, i) => `one-${i}`)),
-            ta.send(Array.from({ length: 100 }, (_, i) => ({ to: b!.address, frame: utf8(`batch-${i}`) }))),
+            sendEach(ta, b.address, Array.from({ length: 200 }, (_, i) => `one-${i}`)),
+            ta.send(Array.from({ length: 100 }, (_, i) => ({ to: b.address, frame: utf8(`batch-${i}`) }))),
           ]),
           'the sends to resolve',
         );
@@ -468,7 +512,7 @@ export function describeTransportConformance(name: string, factory: TransportCon
         // acknowledges gets them all.
         await got.until(() => got.unique().size === 300, '300 distinct frames');
         for (const f of got.frames) {
-          expect(f.from).toEqual(a!.address);
+          expect(f.from).toEqual(a.address);
           expect(typeof f.id).toBe('string');
           expect(f.receivedAt).toBeGreaterThanOrEqual(before - 60_000);
           expect(f.receivedAt).toBeLessThanOrEqual(Date.now() + 60_000);
@@ -539,24 +583,16 @@ export function describeTransportConformance(name: string, factory: TransportCon
 
     describe('3. no frame lost across reconnects', () => {
       it('every connection cut while sends are in flight: every send resolves, every frame arrives, the states say reconnecting → connected', async () => {
-        const [a, b] = await devices('alice', 'bob');
-        const got = new Collector();
-        const ta = await connected(a!);
-        const tb = await connected(b!, got);
-        const logA = new StateLog(ta);
-        const logB = new StateLog(tb);
-        const aBack = logA.next('connected', 'alice to be connected again');
-        const bBack = logB.next('connected', 'bob to be connected again');
+        const { b, ta, tb, got } = await aliceAndBob();
+        const reconnected = watchReconnects({ alice: ta, bob: tb });
         const names = Array.from({ length: 40 }, (_, i) => `cut-${i}`);
-        const sending = sendEach(ta, b!.address, names);
+        const sending = sendEach(ta, b.address, names);
         proxy!.dropAll();
         await within(sending, 'the sends to resolve across the cut');
-        await Promise.all([aBack, bBack]);
-        expect(logA.states.slice(0, 2)).toEqual(['reconnecting', 'connected']);
-        expect(logB.states.slice(0, 2)).toEqual(['reconnecting', 'connected']);
+        await reconnected();
         await got.until(() => names.every((n) => got.has(n)), 'all 40 frames');
         // And later sends work as before.
-        await ta.send([{ to: b!.address, frame: utf8('after the cut') }]);
+        await ta.send([{ to: b.address, frame: utf8('after the cut') }]);
         await got.until(() => got.has('after the cut'), 'the frame after the cut');
       });
 
@@ -584,58 +620,42 @@ export function describeTransportConformance(name: string, factory: TransportCon
       });
 
       it('after the relay restarts (losing its state), both ends reconnect on their own and sending works again', async () => {
-        const [a, b] = await devices('alice', 'bob');
-        const got = new Collector();
-        const ta = await connected(a!);
-        const tb = await connected(b!, got);
-        const logA = new StateLog(ta);
-        const logB = new StateLog(tb);
-        const aBack = logA.next('connected', 'alice to be connected again');
-        const bBack = logB.next('connected', 'bob to be connected again');
+        const { b, ta, tb, got } = await aliceAndBob();
+        const reconnected = watchReconnects({ alice: ta, bob: tb });
         relay = await factory.restartRelay(relay!);
-        await Promise.all([aBack, bBack]);
-        expect(logA.states.slice(0, 2)).toEqual(['reconnecting', 'connected']);
-        expect(logB.states.slice(0, 2)).toEqual(['reconnecting', 'connected']);
+        await reconnected();
         // Bob registered again with the new relay before he reported connected.
-        await ta.send([{ to: b!.address, frame: utf8('after restart') }]);
+        await ta.send([{ to: b.address, frame: utf8('after restart') }]);
         await got.until(() => got.has('after restart'), 'delivery after the restart');
       });
     });
 
     describe('4. bounds', () => {
       it('a frame over maxFrameSize rejects with FRAME_TOO_LARGE before anything of the send goes out', async () => {
-        const [a, b] = await devices('alice', 'bob');
-        const got = new Collector();
-        const ta = await connected(a!);
-        await connected(b!, got);
+        const { b, ta, got } = await aliceAndBob();
         const max = ta.maxFrameSize;
         const e = await rejection(
           'send with an oversize frame',
           ta.send([
-            { to: b!.address, frame: utf8('ok but refused with its batch') },
-            { to: b!.address, frame: new Uint8Array(max + 1) },
+            { to: b.address, frame: utf8('ok but refused with its batch') },
+            { to: b.address, frame: new Uint8Array(max + 1) },
           ]),
         );
         expect(isDeadboltError(e, 'FRAME_TOO_LARGE') ? e.details : describeError(e)).toEqual({ size: max + 1, max });
-        await ta.send([{ to: b!.address, frame: utf8('marker') }]);
-        await got.until(() => got.has('marker'), 'the marker');
-        expect(got.texts()).toEqual(['marker']);
+        await expectOnlyMarker(ta, b.address, got);
       });
 
       it('a frame of exactly maxFrameSize, and one send larger than a relay frame, are delivered intact', async () => {
-        const [a, b] = await devices('alice', 'bob');
-        const got = new Collector();
-        const ta = await connected(a!);
-        await connected(b!, got);
+        const { b, ta, got } = await aliceAndBob();
         const max = ta.maxFrameSize;
         const biggest = patternBytes(max, 1);
-        await ta.send([{ to: b!.address, frame: biggest }]);
+        await ta.send([{ to: b.address, frame: biggest }]);
         await got.until(() => got.frames.some((f) => f.bytes.byteLength === max), 'the largest frame');
         expectBytesEqual(got.frames.find((f) => f.bytes.byteLength === max)?.bytes, biggest, 'the largest frame');
         // Together more than one relay frame (2 MiB) holds.
         const count = Math.ceil((RELAY_LIMITS.maxFrame + 1) / max) + 1;
         const many = Array.from({ length: count }, (_, i) => patternBytes(max, 100 + i));
-        await within(ta.send(many.map((frame) => ({ to: b!.address, frame }))), `a send of ${count} maximal frames`);
+        await within(ta.send(many.map((frame) => ({ to: b.address, frame }))), `a send of ${count} maximal frames`);
         await got.until(() => got.frames.length >= count + 1, `${count} more frames`);
         for (let i = 0; i < count; i++) {
           const seed = many[i]!;
@@ -647,14 +667,11 @@ export function describeTransportConformance(name: string, factory: TransportCon
 
     describe('5. copies', () => {
       it('only the bytes a view covers are sent; changing the input after send() changes nothing; delivered frames are fresh arrays', async () => {
-        const [a, b] = await devices('alice', 'bob');
-        const got = new Collector();
-        const ta = await connected(a!);
-        await connected(b!, got);
+        const { b, ta, got } = await aliceAndBob();
         const whole = patternBytes(4096, 7);
         const view = whole.subarray(1000, 3000);
         const expected = view.slice();
-        const sending = ta.send([{ to: b!.address, frame: view }]);
+        const sending = ta.send([{ to: b.address, frame: view }]);
         whole.fill(0);
         await within(sending, 'the send');
         await got.until(() => got.frames.length >= 1, 'the view');
@@ -813,16 +830,10 @@ export function describeTransportConformance(name: string, factory: TransportCon
 
     describe('device lists (docs/protocol.md §3.3)', () => {
       it('publishDeviceList: fetchBundles returns the list (none before); the same list again is accepted; other bytes at its version and lower versions are RELAY_REJECTED FORBIDDEN', async () => {
-        const [a, b] = await devices('alice', 'bob');
-        const laptop = await a!.linkDevice('laptop');
-        const ta = await connected(a!);
-        const tl = await connected(laptop);
-        const tb = await connected(b!);
-        await ta.publishPrekeys(a!.upload);
-        await tl.publishPrekeys(laptop.upload);
+        const { a, laptop, ta, tl, tb } = await aliceLaptopAndBob();
         const before = await tb.fetchBundles('alice');
         expect([before.bundles.length, before.deviceList]).toEqual([2, undefined]);
-        const v1 = await a!.signDeviceList(1, [a!, laptop]);
+        const v1 = await a.signDeviceList(1, [a, laptop]);
         const input = new Uint8Array(v1.byteLength + 8);
         input.set(v1, 4);
         await ta.publishDeviceList(input.subarray(4, 4 + v1.byteLength));
@@ -836,11 +847,11 @@ export function describeTransportConformance(name: string, factory: TransportCon
           const e = await rejection(what, ta.publishDeviceList(list));
           expect(isDeadboltError(e, 'RELAY_REJECTED') ? e.details : describeError(e), what).toEqual({ code: 'FORBIDDEN' });
         };
-        await forbidden('other bytes at version 1', await a!.signDeviceList(1, [a!]));
-        await ta.publishDeviceList(await a!.signDeviceList(2, [a!, laptop]));
+        await forbidden('other bytes at version 1', await a.signDeviceList(1, [a]));
+        await ta.publishDeviceList(await a.signDeviceList(2, [a, laptop]));
         await forbidden('version 1 after version 2', v1);
         // Bob cannot publish Alice's list.
-        const notHis = await rejection("Bob publishing Alice's list", tb.publishDeviceList(await a!.signDeviceList(3, [a!])));
+        const notHis = await rejection("Bob publishing Alice's list", tb.publishDeviceList(await a.signDeviceList(3, [a])));
         expect(isDeadboltError(notHis, 'RELAY_REJECTED') ? notHis.details : describeError(notHis)).toEqual({ code: 'FORBIDDEN' });
         const invalid = await rejection('an empty list', ta.publishDeviceList(new Uint8Array(0)));
         expect(isDeadboltError(invalid, 'INVALID_ARGUMENT'), describeError(invalid)).toBe(true);
@@ -886,16 +897,10 @@ export function describeTransportConformance(name: string, factory: TransportCon
       });
 
       it('a device the list leaves out is revoked: its transport stops reconnecting and goes idle; connect rejects with RELAY_REJECTED REVOKED; bundles come only from listed devices', async () => {
-        const [a, b] = await devices('alice', 'bob');
-        const laptop = await a!.linkDevice('laptop');
-        const ta = await connected(a!);
-        const tl = await connected(laptop);
-        const tb = await connected(b!);
-        await ta.publishPrekeys(a!.upload);
-        await tl.publishPrekeys(laptop.upload);
+        const { a, laptop, ta, tl, tb } = await aliceLaptopAndBob();
         const log = new StateLog(tl);
         const idle = log.next('idle', 'the revoked laptop to go idle');
-        await ta.publishDeviceList(await a!.signDeviceList(1, [a!]));
+        await ta.publishDeviceList(await a.signDeviceList(1, [a]));
         await idle;
         expect(tl.state).toBe('idle');
         expect(log.states.at(-1)).toBe('idle');
@@ -947,20 +952,15 @@ export function describeTransportConformance(name: string, factory: TransportCon
       });
 
       it('sendShared: an oversize frame is FRAME_TOO_LARGE and an unregistered device UNKNOWN_USER, and nothing is stored for anyone', async () => {
-        const [a, b] = await devices('alice', 'bob');
-        const got = new Collector();
-        const ta = await connected(a!);
-        await connected(b!, got);
+        const { b, ta, got } = await aliceAndBob();
         const max = ta.maxFrameSize;
-        const big = await rejection('a shared send over maxFrameSize', ta.sendShared([{ to: b!.address }], new Uint8Array(max + 1)));
+        const big = await rejection('a shared send over maxFrameSize', ta.sendShared([{ to: b.address }], new Uint8Array(max + 1)));
         expect(isDeadboltError(big, 'FRAME_TOO_LARGE') ? big.details : describeError(big)).toEqual({ size: max + 1, max });
-        const ghost = await rejection('a shared send naming an unregistered device', ta.sendShared([{ to: b!.address }, { to: { ...b!.address, deviceId: 'ghost' as Address['deviceId'] } }], utf8('refused')));
+        const ghost = await rejection('a shared send naming an unregistered device', ta.sendShared([{ to: b.address }, { to: { ...b.address, deviceId: 'ghost' as Address['deviceId'] } }], utf8('refused')));
         expect(isDeadboltError(ghost, 'UNKNOWN_USER'), describeError(ghost)).toBe(true);
         const empty = await rejection('a shared send to nobody', ta.sendShared([], utf8('x')));
         expect(isDeadboltError(empty, 'INVALID_ARGUMENT'), describeError(empty)).toBe(true);
-        await ta.send([{ to: b!.address, frame: utf8('marker') }]);
-        await got.until(() => got.has('marker'), 'the marker');
-        expect(got.texts()).toEqual(['marker']);
+        await expectOnlyMarker(ta, b.address, got);
       });
     });
 

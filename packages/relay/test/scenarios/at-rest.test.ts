@@ -5,19 +5,13 @@
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { decodeDeviceCertificate } from '@deadbolt/core';
 import { createDevice, privateKeysOf, str, text } from '../helpers/devices.js';
-import { connectWs, expectOk, httpAuth, httpRpc, type WsClient } from '../helpers/clients.js';
-import { startRelay, type TestRelay } from '../helpers/relay.js';
+import { expectOk, httpAuth, httpRpc } from '../helpers/clients.js';
+import { useScenario } from '../helpers/scenario.js';
 
-let running: TestRelay | undefined;
-const clients: WsClient[] = [];
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close()));
-  await running?.stop();
-  running = undefined;
-});
+const { relay, connect } = useScenario({ sqlite: true });
 
 async function filesOf(dir: string): Promise<Map<string, Buffer>> {
   const out = new Map<string, Buffer>();
@@ -31,13 +25,11 @@ function findIn(files: Map<string, Buffer>, needle: Uint8Array): string | undefi
 }
 
 it('after a real encrypted conversation the database and logs hold no plaintext, no private key and no token', { timeout: 30_000 }, async () => {
-  running = await startRelay({ sqlite: true });
-  const r = running;
+  const r = await relay();
   const alice = await createDevice('alice', 'phone', { oneTime: 3, pqOneTime: 2 });
   const bob = await createDevice('bob', 'laptop', { oneTime: 3, pqOneTime: 2 });
-  const a = (await connectWs(r.relay.wsUrl, alice)).client;
-  const b = (await connectWs(r.relay.wsUrl, bob)).client;
-  clients.push(a, b);
+  const a = await connect(r, alice);
+  const b = await connect(r, bob);
   expectOk(await a.request({ kind: 'publish-prekeys', upload: alice.upload() }));
   expectOk(await b.request({ kind: 'publish-prekeys', upload: bob.upload() }));
   const { token: bobToken } = await httpAuth(r.relay.url, bob);

@@ -3,24 +3,15 @@
  * foreign origins are refused before the upgrade; authentication is a signature over a
  * single-use challenge, never a cookie.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { decodeDeviceCertificate } from '@deadbolt/core';
 import { RELAY_LIMITS } from '@deadbolt/spec';
 import { createDevice, createSiblingDevice, type TestDevice } from '../helpers/devices.js';
 import { connectWs, expectError, httpAuth, httpHello, httpRpc, WsClient } from '../helpers/clients.js';
-import { startRelay, type TestRelay } from '../helpers/relay.js';
+import { useScenario } from '../helpers/scenario.js';
 
-let running: TestRelay[] = [];
-afterEach(async () => {
-  await Promise.all(running.map((r) => r.stop()));
-  running = [];
-});
-
-async function relay(options: Parameters<typeof startRelay>[0] = {}): Promise<TestRelay> {
-  const r = await startRelay(options);
-  running.push(r);
-  return r;
-}
+// The tests here open their sockets themselves (WsClient.connect): closing the relay closes them.
+const { relay } = useScenario();
 
 async function authFrame(device: TestDevice, challenge: Uint8Array, relayId = 'deadbolt-relay', token = '') {
   return { kind: 'auth' as const, certificate: device.certificate, challenge, signature: await device.sign(relayId, challenge), token };

@@ -6,31 +6,14 @@
  * listed devices with the list, and the list version every SEND names (DEVICE_MISMATCH,
  * nothing stored).
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { patternBytes } from '@deadbolt/test-kit';
 import { createDevice, createSiblingDevice, deviceListOf, type TestDevice } from '../helpers/devices.js';
-import { connectWs, expectError, expectOk, httpAuth, httpHello, httpRpc, WsClient } from '../helpers/clients.js';
-import { startRelay, type TestRelay } from '../helpers/relay.js';
+import { expectError, expectOk, httpAuth, httpHello, httpRpc } from '../helpers/clients.js';
+import type { TestRelay } from '../helpers/relay.js';
+import { useScenario } from '../helpers/scenario.js';
 
-let running: TestRelay[] = [];
-const clients: WsClient[] = [];
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close()));
-  await Promise.all(running.map((r) => r.stop()));
-  running = [];
-});
-
-async function relay(options: Parameters<typeof startRelay>[0] = {}): Promise<TestRelay> {
-  const r = await startRelay({ sqlite: true, ...options });
-  running.push(r);
-  return r;
-}
-
-async function ws(r: TestRelay, d: TestDevice): Promise<WsClient> {
-  const { client } = await connectWs(r.relay.wsUrl, d);
-  clients.push(client);
-  return client;
-}
+const { relay, connect: ws, socket } = useScenario({ sqlite: true });
 
 async function authFrame(d: TestDevice, challenge: Uint8Array, relayId = 'deadbolt-relay') {
   return { kind: 'auth' as const, certificate: d.certificate, challenge, signature: await d.sign(relayId, challenge), token: '' };
@@ -38,8 +21,7 @@ async function authFrame(d: TestDevice, challenge: Uint8Array, relayId = 'deadbo
 
 /** AUTH over a fresh WebSocket and over HTTP; returns both answers. */
 async function authBoth(r: TestRelay, d: TestDevice) {
-  const c = await WsClient.connect(r.relay.wsUrl);
-  clients.push(c);
+  const c = await socket(r);
   const overWs = await c.request(await authFrame(d, c.hello.challenge));
   const hello = await httpHello(r.relay.url);
   const overHttp = await httpRpc(r.relay.url, await authFrame(d, hello.challenge));

@@ -7,33 +7,15 @@
 import { request as httpRequest } from 'node:http';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createNodeCryptoProvider, type CryptoProvider } from '@deadbolt/core';
 import { encodeRelayFrame, RELAY_LIMITS, type RelayFrame } from '@deadbolt/spec';
 import { patternBytes } from '@deadbolt/test-kit';
 import { createDevice, createSiblingDevice, type TestDevice } from '../helpers/devices.js';
-import { connectWs, expectError, expectOk, httpAuth, httpHello, httpRpc, WsClient } from '../helpers/clients.js';
-import { startRelay, type TestRelay } from '../helpers/relay.js';
+import { expectError, expectOk, httpAuth, httpHello, httpRpc, WsClient } from '../helpers/clients.js';
+import { useScenario } from '../helpers/scenario.js';
 
-let running: TestRelay[] = [];
-const clients: WsClient[] = [];
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close()));
-  await Promise.all(running.map((r) => r.stop()));
-  running = [];
-});
-
-async function relay(options: Parameters<typeof startRelay>[0] = {}): Promise<TestRelay> {
-  const r = await startRelay(options);
-  running.push(r);
-  return r;
-}
-
-async function connect(r: TestRelay, d: TestDevice): Promise<WsClient> {
-  const { client } = await connectWs(r.relay.wsUrl, d);
-  clients.push(client);
-  return client;
-}
+const { relay, connect, socket, track } = useScenario();
 
 /** A crypto provider that counts every signature verification. */
 function countingCrypto(): { crypto: CryptoProvider; verifies: () => number } {
@@ -233,9 +215,7 @@ describe('SECURITY.md F42: mailboxes, bytes and frames per sender are bounded', 
     expect(conns.slice(1).every((c) => c.isOpen) && fifth.isOpen).toBe(true);
     const idle = [];
     for (let i = 0; i < 3; i++) {
-      const c = await WsClient.connect(r.relay.wsUrl);
-      clients.push(c);
-      idle.push(c);
+      idle.push(await socket(r));
     }
     await expect(WsClient.connect(r.relay.wsUrl)).rejects.toMatchObject({ status: 503 });
     await idle[0]!.close();
@@ -243,7 +223,7 @@ describe('SECURITY.md F42: mailboxes, bytes and frames per sender are bounded', 
     for (;;) {
       const c = await WsClient.connect(r.relay.wsUrl).catch(() => undefined);
       if (c) {
-        clients.push(c);
+        track(c);
         break;
       }
     }

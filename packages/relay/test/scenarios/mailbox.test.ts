@@ -3,31 +3,20 @@
  * and SECURITY.md F37: only a device proving its key reads, acknowledges or deletes its
  * mailbox; acknowledging someone else's message has no effect.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { patternBytes, expectBytesEqual } from '@deadbolt/test-kit';
 import { createDevice, type TestDevice } from '../helpers/devices.js';
-import { connectWs, expectError, expectOk, httpAuth, httpRpc, WsClient } from '../helpers/clients.js';
-import { startRelay, type TestRelay } from '../helpers/relay.js';
+import { expectError, expectOk, httpAuth, httpRpc } from '../helpers/clients.js';
+import { useScenario, type RelayStartOptions } from '../helpers/scenario.js';
 
-let running: TestRelay[] = [];
-const clients: WsClient[] = [];
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close()));
-  await Promise.all(running.map((r) => r.stop()));
-  running = [];
-});
+const scenario = useScenario({ sqlite: true });
 
-async function setup(options: Parameters<typeof startRelay>[0] = {}) {
-  const r = await startRelay({ sqlite: true, ...options });
-  running.push(r);
+async function setup(options: RelayStartOptions = {}) {
+  const r = await scenario.relay(options);
   const alice = await createDevice('alice', 'phone');
   const bob = await createDevice('bob', 'laptop');
   const eve = await createDevice('eve', 'laptop');
-  const connect = async (d: TestDevice) => {
-    const { client } = await connectWs(r.relay.wsUrl, d);
-    clients.push(client);
-    return client;
-  };
+  const connect = (d: TestDevice) => scenario.connect(r, d);
   /** Registers a device (its first AUTH) without keeping a connection. */
   const register = async (d: TestDevice) => void (await httpAuth(r.relay.url, d));
   return { r, alice, bob, eve, connect, register };
@@ -176,8 +165,7 @@ describe('SECURITY.md F37: only the owner reads, acknowledges or deletes a mailb
     await register(bob);
     expectOk(await a.request({ kind: 'send', messages: [{ to: bob.address, frame: patternBytes(32, 9) }] }));
     // Eve replays Bob's public certificate with her own signature.
-    const c = await WsClient.connect(r.relay.wsUrl);
-    clients.push(c);
+    const c = await scenario.socket(r);
     const answer = await c.request({ kind: 'auth', certificate: bob.certificate, challenge: c.hello.challenge, signature: await eve.sign(c.hello.relayId, c.hello.challenge), token: '' });
     expectError(answer, 'UNAUTHENTICATED');
     expect(c.pushes.filter((f) => f.kind === 'deliver')).toEqual([]);

@@ -5,32 +5,14 @@
  * last-resort key and tells the owner) and F40 (uploads with bad signatures are rejected,
  * nothing stored).
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { PqPrekeyKind, decodePrekeyBundle, encodePrekeyUpload, verifyPrekeyBundle, type PublicPrekeys } from '@deadbolt/core';
 import type { RelayFrame } from '@deadbolt/spec';
-import { createDevice, createSiblingDevice, crypto, str, text, type TestDevice } from '../helpers/devices.js';
-import { connectWs, expectError, expectOk, httpAuth, httpRpc, WsClient } from '../helpers/clients.js';
-import { startRelay, type TestRelay } from '../helpers/relay.js';
+import { createDevice, createSiblingDevice, crypto, str, text } from '../helpers/devices.js';
+import { expectError, expectOk, httpAuth, httpRpc } from '../helpers/clients.js';
+import { useScenario } from '../helpers/scenario.js';
 
-let running: TestRelay[] = [];
-const clients: WsClient[] = [];
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close()));
-  await Promise.all(running.map((r) => r.stop()));
-  running = [];
-});
-
-async function relay(options: Parameters<typeof startRelay>[0] = {}): Promise<TestRelay> {
-  const r = await startRelay({ sqlite: true, ...options });
-  running.push(r);
-  return r;
-}
-
-async function connect(r: TestRelay, d: TestDevice): Promise<WsClient> {
-  const { client } = await connectWs(r.relay.wsUrl, d);
-  clients.push(client);
-  return client;
-}
+const { relay, connect } = useScenario({ sqlite: true });
 
 function bundlesOf(frame: RelayFrame): Uint8Array[] {
   if (frame.kind !== 'bundles') throw new Error(`expected BUNDLES, got ${frame.kind === 'error' ? `ERROR ${frame.code}` : frame.kind}`);

@@ -5,37 +5,25 @@
  * HTTP without a session token. Taken once, one blob per channel, 10-minute lifetime,
  * bounded and rate limited, and a waiting take is released when the relay closes.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { PROVISION_CHANNEL_BYTES, type RelayFrame } from '@deadbolt/spec';
 import { patternBytes } from '@deadbolt/test-kit';
 import { createDevice } from '../helpers/devices.js';
-import { connectWs, expectError, expectOk, httpAuth, httpRpc, WsClient } from '../helpers/clients.js';
-import { startRelay, type TestRelay } from '../helpers/relay.js';
+import { expectError, expectOk, httpAuth, httpRpc, type WsClient } from '../helpers/clients.js';
+import { useScenario, type RelayStartOptions } from '../helpers/scenario.js';
 
-let running: TestRelay[] = [];
-const clients: WsClient[] = [];
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close()));
-  await Promise.all(running.map((r) => r.stop()));
-  running = [];
-});
+const scenario = useScenario();
 
 const channel = (n: number): Uint8Array => new Uint8Array(PROVISION_CHANNEL_BYTES).fill(n);
 const take = (c: Uint8Array, waitMs: number): RelayFrame => ({ kind: 'provision-take', channel: c, waitMs });
 const put = (c: Uint8Array, sealed: Uint8Array): RelayFrame => ({ kind: 'provision-put', channel: c, sealed });
 
-async function setup(options: Parameters<typeof startRelay>[0] = {}) {
-  const r = await startRelay(options);
-  running.push(r);
+async function setup(options: RelayStartOptions = {}) {
+  const r = await scenario.relay(options);
   const alice = await createDevice('alice', 'phone');
-  const { client: approver } = await connectWs(r.relay.wsUrl, alice);
-  clients.push(approver);
+  const approver = await scenario.connect(r, alice);
   /** A socket that never authenticates: a new device. */
-  const newDevice = async (): Promise<WsClient> => {
-    const c = await WsClient.connect(r.relay.wsUrl);
-    clients.push(c);
-    return c;
-  };
+  const newDevice = (): Promise<WsClient> => scenario.socket(r);
   return { r, alice, approver, newDevice };
 }
 
@@ -120,9 +108,8 @@ describe('PROVISION_PUT / PROVISION_TAKE', () => {
     const waiting = fresh.request(take(channel(12), 30_000), 40_000);
     const overHttp = httpRpc(r.relay.url, take(channel(13), 30_000));
     await r.untilLogged('provision-take', 2);
-    running = running.filter((x) => x !== r);
     const started = Date.now();
-    await r.stop();
+    await scenario.stop(r);
     expect(await waiting).toEqual({ kind: 'provision', sealed: undefined });
     expect((await overHttp).frame).toEqual({ kind: 'provision', sealed: undefined });
     expect((await fresh.closed).code).toBe(1001);

@@ -4,33 +4,22 @@
  * recipient user) message limit per recipient user, the sender's byte budget per stored
  * copy, list versions checked (DEVICE_MISMATCH, nothing stored). Real relay, real SQLite.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { RELAY_LIMITS } from '@deadbolt/spec';
 import { expectBytesEqual, patternBytes } from '@deadbolt/test-kit';
 import { createDevice, createSiblingDevice, deviceListOf, type TestDevice } from '../helpers/devices.js';
-import { connectWs, expectError, expectOk, httpAuth, httpRpc, type WsClient } from '../helpers/clients.js';
-import { startRelay, type TestRelay } from '../helpers/relay.js';
+import { expectError, expectOk, httpAuth, httpRpc } from '../helpers/clients.js';
+import { useScenario, type RelayStartOptions } from '../helpers/scenario.js';
 
-let running: TestRelay[] = [];
-const clients: WsClient[] = [];
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close()));
-  await Promise.all(running.map((r) => r.stop()));
-  running = [];
-});
+const scenario = useScenario({ sqlite: true });
 
-async function setup(options: Parameters<typeof startRelay>[0] = {}) {
-  const r = await startRelay({ sqlite: true, ...options });
-  running.push(r);
+async function setup(options: RelayStartOptions = {}) {
+  const r = await scenario.relay(options);
   const alice = await createDevice('alice', 'phone');
   const bob = await createDevice('bob', 'laptop');
   const bobPhone = await createSiblingDevice(bob, 'phone');
   const carol = await createDevice('carol', 'desk');
-  const connect = async (d: TestDevice) => {
-    const { client } = await connectWs(r.relay.wsUrl, d);
-    clients.push(client);
-    return client;
-  };
+  const connect = (d: TestDevice) => scenario.connect(r, d);
   return { r, alice, bob, bobPhone, carol, connect };
 }
 

@@ -4,19 +4,16 @@
  * answers OK and its message is kept), long polls answered, sockets closed with 1001,
  * then the store closed.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { encodeRelayFrame } from '@deadbolt/spec';
 import { patternBytes } from '@deadbolt/test-kit';
 import { createMemoryRelayStore, type RelayStore } from '../../src/index.js';
 import { createDevice } from '../helpers/devices.js';
 import { connectWs, expectError, expectOk, httpAuth, httpRpc, WsClient } from '../helpers/clients.js';
-import { startRelay, type TestRelay } from '../helpers/relay.js';
+import { useScenario } from '../helpers/scenario.js';
 
-let running: TestRelay[] = [];
-afterEach(async () => {
-  await Promise.all(running.map((r) => r.stop()));
-  running = [];
-});
+// Closing a relay twice is harmless: the cases below close theirs, and the cleanup again.
+const { relay } = useScenario();
 
 /** A memory store whose `enqueue` waits for `release()` once armed. */
 function gatedStore(): { store: RelayStore; arm(): Promise<void>; release(): void } {
@@ -49,7 +46,7 @@ function gatedStore(): { store: RelayStore; arm(): Promise<void>; release(): voi
 describe('graceful close', () => {
   it('drains: health 503, new requests UNAVAILABLE, the SEND in flight completes and is kept, then everything closes', async () => {
     const gated = gatedStore();
-    const r = await startRelay({ store: gated.store });
+    const r = await relay({ store: gated.store });
     const alice = await createDevice('alice', 'phone');
     const bob = await createDevice('bob', 'laptop');
     const { token: bobToken } = await httpAuth(r.relay.url, bob);
@@ -87,7 +84,7 @@ describe('graceful close', () => {
   });
 
   it('the committed message is kept across a graceful close of a SQLite relay', async () => {
-    const r = await startRelay({ sqlite: true });
+    const r = await relay({ sqlite: true });
     const alice = await createDevice('alice', 'phone');
     const bob = await createDevice('bob', 'laptop');
     await httpAuth(r.relay.url, bob);
@@ -104,8 +101,7 @@ describe('graceful close', () => {
 
 describe('HTTP carrier', () => {
   it('health, hello, methods, paths and undecodable bodies', async () => {
-    const r = await startRelay();
-    running.push(r);
+    const r = await relay();
     const health = await fetch(`${r.relay.url}/v1/health`);
     expect(health.status).toBe(200);
     expect(await health.json()).toEqual({ status: 'ok' });

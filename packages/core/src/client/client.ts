@@ -50,6 +50,7 @@ import {
   ownDevices,
   refreshDevices,
   revokeDevice,
+  sendWithListRefresh,
   type DeviceContext,
   type DeviceInfo,
 } from './devices.js';
@@ -61,6 +62,7 @@ import {
   encodeConversation,
   encodeStoredMessage,
   historyKeys,
+  outgoingMessage,
   readHistoryPage,
   readConversation,
   readStoredGroupMessage,
@@ -215,8 +217,6 @@ export interface Client extends ClientGroupApi {
 
 const DEFAULT_BATCH = { oneTime: 100, pqOneTime: 20 };
 const REPLENISH_INTERVAL_MS = 60_000;
-/** Attempts of one send when the relay reports out-of-date device lists (DEVICE_MISMATCH). */
-const SEND_ATTEMPTS = 3;
 const REJECTED_KINDS = new Set(['protocol', 'codec']);
 /** Bound of the in-memory set of users written to in this run. */
 const MAX_CONTACTED_CACHE = 10_000;
@@ -374,17 +374,16 @@ export async function createClient(options: ClientOptions): Promise<Client> {
       const content = encodeContent({ kind: 'signal', messageId: crypto.randomBytes(16), sentAt: now(), payload });
       // Like send(): a relay naming an out-of-date device list gets the user refreshed and
       // the signal sealed again (a revoked device then has no session: NO_SESSION).
-      for (let attempt = 1; ; attempt++) {
-        const listVersion = await listVersionOf(sessions, peer.userId);
-        const frame = await sessions.encrypt(peer, content);
-        try {
-          await deliver({ to: peer, frame, listVersion });
-          return;
-        } catch (e) {
-          if (!isDeadboltError(e, 'DEVICE_MISMATCH') || attempt >= SEND_ATTEMPTS) throw e;
+      await sendWithListRefresh(
+        async () => {
+          const listVersion = await listVersionOf(sessions, peer.userId);
+          return { to: peer, frame: await sessions.encrypt(peer, content), listVersion };
+        },
+        deliver,
+        async () => {
           await discover(peer.userId).catch((err: unknown) => events.emit('error', err));
-        }
-      }
+        },
+      );
     },
     deviceListVersion: () => listVersionOf(sessions, address.userId),
     onSignal(handler: (from: Address, payload: Uint8Array, sender: SignalSenderInfo) => void): () => void {
@@ -653,16 +652,8 @@ export async function createClient(options: ClientOptions): Promise<Client> {
       const sync = encodeContent({ kind: 'sent-sync', ...base, recipient });
       const sortKey = historyKeys.sortKey(sentAt, 'outgoing', toHex(messageId));
       const record = (status: DeliveryStatus): StoredMessage => ({
-        id: toHex(messageId),
+        ...outgoingMessage({ id: toHex(messageId), sender: address, sentAt, sortKey, body: bytes }, status),
         conversation: recipient,
-        direction: 'outgoing',
-        sender: address,
-        sentAt,
-        receivedAt: sentAt,
-        status,
-        untrusted: false,
-        sortKey,
-        body: bytes,
       });
       // This device chose to write to this user: no longer a first contact (§11.1, SIGNAL).
       // Written with the first message of each run, not with every one.
@@ -680,41 +671,38 @@ export async function createClient(options: ClientOptions): Promise<Client> {
       return settleSend(
         storage,
         { kind: 'd', conversation: recipient, sortKey },
-        (status) => {
-          const message = record(status);
-          return { op: messageOp(message, messageId), message };
-        },
-        async () => {
-          // The relay refuses a send that names out-of-date device lists (DEVICE_MISMATCH,
-          // docs/relay-protocol.md): the users it names are refreshed (their signed lists
-          // applied, sessions with new devices started, with revoked ones dropped) and the
-          // message is encrypted again for the devices current now. Over the relay alone the
-          // frames of a refused attempt are never stored; a transport with its own paths
-          // (WebRTC) may have delivered some of them directly, and the recipient drops the
-          // second copy by its message id (§11.2). The skipped ratchet steps leave gaps only.
-          for (let attempt = 1; ; attempt++) {
-            const peers = (await sessions.devices(recipient)).filter((p) => !(recipient === address.userId && p.deviceId === address.deviceId));
-            if (peers.length === 0) throw new UsageError('NO_SESSION', { message: 'the user has no devices', details: { userId: recipient, deviceId: '*' } });
-            const own = recipient === address.userId ? [] : (await sessions.devices(address.userId)).filter((d) => d.deviceId !== address.deviceId);
-            const recipientVersion = await listVersionOf(sessions, recipient);
-            const ownVersion = await listVersionOf(sessions, address.userId);
-            // Each encrypt persists its advanced chain before returning (SECURITY.md D28).
-            // `contact`: the user chose to talk to these devices, so a transport may set up a
-            // direct path to them (WebRTC). Nothing core sends on its own is marked: a
-            // stranger can make it send (relay-protocol.ts, OutboundMessage.contact).
-            const outbound = [];
-            for (const peer of peers) outbound.push({ to: peer, frame: await sessions.encrypt(peer, direct), listVersion: recipientVersion, contact: true });
-            for (const device of own) outbound.push({ to: device, frame: await sessions.encrypt(device, sync), listVersion: ownVersion, contact: true });
-            try {
-              await transport.send(outbound);
-              break;
-            } catch (e) {
-              if (!isDeadboltError(e, 'DEVICE_MISMATCH') || attempt >= SEND_ATTEMPTS) throw e;
+        record,
+        (message) => messageOp(message, messageId),
+        // The relay refuses a send that names out-of-date device lists (DEVICE_MISMATCH,
+        // docs/relay-protocol.md): the users it names are refreshed (their signed lists
+        // applied, sessions with new devices started, with revoked ones dropped) and the
+        // message is encrypted again for the devices current now. Over the relay alone the
+        // frames of a refused attempt are never stored; a transport with its own paths
+        // (WebRTC) may have delivered some of them directly, and the recipient drops the
+        // second copy by its message id (§11.2).
+        () =>
+          sendWithListRefresh(
+            async () => {
+              const peers = (await sessions.devices(recipient)).filter((p) => !(recipient === address.userId && p.deviceId === address.deviceId));
+              if (peers.length === 0) throw new UsageError('NO_SESSION', { message: 'the user has no devices', details: { userId: recipient, deviceId: '*' } });
+              const own = recipient === address.userId ? [] : (await sessions.devices(address.userId)).filter((d) => d.deviceId !== address.deviceId);
+              const recipientVersion = await listVersionOf(sessions, recipient);
+              const ownVersion = await listVersionOf(sessions, address.userId);
+              // Each encrypt persists its advanced chain before returning (SECURITY.md D28).
+              // `contact`: the user chose to talk to these devices, so a transport may set up a
+              // direct path to them (WebRTC). Nothing core sends on its own is marked: a
+              // stranger can make it send (relay-protocol.ts, OutboundMessage.contact).
+              const outbound = [];
+              for (const peer of peers) outbound.push({ to: peer, frame: await sessions.encrypt(peer, direct), listVersion: recipientVersion, contact: true });
+              for (const device of own) outbound.push({ to: device, frame: await sessions.encrypt(device, sync), listVersion: ownVersion, contact: true });
+              return outbound;
+            },
+            (outbound) => transport.send(outbound),
+            async (stale) => {
               // At most two users: the recipient and this user (own devices' copies).
-              for (const stale of e.details.users.slice(0, 2)) await discover(toUserId(stale.userId)).catch((err: unknown) => events.emit('error', err));
-            }
-          }
-        },
+              for (const user of stale.slice(0, 2)) await discover(toUserId(user.userId)).catch((err: unknown) => events.emit('error', err));
+            },
+          ),
       );
     });
   }

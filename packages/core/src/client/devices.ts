@@ -21,6 +21,7 @@ import {
   type StorageAdapter,
   type TransportAdapter,
   type UserId,
+  type UserListVersion,
 } from '@deadbolt/spec';
 import { createDefaultCryptoProvider } from '#crypto-default';
 import type { CryptoProvider } from '../crypto/provider.js';
@@ -106,6 +107,35 @@ export async function refreshDevices(ctx: DeviceContext, user: UserId, prefetche
 /** The device list version to name in a send to `user` (0 when none is known). */
 export async function listVersionOf(sessions: SessionManager, user: UserId): Promise<number> {
   return (await sessions.deviceList(user))?.listVersion ?? 0;
+}
+
+/** Attempts of one send when the relay reports out-of-date device lists (DEVICE_MISMATCH). */
+const SEND_ATTEMPTS = 3;
+
+/**
+ * One send that names device list versions, tried again while the relay refuses it for
+ * naming out-of-date ones (DEVICE_MISMATCH, docs/relay-protocol.md), at most
+ * {@link SEND_ATTEMPTS} times. Each attempt runs `prepare` (which encrypts again, for the
+ * devices current now: the skipped ratchet steps of a refused attempt leave gaps only),
+ * then `deliver`; after a refusal `refresh` gets the users the relay named (and what the
+ * refused attempt prepared). Only a DEVICE_MISMATCH from `deliver` is retried: any other
+ * error, and the last refusal, is thrown as is.
+ */
+export async function sendWithListRefresh<P>(
+  prepare: () => Promise<P>,
+  deliver: (prepared: P) => Promise<void>,
+  refresh: (stale: readonly UserListVersion[], refused: P) => Promise<void>,
+): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    const prepared = await prepare();
+    try {
+      await deliver(prepared);
+      return;
+    } catch (e) {
+      if (!isDeadboltError(e, 'DEVICE_MISMATCH') || attempt >= SEND_ATTEMPTS) throw e;
+      await refresh(e.details.users, prepared);
+    }
+  }
 }
 
 /**

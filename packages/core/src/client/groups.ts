@@ -62,12 +62,13 @@ import { openRecord, RecordType, sealRecord } from '../session/record-envelope.j
 import type { DecryptResult, SessionManager } from '../session/session-manager.js';
 import { readTrustRecord, storageKeys, type TrustRecord } from '../session/stored-records.js';
 import { decodeContent, encodeContent, MAX_MESSAGE_BODY } from './content.js';
-import { listVersionOf } from './devices.js';
+import { listVersionOf, sendWithListRefresh } from './devices.js';
 import {
   ClientRecordType,
   encodeConversation,
   encodeStoredMessage,
   historyKeys,
+  outgoingMessage,
   readHistoryPage,
   readConversation,
   readStoredGroupMessage,
@@ -252,8 +253,6 @@ export interface ClientGroups {
   close(): void;
 }
 
-/** Attempts of one upload when the relay reports out-of-date device lists (DEVICE_MISMATCH). */
-const SEND_ATTEMPTS = 3;
 /** Users added or removed by one call (one change, §12.12 operations per change). */
 const MAX_USERS_PER_CALL = Limits.maxGroupOpsPerChange;
 /** Decrypted messages waiting for their event (they are emitted right after the engine call). */
@@ -493,31 +492,30 @@ export function createClientGroups(ctx: GroupContext): ClientGroups {
     const peer: Address = { userId: to.userId, deviceId: to.deviceId };
     if (addressKey(peer) === addressKey(self)) throw new UsageError('INVALID_ARGUMENT', { message: 'cannot send to this device itself', details: { field: 'to', expected: 'another device' } });
     const content = encodeContent({ kind: 'group', messageId: crypto.randomBytes(16), sentAt: now(), payload });
-    for (let attempt = 1; ; attempt++) {
-      if (!(await sessions.hasSession(peer))) {
-        const id = addressKey(peer);
-        const until = unreachable.get(id);
-        if (until !== undefined && until > now()) throw noSession(peer);
-        await ctx.discover(to.userId);
+    await sendWithListRefresh(
+      async () => {
         if (!(await sessions.hasSession(peer))) {
-          unreachable.delete(id);
-          unreachable.set(id, now() + UNREACHABLE_MS);
-          if (unreachable.size > MAX_UNREACHABLE) unreachable.delete(unreachable.keys().next().value as string);
-          throw noSession(peer);
+          const id = addressKey(peer);
+          const until = unreachable.get(id);
+          if (until !== undefined && until > now()) throw noSession(peer);
+          await ctx.discover(to.userId);
+          if (!(await sessions.hasSession(peer))) {
+            unreachable.delete(id);
+            unreachable.set(id, now() + UNREACHABLE_MS);
+            if (unreachable.size > MAX_UNREACHABLE) unreachable.delete(unreachable.keys().next().value as string);
+            throw noSession(peer);
+          }
         }
-      }
-      const listVersion = await listVersionOf(sessions, to.userId);
-      // Only on a session with the device the group state names (docs/protocol.md §12.2.2);
-      // UNTRUSTED_IDENTITY while the user's key change is pending (§7.4).
-      const frame = await sessions.encrypt(peer, content, { remoteCertificate: to });
-      try {
-        await transport.send([{ to: peer, frame, listVersion }]);
-        return;
-      } catch (e) {
-        if (!isDeadboltError(e, 'DEVICE_MISMATCH') || attempt >= SEND_ATTEMPTS) throw e;
+        const listVersion = await listVersionOf(sessions, to.userId);
+        // Only on a session with the device the group state names (docs/protocol.md §12.2.2);
+        // UNTRUSTED_IDENTITY while the user's key change is pending (§7.4).
+        return { to: peer, frame: await sessions.encrypt(peer, content, { remoteCertificate: to }), listVersion };
+      },
+      (message) => transport.send([message]),
+      async () => {
         await ctx.discover(to.userId).catch(ctx.error);
-      }
-    }
+      },
+    );
   }
 
   /** Uploads one group message to every recipient (SEND_SHARED, docs/relay-protocol.md). */
@@ -886,51 +884,37 @@ export function createClientGroups(ctx: GroupContext): ClientGroups {
       const id = toHex(messageId);
       const content = encodeContent({ kind: 'direct', messageId, sentAt, body: bytes });
       const sortKey = historyKeys.sortKey(sentAt, 'outgoing', id);
-      const record = (status: DeliveryStatus): StoredGroupMessage => ({
-        id,
-        groupId: gid,
-        direction: 'outgoing',
-        sender: self,
-        sentAt,
-        receivedAt: sentAt,
-        status,
-        untrusted: false,
-        sortKey,
-        body: bytes,
-      });
+      const record = (status: DeliveryStatus): StoredGroupMessage => ({ ...outgoingMessage({ id, sender: self, sentAt, sortKey, body: bytes }, status), groupId: gid });
       // The marker is resolved at the next start if this run dies before the outcome (§11.2).
       await storage.batch([messageOp(record('pending'), messageId), pendingSendMarker(crypto, 'g', gid, sortKey), indexOp(gid, sentAt)]);
       return settleSend(
         storage,
         { kind: 'g', conversation: gid, sortKey },
-        (status) => {
-          const message = record(status);
-          return { op: messageOp(message, messageId), message };
-        },
-        async () => {
-          // The relay refuses an upload naming out-of-date device lists (DEVICE_MISMATCH): the
-          // users it names are refreshed, and the message is encrypted again for the devices
-          // current now (a revoked device may hold the key used). A refused attempt's message
-          // was never stored by the relay; its generation only leaves a gap.
-          for (let attempt = 1; ; attempt++) {
-            const head = await requireKnown(groupId);
-            const { excluded, versions } = await audit(head);
-            const out = await engine.send(groupId, content, { excluded });
-            if (out.undelivered.length > 0) ctx.emit('group-delivery-failed', { groupId: gid, devices: out.undelivered, code: codeOf(out.error) });
-            if (out.recipients.length === 0) break; // nobody else in the group
-            try {
+        record,
+        (message) => messageOp(message, messageId),
+        // The relay refuses an upload naming out-of-date device lists (DEVICE_MISMATCH): the
+        // users it names are refreshed, and the message is encrypted again for the devices
+        // current now (a revoked device may hold the key used). A refused attempt's message
+        // was never stored by the relay; its generation only leaves a gap.
+        () =>
+          sendWithListRefresh(
+            async () => {
+              const head = await requireKnown(groupId);
+              const { excluded, versions } = await audit(head);
+              const out = await engine.send(groupId, content, { excluded });
+              if (out.undelivered.length > 0) ctx.emit('group-delivery-failed', { groupId: gid, devices: out.undelivered, code: codeOf(out.error) });
+              return { head, out, versions };
+            },
+            async ({ out, versions }) => {
+              if (out.recipients.length === 0) return; // nobody else in the group
               const missed = await upload(out.recipients, out.message, versions);
               if (missed.length > 0) ctx.emit('group-delivery-failed', { groupId: gid, devices: missed, code: 'UNKNOWN_USER' });
-              break;
-            } catch (e) {
-              if (!isDeadboltError(e, 'DEVICE_MISMATCH') || attempt >= SEND_ATTEMPTS) throw e;
+            },
+            async (stale, { head }) => {
               const members = new Set(head.members.map((m) => m.userId as string));
-              for (const stale of e.details.users.filter((u) => members.has(u.userId)).slice(0, Limits.maxGroupMembers)) {
-                await ctx.discover(toUserId(stale.userId)).catch(ctx.error);
-              }
-            }
-          }
-        },
+              for (const user of stale.filter((u) => members.has(u.userId)).slice(0, Limits.maxGroupMembers)) await ctx.discover(toUserId(user.userId)).catch(ctx.error);
+            },
+          ),
       );
     });
   }

@@ -102,6 +102,17 @@ export interface StoredGroupMessage extends Omit<StoredMessage, 'conversation'> 
 }
 
 /**
+ * A message this device sends, as history records it in `status` (§11.2), without its
+ * conversation: outgoing, received when sent, and never untrusted (it is this device's own).
+ */
+export function outgoingMessage(
+  m: Pick<StoredMessage, 'id' | 'sender' | 'sentAt' | 'sortKey' | 'body'>,
+  status: DeliveryStatus,
+): Omit<StoredMessage, 'conversation'> {
+  return { id: m.id, direction: 'outgoing', sender: m.sender, sentAt: m.sentAt, receivedAt: m.sentAt, status, untrusted: false, sortKey: m.sortKey, body: m.body };
+}
+
+/**
  * A message as the `message-received` event hands it over (docs/protocol.md §11.4): the
  * stored message, and whether this may be a repeat.
  */

@@ -48,25 +48,26 @@ export function settledSendMarker(kind: SendKind, conversation: string, sortKey:
 /**
  * Hands a message recorded `pending` (with its marker) to `deliver`, then records the
  * outcome and deletes the marker in one batch: `failed` when `deliver` throws (the error
- * is rethrown), else `sent`, whose message is returned. `outcome(status)` gives the
- * history write for a status and the message it records.
+ * is rethrown), else `sent`, whose message is returned. `record(status)` gives the
+ * message in a status, `write(message)` its history write.
  */
 export async function settleSend<M>(
   storage: StorageAdapter,
   marker: { readonly kind: SendKind; readonly conversation: string; readonly sortKey: string },
-  outcome: (status: 'sent' | 'failed') => { readonly op: StorageOp; readonly message: M },
+  record: (status: 'sent' | 'failed') => M,
+  write: (message: M) => StorageOp,
   deliver: () => Promise<void>,
 ): Promise<M> {
   const settled = settledSendMarker(marker.kind, marker.conversation, marker.sortKey);
   try {
     await deliver();
   } catch (e) {
-    await storage.batch([outcome('failed').op, settled]);
+    await storage.batch([write(record('failed')), settled]);
     throw e;
   }
-  const sent = outcome('sent');
-  await storage.batch([sent.op, settled]);
-  return sent.message;
+  const sent = record('sent');
+  await storage.batch([write(sent), settled]);
+  return sent;
 }
 
 /**

@@ -32,7 +32,7 @@ import { isRetryable } from './group-errors.js';
 import { decodeGroupFragment, fragmentPayload, reassemble, type GroupFragment } from './group-fragment.js';
 import { groupIdHex, type GroupId } from './group-id.js';
 import { decodeGroupKeyRequest, encodeGroupKeyRequest } from './group-key-request.js';
-import type { GroupChangeOutcome, GroupChangeResult, GroupCreateParams, GroupDecryptResult, GroupDelivery, GroupEncryptOptions, GroupManager, NewGroupMember } from './group-manager.js';
+import type { GroupChangeOutcome, GroupChangeResult, GroupChanges, GroupCreateParams, GroupDecryptResult, GroupDelivery, GroupEncryptOptions, GroupManager, NewGroupMember } from './group-manager.js';
 import { decodeGroupMessage } from './group-message.js';
 import { decodeGroupWelcome } from './group-welcome.js';
 import type { HeldMessageRecord, InboxRecord } from './group-records.js';
@@ -41,15 +41,7 @@ import type { Keyed } from './group-store.js';
 
 /** What the engine reports. */
 export type GroupEvent =
-  | {
-      readonly type: 'message-received';
-      readonly groupId: GroupId;
-      readonly sender: Address;
-      readonly plaintext: Uint8Array;
-      readonly epoch: number;
-      readonly keyId: number;
-      readonly generation: number;
-    }
+  | ({ readonly type: 'message-received' } & GroupDecryptResult)
   | { readonly type: 'group-changed'; readonly groupId: GroupId; readonly head: GroupState; readonly member: boolean; readonly joined: boolean }
   /** A held message that will never decrypt (evicted, a duplicate, or refused). */
   | { readonly type: 'message-dropped'; readonly groupId: GroupId; readonly code: ErrorCode | 'EVICTED' }
@@ -102,7 +94,8 @@ export interface GroupSendResult {
 }
 
 /**
- * The group engine. Create with {@link createGroupEngine}.
+ * The group engine. Create with {@link createGroupEngine}. Its membership changes
+ * ({@link GroupChanges}) sign, apply and send the change, and return the new head.
  *
  * @example
  * ```ts
@@ -115,19 +108,9 @@ export interface GroupSendResult {
  * const events = await engine.drainInbox();
  * ```
  */
-export interface GroupEngine {
+export interface GroupEngine extends GroupChanges<GroupState> {
   readonly groups: GroupManager;
   create(params: Omit<GroupCreateParams, 'extraOps'>): Promise<GroupId>;
-  /** Signs, applies and sends a change; returns the new head. */
-  change(groupId: GroupId, ops: readonly GroupOp[]): Promise<GroupState>;
-  addMember(groupId: GroupId, member: NewGroupMember): Promise<GroupState>;
-  removeMember(groupId: GroupId, userId: string): Promise<GroupState>;
-  leave(groupId: GroupId): Promise<GroupState>;
-  addDevice(groupId: GroupId, device: DeviceCertificate): Promise<GroupState>;
-  removeDevice(groupId: GroupId, userId: string, deviceId: string): Promise<GroupState>;
-  promote(groupId: GroupId, userId: string): Promise<GroupState>;
-  demote(groupId: GroupId, userId: string): Promise<GroupState>;
-  rename(groupId: GroupId, name: string): Promise<GroupState>;
   /**
    * Encrypts once, sends pending key distributions over pairwise sessions, returns the
    * message and its fan-out. `excluded` devices get no key and are left out of the fan-out.

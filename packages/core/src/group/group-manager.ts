@@ -192,6 +192,32 @@ export interface GroupEncryptOptions {
 }
 
 /**
+ * The membership changes of a group (docs/protocol.md §12.4), each signed and applied as one
+ * change of the current head; throws `INVALID_ARGUMENT` if this device may not make it. The
+ * {@link GroupManager} returns the change's outcome (`R`: the deliveries are the caller's to
+ * send); the group engine sends them and returns the new head.
+ *
+ * @example
+ * ```ts
+ * const { deliveries } = await groups.promote(groupId, 'bob'); // GroupManager: send the deliveries yourself
+ * const head = await engine.rename(groupId, 'team'); // GroupEngine: sent, here is the new head
+ * ```
+ */
+export interface GroupChanges<R> {
+  /** A change made of `ops`, built on the head. */
+  change(groupId: GroupId, ops: readonly GroupOp[]): Promise<R>;
+  addMember(groupId: GroupId, member: NewGroupMember): Promise<R>;
+  removeMember(groupId: GroupId, userId: string): Promise<R>;
+  /** Removes this device's user from the group (always allowed, §12.4). */
+  leave(groupId: GroupId): Promise<R>;
+  addDevice(groupId: GroupId, device: DeviceCertificate): Promise<R>;
+  removeDevice(groupId: GroupId, userId: string, deviceId: string): Promise<R>;
+  promote(groupId: GroupId, userId: string): Promise<R>;
+  demote(groupId: GroupId, userId: string): Promise<R>;
+  rename(groupId: GroupId, name: string): Promise<R>;
+}
+
+/**
  * Groups for one device. Create with {@link createGroupManager}.
  *
  * @example
@@ -202,24 +228,13 @@ export interface GroupEncryptOptions {
  * const { message, distributions } = await groups.encrypt(groupId, utf8('hello'));
  * ```
  */
-export interface GroupManager {
+export interface GroupManager extends GroupChanges<GroupChangeOutcome> {
   readonly crypto: CryptoProvider;
   /**
    * Creates a group with this device's user as admin (its other devices in `ownDevices`).
    * `extraOps` are committed in the same batch as the new group (the client's group index).
    */
   create(params: GroupCreateParams): Promise<GroupChangeOutcome>;
-  /** Signs and applies a change of the current head (§12.4); throws `INVALID_ARGUMENT` if not allowed. */
-  change(groupId: GroupId, ops: readonly GroupOp[]): Promise<GroupChangeOutcome>;
-  addMember(groupId: GroupId, member: NewGroupMember): Promise<GroupChangeOutcome>;
-  removeMember(groupId: GroupId, userId: string): Promise<GroupChangeOutcome>;
-  /** Removes this device's user from the group (always allowed, §12.4). */
-  leave(groupId: GroupId): Promise<GroupChangeOutcome>;
-  addDevice(groupId: GroupId, device: DeviceCertificate): Promise<GroupChangeOutcome>;
-  removeDevice(groupId: GroupId, userId: string, deviceId: string): Promise<GroupChangeOutcome>;
-  promote(groupId: GroupId, userId: string): Promise<GroupChangeOutcome>;
-  demote(groupId: GroupId, userId: string): Promise<GroupChangeOutcome>;
-  rename(groupId: GroupId, name: string): Promise<GroupChangeOutcome>;
   /**
    * Whether `ops` would be allowed as one change of the current head (§12.4), without signing
    * or storing anything. Used to rebase orphaned changes (§12.5).

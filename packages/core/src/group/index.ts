@@ -18,6 +18,7 @@ export {
   createGroupManager,
   type GroupChangeOutcome,
   type GroupChangeResult,
+  type GroupChanges,
   type GroupCommitOptions,
   type GroupCreateParams,
   type GroupDecryptOptions,

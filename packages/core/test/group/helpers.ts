@@ -2,13 +2,12 @@
  * Group test parties: devices with an identity record in their own memory store (what the
  * session manager would have created) and a group manager on it, passive certificates for
  * members that never run code, an in-test "network" that carries deliveries as the client
- * would over pairwise sessions, a no-mutation check covering the group records, and a
+ * would over pairwise sessions, the no-mutation check (it covers the group records), and a
  * crypto provider that counts calls.
  */
-import { expect } from 'vitest';
-import { address, isDeadboltError, type Address, type Ed25519PublicKey, type Ed25519SecretKey, type ErrorCode, type StorageAdapter } from '@deadbolt/spec';
+import { address, isDeadboltError, type Address, type Ed25519PublicKey, type Ed25519SecretKey, type StorageAdapter } from '@deadbolt/spec';
 import { createMemoryStorage } from '@deadbolt/storage-memory';
-import { Capability, createNodeCryptoProvider, toHex, type CryptoProvider } from '../../src/index.js';
+import { Capability, createNodeCryptoProvider, type CryptoProvider } from '../../src/index.js';
 import { signDeviceCertificate, type DeviceCertificate } from '../../src/protocol/device-certificate.js';
 import { RecordType, sealRecord } from '../../src/session/record-envelope.js';
 import { encodeIdentityRecord } from '../../src/session/stored-records.js';
@@ -145,30 +144,8 @@ export function str(b: Uint8Array): string {
 
 // --- no mutation --------------------------------------------------------------------------------
 
-/** Every stored byte, under every prefix core writes (docs/protocol.md §7.1, §12.11). */
-export async function snapshot(storage: StorageAdapter): Promise<string> {
-  const lines: string[] = [];
-  for (const prefix of [['identity'], ['prekey-meta'], ['prekey'], ['prekey-replay'], ['session'], ['trust'], ['group']]) {
-    for (const e of await storage.range(prefix)) lines.push(`${JSON.stringify(e.key)}=${toHex(e.value)}`);
-  }
-  return lines.join('\n');
-}
-
-/** Runs `op`, expects `code`, and expects every store to be byte-identical afterwards (SECURITY.md B14). */
-export async function expectFailsWithoutMutation(stores: readonly StorageAdapter[], op: () => Promise<unknown>, code: ErrorCode): Promise<unknown> {
-  const before = await Promise.all(stores.map(snapshot));
-  let caught: unknown;
-  try {
-    await op();
-  } catch (e) {
-    caught = e;
-  }
-  expect(caught, `expected ${code}`).toBeDefined();
-  expect(isDeadboltError(caught) ? caught.code : caught).toBe(code);
-  const after = await Promise.all(stores.map(snapshot));
-  after.forEach((s, i) => expect(s === before[i], 'store changed by a failed operation').toBe(true));
-  return caught;
-}
+/** The snapshot covers the group records too (docs/protocol.md §12.11). */
+export { expectFailsWithoutMutation, snapshot } from '../helpers/no-mutation.js';
 
 // --- counting provider --------------------------------------------------------------------------
 

@@ -6,47 +6,14 @@
  */
 import { describe, expect, it, vi } from 'vitest';
 import { isDeadboltError, type ErrorCode, type MlKemSecretKey, type X25519PublicKey } from '@deadbolt/spec';
-import {
-  createDefaultCryptoProvider,
-  createNobleCryptoProvider,
-  createNodeCryptoProvider,
-  createWebCryptoProvider,
-  equalBytes,
-  SIZES,
-  type CryptoProvider,
-  type CryptoProviderOptions,
-  type RandomSource,
-} from '../../src/crypto/index.js';
-
-const FACTORIES = [
-  ['node', createNodeCryptoProvider],
-  ['web', createWebCryptoProvider],
-  ['noble', createNobleCryptoProvider],
-] as const satisfies readonly (readonly [string, (o?: CryptoProviderOptions) => CryptoProvider])[];
+import { createDefaultCryptoProvider, equalBytes, SIZES, type CryptoProvider } from '../../src/crypto/index.js';
+import { hex, toHex } from '../helpers/hex.js';
+import { CRYPTO_PROVIDERS, seededSource } from '../helpers/providers.js';
 
 // --- helpers ----------------------------------------------------------------------------------------
 
-const hex = (s: string): Uint8Array => Uint8Array.from(s.match(/../g) ?? [], (b) => Number.parseInt(b, 16));
-const toHex = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
 const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s);
 const bytes = (n: number, start = 1): Uint8Array => Uint8Array.from({ length: n }, (_, i) => (start + i * 7) & 0xff);
-
-/** A deterministic byte stream (xorshift32): for tests only, like `unsafeRandomSource` itself. */
-function seededSource(seed: number): RandomSource {
-  let x = seed >>> 0 || 1;
-  return (length) => {
-    const out = new Uint8Array(length);
-    for (let i = 0; i < length; i++) {
-      x ^= x << 13;
-      x >>>= 0;
-      x ^= x >>> 17;
-      x ^= x << 5;
-      x >>>= 0;
-      out[i] = x & 0xff;
-    }
-    return out;
-  };
-}
 
 /** `data` as a view into the middle of a larger buffer whose other bytes are garbage. */
 function embedded(data: Uint8Array): Uint8Array {
@@ -136,7 +103,7 @@ function addL(s: Uint8Array): Uint8Array {
 
 // --- per provider -----------------------------------------------------------------------------------
 
-describe.each(FACTORIES)('%s provider', (name, create) => {
+describe.each(CRYPTO_PROVIDERS)('%s provider', (name, create) => {
   const crypto = create();
 
   it('reports its name', () => {

@@ -15,44 +15,16 @@ import { ed25519 } from '@noble/curves/ed25519.js';
 import { bytesToNumberLE, numberToBytesLE } from '@noble/curves/utils.js';
 import { sha512 } from '@noble/hashes/sha2.js';
 import { isDeadboltError, type Ed25519SecretKey, type MlKemSecretKey, type X25519PublicKey, type X25519SecretKey } from '@deadbolt/spec';
-import {
-  createNobleCryptoProvider,
-  createNodeCryptoProvider,
-  createWebCryptoProvider,
-  type CryptoProvider,
-  type RandomSource,
-} from '../../src/crypto/index.js';
+import type { CryptoProvider } from '../../src/crypto/index.js';
+import { hex, toHex } from '../helpers/hex.js';
+import { CRYPTO_PROVIDERS, seededSource } from '../helpers/providers.js';
 
 const SEED = process.env['FC_SEED'] === undefined ? 0x0de4db01 : Number(process.env['FC_SEED']);
 const runs = (n: number): fc.Parameters<unknown> => ({ seed: SEED, numRuns: n });
 
-const toHex = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
-const hex = (s: string): Uint8Array => Uint8Array.from(s.match(/../g) ?? [], (b) => Number.parseInt(b, 16));
-
-/** A deterministic byte stream (xorshift32), the same for every provider given the same seed. */
-function seededSource(seed: number): RandomSource {
-  let x = seed >>> 0 || 1;
-  return (length) => {
-    const out = new Uint8Array(length);
-    for (let i = 0; i < length; i++) {
-      x ^= x << 13;
-      x >>>= 0;
-      x ^= x >>> 17;
-      x ^= x << 5;
-      x >>>= 0;
-      out[i] = x & 0xff;
-    }
-    return out;
-  };
-}
-
 /** One provider of each kind, all drawing the same "random" bytes. */
 function providers(seed: number): CryptoProvider[] {
-  return [
-    createNodeCryptoProvider({ unsafeRandomSource: seededSource(seed) }),
-    createWebCryptoProvider({ unsafeRandomSource: seededSource(seed) }),
-    createNobleCryptoProvider({ unsafeRandomSource: seededSource(seed) }),
-  ];
+  return CRYPTO_PROVIDERS.map(([, create]) => create({ unsafeRandomSource: seededSource(seed) }));
 }
 const SHARED = providers(1);
 

@@ -91,17 +91,14 @@ export function loadWycheproof<G extends { readonly tests: readonly WycheproofCa
   return file;
 }
 
-/** Hex to bytes, for vector fields. */
-export function hex(text: string): Uint8Array {
-  if (text.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(text)) throw new Error('malformed hex in a vector');
-  const out = new Uint8Array(text.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = Number.parseInt(text.slice(2 * i, 2 * i + 2), 16);
-  return out;
-}
-
-/** Bytes to lowercase hex, for comparing results with vector fields. */
-export function toHex(bytes: Uint8Array): string {
-  let out = '';
-  for (const b of bytes) out += b.toString(16).padStart(2, '0');
-  return out;
+/**
+ * Every case of a verified Wycheproof file, group after group, for files whose groups add
+ * nothing a case needs. `checkGroup` sees each group first (for example, that it is for the
+ * expected curve or parameter set).
+ */
+export function wycheproofCases<G extends { readonly tests: readonly WycheproofCase[] }>(name: string, checkGroup: (group: G) => void = () => undefined): G['tests'][number][] {
+  return loadWycheproof<G>(name).testGroups.flatMap((g) => {
+    checkGroup(g);
+    return g.tests;
+  });
 }

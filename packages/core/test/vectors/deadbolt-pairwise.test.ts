@@ -4,8 +4,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
-import { createNobleCryptoProvider, createNodeCryptoProvider, createWebCryptoProvider } from '../../src/index.js';
-import { generateVectors, type ProviderFactory } from './deadbolt/generate.js';
+import { CRYPTO_PROVIDERS } from '../helpers/providers.js';
+import { generateVectors } from './deadbolt/generate.js';
 
 const stored = JSON.parse(readFileSync(new URL('./deadbolt/pairwise-v1.json', import.meta.url), 'utf8')) as Record<string, unknown>;
 
@@ -17,11 +17,7 @@ describe('deadbolt pairwise v1 vectors', () => {
     expect(t.messages.map((m) => m.wire.slice(0, 4))).toEqual(['0101', '0101', '0102', '0102', '0102']);
   });
 
-  test.each<[string, ProviderFactory]>([
-    ['node', createNodeCryptoProvider],
-    ['web', createWebCryptoProvider],
-    ['noble', createNobleCryptoProvider],
-  ])('the %s provider reproduces them byte for byte', async (_name, make) => {
+  test.each(CRYPTO_PROVIDERS)('the %s provider reproduces them byte for byte', async (_name, make) => {
     expect(await generateVectors(make)).toEqual(stored);
   });
 });

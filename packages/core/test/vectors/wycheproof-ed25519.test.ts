@@ -6,8 +6,9 @@
  * decision here.
  */
 import { describe, expect, it } from 'vitest';
-import { createNobleCryptoProvider, createNodeCryptoProvider, createWebCryptoProvider } from '../../src/crypto/index.js';
-import { hex, loadWycheproof, type WycheproofCase } from './checksums.js';
+import { hex } from '../helpers/hex.js';
+import { eachProvider } from '../helpers/providers.js';
+import { loadWycheproof, type WycheproofCase } from './checksums.js';
 
 interface EddsaCase extends WycheproofCase {
   readonly msg: string;
@@ -32,7 +33,7 @@ describe('Wycheproof ed25519_test.json', () => {
     expect(cases.filter((t) => t.result === 'acceptable').length).toBe(0);
   });
 
-  describe.each([createNodeCryptoProvider(), createWebCryptoProvider(), createNobleCryptoProvider()])('$name provider', (crypto) => {
+  describe.each(eachProvider())('$name provider', (crypto) => {
     it.each(['valid', 'invalid'] as const)('%s vectors verify to %s', async (result) => {
       const failures: string[] = [];
       const subset = cases.filter((t) => t.result === result);

@@ -7,8 +7,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { isDeadboltError } from '@deadbolt/spec';
-import { createNobleCryptoProvider, createNodeCryptoProvider, createWebCryptoProvider } from '../../src/crypto/index.js';
-import { hex, loadWycheproof, toHex, type WycheproofCase } from './checksums.js';
+import { hex, toHex } from '../helpers/hex.js';
+import { eachProvider } from '../helpers/providers.js';
+import { wycheproofCases, type WycheproofCase } from './checksums.js';
 
 interface HkdfCase extends WycheproofCase {
   readonly ikm: string;
@@ -18,8 +19,7 @@ interface HkdfCase extends WycheproofCase {
   readonly okm: string;
 }
 
-const file = loadWycheproof<{ readonly tests: readonly HkdfCase[] }>('hkdf_sha256_test.json');
-const cases = file.testGroups.flatMap((g) => g.tests);
+const cases = wycheproofCases<{ readonly tests: readonly HkdfCase[] }>('hkdf_sha256_test.json');
 
 describe('Wycheproof hkdf_sha256_test.json', () => {
   it('has the expected vectors', () => {
@@ -30,7 +30,7 @@ describe('Wycheproof hkdf_sha256_test.json', () => {
     expect(cases.filter((t) => t.result === 'invalid').every((t) => t.size > 8160)).toBe(true);
   });
 
-  describe.each([createNodeCryptoProvider(), createWebCryptoProvider(), createNobleCryptoProvider()])('$name provider', (crypto) => {
+  describe.each(eachProvider())('$name provider', (crypto) => {
     it('valid vectors give the vector output', () => {
       const failures: string[] = [];
       for (const t of cases.filter((c) => c.result === 'valid')) {

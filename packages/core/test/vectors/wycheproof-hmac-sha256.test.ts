@@ -9,8 +9,10 @@
  * `valid` tags match; `invalid` ones (modified tags) do not. No `acceptable` vectors.
  */
 import { describe, expect, it } from 'vitest';
-import { createNobleCryptoProvider, createNodeCryptoProvider, createWebCryptoProvider, equalBytes } from '../../src/crypto/index.js';
-import { hex, loadWycheproof, type WycheproofCase } from './checksums.js';
+import { equalBytes } from '../../src/crypto/index.js';
+import { hex } from '../helpers/hex.js';
+import { eachProvider } from '../helpers/providers.js';
+import { loadWycheproof, type WycheproofCase } from './checksums.js';
 
 interface MacCase extends WycheproofCase {
   readonly key: string;
@@ -34,7 +36,7 @@ describe('Wycheproof hmac_sha256_test.json', () => {
     expect(cases.filter((t) => t.tagBytes === 16).length).toBe(87);
   });
 
-  describe.each([createNodeCryptoProvider(), createWebCryptoProvider(), createNobleCryptoProvider()])('$name provider', (crypto) => {
+  describe.each(eachProvider())('$name provider', (crypto) => {
     it('valid tags match and invalid ones do not; a truncated tag never equals the full MAC', () => {
       const failures: string[] = [];
       for (const t of cases) {

@@ -17,14 +17,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { isDeadboltError } from '@deadbolt/spec';
-import {
-  createNobleCryptoProvider,
-  createNodeCryptoProvider,
-  createWebCryptoProvider,
-  type CryptoProvider,
-  type CryptoProviderOptions,
-} from '../../src/crypto/index.js';
-import { hex, loadWycheproof, toHex, type WycheproofCase } from './checksums.js';
+import { hex, toHex } from '../helpers/hex.js';
+import { CRYPTO_PROVIDERS } from '../helpers/providers.js';
+import { wycheproofCases, type WycheproofCase } from './checksums.js';
 
 interface EncapsCase extends WycheproofCase {
   readonly ek: string;
@@ -37,18 +32,8 @@ interface EncapsGroup {
   readonly tests: readonly EncapsCase[];
 }
 
-const file = loadWycheproof<EncapsGroup>('mlkem_768_encaps_test.json');
-const cases = file.testGroups.flatMap((g) => {
-  expect(g.parameterSet).toBe('ML-KEM-768');
-  return g.tests;
-});
+const cases = wycheproofCases<EncapsGroup>('mlkem_768_encaps_test.json', (g) => expect(g.parameterSet).toBe('ML-KEM-768'));
 const invalid = cases.filter((t) => t.result === 'invalid');
-
-const FACTORIES: readonly (readonly [string, (o?: CryptoProviderOptions) => CryptoProvider])[] = [
-  ['node', createNodeCryptoProvider],
-  ['web', createWebCryptoProvider],
-  ['noble', createNobleCryptoProvider],
-];
 
 describe('Wycheproof mlkem_768_encaps_test.json', () => {
   it('has the expected vectors', () => {
@@ -61,7 +46,7 @@ describe('Wycheproof mlkem_768_encaps_test.json', () => {
     expect(cases.filter((t) => t.result === 'acceptable').length).toBe(0);
   });
 
-  describe.each(FACTORIES)('%s provider', (_name, create) => {
+  describe.each(CRYPTO_PROVIDERS)('%s provider', (_name, create) => {
     it('valid vectors: encapsulation with the vector randomness gives c and K', () => {
       const failures: string[] = [];
       for (const t of cases.filter((c) => c.result === 'valid')) {

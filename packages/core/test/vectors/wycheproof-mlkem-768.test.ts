@@ -19,14 +19,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import { isDeadboltError } from '@deadbolt/spec';
-import {
-  createNobleCryptoProvider,
-  createNodeCryptoProvider,
-  createWebCryptoProvider,
-  type CryptoProvider,
-  type CryptoProviderOptions,
-} from '../../src/crypto/index.js';
-import { hex, loadWycheproof, toHex, type WycheproofCase } from './checksums.js';
+import { errorOf } from '../helpers/errors.js';
+import { hex, toHex } from '../helpers/hex.js';
+import { CRYPTO_PROVIDERS } from '../helpers/providers.js';
+import { wycheproofCases, type WycheproofCase } from './checksums.js';
 
 interface MlKemCase extends WycheproofCase {
   readonly seed: string;
@@ -39,28 +35,9 @@ interface MlKemGroup {
   readonly tests: readonly MlKemCase[];
 }
 
-const file = loadWycheproof<MlKemGroup>('mlkem_768_test.json');
-const cases = file.testGroups.flatMap((g) => {
-  expect(g.parameterSet).toBe('ML-KEM-768');
-  return g.tests;
-});
+const cases = wycheproofCases<MlKemGroup>('mlkem_768_test.json', (g) => expect(g.parameterSet).toBe('ML-KEM-768'));
 const badSeed = cases.filter((t) => t.result === 'invalid' && hex(t.seed).length !== 64);
 const badCiphertext = cases.filter((t) => t.result === 'invalid' && hex(t.seed).length === 64);
-
-function errorOf(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (e) {
-    return e;
-  }
-  return undefined;
-}
-
-const FACTORIES: readonly (readonly [string, (o?: CryptoProviderOptions) => CryptoProvider])[] = [
-  ['node', createNodeCryptoProvider],
-  ['web', createWebCryptoProvider],
-  ['noble', createNobleCryptoProvider],
-];
 
 describe('Wycheproof mlkem_768_test.json', () => {
   it('has the expected vectors', () => {
@@ -72,7 +49,7 @@ describe('Wycheproof mlkem_768_test.json', () => {
     expect(cases.filter((t) => t.result === 'acceptable').length).toBe(0);
   });
 
-  describe.each(FACTORIES)('%s provider', (_name, create) => {
+  describe.each(CRYPTO_PROVIDERS)('%s provider', (_name, create) => {
     it('valid vectors: key generation from the seed gives ek, and decapsulation gives K', () => {
       const failures: string[] = [];
       for (const t of cases.filter((c) => c.result === 'valid')) {

@@ -19,8 +19,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { isDeadboltError, type X25519PublicKey, type X25519SecretKey } from '@deadbolt/spec';
-import { createNobleCryptoProvider, createNodeCryptoProvider, createWebCryptoProvider } from '../../src/crypto/index.js';
-import { hex, loadWycheproof, toHex, type WycheproofCase } from './checksums.js';
+import { hex, toHex } from '../helpers/hex.js';
+import { eachProvider } from '../helpers/providers.js';
+import { wycheproofCases, type WycheproofCase } from './checksums.js';
 
 interface XdhCase extends WycheproofCase {
   readonly public: string;
@@ -32,11 +33,7 @@ interface XdhGroup {
   readonly tests: readonly XdhCase[];
 }
 
-const file = loadWycheproof<XdhGroup>('x25519_test.json');
-const cases = file.testGroups.flatMap((g) => {
-  expect(g.curve).toBe('curve25519');
-  return g.tests;
-});
+const cases = wycheproofCases<XdhGroup>('x25519_test.json', (g) => expect(g.curve).toBe('curve25519'));
 
 /** The flags on which Deadbolt refuses an `acceptable` vector (see the module comment). */
 const REFUSED_FLAGS = new Set(['LowOrderPublic', 'SmallPublicKey', 'ZeroSharedSecret', 'NonCanonicalPublic']);
@@ -66,7 +63,7 @@ describe('Wycheproof x25519_test.json', () => {
     expect(count((t) => deadboltAccepts(t) && t.shared === '00'.repeat(32))).toBe(0);
   });
 
-  describe.each([createNodeCryptoProvider(), createWebCryptoProvider(), createNobleCryptoProvider()])('$name provider', (crypto) => {
+  describe.each(eachProvider())('$name provider', (crypto) => {
     it.each(['valid', 'acceptable'] as const)('%s vectors: accepted ones give the vector shared secret, refused ones INVALID_KEY', async (result) => {
       const failures: string[] = [];
       let accepted = 0;

@@ -112,6 +112,35 @@ describe('multiple devices per user', () => {
     expect((await laptop.client.safetyNumber('bob')).digits).toBe((await phone.client.safetyNumber('bob')).digits);
   }, 60_000);
 
+  test('a device revoked and linked again under the same id, with new keys, gets a contact\'s next message: the directory read that skipped it is made again once the list ended its old session', async () => {
+    relay = await startRelay();
+    const phone = await startClient('websocket', relay, 'alice', 'phone');
+    clients.push(phone.client);
+    const bob = await startClient('websocket', relay, 'bob', 'laptop');
+    clients.push(bob.client);
+    const oldTablet = await linkNewDevice(phone, 'tablet');
+    await bob.client.send('alice', 'one');
+    await Promise.all([phone.waitForMessages(1), oldTablet.waitForMessages(1)]);
+    expect(await bob.client.sessions.hasSession({ userId: 'alice', deviceId: 'tablet' } as Address)).toBe(true);
+
+    // Alice loses the tablet: she revokes it and links a new one under the same id.
+    await oldTablet.client.close();
+    await phone.client.revokeDevice('tablet');
+    const newTablet = await linkNewDevice(phone, 'tablet');
+    expect((await phone.client.devices()).map((d) => d.deviceId)).toEqual(['phone', 'tablet']);
+
+    // Bob still holds the old list: DEVICE_MISMATCH, a directory read that skips the
+    // devices he has sessions with (the old tablet among them), the new list ends the old
+    // tablet's session, so he reads again without skipping it and reaches the new one.
+    await bob.client.send('alice', 'two');
+    await Promise.all([phone.waitForMessages(2), newTablet.waitForMessages(1)]);
+    expect(bodies(newTablet)).toEqual(['two']);
+    await bob.client.send('alice', 'three');
+    await newTablet.waitForMessages(2);
+    expect(bodies(newTablet)).toEqual(['two', 'three']);
+    expect((await bob.client.history('alice')).map((m) => m.status)).toEqual(['sent', 'sent', 'sent']);
+  }, 60_000);
+
   test('a relay that keeps serving a revoked device gets it no session: the sender is told (device-rejected)', async () => {
     relay = await startRelay();
     const phone = await startClient('websocket', relay, 'alice', 'phone');

@@ -12,6 +12,7 @@
  */
 import {
   isDeadboltError,
+  RELAY_LIMITS,
   UsageError,
   deviceId as toDeviceId,
   userId as toUserId,
@@ -70,8 +71,8 @@ export async function refreshDevices(ctx: DeviceContext, user: UserId, prefetche
   // once, for the list and the siblings: the relay rate-limits directory reads).
   // Devices with a session are skipped: the relay takes none of their prekeys (their
   // bundles would be ignored below anyway), and a read that takes none is cheap for it.
-  const entry = prefetched ?? (await ctx.transport.fetchBundles(user, { skip: await knownDevices(ctx, user) }));
-  if (entry.deviceList !== undefined) {
+  const apply = async (entry: DeviceDirectoryEntry): Promise<void> => {
+    if (entry.deviceList === undefined) return;
     try {
       const applied = await ctx.sessions.applyDeviceList(user, entry.deviceList);
       if (applied.changed) ctx.changed(user, applied.list.listVersion, applied.removed, applied.list.devices.map((d) => d.deviceId));
@@ -81,6 +82,17 @@ export async function refreshDevices(ctx: DeviceContext, user: UserId, prefetche
       ctx.error(e);
       if (isDeadboltError(e, 'UNTRUSTED_IDENTITY')) throw e;
     }
+  };
+  const skip = prefetched === undefined ? await skippableDevices(ctx, user) : [];
+  let entry = prefetched ?? (await ctx.transport.fetchBundles(user, { skip }));
+  await apply(entry);
+  // A skipped device whose sessions the list just ended (revoked, then linked again under
+  // the same id with new keys, §3.3) needs its bundle after all: read the entry again,
+  // skipping only the devices that still have sessions.
+  const kept = await stillKnown(ctx, user, skip);
+  if (kept.length < skip.length) {
+    entry = await ctx.transport.fetchBundles(user, { skip: kept });
+    await apply(entry);
   }
   const known = new Set((await ctx.sessions.devices(user)).map((a) => a.deviceId));
   let lastError: unknown;
@@ -151,7 +163,7 @@ export async function ensureOwnDeviceList(ctx: DeviceContext): Promise<DeviceDir
   // Every start reads this entry (a page reload, a crash loop): the siblings this device
   // has sessions with are skipped, so a restart takes none of their prekeys and stays
   // under the relay's bundle-fetch limit (relay-protocol.md FETCH_BUNDLES).
-  const skip = await knownDevices(ctx, user);
+  const skip = await skippableDevices(ctx, user);
   const stored = await ctx.sessions.deviceList(user);
   const read = async (options: { skip: string[] }): Promise<DeviceDirectoryEntry> => {
     try {
@@ -174,6 +186,17 @@ export async function ensureOwnDeviceList(ctx: DeviceContext): Promise<DeviceDir
   if (entry.deviceList !== undefined) {
     const applied = await ctx.sessions.applyDeviceList(user, entry.deviceList);
     if (applied.changed) ctx.changed(user, applied.list.listVersion, applied.removed, applied.list.devices.map((d) => d.deviceId));
+    // A sibling skipped above whose sessions the list just ended (linked again under the
+    // same id with new keys) needs its bundle: the caller starts sessions from this entry.
+    const kept = await stillKnown(ctx, user, skip);
+    if (kept.length < skip.length) {
+      const again = await read({ skip: kept });
+      if (again.deviceList !== undefined) {
+        const reapplied = await ctx.sessions.applyDeviceList(user, again.deviceList);
+        if (reapplied.changed) ctx.changed(user, reapplied.list.listVersion, reapplied.removed, reapplied.list.devices.map((d) => d.deviceId));
+      }
+      return again.deviceList !== undefined ? again : entry;
+    }
     return entry;
   }
   const me = await ctx.sessions.certificate();
@@ -201,9 +224,27 @@ export async function ensureOwnDeviceList(ctx: DeviceContext): Promise<DeviceDir
   return { bundles: entry.bundles, deviceList: list.encoded };
 }
 
-/** The devices of `user` this device has sessions with (its own device excluded by the relay). */
-async function knownDevices(ctx: DeviceContext, user: UserId): Promise<string[]> {
-  return (await ctx.sessions.devices(user)).map((d) => d.deviceId as string);
+/**
+ * The devices of `user` to name in a directory read's `skip`: those this device has
+ * sessions with, and, once the user has a signed list, only those it names (at most
+ * {@link MAX_DEVICES_PER_USER}); never more than the relay protocol allows
+ * (`RELAY_LIMITS.maxBundles`). Skipping fewer is always safe: a known device's bundle is
+ * ignored, at the cost of one of its prekeys; a longer list would make every read refused.
+ */
+async function skippableDevices(ctx: DeviceContext, user: UserId): Promise<string[]> {
+  const list = await ctx.sessions.deviceList(user);
+  const listed = list === undefined ? undefined : new Set<string>(list.devices.map((d) => d.deviceId));
+  return (await ctx.sessions.devices(user))
+    .map((d) => d.deviceId as string)
+    .filter((id) => listed === undefined || listed.has(id))
+    .slice(0, RELAY_LIMITS.maxBundles);
+}
+
+/** Of the devices `skip` named, those this device still has sessions with. */
+async function stillKnown(ctx: DeviceContext, user: UserId, skip: readonly string[]): Promise<string[]> {
+  if (skip.length === 0) return [];
+  const known = new Set<string>((await ctx.sessions.devices(user)).map((d) => d.deviceId));
+  return skip.filter((id) => known.has(id));
 }
 
 const sameKey = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && a.every((x, i) => x === b[i]);

@@ -1,0 +1,53 @@
+/**
+ * The `skip` list core names in a directory read (relay-protocol.md FETCH_BUNDLES,
+ * client/devices.ts `skippableDevices`): never longer than the protocol allows, and, once
+ * the user has a signed list, only devices that list names. A longer list would make every
+ * read of that user refused by the transport (INVALID_ARGUMENT) before it reaches the
+ * relay: the user's list would never be applied again.
+ *
+ * The session manager here is a stand-in holding many sessions (a contact that never
+ * published a list can register that many devices); the transport checks `skip` with the
+ * same function every relay transport uses (`prepareFetchSkip`).
+ */
+import { expect, test } from 'vitest';
+import { prepareFetchSkip, RELAY_LIMITS, type Address, type DeviceDirectoryEntry, type FetchBundlesOptions, type TransportAdapter } from '@deadbolt/spec';
+import { refreshDevices, type DeviceContext } from '../../src/client/devices.js';
+import type { SessionManager } from '../../src/session/session-manager.js';
+
+function context(sessionCount: number, listed: readonly string[] | undefined): { ctx: DeviceContext; skips: string[][] } {
+  const skips: string[][] = [];
+  const devices = Array.from({ length: sessionCount }, (_, i): Address => ({ userId: 'mallory', deviceId: `d${i}` }) as Address);
+  const sessions = {
+    devices: async () => devices,
+    deviceList: async () => (listed === undefined ? undefined : { listVersion: 1, devices: listed.map((deviceId) => ({ deviceId })) }),
+  } as unknown as SessionManager;
+  const transport = {
+    fetchBundles: async (_user: string, options?: FetchBundlesOptions): Promise<DeviceDirectoryEntry> => {
+      skips.push(prepareFetchSkip(options)); // throws INVALID_ARGUMENT over the limit, as the transports do
+      return { bundles: [], deviceList: undefined };
+    },
+  } as unknown as TransportAdapter;
+  const ctx: DeviceContext = {
+    self: { userId: 'alice', deviceId: 'phone' } as Address,
+    sessions,
+    transport,
+    rejected: () => undefined,
+    changed: () => undefined,
+    error: () => undefined,
+  };
+  return { ctx, skips };
+}
+
+test('a user this device holds more sessions with than a read may skip is still read: the skip list is cut to the protocol limit', async () => {
+  const { ctx, skips } = context(RELAY_LIMITS.maxBundles + 50, undefined);
+  const devices = await refreshDevices(ctx, 'mallory' as never);
+  expect(devices).toHaveLength(RELAY_LIMITS.maxBundles + 50);
+  expect(skips).toHaveLength(1);
+  expect(skips[0]).toHaveLength(RELAY_LIMITS.maxBundles);
+});
+
+test('once the user has a signed list, only the devices it names are skipped', async () => {
+  const { ctx, skips } = context(5, ['d1', 'd3', 'd7']);
+  await refreshDevices(ctx, 'mallory' as never);
+  expect(skips).toEqual([['d1', 'd3']]);
+});

@@ -108,23 +108,50 @@ test('a 1:1 and a group send left pending by a crash are failed at the next star
   expect(bob.received.map((m) => new TextDecoder().decode(m.body))).toContain('after the crash');
 });
 
-test('a marker whose record is corrupted is reported and dropped; start goes on', async () => {
-  const { bob, backing, first, alice, relay: r } = await aliceAndBob();
+/** Alice's process "dies" with one 1:1 send handed over; the store it left, and its marker. */
+async function interruptedOnce() {
+  const { backing, first, alice, relay: r } = await aliceAndBob();
   const handed = first.hang();
   void alice.send('bob', 'interrupted').catch(() => undefined);
   await handed;
   const view = createMemoryStorage({ backing });
   const [marker] = await markers(view);
-  const key = ['msg', 'bob', marker!.key[3]!];
-  const record = (await view.get(key))!;
-  record[record.length - 1]! ^= 1;
-  await view.batch([{ type: 'put', key, value: record }]);
+  return { backing, view, marker: marker!, relay: r };
+}
 
+/** The next run over the same store, started, with the `error` events it emitted. */
+async function restart(backing: MemoryStorageBacking, r: Relay) {
   const errors: unknown[] = [];
   const again = await createClient({ userId: 'alice', deviceId: 'phone', storage: createMemoryStorage({ backing }), transport: makeTransport('websocket', r) });
   others.push(again);
   again.on('error', (e) => errors.push(e));
   await again.start();
-  expect(errors.map((e) => (e as { code?: string }).code)).toEqual(['CORRUPTED_RECORD']);
+  return { again, codes: errors.map((e) => (e as { code?: string }).code) };
+}
+
+test('a marker whose record is corrupted is reported and dropped; start goes on', async () => {
+  const { backing, view, marker, relay: r } = await interruptedOnce();
+  const key = ['msg', 'bob', marker.key[3]!];
+  const record = (await view.get(key))!;
+  record[record.length - 1]! ^= 1;
+  await view.batch([{ type: 'put', key, value: record }]);
+
+  const { codes } = await restart(backing, r);
+  expect(codes).toEqual(['CORRUPTED_RECORD']);
+  expect(await markers(view)).toEqual([]);
+});
+
+test('a marker whose key is not a user id (a tampered store) is reported and dropped; start goes on, and resolves the others', async () => {
+  const { backing, view, marker, relay: r } = await interruptedOnce();
+  // A copy of the marker and of its pending record under a conversation no user id names.
+  const sortKey = marker.key[3]!;
+  await view.batch([
+    { type: 'put', key: ['pending-send', 'd', 'not a user id!', sortKey], value: marker.value },
+    { type: 'put', key: ['msg', 'not a user id!', sortKey], value: (await view.get(['msg', 'bob', sortKey]))! },
+  ]);
+
+  const { again, codes } = await restart(backing, r);
+  expect(codes).toEqual(['CORRUPTED_RECORD']);
+  expect((await again.history('bob')).map((m) => m.status)).toEqual(['failed']);
   expect(await markers(view)).toEqual([]);
 });

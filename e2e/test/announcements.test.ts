@@ -276,6 +276,36 @@ test('a corrupted marker or history record is reported and skipped; the client s
   await alice.waitForMessages(1);
 });
 
+test('a marker whose conversation is not a user id (a tampered store) is reported and dropped; start goes on and announces the others', async () => {
+  const path = join(dir, 'bob.db');
+  const bob = await startBob(createSqliteStorage({ path }), () => new Promise<void>(() => undefined));
+  await alice.client.send('bob', 'one');
+  await bob.events(1);
+  await stop(bob);
+  // A copy of the marker and of its message record under a conversation no user id names.
+  const raw = createSqliteStorage({ path });
+  const [marker] = (await raw.range(['announce'])) as [{ key: string[]; value: Uint8Array }];
+  const sortKey = marker.key[1]!;
+  await raw.batch([
+    { type: 'put', key: ['announce', sortKey, 'd', 'not a user id!'], value: marker.value },
+    { type: 'put', key: ['msg', 'not a user id!', sortKey], value: (await raw.get(['msg', 'alice', sortKey]))! },
+  ]);
+  await raw.close();
+
+  const errors: unknown[] = [];
+  const client = await createClient({ userId: 'bob', deviceId: 'laptop', storage: createSqliteStorage({ path }), transport: makeTransport('websocket', relay) });
+  open.push(client);
+  const got: ReceivedMessage[] = [];
+  client.on('message-received', (m) => void got.push(m));
+  client.on('error', (e) => void errors.push(e));
+  await client.start();
+  expect(got.map((m) => [text(m), m.redelivered])).toEqual([['one', true]]);
+  expect(errors.map((e) => (e as { code?: string }).code)).toEqual(['CORRUPTED_RECORD']);
+  const check = createSqliteStorage({ path });
+  expect((await check.range(['announce'])).map((e) => e.key[3])).not.toContain('not a user id!');
+  await check.close();
+});
+
 test('localId: unique on the device, stable across a redelivery; the sender-chosen id is not', async () => {
   const path = join(dir, 'bob.db');
   let bob = await startBob(createSqliteStorage({ path }), () => new Promise<void>(() => undefined));

@@ -27,7 +27,7 @@
 import { isDeadboltError, StorageError, type StorageAdapter, type StorageKey, type StorageOp } from '@deadbolt/spec';
 import type { CryptoProvider } from '../crypto/provider.js';
 import { sealRecord, openRecord } from '../session/record-envelope.js';
-import { ClientRecordType } from './history.js';
+import { ClientRecordType, isConversationId } from './history.js';
 
 /** Whom a marker points at: a 1:1 conversation (`d`) or a group (`g`). */
 export type AnnouncedKind = 'd' | 'g';
@@ -142,7 +142,7 @@ export function createAnnouncer(storage: StorageAdapter, crypto: CryptoProvider,
           // Authenticated like every record (§7.1): a corrupted marker is reported, never
           // guessed at; it is empty, so dropping it loses nothing but the announcement.
           openRecord(crypto, e.key, ClientRecordType.ANNOUNCE, e.value, () => undefined);
-          if (e.key.length !== 4 || typeof sortKey !== 'string' || (kind !== 'd' && kind !== 'g') || typeof conversation !== 'string') {
+          if (e.key.length !== 4 || typeof sortKey !== 'string' || (kind !== 'd' && kind !== 'g') || typeof conversation !== 'string' || !isConversationId(kind, conversation)) {
             throw new StorageError('CORRUPTED_RECORD', { message: 'announcement marker with an unusable key', details: { key: e.key.join('/'), reason: 'bad key' } });
           }
         } catch (err) {

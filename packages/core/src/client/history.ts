@@ -167,6 +167,21 @@ export const historyKeys = Object.freeze({
   groupOrphans: (): string[] => ['group-orphan'],
 });
 
+/**
+ * Whether `conversation`, read back from a marker's key (`pending-send`, `announce`), is
+ * one the client writes: a valid user id for a 1:1 message (`d`), a group id's 64-char
+ * lowercase hex for a group message (`g`). Anything else is a corrupted marker.
+ */
+export function isConversationId(kind: 'd' | 'g', conversation: string): boolean {
+  if (kind === 'g') return /^[0-9a-f]{64}$/.test(conversation);
+  try {
+    toUserId(conversation);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export function encodeStoredMessage(m: Omit<StoredMessage, 'conversation'>, messageId: Uint8Array): Uint8Array {
   return new ByteWriter(64 + m.body.length)
     .fixed(messageId, 16)

@@ -40,7 +40,7 @@
 import { fromHex, isDeadboltError, StorageError, userId as toUserId, type StorageAdapter, type StorageKey, type StorageOp, type UserId } from '@deadbolt/spec';
 import type { CryptoProvider } from '../crypto/provider.js';
 import { openRecord, sealRecord } from '../session/record-envelope.js';
-import { ClientRecordType, encodeStoredMessage, historyKeys, readStoredGroupMessage, readStoredMessage } from './history.js';
+import { ClientRecordType, encodeStoredMessage, historyKeys, isConversationId, readStoredGroupMessage, readStoredMessage } from './history.js';
 
 /** Markers resolved by one `start()` at most; any beyond wait for the next start. */
 const MAX_RESOLVED_PER_START = 1000;
@@ -100,18 +100,11 @@ type MarkerTarget =
 /** A marker's key read back; anything but a key {@link markerKey} writes is a corrupted marker. */
 function readMarkerKey(key: StorageKey): MarkerTarget {
   const [, kind, conversation = '', sortKey = ''] = key;
-  const bad = (reason: string, cause?: unknown): StorageError<'CORRUPTED_RECORD'> =>
-    new StorageError('CORRUPTED_RECORD', { message: `stored record ${key.join('/')} is unusable: ${reason}`, details: { key: key.join('/'), reason }, cause });
+  const bad = (reason: string): StorageError<'CORRUPTED_RECORD'> =>
+    new StorageError('CORRUPTED_RECORD', { message: `stored record ${key.join('/')} is unusable: ${reason}`, details: { key: key.join('/'), reason } });
   if (key.length !== 4 || (kind !== 'd' && kind !== 'g')) throw bad('bad key');
-  if (kind === 'g') {
-    if (!/^[0-9a-f]{64}$/.test(conversation)) throw bad('bad group id');
-    return { kind, conversation, sortKey };
-  }
-  try {
-    return { kind, conversation: toUserId(conversation), sortKey };
-  } catch (e) {
-    throw bad('bad user id', e);
-  }
+  if (!isConversationId(kind, conversation)) throw bad(kind === 'g' ? 'bad group id' : 'bad user id');
+  return kind === 'g' ? { kind, conversation, sortKey } : { kind, conversation: toUserId(conversation), sortKey };
 }
 
 /**

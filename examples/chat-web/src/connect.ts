@@ -35,7 +35,10 @@ interface TransportModule {
 /**
  * A `ModuleLoader` over {@link ADAPTER_PACKAGES}. `onWebRtc` receives the WebRTC transport
  * core creates from the configuration, so the app can show which contacts are reached
- * over a direct link (core hands no transport back).
+ * over a direct link and set up a link to the contact the user opens (`preconnect`).
+ * `client.transport` would do for the paths, but it is a read-only view that leaves out
+ * `preconnect` (and everything else that sends or routes), so the app keeps the transport
+ * itself.
  */
 function adapterLoader(onWebRtc?: (transport: WebRtcTransport) => void): ModuleLoader {
   return async (name) => {

@@ -68,6 +68,7 @@ export {
   type ClientOptions,
   type ModuleLoader,
 } from './client/client.js';
+export type { ReadonlyTransport, TransportActingMember } from './client/transport-view.js';
 export type { Conversation, DeliveryStatus, HistoryOptions, ReceivedGroupMessage, ReceivedMessage, StoredGroupMessage, StoredMessage } from './client/history.js';
 export type {
   ClientGroupApi,

@@ -56,6 +56,7 @@ import {
 } from './devices.js';
 import { createAnnouncer } from './announcements.js';
 import { Emitter, type Subscribe } from './events.js';
+import { readonlyTransport, type ReadonlyTransport } from './transport-view.js';
 import type { ClientGroupApi, ClientGroups, GroupClientEvents, GroupContext } from './groups.js';
 import {
   ClientRecordType,
@@ -165,12 +166,26 @@ export interface Client extends ClientGroupApi {
   /** The session manager underneath (for advanced use). */
   readonly sessions: SessionManager;
   /**
-   * The transport this client runs on: the instance passed in, or the one created from its
-   * configuration (so that an application configured by name can still reach a transport's
-   * own API, such as the WebRTC transport's `path()` and `onPathChange`). Owned by the
+   * A read-only view of the transport this client runs on: the instance passed in, or the
+   * one created from its configuration (so that an application configured by name can
+   * still reach a transport's own API, such as the WebRTC transport's `path()`,
+   * `onPathChange` and `directLinksDisabled`). The view offers the transport's `state`,
+   * `maxFrameSize`, `specificationVersion`, `onStateChange`, `onNotice` and the adapter's
+   * own extras; every member that sends, receives, connects, closes or changes routing
+   * (`onFrame`, `send`, `connect`, `close`, `attachSignalling`, `preconnect`...) is left
+   * out and throws a `UsageError` `INVALID_ARGUMENT` naming it: the client registers the
+   * transport's single frame handler and signalling channel, and a second one would
+   * replace them, so frames would be acknowledged to the relay and never decrypted
+   * (transport-view.ts; hostile review 13, finding 2). The transport is owned by the
    * client: `close()` closes it.
+   *
+   * @example
+   * ```ts
+   * const webrtc = client.transport as ReadonlyTransport<WebRtcTransport>;
+   * webrtc.onPathChange(({ peer, path }) => console.log(peer.userId, path));
+   * ```
    */
-  readonly transport: TransportAdapter;
+  readonly transport: ReadonlyTransport;
   /** Subscribes to an event; returns a function that unsubscribes. */
   readonly on: Subscribe<ClientEvents>;
   /** Creates the identity on first run, connects, and publishes prekeys. */
@@ -733,7 +748,7 @@ export async function createClient(options: ClientOptions): Promise<Client> {
   return {
     address,
     sessions,
-    transport,
+    transport: readonlyTransport(transport),
     ...groupApi,
     on: (event, listener) => events.on(event, listener),
     start: () =>

@@ -266,10 +266,15 @@ export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage
       const window = readRangeOptions(rangeOptions); // invariant 12: limit, reverse, after, before
       if (window.limit === 0) return [];
       const id = encodeKey(p);
+      const under = entries.under.get(id);
+      if (under === undefined) return [];
       let ids = entries.sorted.get(id);
       if (ids === undefined) {
+        // Cached only for prefixes that hold entries (those in `under`), so the cache is
+        // never larger than the prefix index itself: ranges over prefixes that hold
+        // nothing (any id a caller asks about) leave nothing behind.
         const byKey = (a: string, b: string): number => compareStorageKeys((entries.byId.get(a) as StoredEntry).key, (entries.byId.get(b) as StoredEntry).key);
-        ids = [...(entries.under.get(id) ?? [])].sort(byKey);
+        ids = [...under].sort(byKey);
         entries.sorted.set(id, ids);
       }
       // The window's ends by binary search, then at most `limit` steps from the near end.

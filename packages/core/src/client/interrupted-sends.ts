@@ -80,11 +80,25 @@ export async function settleSend<M>(
 ): Promise<M> {
   const settled = settledSendMarker(marker.kind, marker.conversation, marker.sortKey);
   // Under the lock, so that a resolution by another tab never lands after it (module doc).
-  const settle = (message: M): Promise<void> => locked(storage, () => storage.batch([write(message), settled]));
+  // A lock that cannot be had in time (STORAGE_BUSY: another process holds the file and
+  // does not let go) must not turn a delivered message into an error and, at the next
+  // start, a `failed` one the user would send twice: the outcome is then written without
+  // it (a batch is atomic on its own; only the ordering against another tab is lost).
+  const settle = async (message: M): Promise<void> => {
+    const ops = [write(message), settled];
+    try {
+      await locked(storage, () => storage.batch(ops));
+    } catch (e) {
+      if (!isDeadboltError(e, 'STORAGE_BUSY')) throw e;
+      await storage.batch(ops);
+    }
+  };
   try {
     await deliver();
   } catch (e) {
-    await settle(record('failed'));
+    // The delivery's error is the one the caller gets. If recording `failed` fails too,
+    // the marker stays, and the next start records it (module doc).
+    await settle(record('failed')).catch(() => undefined);
     throw e;
   }
   const sent = record('sent');

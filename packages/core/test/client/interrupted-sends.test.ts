@@ -7,7 +7,7 @@
  * itself, through whole clients and a relay, is e2e/test/interrupted-sends.test.ts.
  */
 import { describe, expect, test } from 'vitest';
-import { deviceId, userId, type StorageAdapter, type StorageKey, type StorageOp } from '@deadbolt/spec';
+import { deviceId, StorageError, userId, type StorageAdapter, type StorageKey, type StorageOp } from '@deadbolt/spec';
 import { createMemoryStorage, createMemoryStorageBacking } from '@deadbolt/storage-memory';
 import { toHex } from '../../src/codec/bytes.js';
 import {
@@ -85,6 +85,39 @@ async function tabASending(backing: ReturnType<typeof createMemoryStorageBacking
   const sending = settleSend(tabA, { kind: 'd', conversation: bob, sortKey: message.sortKey }, message.record, message.write, () => delivered.promise);
   return { raw, message, delivered, settling, sending };
 }
+
+describe('recording the outcome when the lock cannot be had', () => {
+  const busy = (): never => {
+    throw new StorageError('STORAGE_BUSY', { message: 'another process holds the store', details: { operation: 'exclusive', waitedMs: 30_000 } });
+  };
+
+  test('a delivered message is recorded sent without the lock (STORAGE_BUSY), not turned into an error and a later failed', async () => {
+    const raw = createMemoryStorage();
+    const message = messageToBob();
+    await raw.batch(message.pending);
+    const locked = hooked(raw, { exclusive: async () => busy() });
+    const sent = await settleSend(locked, { kind: 'd', conversation: bob, sortKey: message.sortKey }, message.record, message.write, async () => undefined);
+    expect(sent.status).toBe('sent');
+    expect(await message.status(raw)).toBe('sent');
+    expect(await markers(raw)).toEqual([]);
+  });
+
+  test('a failed delivery rejects with its own error even when recording the outcome fails; the marker stays for the next start', async () => {
+    const raw = createMemoryStorage();
+    const message = messageToBob();
+    await raw.batch(message.pending);
+    const broken = hooked(raw, {
+      exclusive: async () => busy(),
+      batch: async () => {
+        throw new StorageError('STORAGE_FAILED', { message: 'disk full', details: { operation: 'batch' } });
+      },
+    });
+    const delivery = new Error('relay unreachable');
+    await expect(settleSend(broken, { kind: 'd', conversation: bob, sortKey: message.sortKey }, message.record, message.write, async () => Promise.reject(delivery))).rejects.toBe(delivery);
+    expect(await message.status(raw)).toBe('pending');
+    expect(await markers(raw)).toHaveLength(1);
+  });
+});
 
 describe('two tabs on one store: a resolution at start and the other tab\'s outcome', () => {
   test('the outcome recorded between the resolution\'s read and its write still has the last word (sent, no marker left)', async () => {

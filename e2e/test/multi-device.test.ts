@@ -9,7 +9,7 @@ import { afterEach, describe, expect, test } from 'vitest';
 import { createClient, linkDevice, type Client, type StoredMessage } from '@deadbolt/core';
 import type { Relay } from '@deadbolt/relay';
 import { createMemoryStorage } from '@deadbolt/storage-memory';
-import type { Address, TransportAdapter } from '@deadbolt/spec';
+import { TransportError, type Address, type FetchBundlesOptions, type TransportAdapter } from '@deadbolt/spec';
 import { makeTransport, startClient, startRelay, text, type TestClient } from './stack.js';
 
 let relay: Relay | undefined;
@@ -112,33 +112,93 @@ describe('multiple devices per user', () => {
     expect((await laptop.client.safetyNumber('bob')).digits).toBe((await phone.client.safetyNumber('bob')).digits);
   }, 60_000);
 
-  test('a device revoked and linked again under the same id, with new keys, gets a contact\'s next message: the directory read that skipped it is made again once the list ended its old session', async () => {
+  /**
+   * Bob's transport, recording the `skip` of each directory read of Alice's entry; reads
+   * for which `failRead(n)` (1-based) is true are refused as the relay's rate limiter
+   * would refuse them.
+   */
+  function recordingReads(failRead: (n: number) => boolean = () => false): { transport: () => TransportAdapter; skips: string[][] } {
+    const skips: string[][] = [];
+    const transport = (): TransportAdapter => new Proxy(makeTransport('websocket', relay!), {
+      get(target, name, receiver) {
+        if (name === 'fetchBundles') {
+          return async (user: string, options?: FetchBundlesOptions) => {
+            if (user === 'alice') {
+              skips.push([...(options?.skip ?? [])].sort());
+              if (failRead(skips.length)) throw new TransportError('RATE_LIMITED', { message: 'refused by the test', details: { retryAfterMs: 1000 } });
+            }
+            return target.fetchBundles(user, options);
+          };
+        }
+        const value: unknown = Reflect.get(target, name, receiver);
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    return { transport, skips };
+  }
+
+  /** Alice (phone), Bob, a tablet Bob has written to, then revoked and linked again under the same id. */
+  async function relinkedTablet(bobTransport: () => TransportAdapter) {
     relay = await startRelay();
     const phone = await startClient('websocket', relay, 'alice', 'phone');
     clients.push(phone.client);
-    const bob = await startClient('websocket', relay, 'bob', 'laptop');
+    const bob = await startClient('websocket', relay, 'bob', 'laptop', createMemoryStorage(), undefined, bobTransport());
     clients.push(bob.client);
     const oldTablet = await linkNewDevice(phone, 'tablet');
     await bob.client.send('alice', 'one');
     await Promise.all([phone.waitForMessages(1), oldTablet.waitForMessages(1)]);
     expect(await bob.client.sessions.hasSession({ userId: 'alice', deviceId: 'tablet' } as Address)).toBe(true);
-
     // Alice loses the tablet: she revokes it and links a new one under the same id.
     await oldTablet.client.close();
     await phone.client.revokeDevice('tablet');
     const newTablet = await linkNewDevice(phone, 'tablet');
-    expect((await phone.client.devices()).map((d) => d.deviceId)).toEqual(['phone', 'tablet']);
+    return { phone, bob, newTablet };
+  }
+
+  test('a device revoked and linked again under the same id, with new keys, gets a contact\'s next message: the directory read that skipped it is made again once the list ended its old session', async () => {
+    const reads = recordingReads();
+    const { phone, bob, newTablet } = await relinkedTablet(reads.transport);
+    // A desktop linked meanwhile too: the first read serves its bundle, the second skips it.
+    const desktop = await linkNewDevice(phone, 'desktop');
+    expect((await phone.client.devices()).map((d) => d.deviceId)).toEqual(['desktop', 'phone', 'tablet']);
+    const before = reads.skips.length;
 
     // Bob still holds the old list: DEVICE_MISMATCH, a directory read that skips the
     // devices he has sessions with (the old tablet among them), the new list ends the old
     // tablet's session, so he reads again without skipping it and reaches the new one.
     await bob.client.send('alice', 'two');
-    await Promise.all([phone.waitForMessages(2), newTablet.waitForMessages(1)]);
+    await Promise.all([phone.waitForMessages(2), newTablet.waitForMessages(1), desktop.waitForMessages(1)]);
+    expect(reads.skips.slice(before)).toEqual([
+      ['phone', 'tablet'],
+      ['desktop', 'phone'],
+    ]);
     expect(bodies(newTablet)).toEqual(['two']);
+    expect(bodies(desktop)).toEqual(['two']);
     await bob.client.send('alice', 'three');
-    await newTablet.waitForMessages(2);
+    await Promise.all([newTablet.waitForMessages(2), desktop.waitForMessages(2)]);
     expect(bodies(newTablet)).toEqual(['two', 'three']);
     expect((await bob.client.history('alice')).map((m) => m.status)).toEqual(['sent', 'sent', 'sent']);
+    // Both are complete reads: no further read of Alice's entry was due.
+    expect(reads.skips.length).toBe(before + 2);
+  }, 60_000);
+
+  test('when that second read fails, the error is reported and the next send reads the entry again and reaches the new device', async () => {
+    let failing = 0;
+    const reads = recordingReads((n) => n === failing);
+    const { phone, bob, newTablet } = await relinkedTablet(reads.transport);
+    failing = reads.skips.length + 2; // the second read of the next send
+    const errors: unknown[] = [];
+    bob.client.on('error', (e) => void errors.push(e));
+
+    await bob.client.send('alice', 'two');
+    await phone.waitForMessages(2);
+    expect(errors.map((e) => (e as { code?: string }).code)).toContain('RATE_LIMITED');
+    // `two` could not reach the new tablet (Bob had no bundle for it); the next send reads
+    // Alice's entry again, because her list names a device Bob has no session with.
+    await bob.client.send('alice', 'three');
+    await Promise.all([phone.waitForMessages(3), newTablet.waitForMessages(1)]);
+    expect(bodies(newTablet)).toEqual(['three']);
+    expect(await bob.client.sessions.hasSession({ userId: 'alice', deviceId: 'tablet' } as Address)).toBe(true);
   }, 60_000);
 
   test('a relay that keeps serving a revoked device gets it no session: the sender is told (device-rejected)', async () => {

@@ -71,12 +71,13 @@ export async function startClient(
   deviceId: string,
   storage: StorageAdapter = createMemoryStorage(),
   registrationToken?: string,
+  transport: TransportAdapter = makeTransport(kind, endpoint),
 ): Promise<TestClient> {
   const client = await createClient({
     userId,
     deviceId,
     storage,
-    transport: makeTransport(kind, endpoint),
+    transport,
     ...(registrationToken !== undefined ? { registrationToken } : {}),
   });
   const received: StoredMessage[] = [];

@@ -45,6 +45,7 @@ import { resolveStorage, resolveTransport, type AdapterConfig, type ModuleLoader
 import { decodeContent, encodeContent, MAX_MESSAGE_BODY, MAX_SIGNAL_PAYLOAD, type Content } from './content.js';
 import {
   approveDevice,
+  discoveryDue,
   ensureOwnDeviceList,
   listVersionOf,
   ownDevices,
@@ -532,10 +533,21 @@ export async function createClient(options: ClientOptions): Promise<Client> {
       events.emit('devices-changed', { userId, listVersion, removed });
     },
     error: (e) => events.emit('error', e),
+    completeReads: new Map(),
+    now,
   };
 
   /** Brings a user's devices in step with the directory and its signed list (devices.ts). */
   const discover = (user: UserId): Promise<Address[]> => refreshDevices(deviceContext, user);
+  /**
+   * Before a send: a user without sessions is read (its errors are the send's); one whose
+   * signed list names a device without a session is read again now and then, its errors
+   * reported, the send going on to the devices it has (devices.ts `discoveryDue`).
+   */
+  const reachAll = async (user: UserId): Promise<void> => {
+    if ((await sessions.devices(user)).length === 0) await discover(user);
+    else if (await discoveryDue(deviceContext, user)) await discover(user).catch((err: unknown) => events.emit('error', err));
+  };
 
   /**
    * Groups (groups.ts): the group engine over these sessions, this transport and history.
@@ -551,6 +563,7 @@ export async function createClient(options: ClientOptions): Promise<Client> {
     transport,
     now,
     discover,
+    reachAll,
     ready: whenStarted,
     emit: (event, payload) => events.emit<keyof GroupClientEvents>(event, payload),
     announceOp: (gid, sortKey) => announcer.op('g', gid, sortKey),
@@ -659,7 +672,7 @@ export async function createClient(options: ClientOptions): Promise<Client> {
       throw new UsageError('INVALID_ARGUMENT', { message: `message body over ${MAX_MESSAGE_BODY} bytes`, details: { field: 'body', expected: `at most ${MAX_MESSAGE_BODY} bytes` } });
     }
     return sendQueue(async () => {
-      if ((await sessions.devices(recipient)).length === 0) await discover(recipient);
+      await reachAll(recipient);
       const messageId = crypto.randomBytes(16);
       const sentAt = now();
       const base = { messageId, sentAt, body: bytes };

@@ -57,6 +57,47 @@ export interface DeviceContext {
   changed(userId: UserId, listVersion: number, removed: readonly Address[], current: readonly string[]): void;
   /** A background failure worth reporting. */
   error(e: unknown): void;
+  /**
+   * When this client last read each user's entry completely (every device its list names
+   * was offered a bundle), by user id: {@link discoveryDue} reads a user again when a
+   * listed device still has no session, at most once per {@link REREAD_INTERVAL_MS}.
+   * Bounded by the caller's use ({@link noteCompleteRead} keeps it to
+   * {@link MAX_TRACKED_READS}).
+   */
+  readonly completeReads?: Map<string, number>;
+  /** The clock (ms) for {@link completeReads}. */
+  now?(): number;
+}
+
+/** How often a send may read a user's entry again to reach listed devices it has no session with. */
+export const REREAD_INTERVAL_MS = 5 * 60_000;
+/** Users whose last complete read is remembered (the oldest are forgotten first). */
+const MAX_TRACKED_READS = 1_000;
+
+function noteCompleteRead(ctx: DeviceContext, user: UserId): void {
+  const reads = ctx.completeReads;
+  if (reads === undefined || ctx.now === undefined) return;
+  reads.delete(user);
+  reads.set(user, ctx.now());
+  if (reads.size > MAX_TRACKED_READS) reads.delete(reads.keys().next().value as string);
+}
+
+/**
+ * Whether a send to `user`, who has sessions, should first read the user's entry again:
+ * the user's signed list names a device (other than this one) this device has no session
+ * with, and no complete read of the user happened in the last {@link REREAD_INTERVAL_MS}.
+ * That device may have been linked since (again under an id this device knew: §3.3), or a
+ * read that should have reached it failed; without this, nothing would ever start a
+ * session with it while others exist. A user without sessions is always read by the send.
+ */
+export async function discoveryDue(ctx: DeviceContext, user: UserId): Promise<boolean> {
+  const list = await ctx.sessions.deviceList(user);
+  if (list === undefined) return false;
+  const known = new Set<string>((await ctx.sessions.devices(user)).map((d) => d.deviceId));
+  const isSelf = (id: string): boolean => user === ctx.self.userId && id === ctx.self.deviceId;
+  if (!list.devices.some((d) => !isSelf(d.deviceId) && !known.has(d.deviceId))) return false;
+  const last = ctx.completeReads?.get(user);
+  return last === undefined || ctx.now === undefined || ctx.now() - last >= REREAD_INTERVAL_MS;
 }
 
 /**
@@ -86,14 +127,8 @@ export async function refreshDevices(ctx: DeviceContext, user: UserId, prefetche
   const skip = prefetched === undefined ? await skippableDevices(ctx, user) : [];
   let entry = prefetched ?? (await ctx.transport.fetchBundles(user, { skip }));
   await apply(entry);
-  // A skipped device whose sessions the list just ended (revoked, then linked again under
-  // the same id with new keys, §3.3) needs its bundle after all: read the entry again,
-  // skipping only the devices that still have sessions.
-  const kept = await stillKnown(ctx, user, skip);
-  if (kept.length < skip.length) {
-    entry = await ctx.transport.fetchBundles(user, { skip: kept });
-    await apply(entry);
-  }
+  const again = await readRelinked(ctx, user, skip, entry, apply);
+  entry = again.entry;
   const known = new Set((await ctx.sessions.devices(user)).map((a) => a.deviceId));
   let lastError: unknown;
   for (const bytes of entry.bundles.slice(0, MAX_DEVICES_PER_USER)) {
@@ -105,15 +140,59 @@ export async function refreshDevices(ctx: DeviceContext, user: UserId, prefetche
       if (cert.userId === ctx.self.userId && cert.deviceId === ctx.self.deviceId) continue;
       if (known.has(cert.deviceId)) continue;
       await ctx.sessions.processBundle(bundle);
+      known.add(cert.deviceId);
     } catch (e) {
       lastError = e;
       if (isDeadboltError(e, 'DEVICE_NOT_CURRENT')) ctx.rejected(user, e.details.deviceId, 'DEVICE_NOT_CURRENT');
       else ctx.error(e);
     }
   }
+  // An incomplete read forgets the last complete one, so the next send reads again.
+  if (again.complete) noteCompleteRead(ctx, user);
+  else ctx.completeReads?.delete(user);
   const devices = await ctx.sessions.devices(user);
   if (devices.length === 0 && lastError !== undefined) throw lastError;
   return devices;
+}
+
+/**
+ * After a read that skipped `skip` and applied its list: a skipped device whose sessions
+ * the list ended while still naming it (revoked, then linked again under the same id with
+ * new keys, §3.3) needs its bundle after all, so the entry is read once more, skipping
+ * the devices that still have sessions and those the first answer already served (no
+ * second prekey taken from them). The answers' bundles are merged. A second read that
+ * fails is reported, not thrown: the first answer stands, and the read is not `complete`,
+ * so the next send to the user reads again ({@link discoveryDue}).
+ */
+async function readRelinked(
+  ctx: DeviceContext,
+  user: UserId,
+  skip: readonly string[],
+  entry: DeviceDirectoryEntry,
+  apply: (entry: DeviceDirectoryEntry) => Promise<void>,
+): Promise<{ entry: DeviceDirectoryEntry; complete: boolean }> {
+  if (skip.length === 0) return { entry, complete: true };
+  const list = await ctx.sessions.deviceList(user);
+  const known = new Set<string>((await ctx.sessions.devices(user)).map((d) => d.deviceId));
+  const relinked = skip.filter((id) => !known.has(id) && list?.devices.some((d) => d.deviceId === id));
+  if (relinked.length === 0) return { entry, complete: true };
+  const served = new Set<string>();
+  for (const bytes of entry.bundles.slice(0, MAX_DEVICES_PER_USER)) {
+    try {
+      served.add(decodePrekeyBundle(bytes).certificate.deviceId);
+    } catch {
+      // A malformed bundle is reported where the bundles are used.
+    }
+  }
+  const stillSkipped = [...new Set([...skip.filter((id) => known.has(id)), ...served])].slice(0, RELAY_LIMITS.maxBundles);
+  try {
+    const second = await ctx.transport.fetchBundles(user, { skip: stillSkipped });
+    await apply(second);
+    return { entry: { bundles: [...entry.bundles, ...second.bundles], deviceList: second.deviceList ?? entry.deviceList }, complete: true };
+  } catch (e) {
+    ctx.error(e);
+    return { entry, complete: false };
+  }
 }
 
 /** The device list version to name in a send to `user` (0 when none is known). */
@@ -188,16 +267,14 @@ export async function ensureOwnDeviceList(ctx: DeviceContext): Promise<DeviceDir
     if (applied.changed) ctx.changed(user, applied.list.listVersion, applied.removed, applied.list.devices.map((d) => d.deviceId));
     // A sibling skipped above whose sessions the list just ended (linked again under the
     // same id with new keys) needs its bundle: the caller starts sessions from this entry.
-    const kept = await stillKnown(ctx, user, skip);
-    if (kept.length < skip.length) {
-      const again = await read({ skip: kept });
-      if (again.deviceList !== undefined) {
-        const reapplied = await ctx.sessions.applyDeviceList(user, again.deviceList);
-        if (reapplied.changed) ctx.changed(user, reapplied.list.listVersion, reapplied.removed, reapplied.list.devices.map((d) => d.deviceId));
-      }
-      return again.deviceList !== undefined ? again : entry;
-    }
-    return entry;
+    // A failed second read leaves the first answer (never the stored list the first read's
+    // fallback would give: it is older than the list just applied).
+    const again = await readRelinked(ctx, user, skip, entry, async (e) => {
+      if (e.deviceList === undefined) return;
+      const reapplied = await ctx.sessions.applyDeviceList(user, e.deviceList);
+      if (reapplied.changed) ctx.changed(user, reapplied.list.listVersion, reapplied.removed, reapplied.list.devices.map((d) => d.deviceId));
+    });
+    return again.entry;
   }
   const me = await ctx.sessions.certificate();
   const devices = new Map<string, DeviceListEntry>([[me.deviceId, { deviceId: me.deviceId, signingKey: me.signingKey, identityKey: me.identityKey }]]);
@@ -240,12 +317,6 @@ async function skippableDevices(ctx: DeviceContext, user: UserId): Promise<strin
     .slice(0, RELAY_LIMITS.maxBundles);
 }
 
-/** Of the devices `skip` named, those this device still has sessions with. */
-async function stillKnown(ctx: DeviceContext, user: UserId, skip: readonly string[]): Promise<string[]> {
-  if (skip.length === 0) return [];
-  const known = new Set<string>((await ctx.sessions.devices(user)).map((d) => d.deviceId));
-  return skip.filter((id) => known.has(id));
-}
 
 const sameKey = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
 

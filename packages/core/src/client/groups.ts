@@ -215,6 +215,12 @@ export interface GroupContext {
   readonly now: () => number;
   /** Brings a user's devices in step with the relay's directory (devices.ts). */
   readonly discover: (user: UserId) => Promise<Address[]>;
+  /**
+   * Before a send to a user: reads a user without sessions (errors thrown), and now and then
+   * one whose signed list names a device without a session (errors reported; devices.ts
+   * `discoveryDue`).
+   */
+  readonly reachAll: (user: UserId) => Promise<void>;
   /** Resolves once the client is started; rejects with `NOT_INITIALIZED` or `CLOSED`. */
   readonly ready: () => Promise<void>;
   readonly emit: <K extends keyof GroupClientEvents>(event: K, payload: GroupClientEvents[K]) => void;
@@ -319,7 +325,7 @@ export function groupInfo(head: GroupState, member: boolean): GroupInfo {
  *
  * @example
  * ```ts
- * const groups = createClientGroups({ self, crypto, storage, sessions, transport, now, discover, ready, emit, error });
+ * const groups = createClientGroups({ self, crypto, storage, sessions, transport, now, discover, reachAll, ready, emit, error });
  * client = { ...client, ...groups.api };
  * ```
  */
@@ -778,7 +784,7 @@ export function createClientGroups(ctx: GroupContext): ClientGroups {
 
   /** The certificates of a user's devices that this device can reach and trusts (§7.4, §3.3). */
   async function reachableDevices(user: UserId): Promise<DeviceCertificate[]> {
-    if ((await sessions.devices(user)).length === 0) await ctx.discover(user);
+    await ctx.reachAll(user);
     const trust = await sessions.trust(user);
     if (trust?.pendingKey !== undefined) throw untrusted(user);
     const list = trust === undefined ? undefined : await listUnder(user, trust.accountKey);

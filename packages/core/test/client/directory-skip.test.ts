@@ -10,8 +10,8 @@
  * same function every relay transport uses (`prepareFetchSkip`).
  */
 import { expect, test } from 'vitest';
-import { prepareFetchSkip, RELAY_LIMITS, type Address, type DeviceDirectoryEntry, type FetchBundlesOptions, type TransportAdapter } from '@deadbolt/spec';
-import { refreshDevices, type DeviceContext } from '../../src/client/devices.js';
+import { prepareFetchSkip, RELAY_LIMITS, TransportError, type Address, type DeviceDirectoryEntry, type FetchBundlesOptions, type TransportAdapter } from '@deadbolt/spec';
+import { ensureOwnDeviceList, refreshDevices, type DeviceContext } from '../../src/client/devices.js';
 import type { SessionManager } from '../../src/session/session-manager.js';
 
 function context(sessionCount: number, listed: readonly string[] | undefined): { ctx: DeviceContext; skips: string[][] } {
@@ -50,4 +50,34 @@ test('once the user has a signed list, only the devices it names are skipped', a
   const { ctx, skips } = context(5, ['d1', 'd3', 'd7']);
   await refreshDevices(ctx, 'mallory' as never);
   expect(skips).toEqual([['d1', 'd3']]);
+});
+
+test('start-up: when the second read (for a sibling linked again under its id) fails, the first answer stands, never the older stored list', async () => {
+  const self = { userId: 'alice', deviceId: 'phone' } as Address;
+  const listed = { listVersion: 2, devices: [{ deviceId: 'phone' }, { deviceId: 'tablet' }], encoded: Uint8Array.of(2) };
+  let applied = false;
+  const sessions = {
+    // Before the new list: a session with the old tablet; the list ends it (other keys).
+    devices: async () => (applied ? [] : [{ userId: 'alice', deviceId: 'tablet' }]),
+    deviceList: async () => (applied ? listed : { ...listed, listVersion: 1, encoded: Uint8Array.of(1) }),
+    applyDeviceList: async () => {
+      applied = true;
+      return { changed: true, list: listed, removed: [{ userId: 'alice', deviceId: 'tablet' }] };
+    },
+  } as unknown as SessionManager;
+  const first: DeviceDirectoryEntry = { bundles: [Uint8Array.of(9, 9)], deviceList: listed.encoded };
+  const reads: string[][] = [];
+  const errors: unknown[] = [];
+  const transport = {
+    fetchBundles: async (_user: string, options?: FetchBundlesOptions): Promise<DeviceDirectoryEntry> => {
+      reads.push(prepareFetchSkip(options));
+      if (reads.length === 1) return first;
+      throw new TransportError('RATE_LIMITED', { message: 'too many reads', details: { retryAfterMs: 1000 } });
+    },
+  } as unknown as TransportAdapter;
+  const ctx: DeviceContext = { self, sessions, transport, rejected: () => undefined, changed: () => undefined, error: (e) => void errors.push(e) };
+  const entry = await ensureOwnDeviceList(ctx);
+  expect(reads).toEqual([['tablet'], []]);
+  expect(entry).toBe(first);
+  expect(errors.map((e) => (e as { code?: string }).code)).toEqual(['RATE_LIMITED']);
 });

@@ -8,6 +8,9 @@
  *
  * - every acting member is refused with a `UsageError` INVALID_ARGUMENT naming it, absent
  *   from the view's type and from `in`, and the view cannot be written to;
+ * - nothing on the view hands out the raw transport: what it inherits from
+ *   `Object.prototype` (`valueOf()` returned it, `__defineGetter__` wrote to it),
+ *   `constructor`, `__proto__`, and an extra returning `this` (or a promise of it);
  * - after those attempts core still receives (messages, and signals over its channel);
  * - the read-only members and the adapter's own extras still work, read live and bound
  *   to the adapter.
@@ -40,6 +43,9 @@ interface WithExtras extends TransportAdapter {
   attachSignalling(channel: SignallingChannel): void;
   /** Uses `this`: works through the view only if the view binds it to the adapter. */
   describe(): string;
+  /** A fluent extra: returns the transport itself, now or later. */
+  chain(): this;
+  ready(): Promise<this>;
 }
 
 interface Extras {
@@ -74,6 +80,12 @@ function withExtras(): Extras {
   transport.preconnect = async () => true;
   transport.describe = function (this: WithExtras) {
     return `websocket, ${this.state}`;
+  };
+  transport.chain = function (this: WithExtras) {
+    return this;
+  };
+  transport.ready = async function (this: WithExtras) {
+    return this;
   };
   return {
     transport,
@@ -158,6 +170,24 @@ test('client.transport refuses every member that sends, receives, connects, clos
   expect(() => delete (view as { path?: unknown }).path).toThrow(/read-only/);
   expect(Object.keys(view)).not.toContain('onFrame');
   expect(Object.keys(view)).not.toContain('send');
+
+  // Nor does anything on the view hand out the transport itself, whose `onFrame` would take
+  // the frames: not what it inherits from Object.prototype, nor an extra returning `this`.
+  const loose = view as unknown as Record<string, unknown>;
+  for (const name of ['valueOf', '__defineGetter__', '__lookupGetter__', 'hasOwnProperty', 'constructor', '__proto__']) {
+    expect(loose[name], name).toBeUndefined();
+  }
+  expect(Object.prototype.valueOf.call(view)).toBe(view);
+  expect(() => (Object.prototype as unknown as { __defineGetter__(name: string, get: () => unknown): void }).__defineGetter__.call(view, 'me', () => undefined)).toThrow(/read-only/);
+  expect(view.chain()).toBe(view);
+  const steal = (raw: unknown) => (raw as TransportAdapter).onFrame(async () => undefined);
+  expect(() => steal((loose.valueOf as () => unknown)())).toThrow(TypeError);
+  expect(() => steal(view.chain())).toThrow(/transport\.onFrame/);
+  const later = await view.ready();
+  expect(later).toBe(view);
+  expect(() => steal(later)).toThrow(/transport\.onFrame/);
+  expect(await view).toBe(view);
+  expect(String(view)).toBe('[object Object]');
 
   // Core still owns the frames: Bob's message after all that is decrypted and stored...
   await bob.send('alice', 'after the attempts');

@@ -1,6 +1,6 @@
-import { defineConfig } from 'tsup';
+import { packageBuild } from '../../tsup.base.js';
 
-export default defineConfig({
+export default packageBuild({
   // The three `#crypto-default` targets (package.json "imports") are entries of their own,
   // and `#crypto-default` stays an import in dist/index.js: the consumer's runtime or
   // bundler picks the platform's provider by condition (node, browser, otherwise noble).
@@ -15,9 +15,4 @@ export default defineConfig({
     'crypto/default-noble': 'src/crypto/default-noble.ts',
   },
   external: ['#crypto-default'],
-  format: ['esm'],
-  dts: true,
-  clean: true,
-  sourcemap: true,
-  target: 'es2022',
 });

@@ -1,10 +1,6 @@
-import { defineConfig } from 'tsup';
+import { packageBuild } from '../../tsup.base.js';
 
-export default defineConfig({
+export default packageBuild({
   entry: ['src/index.ts', 'src/cli.ts', 'src/testing.ts'],
-  format: ['esm'],
   dts: { entry: ['src/index.ts', 'src/testing.ts'] },
-  clean: true,
-  sourcemap: true,
-  target: 'es2022',
 });

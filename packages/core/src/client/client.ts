@@ -533,7 +533,7 @@ export async function createClient(options: ClientOptions): Promise<Client> {
       events.emit('devices-changed', { userId, listVersion, removed });
     },
     error: (e) => events.emit('error', e),
-    completeReads: new Map(),
+    rereads: new Map(),
     now,
   };
 

@@ -58,46 +58,85 @@ export interface DeviceContext {
   /** A background failure worth reporting. */
   error(e: unknown): void;
   /**
-   * When this client last read each user's entry completely (every device its list names
-   * was offered a bundle), by user id: {@link discoveryDue} reads a user again when a
-   * listed device still has no session, at most once per {@link REREAD_INTERVAL_MS}.
-   * Bounded by the caller's use ({@link noteCompleteRead} keeps it to
-   * {@link MAX_TRACKED_READS}).
+   * Per user, the last read a send made to reach listed devices without a session, and
+   * how long to wait before the next ({@link discoveryDue}). Bounded to
+   * {@link MAX_TRACKED_REREADS} users, the least recently tried forgotten first.
    */
-  readonly completeReads?: Map<string, number>;
-  /** The clock (ms) for {@link completeReads}. */
+  readonly rereads?: Map<string, RereadState>;
+  /** The clock (ms) for {@link rereads}. */
   now?(): number;
 }
 
-/** How often a send may read a user's entry again to reach listed devices it has no session with. */
-export const REREAD_INTERVAL_MS = 5 * 60_000;
-/** Users whose last complete read is remembered (the oldest are forgotten first). */
-const MAX_TRACKED_READS = 1_000;
+/** What {@link discoveryDue} remembers of a user. */
+export interface RereadState {
+  /** When the last read was tried (ms), whatever its outcome. */
+  readonly at: number;
+  /** The signed list's version then, and the listed devices without a session (sorted, joined). */
+  readonly listVersion: number;
+  readonly missing: string;
+  /** The wait before the next read while nothing of the above changes. */
+  readonly interval: number;
+}
 
-function noteCompleteRead(ctx: DeviceContext, user: UserId): void {
-  const reads = ctx.completeReads;
-  if (reads === undefined || ctx.now === undefined) return;
-  reads.delete(user);
-  reads.set(user, ctx.now());
-  if (reads.size > MAX_TRACKED_READS) reads.delete(reads.keys().next().value as string);
+/**
+ * The first wait between reads a send makes to reach listed devices without a session: the
+ * relay's bundle-fetch limit refills one read per 10 minutes per (requester, user) pair
+ * (relay-protocol.md §5), and a read that wants a device with no bundle still counts.
+ */
+export const REREAD_INTERVAL_MS = 10 * 60_000;
+/** The longest wait: the wait doubles after each read while the same devices stay out of reach. */
+export const MAX_REREAD_INTERVAL_MS = 6 * 60 * 60_000;
+/** Users whose reread state is remembered. */
+const MAX_TRACKED_REREADS = 1_000;
+
+function remember(ctx: DeviceContext, user: UserId, state: RereadState): void {
+  const map = ctx.rereads;
+  if (map === undefined) return;
+  map.delete(user);
+  map.set(user, state);
+  if (map.size > MAX_TRACKED_REREADS) map.delete(map.keys().next().value as string);
+}
+
+/**
+ * A read that should have reached a re-linked device failed ({@link readRelinked}): unless
+ * a send already tries this user on a schedule, the next send reads the entry again.
+ */
+function noteIncompleteRead(ctx: DeviceContext, user: UserId): void {
+  if (ctx.rereads?.has(user) === false) remember(ctx, user, { at: Number.NEGATIVE_INFINITY, listVersion: -1, missing: '', interval: REREAD_INTERVAL_MS });
 }
 
 /**
  * Whether a send to `user`, who has sessions, should first read the user's entry again:
  * the user's signed list names a device (other than this one) this device has no session
- * with, and no complete read of the user happened in the last {@link REREAD_INTERVAL_MS}.
- * That device may have been linked since (again under an id this device knew: §3.3), or a
- * read that should have reached it failed; without this, nothing would ever start a
+ * with. That device may have been linked since (again under an id this device knew: §3.3),
+ * or a read that should have reached it failed; without this, nothing would ever start a
  * session with it while others exist. A user without sessions is always read by the send.
+ *
+ * Tried at most every {@link REREAD_INTERVAL_MS}, the wait doubling (up to
+ * {@link MAX_REREAD_INTERVAL_MS}) while the list and the devices out of reach stay the same
+ * (a device that never uploaded prekeys, or whose bundle does not verify): a listed device
+ * that cannot be reached must not spend the relay's per-pair read budget, which the next
+ * DEVICE_MISMATCH refresh needs. A true answer counts as the attempt, whatever its outcome.
  */
 export async function discoveryDue(ctx: DeviceContext, user: UserId): Promise<boolean> {
+  if (ctx.rereads === undefined || ctx.now === undefined) return false;
   const list = await ctx.sessions.deviceList(user);
   if (list === undefined) return false;
   const known = new Set<string>((await ctx.sessions.devices(user)).map((d) => d.deviceId));
   const isSelf = (id: string): boolean => user === ctx.self.userId && id === ctx.self.deviceId;
-  if (!list.devices.some((d) => !isSelf(d.deviceId) && !known.has(d.deviceId))) return false;
-  const last = ctx.completeReads?.get(user);
-  return last === undefined || ctx.now === undefined || ctx.now() - last >= REREAD_INTERVAL_MS;
+  const missing = list.devices
+    .map((d) => d.deviceId as string)
+    .filter((id) => !isSelf(id) && !known.has(id))
+    .sort()
+    .join(' ');
+  if (missing === '') return false;
+  const now = ctx.now();
+  const last = ctx.rereads.get(user);
+  const same = last !== undefined && last.listVersion === list.listVersion && last.missing === missing;
+  if (same && now - last.at < last.interval) return false;
+  const interval = same ? Math.min(last.interval * 2, MAX_REREAD_INTERVAL_MS) : REREAD_INTERVAL_MS;
+  remember(ctx, user, { at: now, listVersion: list.listVersion, missing, interval });
+  return true;
 }
 
 /**
@@ -147,9 +186,7 @@ export async function refreshDevices(ctx: DeviceContext, user: UserId, prefetche
       else ctx.error(e);
     }
   }
-  // An incomplete read forgets the last complete one, so the next send reads again.
-  if (again.complete) noteCompleteRead(ctx, user);
-  else ctx.completeReads?.delete(user);
+  if (!again.complete) noteIncompleteRead(ctx, user);
   const devices = await ctx.sessions.devices(user);
   if (devices.length === 0 && lastError !== undefined) throw lastError;
   return devices;

@@ -30,7 +30,8 @@
  *   `hasOwnProperty`, `__proto__`, `__defineGetter__`, `__lookupGetter__`, …).
  *
  * Nothing on the view hands out the adapter itself (hostile review 13b): a member is looked
- * up on the adapter and its prototype chain *before* `Object.prototype` only, since
+ * up on the adapter and its prototype chain *before* `Object.prototype` (of whatever realm
+ * made the adapter) only, since
  * `Object.prototype.valueOf` run on the adapter returns it (whose `onFrame` then takes the
  * frames) and `__defineGetter__` writes to it. Hidden rather than refused, because
  * libraries probe any object for `constructor`, `valueOf` and the like (test matchers,
@@ -152,8 +153,14 @@ function hidden(name: string | symbol): boolean {
  */
 function member(transport: object, name: string | symbol): boolean {
   if (hidden(name)) return false;
-  for (let o: object | null = transport; o !== null && o !== Object.prototype; o = Reflect.getPrototypeOf(o)) {
+  // The chain's last object (the one whose own prototype is null) is an `Object.prototype`,
+  // of this realm or of another (an adapter made in an iframe or a `vm` context): never
+  // looked at, unless it is the adapter itself.
+  for (let o: object | null = transport; o !== null; ) {
+    const next = Reflect.getPrototypeOf(o);
+    if (next === null && o !== transport) break;
     if (Object.hasOwn(o, name)) return true;
+    o = next;
   }
   return false;
 }

@@ -11,7 +11,7 @@
  */
 import { expect, test } from 'vitest';
 import { prepareFetchSkip, RELAY_LIMITS, TransportError, type Address, type DeviceDirectoryEntry, type FetchBundlesOptions, type TransportAdapter } from '@deadbolt/spec';
-import { ensureOwnDeviceList, refreshDevices, type DeviceContext } from '../../src/client/devices.js';
+import { discoveryDue, ensureOwnDeviceList, refreshDevices, type DeviceContext } from '../../src/client/devices.js';
 import type { SessionManager } from '../../src/session/session-manager.js';
 
 function context(sessionCount: number, listed: readonly string[] | undefined): { ctx: DeviceContext; skips: string[][] } {
@@ -80,4 +80,46 @@ test('start-up: when the second read (for a sibling linked again under its id) f
   expect(reads).toEqual([['tablet'], []]);
   expect(entry).toBe(first);
   expect(errors.map((e) => (e as { code?: string }).code)).toEqual(['RATE_LIMITED']);
+});
+
+test('a send reads a user again for a listed device it has no session with at most every 10 minutes, backing off while nothing changes (the relay\'s per-pair read budget is kept for DEVICE_MISMATCH)', async () => {
+  let clock = 0;
+  let list = { listVersion: 3, devices: [{ deviceId: 'phone' }, { deviceId: 'tablet' }] };
+  const sessions = {
+    devices: async () => [{ userId: 'bob', deviceId: 'phone' }],
+    deviceList: async () => list,
+  } as unknown as SessionManager;
+  const ctx: DeviceContext = {
+    self: { userId: 'alice', deviceId: 'laptop' } as Address,
+    sessions,
+    transport: {} as TransportAdapter,
+    rejected: () => undefined,
+    changed: () => undefined,
+    error: () => undefined,
+    rereads: new Map(),
+    now: () => clock,
+  };
+  const due = (): Promise<boolean> => discoveryDue(ctx, 'bob' as never);
+  const minutes = (m: number): void => void (clock = m * 60_000);
+  expect(await due()).toBe(true); // tablet has no session: read
+  minutes(9);
+  expect(await due()).toBe(false);
+  minutes(10);
+  expect(await due()).toBe(true); // still out of reach: the wait doubles to 20 minutes
+  minutes(29);
+  expect(await due()).toBe(false);
+  minutes(30);
+  expect(await due()).toBe(true); // then 40
+  minutes(69);
+  expect(await due()).toBe(false);
+  // A new list (a device linked or revoked) is worth a read at once, and restarts the wait.
+  list = { listVersion: 4, devices: [...list.devices, { deviceId: 'desktop' }] };
+  expect(await due()).toBe(true);
+  minutes(78);
+  expect(await due()).toBe(false);
+  minutes(79);
+  expect(await due()).toBe(true);
+  // Every listed device reached: nothing to read.
+  list = { listVersion: 5, devices: [{ deviceId: 'phone' }] };
+  expect(await due()).toBe(false);
 });

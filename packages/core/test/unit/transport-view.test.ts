@@ -9,6 +9,7 @@
 import { Console } from 'node:console';
 import { Writable } from 'node:stream';
 import { inspect } from 'node:util';
+import { runInNewContext } from 'node:vm';
 import { describe, expect, test } from 'vitest';
 import { isDeadboltError, TRANSPORT_SPECIFICATION_VERSION, type TransportAdapter, type TransportState } from '@deadbolt/spec';
 import { readonlyTransport } from '../../src/client/transport-view.js';
@@ -154,6 +155,18 @@ describe('readonlyTransport', () => {
       expect(name in view, name).toBe(false);
     }
     expect(Object.keys(view).filter((k) => k in Object.prototype)).toEqual([]);
+  });
+
+  test('an adapter made in another realm (a vm context, an iframe): that realm\'s Object.prototype members are hidden too', () => {
+    const adapter = runInNewContext('({ specificationVersion: "x", state: "idle", onFrame() {}, path() { return "relay"; } })') as TransportAdapter;
+    expect(Object.getPrototypeOf(Object.getPrototypeOf(adapter))).toBeNull(); // the chain ends at the other realm's Object.prototype
+    const view = readonlyTransport(adapter) as unknown as Record<string, unknown>;
+    for (const name of ['valueOf', '__defineGetter__', '__lookupGetter__', 'hasOwnProperty', 'constructor']) {
+      expect(view[name], name).toBeUndefined();
+      expect(name in view, name).toBe(false);
+    }
+    expect((view.path as () => string)()).toBe('relay');
+    expect(view.state).toBe('idle');
   });
 
   test('__defineGetter__ through the view neither runs on nor writes to the adapter', () => {

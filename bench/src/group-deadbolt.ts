@@ -141,6 +141,27 @@ async function ownGeneration(d: GroupDevice, groupId: GroupId): Promise<number |
 }
 
 /**
+ * Makes sure `sender`'s current key in `groupId` has room for `n` more messages (a timed
+ * run never crosses a rotation, §12.7.3); otherwise rotates it now with `rotate`, untimed.
+ */
+async function ensureKeyHeadroom(sender: GroupDevice, groupId: GroupId, n: number, rotate: () => Promise<void>): Promise<void> {
+  if (n > MESSAGES_PER_KEY - 1) throw new Error(`bench: ${n} messages do not fit in one sender key`);
+  const g = await ownGeneration(sender, groupId);
+  if (g === undefined || g + n > MESSAGES_PER_KEY) await rotate();
+}
+
+/**
+ * Ages `sender`'s key past its maximum (§12.7.3) and sends once through the engine, untimed:
+ * a new key, distributed. Returns the send and how many pairwise sends (distributions) it made.
+ */
+async function sendWithNewKey(net: Network, sender: GroupDevice, groupId: GroupId, plaintext: Uint8Array) {
+  net.clock.advance(Limits.maxGroupKeyAgeMs);
+  const calls = net.calls;
+  const out = await sender.engine.send(groupId, plaintext);
+  return { out, distributions: net.calls - calls };
+}
+
+/**
  * One real sender in a group of `members` members (one device each): the sender and
  * `members - 1` certificate-only members. Created with the group manager (the genesis
  * welcomes would go to devices that never run code), then one message is sent through the
@@ -175,18 +196,14 @@ export class SenderFixture {
   }
 
   /** Makes sure the current key has room for `n` more messages: otherwise rotates it now, untimed. */
-  async ensureHeadroom(n: number): Promise<void> {
-    if (n > MESSAGES_PER_KEY - 1) throw new Error(`bench: ${n} messages do not fit in one sender key`);
-    const g = await ownGeneration(this.sender, this.groupId);
-    if (g === undefined || g + n > MESSAGES_PER_KEY) await this.rotateUntimed();
+  ensureHeadroom(n: number): Promise<void> {
+    return ensureKeyHeadroom(this.sender, this.groupId, n, () => this.rotateUntimed());
   }
 
   /** Ages the key past its maximum and sends once: a new key, distributed to every member. */
   private async rotateUntimed(): Promise<void> {
-    this.net.clock.advance(Limits.maxGroupKeyAgeMs);
-    const calls = this.net.calls;
-    const out = await this.sender.engine.send(this.groupId, this.plaintext);
-    if (this.net.calls - calls !== this.members - 1 || out.undelivered.length > 0) throw new Error('bench: rotation did not distribute to every member');
+    const { out, distributions } = await sendWithNewKey(this.net, this.sender, this.groupId, this.plaintext);
+    if (distributions !== this.members - 1 || out.undelivered.length > 0) throw new Error('bench: rotation did not distribute to every member');
     this.net.discard();
   }
 }
@@ -255,18 +272,14 @@ export class PairFixture {
   }
 
   /** Makes sure the key has room for `n` more messages; otherwise rotates it now, untimed. */
-  async ensureHeadroom(n: number): Promise<void> {
-    if (n > MESSAGES_PER_KEY - 1) throw new Error(`bench: ${n} messages do not fit in one sender key`);
-    const g = await ownGeneration(this.sender, this.groupId);
-    if (g === undefined || g + n > MESSAGES_PER_KEY) await this.rotateUntimed();
+  ensureHeadroom(n: number): Promise<void> {
+    return ensureKeyHeadroom(this.sender, this.groupId, n, () => this.rotateUntimed());
   }
 
   /** Ages the key, sends once (a new key, distributed), delivers the distribution and the message. */
   private async rotateUntimed(): Promise<void> {
-    this.net.clock.advance(Limits.maxGroupKeyAgeMs);
-    const calls = this.net.calls;
-    const out = await this.sender.engine.send(this.groupId, this.plaintext);
-    if (this.net.calls - calls !== 1) throw new Error('bench: rotation did not distribute');
+    const { out, distributions } = await sendWithNewKey(this.net, this.sender, this.groupId, this.plaintext);
+    if (distributions !== 1) throw new Error('bench: rotation did not distribute');
     await this.net.flush();
     const events = await this.receiver.engine.receiveGroupMessage(out.message);
     if (events[0]?.type !== 'message-received') throw new Error('bench: the receiver did not decrypt after a rotation');

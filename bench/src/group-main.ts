@@ -39,20 +39,9 @@ import {
   sendBaseline,
   type GroupPrimitiveRates,
 } from './group-primitives.js';
-import {
-  formatInt,
-  interleaveRuns,
-  jsonLines,
-  ownCpuMs,
-  printTable,
-  rateLine,
-  valueLine,
-  watchContention,
-  type Measurement,
-  type PreparedBench,
-  type RateLine,
-  type ValueLine,
-} from './harness.js';
+import { formatInt, printTable, rateLine, valueLine, type Measurement, type PreparedBench, type RateLine, type ValueLine } from './harness.js';
+import { contentionNote, fmtRate, log, parseArgs, writeJson, writeTable } from './script.js';
+import { infoReader, prepareSuite, timedRounds } from './suite-rounds.js';
 
 const HELP = `Usage: pnpm bench:group [--json] [--quick] [--cpu-time]
 
@@ -65,29 +54,6 @@ const HELP = `Usage: pnpm bench:group [--json] [--quick] [--cpu-time]
             instead of the wall clock: what other processes take from the machine is then
             not counted (their cache and memory traffic still is)
 `;
-
-function parseArgs(argv: readonly string[]): { json: boolean; quick: boolean; cpuTime: boolean } {
-  let json = false;
-  let quick = false;
-  let cpuTime = false;
-  for (const a of argv) {
-    if (a === '--json') json = true;
-    else if (a === '--quick') quick = true;
-    else if (a === '--cpu-time') cpuTime = true;
-    else if (a === '--help' || a === '-h') {
-      process.stdout.write(HELP);
-      process.exit(0);
-    } else if (a !== '--') {
-      process.stderr.write(`unknown argument ${a}\n${HELP}`);
-      process.exit(2);
-    }
-  }
-  return { json, quick, cpuTime };
-}
-
-function fmtRate(x: number): string {
-  return x >= 100 ? formatInt(x) : x.toFixed(1);
-}
 
 function fmtUs(perSecond: number): string {
   return (1e6 / perSecond).toFixed(1);
@@ -114,9 +80,10 @@ const LIBSIGNAL_STORE = {
 } as const;
 
 async function main(): Promise<void> {
-  const { json, quick, cpuTime } = parseArgs(process.argv.slice(2));
+  const argv = process.argv.slice(2);
+  const { json, quick } = parseArgs(argv, HELP, (a) => a === '--cpu-time');
+  const cpuTime = argv.includes('--cpu-time');
   const clock = cpuTime ? 'CPU time of each library\'s process' : 'wall clock';
-  const log = (s: string): void => void process.stderr.write(`${s}\n`);
   const started = performance.now();
   log(`Deadbolt groups (node:crypto provider) vs @signalapp/libsignal-client ${LIBSIGNAL_VERSION} Sender Keys, ${PLAINTEXT_LENGTH} B plaintexts, Node ${process.version}; clock: ${clock}`);
 
@@ -125,55 +92,37 @@ async function main(): Promise<void> {
   const libsignal = startGroupSuite('group-libsignal', workerArgs);
   try {
     log(`setting up Deadbolt groups of ${SEND_SIZES.join(', ')} members and warming up (its own process)...`);
-    const dBenches = new Map((await deadbolt.prepare()).map((b) => [b.name, b]));
+    const dBench = await prepareSuite(deadbolt, 'bench:group');
     log('warming up libsignal (its own process)...');
-    const lBenches = new Map((await libsignal.prepare()).map((b) => [b.name, b]));
-    const bench = (m: Map<string, PreparedBench>, name: string): PreparedBench => {
-      const b = m.get(name);
-      if (!b) throw new Error(`bench:group: no benchmark ${name}`);
-      return b;
-    };
+    const lBench = await prepareSuite(libsignal, 'bench:group');
 
     // --- 3 rounds: the primitives, the sends, then the round trips alternating libraries --------------
     const order: PreparedBench[] = [
-      ...GROUP_PRIMITIVES.map((p) => bench(dBenches, groupPrimitiveBenchName(p))),
-      ...SEND_SIZES.map((n) => bench(dBenches, `deadbolt group/send/${n}`)),
-      bench(dBenches, 'deadbolt group/enc-dec/engine'),
-      bench(lBenches, 'libsignal group/enc-dec/serialized'),
-      bench(dBenches, 'deadbolt group/enc-dec/manager'),
-      bench(lBenches, 'libsignal group/enc-dec/objects'),
+      ...GROUP_PRIMITIVES.map((p) => dBench(groupPrimitiveBenchName(p))),
+      ...SEND_SIZES.map((n) => dBench(`deadbolt group/send/${n}`)),
+      dBench('deadbolt group/enc-dec/engine'),
+      lBench('libsignal group/enc-dec/serialized'),
+      dBench('deadbolt group/enc-dec/manager'),
+      lBench('libsignal group/enc-dec/objects'),
     ];
-    const contention = await watchContention(async () => ownCpuMs() + (await deadbolt.cpuMs()) + (await libsignal.cpuMs()));
-    const results = await interleaveRuns(order, { onRound: (r) => log(`round ${r} of 3...`) });
-    const { cores, othersBusyCores } = await contention();
-    const contentionNote =
-      `other processes kept ${othersBusyCores.toFixed(2)} of ${cores} cores busy on average while measuring` +
-      (othersBusyCores > 0.25
-        ? cpuTime
-          ? ' — the machine was contended; runs were timed by CPU time, which leaves out descheduled time but not the slowdown of shared caches'
-          : ' — WARNING: the machine was contended; rerun on a quiet machine (or with --cpu-time)'
-        : '');
-    log(contentionNote);
+    const { get, contention } = await timedRounds(order, [deadbolt, libsignal], 'bench:group', log);
+    const note = contentionNote(
+      contention,
+      'while measuring',
+      cpuTime
+        ? ' — the machine was contended; runs were timed by CPU time, which leaves out descheduled time but not the slowdown of shared caches'
+        : ' — WARNING: the machine was contended; rerun on a quiet machine (or with --cpu-time)',
+    );
+    log(note);
 
-    const byName = new Map(results.map((m) => [m.name, m]));
-    const get = (name: string): Measurement => {
-      const m = byName.get(name);
-      if (!m) throw new Error(`bench:group: no result for ${name}`);
-      return m;
-    };
     const prims = Object.fromEntries(GROUP_PRIMITIVES.map((p) => [p, get(groupPrimitiveBenchName(p))])) as GroupPrimitiveRates;
     const sendPrim = sendBaseline(prims);
     const rtPrim = roundTripBaseline(prims);
 
     log(`measuring the removal of one member of ${REMOVAL_MEMBERS} (every device real; counts, no timing)...`);
-    const dInfo = await deadbolt.info();
-    const lInfo = await libsignal.info();
-    const num = (info: Record<string, number>, k: string): number => {
-      const v = info[k];
-      if (v === undefined) throw new Error(`bench:group: no ${k}`);
-      return v;
-    };
-    const shapes = { paddedLength: num(dInfo, 'paddedLength'), adLength: num(dInfo, 'adLength'), signedLength: num(dInfo, 'signedLength') };
+    const dInfo = infoReader(await deadbolt.info(), 'bench:group');
+    const lInfo = infoReader(await libsignal.info(), 'bench:group');
+    const shapes = { paddedLength: dInfo('paddedLength'), adLength: dInfo('adLength'), signedLength: dInfo('signedLength') };
 
     // --- 1. sender cost by group size ------------------------------------------------------------------
     const sends = SEND_SIZES.map((n) => ({ n, m: get(`deadbolt group/send/${n}`) }));
@@ -191,14 +140,14 @@ async function main(): Promise<void> {
 
     // --- 3. removal ------------------------------------------------------------------------------------
     const removal = {
-      members: num(dInfo, 'removalMembers'),
-      informed: num(dInfo, 'removalDevicesInformed'),
-      senders: num(dInfo, 'removalRotatingSenders'),
-      change: { messages: num(dInfo, 'removalChangeMessages'), payload: num(dInfo, 'removalChangePayloadBytes'), pairwise: num(dInfo, 'removalChangePairwiseBytes') },
-      rotation: { messages: num(dInfo, 'removalRotationMessages'), payload: num(dInfo, 'removalRotationPayloadBytes'), pairwise: num(dInfo, 'removalRotationPairwiseBytes') },
-      triggers: num(dInfo, 'removalTriggerMessages'),
-      triggerBytes: num(dInfo, 'removalTriggerMessageBytes'),
-      fanOut: num(dInfo, 'removalFanOutCopies'),
+      members: dInfo('removalMembers'),
+      informed: dInfo('removalDevicesInformed'),
+      senders: dInfo('removalRotatingSenders'),
+      change: { messages: dInfo('removalChangeMessages'), payload: dInfo('removalChangePayloadBytes'), pairwise: dInfo('removalChangePairwiseBytes') },
+      rotation: { messages: dInfo('removalRotationMessages'), payload: dInfo('removalRotationPayloadBytes'), pairwise: dInfo('removalRotationPairwiseBytes') },
+      triggers: dInfo('removalTriggerMessages'),
+      triggerBytes: dInfo('removalTriggerMessageBytes'),
+      fanOut: dInfo('removalFanOutCopies'),
     };
     const total = {
       messages: removal.change.messages + removal.rotation.messages,
@@ -217,10 +166,10 @@ async function main(): Promise<void> {
       lines.push(rateLine(r.id, dRate[r.deadbolt].perSecond, { name: LIBSIGNAL_STORE[r.libsignal], perSecond: lRate[r.libsignal].perSecond }, rtPrim));
     }
     lines.push(
-      valueLine('size/group-message/deadbolt', num(dInfo, 'messageLength'), 'bytes'),
-      valueLine('size/group-message/libsignal', num(lInfo, 'messageLength'), 'bytes'),
-      valueLine('size/sender-key-distribution/deadbolt', num(dInfo, 'distributionLength'), 'bytes'),
-      valueLine('size/sender-key-distribution/libsignal', num(lInfo, 'distributionLength'), 'bytes'),
+      valueLine('size/group-message/deadbolt', dInfo('messageLength'), 'bytes'),
+      valueLine('size/group-message/libsignal', lInfo('messageLength'), 'bytes'),
+      valueLine('size/sender-key-distribution/deadbolt', dInfo('distributionLength'), 'bytes'),
+      valueLine('size/sender-key-distribution/libsignal', lInfo('distributionLength'), 'bytes'),
       valueLine('group/remove/members', removal.members, 'members'),
       valueLine('group/remove/rotating-senders', removal.senders, 'devices'),
     );
@@ -237,8 +186,7 @@ async function main(): Promise<void> {
     }
 
     if (json) {
-      process.stdout.write(jsonLines(lines));
-      log(`done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+      writeJson(lines, started);
       return;
     }
 
@@ -316,8 +264,8 @@ async function main(): Promise<void> {
       printTable(
         ['size (bytes)', 'Deadbolt', 'libsignal'],
         [
-          [`group message, ${PLAINTEXT_LENGTH} B plaintext`, String(num(dInfo, 'messageLength')), String(num(lInfo, 'messageLength'))],
-          ['sender-key distribution', String(num(dInfo, 'distributionLength')), String(num(lInfo, 'distributionLength'))],
+          [`group message, ${PLAINTEXT_LENGTH} B plaintext`, String(dInfo('messageLength')), String(lInfo('messageLength'))],
+          ['sender-key distribution', String(dInfo('distributionLength')), String(lInfo('distributionLength'))],
         ],
       ),
     );
@@ -358,10 +306,7 @@ async function main(): Promise<void> {
     out.push(`envelope: the client does not carry group payloads yet. Not included: the ${removal.triggers} group messages whose sends rotated`);
     out.push(`the keys (${formatInt(removal.triggerBytes)} bytes uploaded, ${formatInt(removal.fanOut)} copies fanned out by the relay): they would be sent anyway.`);
     out.push('Checked: no new key goes to the removed device, which cannot decrypt what follows; a remaining device decrypts it all.');
-    out.push('');
-    out.push(contentionNote);
-    out.push(`total ${((performance.now() - started) / 1000).toFixed(1)} s${quick ? ' (--quick: numbers are meaningless)' : ''}`);
-    process.stdout.write(out.join('\n') + '\n');
+    writeTable(out, note, started, quick);
   } finally {
     deadbolt.close();
     libsignal.close();

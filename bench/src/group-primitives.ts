@@ -7,9 +7,10 @@
  *
  * @module
  */
-import { Label, equalBytes, utf8, type CryptoProvider } from '@deadbolt/core';
+import { Label, utf8, type CryptoProvider } from '@deadbolt/core';
 import type { Ed25519PublicKey } from '@deadbolt/spec';
 import { composeRate, type Measurement, type OpBench } from './harness.js';
+import { messagePrimitives, opBenches, primitiveParts, type PrimitiveBaseline, type PrimitiveShapes } from './primitives.js';
 
 /** The primitives measured. */
 export const GROUP_PRIMITIVES = ['hmac', 'hkdf76', 'seal', 'open', 'compare32', 'ed25519Sign', 'ed25519Verify'] as const;
@@ -17,9 +18,7 @@ export const GROUP_PRIMITIVES = ['hmac', 'hkdf76', 'seal', 'open', 'compare32', 
 export type GroupPrimitiveName = (typeof GROUP_PRIMITIVES)[number];
 
 /** The shapes of one group message, read off a real one. */
-export interface GroupMessageShapes {
-  /** Padded plaintext length (1088 for 1 KiB). */
-  readonly paddedLength: number;
+export interface GroupMessageShapes extends PrimitiveShapes {
   /** AD length: label8("Deadbolt_v1_GroupAD") and the header. */
   readonly adLength: number;
   /** Signature input length: label8("Deadbolt_v1_GroupMessageSignature") | header | body bytes32. */
@@ -48,39 +47,21 @@ export function groupPrimitiveBenchName(p: GroupPrimitiveName): string {
 export type GroupPrimitiveRates = Readonly<Record<GroupPrimitiveName, Measurement>>;
 
 /** A composite baseline: its description and its rate. */
-export interface GroupPrimitiveBaseline {
-  readonly name: string;
-  readonly perSecond: number;
-}
+export type GroupPrimitiveBaseline = PrimitiveBaseline;
 
 /** A benchmark of every primitive, for `measureInterleaved` / a suite. */
 export async function groupPrimitiveBenches(crypto: CryptoProvider, shapes: GroupMessageShapes, minMs: number): Promise<Readonly<Record<GroupPrimitiveName, OpBench>>> {
-  const ck = crypto.randomBytes(32);
-  const mk = crypto.randomBytes(32);
-  const seed = Uint8Array.of(0x01);
-  const zeroSalt = new Uint8Array(32);
-  const info = utf8(Label.groupMessageKeys);
-  const key = crypto.randomBytes(32);
-  const nonce = crypto.randomBytes(12);
-  const padded = crypto.randomBytes(shapes.paddedLength);
-  const ad = crypto.randomBytes(shapes.adLength);
-  const sealed = crypto.chacha20Poly1305Seal(key, nonce, padded, ad);
-  const c1 = crypto.randomBytes(32);
-  const c2 = c1.slice();
+  const message = messagePrimitives(crypto, shapes, utf8(Label.groupMessageKeys));
   const signer = await crypto.ed25519GenerateKeyPair();
   const signedInput = crypto.randomBytes(shapes.signedLength);
   const signature = await crypto.ed25519Sign(signer.secretKey, signedInput);
 
   const fns: Record<GroupPrimitiveName, () => unknown> = {
-    hmac: () => crypto.hmacSha256(ck, seed),
-    hkdf76: () => crypto.hkdfSha256(mk, zeroSalt, info, 76),
-    seal: () => crypto.chacha20Poly1305Seal(key, nonce, padded, ad),
-    open: () => crypto.chacha20Poly1305Open(key, nonce, sealed, ad),
-    compare32: () => equalBytes(c1, c2),
+    ...message,
     ed25519Sign: () => crypto.ed25519Sign(signer.secretKey, signedInput),
     ed25519Verify: () => crypto.ed25519Verify(signer.publicKey as Ed25519PublicKey, signedInput, signature),
   };
-  return Object.fromEntries(GROUP_PRIMITIVES.map((p) => [p, { name: groupPrimitiveBenchName(p), fn: fns[p], minMs }])) as Record<GroupPrimitiveName, OpBench>;
+  return opBenches(GROUP_PRIMITIVES, groupPrimitiveBenchName, fns, minMs);
 }
 
 /**
@@ -90,12 +71,7 @@ export async function groupPrimitiveBenches(crypto: CryptoProvider, shapes: Grou
 export function sendBaseline(p: GroupPrimitiveRates): GroupPrimitiveBaseline {
   return {
     name: 'per send: Ed25519 sign + ChaCha20-Poly1305 seal (1088 B) + HKDF-SHA256(76) + 2 HMAC-SHA256',
-    perSecond: composeRate([
-      { perSecond: p.ed25519Sign.perSecond, count: 1 },
-      { perSecond: p.seal.perSecond, count: 1 },
-      { perSecond: p.hkdf76.perSecond, count: 1 },
-      { perSecond: p.hmac.perSecond, count: 2 },
-    ]),
+    perSecond: composeRate(primitiveParts(p, { ed25519Sign: 1, seal: 1, hkdf76: 1, hmac: 2 })),
   };
 }
 
@@ -107,14 +83,6 @@ export function sendBaseline(p: GroupPrimitiveRates): GroupPrimitiveBaseline {
 export function roundTripBaseline(p: GroupPrimitiveRates): GroupPrimitiveBaseline {
   return {
     name: 'per message: Ed25519 sign + verify + ChaCha20-Poly1305 seal + open (1088 B) + 2 HKDF-SHA256(76) + 4 HMAC-SHA256 + 32 B compare',
-    perSecond: composeRate([
-      { perSecond: p.ed25519Sign.perSecond, count: 1 },
-      { perSecond: p.ed25519Verify.perSecond, count: 1 },
-      { perSecond: p.seal.perSecond, count: 1 },
-      { perSecond: p.open.perSecond, count: 1 },
-      { perSecond: p.hkdf76.perSecond, count: 2 },
-      { perSecond: p.hmac.perSecond, count: 4 },
-      { perSecond: p.compare32.perSecond, count: 1 },
-    ]),
+    perSecond: composeRate(primitiveParts(p, { ed25519Sign: 1, ed25519Verify: 1, seal: 1, open: 1, hkdf76: 2, hmac: 4, compare32: 1 })),
   };
 }

@@ -17,11 +17,9 @@
  *
  * @module
  */
-import { writeFileSync } from 'node:fs';
-import { Session } from 'node:inspector/promises';
-import { performance } from 'node:perf_hooks';
 import { PLAINTEXT_LENGTH } from './config.js';
 import { MESSAGES_PER_KEY, PairFixture, SenderFixture, benchCrypto } from './group-deadbolt.js';
+import { profileLoop } from './profile-loop.js';
 
 const workload = process.argv[2] ?? 'engine';
 const seconds = Number(process.argv[3] ?? '5');
@@ -40,23 +38,7 @@ async function profiled(op: () => Promise<unknown>, ensureHeadroom: (n: number) 
   await ensureHeadroom(warmup);
   for (let i = 0; i < warmup; i++) await op();
   await ensureHeadroom(limit);
-  const session = new Session();
-  session.connect();
-  await session.post('Profiler.enable');
-  await session.post('Profiler.setSamplingInterval', { interval: 100 });
-  await session.post('Profiler.start');
-  let n = 0;
-  const start = performance.now();
-  const end = start + seconds * 1000;
-  while (performance.now() < end && n < limit) {
-    await op();
-    n++;
-  }
-  const elapsed = (performance.now() - start) / 1000;
-  const { profile } = await session.post('Profiler.stop');
-  session.disconnect();
-  writeFileSync(output, JSON.stringify(profile));
-  process.stderr.write(`${workload}: ${n} ops in ${elapsed.toFixed(1)} s (${Math.round(n / elapsed)}/s with the profiler on) -> ${output}\n`);
+  await profileLoop(op, { workload, seconds, output, limit });
 }
 
 const sizes: Record<string, number> = { 'send-2': 2, 'send-100': 100, 'send-1000': 1000 };

@@ -120,15 +120,20 @@ export class MemoryIdentityStore extends IdentityKeyStore {
   }
 }
 
+/** The record stored under `id`; throws (naming `what`) if there is none. */
+function stored<R>(records: ReadonlyMap<number, R>, id: number, what: string): R {
+  const r = records.get(id);
+  if (!r) throw new Error(`no ${what} ${id}`);
+  return r;
+}
+
 export class MemoryPreKeyStore extends PreKeyStore {
   readonly records = new Map<number, PreKeyRecord>();
   async savePreKey(id: number, record: PreKeyRecord): Promise<void> {
     this.records.set(id, record);
   }
   async getPreKey(id: number): Promise<PreKeyRecord> {
-    const r = this.records.get(id);
-    if (!r) throw new Error(`no prekey ${id}`);
-    return r;
+    return stored(this.records, id, 'prekey');
   }
   async removePreKey(id: number): Promise<void> {
     this.records.delete(id);
@@ -141,9 +146,7 @@ export class MemorySignedPreKeyStore extends SignedPreKeyStore {
     this.records.set(id, record);
   }
   async getSignedPreKey(id: number): Promise<SignedPreKeyRecord> {
-    const r = this.records.get(id);
-    if (!r) throw new Error(`no signed prekey ${id}`);
-    return r;
+    return stored(this.records, id, 'signed prekey');
   }
 }
 
@@ -154,9 +157,7 @@ export class MemoryKyberPreKeyStore extends KyberPreKeyStore {
     this.records.set(id, record);
   }
   async getKyberPreKey(id: number): Promise<KyberPreKeyRecord> {
-    const r = this.records.get(id);
-    if (!r) throw new Error(`no kyber prekey ${id}`);
-    return r;
+    return stored(this.records, id, 'kyber prekey');
   }
   async markKyberPreKeyUsed(id: number, _signedPreKeyId: number, _baseKey: PublicKey): Promise<void> {
     this.records.delete(id);

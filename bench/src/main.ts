@@ -24,20 +24,7 @@
  */
 import { performance } from 'node:perf_hooks';
 
-import {
-  formatInt,
-  interleaveRuns,
-  jsonLines,
-  ownCpuMs,
-  printTable,
-  rateLine,
-  valueLine,
-  watchContention,
-  type Measurement,
-  type PreparedBench,
-  type RateLine,
-  type ValueLine,
-} from './harness.js';
+import { printTable, rateLine, valueLine, type Measurement, type PreparedBench, type RateLine, type ValueLine } from './harness.js';
 import { IsolatedSuite } from './isolation.js';
 import { LIBSIGNAL_VERSION, PLAINTEXT_LENGTH, sizeSamples } from './config.js';
 import {
@@ -50,6 +37,8 @@ import {
   type PrimitiveBaseline,
   type PrimitiveRates,
 } from './primitives.js';
+import { contentionNote, fmtRate, log, parseArgs, writeJson, writeTable } from './script.js';
+import { infoReader, prepareSuite, timedRounds } from './suite-rounds.js';
 
 const HELP = `Usage: pnpm bench [--json] [--quick]
 
@@ -80,33 +69,11 @@ interface Figure {
   readonly targetPrimitiveCost?: number;
 }
 
-function parseArgs(argv: readonly string[]): { json: boolean; quick: boolean } {
-  let json = false;
-  let quick = false;
-  for (const a of argv) {
-    if (a === '--json') json = true;
-    else if (a === '--quick') quick = true;
-    else if (a === '--help' || a === '-h') {
-      process.stdout.write(HELP);
-      process.exit(0);
-    } else if (a !== '--') {
-      process.stderr.write(`unknown argument ${a}\n${HELP}`);
-      process.exit(2);
-    }
-  }
-  return { json, quick };
-}
-
-function fmtRate(x: number): string {
-  return x >= 100 ? formatInt(x) : x.toFixed(1);
-}
-
 /** The figures, in the order they are measured and printed. */
 const FIGURES = ['protocol/steady', 'protocol/ping-pong', 'protocol/setup', 'session-api/steady', 'session-api/ping-pong'] as const;
 
 async function main(): Promise<void> {
-  const { json, quick } = parseArgs(process.argv.slice(2));
-  const log = (s: string): void => void process.stderr.write(`${s}\n`);
+  const { json, quick } = parseArgs(process.argv.slice(2), HELP);
   const started = performance.now();
   log(`Deadbolt (node:crypto provider) vs @signalapp/libsignal-client ${LIBSIGNAL_VERSION}, ${PLAINTEXT_LENGTH} B plaintexts, Node ${process.version}`);
 
@@ -116,34 +83,19 @@ async function main(): Promise<void> {
   const libsignal = IsolatedSuite.start('libsignal', workerArgs);
   try {
     log('warming up Deadbolt (its own process)...');
-    const dBenches = new Map((await deadbolt.prepare()).map((b) => [b.name, b]));
+    const dBench = await prepareSuite(deadbolt, 'bench');
     log('warming up libsignal (its own process)...');
-    const lBenches = new Map((await libsignal.prepare()).map((b) => [b.name, b]));
-    const bench = (m: Map<string, PreparedBench>, name: string): PreparedBench => {
-      const b = m.get(name);
-      if (!b) throw new Error(`bench: no benchmark ${name}`);
-      return b;
-    };
+    const lBench = await prepareSuite(libsignal, 'bench');
 
     // --- 3 rounds: the primitives, then each figure's Deadbolt and libsignal runs ----------------------
     const order: PreparedBench[] = [
-      ...PRIMITIVES.map((p) => bench(dBenches, primitiveBenchName(p))),
-      ...FIGURES.flatMap((f) => [bench(dBenches, `deadbolt ${f}`), bench(lBenches, `libsignal ${f}`)]),
+      ...PRIMITIVES.map((p) => dBench(primitiveBenchName(p))),
+      ...FIGURES.flatMap((f) => [dBench(`deadbolt ${f}`), lBench(`libsignal ${f}`)]),
     ];
-    const contention = await watchContention(async () => ownCpuMs() + (await deadbolt.cpuMs()) + (await libsignal.cpuMs()));
-    const results = await interleaveRuns(order, { onRound: (r) => log(`round ${r} of 3...`) });
-    const { cores, othersBusyCores } = await contention();
-    const contentionNote =
-      `other processes kept ${othersBusyCores.toFixed(2)} of ${cores} cores busy on average while measuring` +
-      (othersBusyCores > 0.25 ? ' — WARNING: the machine was contended; rerun on a quiet machine' : '');
-    log(contentionNote);
+    const { get, contention } = await timedRounds(order, [deadbolt, libsignal], 'bench', log);
+    const note = contentionNote(contention, 'while measuring');
+    log(note);
 
-    const byName = new Map(results.map((m) => [m.name, m]));
-    const get = (name: string): Measurement => {
-      const m = byName.get(name);
-      if (!m) throw new Error(`bench: no result for ${name}`);
-      return m;
-    };
     const prims = Object.fromEntries(PRIMITIVES.map((p) => [p, get(primitiveBenchName(p))])) as PrimitiveRates;
 
     const memBaseline = `libsignal-client ${LIBSIGNAL_VERSION}, SessionRecord objects held in memory`;
@@ -171,20 +123,15 @@ async function main(): Promise<void> {
     ];
 
     // --- 3. sizes ---------------------------------------------------------------------------------------
-    const dInfo = await deadbolt.info();
-    const lInfo = await libsignal.info();
-    const num = (info: Record<string, number>, k: string): number => {
-      const v = info[k];
-      if (v === undefined) throw new Error(`bench: no ${k}`);
-      return v;
-    };
-    const padded = num(dInfo, 'paddedLength');
+    const dInfo = infoReader(await deadbolt.info(), 'bench');
+    const lInfo = infoReader(await libsignal.info(), 'bench');
+    const padded = dInfo('paddedLength');
     const sizeSampleCount = sizeSamples(quick);
     const lPadded = (Math.floor(PLAINTEXT_LENGTH / 16) + 1) * 16; // AES-256-CBC with PKCS#7 padding
     /** A size of both libraries: median, min and max over the samples, minus `subtract`. */
     const size = (key: string, subtract: { deadbolt: number; libsignal: number } = { deadbolt: 0, libsignal: 0 }): Record<'deadbolt' | 'libsignal', SizeStat> => ({
-      deadbolt: { median: num(dInfo, key) - subtract.deadbolt, min: num(dInfo, `${key}Min`) - subtract.deadbolt, max: num(dInfo, `${key}Max`) - subtract.deadbolt },
-      libsignal: { median: num(lInfo, key) - subtract.libsignal, min: num(lInfo, `${key}Min`) - subtract.libsignal, max: num(lInfo, `${key}Max`) - subtract.libsignal },
+      deadbolt: { median: dInfo(key) - subtract.deadbolt, min: dInfo(`${key}Min`) - subtract.deadbolt, max: dInfo(`${key}Max`) - subtract.deadbolt },
+      libsignal: { median: lInfo(key) - subtract.libsignal, min: lInfo(`${key}Min`) - subtract.libsignal, max: lInfo(`${key}Max`) - subtract.libsignal },
     });
     const sizeRows: { id: string; label: string; stat: Record<'deadbolt' | 'libsignal', SizeStat> }[] = [
       { id: 'session-record/initiator', label: 'session record, initiator', stat: size('recordInitiator') },
@@ -206,8 +153,7 @@ async function main(): Promise<void> {
     }
 
     if (json) {
-      process.stdout.write(jsonLines(lines));
-      log(`done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+      writeJson(lines, started);
       return;
     }
 
@@ -278,10 +224,7 @@ async function main(): Promise<void> {
         PRIMITIVES.map((p) => [PRIMITIVE_LABELS[p], fmtRate(prims[p].perSecond)]),
       ),
     );
-    out.push('');
-    out.push(contentionNote);
-    out.push(`total ${((performance.now() - started) / 1000).toFixed(1)} s${quick ? ' (--quick: numbers are meaningless)' : ''}`);
-    process.stdout.write(out.join('\n') + '\n');
+    writeTable(out, note, started, quick);
   } finally {
     deadbolt.close();
     libsignal.close();

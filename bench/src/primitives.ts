@@ -53,7 +53,7 @@ export function primitiveBenchName(p: PrimitiveName): string {
 /** The measured rate of every primitive. */
 export type PrimitiveRates = Readonly<Record<PrimitiveName, Measurement>>;
 
-/** A composite baseline: its description, its rate and its parts. */
+/** A composite baseline: its description and its rate. */
 export interface PrimitiveBaseline {
   readonly name: string;
   readonly perSecond: number;
@@ -63,8 +63,48 @@ export interface PrimitiveBaseline {
 export interface PrimitiveShapes {
   /** Padded plaintext length (1088 for 1 KiB). */
   readonly paddedLength: number;
-  /** AD length: the pairwise AD prefix plus the 42-byte header. */
+  /** AD length: the pairwise AD prefix plus the 42-byte header (a group message: its AD). */
   readonly adLength: number;
+}
+
+/** The symmetric primitives of one message, see {@link messagePrimitives}. */
+export type MessagePrimitive = 'hmac' | 'hkdf76' | 'seal' | 'open' | 'compare32';
+
+/**
+ * The symmetric primitives of one message, pairwise (docs/protocol.md §6.4) or group
+ * (§12.8), in its shapes: the chain step (HMAC-SHA256, 32 B key, 1 B input), the message
+ * keys (HKDF-SHA256, L=76, under `keysInfo`), the seal and the open of the padded plaintext
+ * with its AD, and the 32-byte commitment compare.
+ */
+export function messagePrimitives(crypto: CryptoProvider, shapes: PrimitiveShapes, keysInfo: Uint8Array): Record<MessagePrimitive, () => unknown> {
+  const ck = crypto.randomBytes(32);
+  const mk = crypto.randomBytes(32);
+  const seed = Uint8Array.of(0x01);
+  const zeroSalt = new Uint8Array(32);
+  const key = crypto.randomBytes(32);
+  const nonce = crypto.randomBytes(12);
+  const padded = crypto.randomBytes(shapes.paddedLength);
+  const ad = crypto.randomBytes(shapes.adLength);
+  const sealed = crypto.chacha20Poly1305Seal(key, nonce, padded, ad);
+  const c1 = crypto.randomBytes(32);
+  const c2 = c1.slice();
+  return {
+    hmac: () => crypto.hmacSha256(ck, seed),
+    hkdf76: () => crypto.hkdfSha256(mk, zeroSalt, keysInfo, 76),
+    seal: () => crypto.chacha20Poly1305Seal(key, nonce, padded, ad),
+    open: () => crypto.chacha20Poly1305Open(key, nonce, sealed, ad),
+    compare32: () => equalBytes(c1, c2),
+  };
+}
+
+/** One {@link OpBench} per primitive of `names`, named by `benchName`, each run for at least `minMs`. */
+export function opBenches<N extends string>(names: readonly N[], benchName: (p: N) => string, fns: Readonly<Record<N, () => unknown>>, minMs: number): Record<N, OpBench> {
+  return Object.fromEntries(names.map((p) => [p, { name: benchName(p), fn: fns[p], minMs }])) as Record<N, OpBench>;
+}
+
+/** The parts of a composite operation for harness.ts `composeRate`: each primitive's measured rate, used `counts[p]` times. */
+export function primitiveParts<N extends string>(rates: Readonly<Record<N, Measurement>>, counts: Readonly<Partial<Record<N, number>>>): { perSecond: number; count: number }[] {
+  return (Object.entries(counts) as [N, number][]).map(([p, count]) => ({ perSecond: rates[p].perSecond, count }));
 }
 
 /**
@@ -72,20 +112,13 @@ export interface PrimitiveShapes {
  * protocol uses them (docs/protocol.md §5, §6), for `measureInterleaved` (harness.ts).
  */
 export async function primitiveBenches(crypto: CryptoProvider, shapes: PrimitiveShapes, minMs: number): Promise<Readonly<Record<PrimitiveName, OpBench>>> {
+  const message = messagePrimitives(crypto, shapes, utf8(Label.pairwiseMessageKeys));
   const key32 = crypto.randomBytes(32);
   const mk = crypto.randomBytes(32);
-  const seed = Uint8Array.of(0x01);
   const zeroSalt = new Uint8Array(32);
-  const msgInfo = utf8(Label.pairwiseMessageKeys);
   const rootInfo = utf8(Label.ratchetRoot);
   const pqxdhInfo = utf8(Label.pqxdh);
   const pqxdhIkm = crypto.randomBytes(32 * 5 + 32); // F | DH1..DH4 | SS
-  const nonce = crypto.randomBytes(12);
-  const padded = crypto.randomBytes(shapes.paddedLength);
-  const ad = crypto.randomBytes(shapes.adLength);
-  const sealed = crypto.chacha20Poly1305Seal(key32, nonce, padded, ad);
-  const c1 = crypto.randomBytes(32);
-  const c2 = c1.slice();
   const a = await crypto.x25519GenerateKeyPair();
   const b = await crypto.x25519GenerateKeyPair();
   const signer = await crypto.ed25519GenerateKeyPair();
@@ -98,12 +131,12 @@ export async function primitiveBenches(crypto: CryptoProvider, shapes: Primitive
   const { ciphertext: kemCt } = crypto.mlkem768Encapsulate(kem.publicKey);
 
   const fns: Record<PrimitiveName, () => unknown> = {
-    hmac: () => crypto.hmacSha256(key32, seed),
-    hkdf76: () => crypto.hkdfSha256(mk, zeroSalt, msgInfo, 76),
+    hmac: message.hmac,
+    hkdf76: message.hkdf76,
     hkdf64: () => crypto.hkdfSha256(key32, mk, rootInfo, 64),
-    seal1088: () => crypto.chacha20Poly1305Seal(key32, nonce, padded, ad),
-    open1088: () => crypto.chacha20Poly1305Open(key32, nonce, sealed, ad),
-    compare32: () => equalBytes(c1, c2),
+    seal1088: message.seal,
+    open1088: message.open,
+    compare32: message.compare32,
     x25519: () => crypto.x25519(a.secretKey, b.publicKey as X25519PublicKey),
     x25519Keygen: () => crypto.x25519GenerateKeyPair(),
     hkdfPqxdh: () => crypto.hkdfSha256(pqxdhIkm, zeroSalt, pqxdhInfo, 32),
@@ -112,7 +145,7 @@ export async function primitiveBenches(crypto: CryptoProvider, shapes: Primitive
     mlkemEncaps: () => crypto.mlkem768Encapsulate(kem.publicKey as MlKemPublicKey),
     mlkemDecaps: () => crypto.mlkem768Decapsulate(kem.secretKey, kemCt),
   };
-  return Object.fromEntries(PRIMITIVES.map((p) => [p, { name: primitiveBenchName(p), fn: fns[p], minMs }])) as Record<PrimitiveName, OpBench>;
+  return opBenches(PRIMITIVES, primitiveBenchName, fns, minMs);
 }
 
 /**
@@ -123,13 +156,7 @@ export async function primitiveBenches(crypto: CryptoProvider, shapes: Primitive
 export function steadyBaseline(p: PrimitiveRates): PrimitiveBaseline {
   return {
     name: 'per message: 4 HMAC-SHA256 + 2 HKDF-SHA256(76) + ChaCha20-Poly1305 seal + open (1088 B) + 32 B compare',
-    perSecond: composeRate([
-      { perSecond: p.hmac.perSecond, count: 4 },
-      { perSecond: p.hkdf76.perSecond, count: 2 },
-      { perSecond: p.seal1088.perSecond, count: 1 },
-      { perSecond: p.open1088.perSecond, count: 1 },
-      { perSecond: p.compare32.perSecond, count: 1 },
-    ]),
+    perSecond: composeRate(primitiveParts(p, { hmac: 4, hkdf76: 2, seal1088: 1, open1088: 1, compare32: 1 })),
   };
 }
 
@@ -137,12 +164,7 @@ export function steadyBaseline(p: PrimitiveRates): PrimitiveBaseline {
 export function pingPongBaseline(p: PrimitiveRates): PrimitiveBaseline {
   return {
     name: 'steady + 2 X25519 + 1 X25519 keygen + 2 HKDF-SHA256(64)',
-    perSecond: composeRate([
-      { perSecond: steadyBaseline(p).perSecond, count: 1 },
-      { perSecond: p.x25519.perSecond, count: 2 },
-      { perSecond: p.x25519Keygen.perSecond, count: 1 },
-      { perSecond: p.hkdf64.perSecond, count: 2 },
-    ]),
+    perSecond: composeRate([{ perSecond: steadyBaseline(p).perSecond, count: 1 }, ...primitiveParts(p, { x25519: 2, x25519Keygen: 1, hkdf64: 2 })]),
   };
 }
 
@@ -158,14 +180,16 @@ export function setupBaseline(p: PrimitiveRates): PrimitiveBaseline {
   return {
     name: '4 Ed25519 verify + ML-KEM-768 encaps + decaps + 11 X25519 + 3 X25519 keygen + 2 HKDF(32) + 3 HKDF(64) + steady message',
     perSecond: composeRate([
-      { perSecond: p.ed25519VerifyShort.perSecond, count: 3 },
-      { perSecond: p.ed25519VerifyPq.perSecond, count: 1 },
-      { perSecond: p.mlkemEncaps.perSecond, count: 1 },
-      { perSecond: p.mlkemDecaps.perSecond, count: 1 },
-      { perSecond: p.x25519.perSecond, count: 4 + 4 + 1 + 2 },
-      { perSecond: p.x25519Keygen.perSecond, count: 3 },
-      { perSecond: p.hkdfPqxdh.perSecond, count: 2 },
-      { perSecond: p.hkdf64.perSecond, count: 3 },
+      ...primitiveParts(p, {
+        ed25519VerifyShort: 3,
+        ed25519VerifyPq: 1,
+        mlkemEncaps: 1,
+        mlkemDecaps: 1,
+        x25519: 4 + 4 + 1 + 2,
+        x25519Keygen: 3,
+        hkdfPqxdh: 2,
+        hkdf64: 3,
+      }),
       { perSecond: steadyBaseline(p).perSecond, count: 1 },
     ]),
   };

@@ -24,6 +24,7 @@ import { createClient, type Client } from '@deadbolt/core';
 import type { FrameHandler, OutboundMessage, TransportAdapter } from '@deadbolt/spec';
 import { createMemoryStorage } from '@deadbolt/storage-memory';
 import { createWebSocketTransport, type WebSocketConstructor } from '@deadbolt/transport-websocket';
+import { forwardTransport } from './forward-transport.js';
 import { waitUntil, withTimeout } from './stack-ipc.js';
 
 /** Bytes at the start of each body that carry its tag; the rest is filler up to the body size. */
@@ -108,15 +109,8 @@ export async function startFleet(wsUrl: string, pairs: number, bodyBytes: number
 
   /** The transport, timed at its boundary for `member`. */
   function timedTransport(inner: TransportAdapter, member: () => Member): TransportAdapter {
-    return {
-      specificationVersion: inner.specificationVersion,
-      get maxFrameSize() {
-        return inner.maxFrameSize;
-      },
-      get state() {
-        return inner.state;
-      },
-      connect: (auth) => inner.connect(auth),
+    // `sendShared` is not timed: the stack bench measures pairwise messages, which core sends with `send`.
+    return forwardTransport(inner, {
       async send(messages: readonly OutboundMessage[]) {
         const m = member();
         const t = m.current !== undefined ? recorder?.tracked.get(m.current) : undefined;
@@ -138,17 +132,7 @@ export async function startFleet(wsUrl: string, pairs: number, bodyBytes: number
           }
         });
       },
-      onStateChange: (l) => inner.onStateChange(l),
-      onNotice: (l) => inner.onNotice(l),
-      publishPrekeys: (u) => inner.publishPrekeys(u),
-      fetchBundles: (u) => inner.fetchBundles(u),
-      // Not timed: the stack bench measures pairwise messages, which core sends with `send`.
-      sendShared: (recipients, frame) => inner.sendShared(recipients, frame),
-      publishDeviceList: (list) => inner.publishDeviceList(list),
-      provisionPut: (channel, sealed) => inner.provisionPut(channel, sealed),
-      provisionTake: (channel, waitMs) => inner.provisionTake(channel, waitMs),
-      close: () => inner.close(),
-    };
+    });
   }
 
   async function makeMember(index: number, userId: string): Promise<Member> {

@@ -40,7 +40,6 @@ import { performance } from 'node:perf_hooks';
 import {
   formatInt,
   interleaveRuns,
-  jsonLines,
   measureInterleaved,
   median,
   ownCpuMs,
@@ -61,6 +60,7 @@ import { ServerProcess, sleep, startProfile, usageBetween, usageSnapshot, type S
 import { queueForOffline } from './stack-offline.js';
 import { startTransportPairs } from './stack-transports.js';
 import { formatSummary, summarize, type CpuProfile } from './stack-profile.js';
+import { contentionNote, log, parseArgs, writeJson, writeTable } from './script.js';
 
 const HELP = `Usage: pnpm bench:stack [--json] [--quick] [--profile=DIR]
 
@@ -73,33 +73,12 @@ const HELP = `Usage: pnpm bench:stack [--json] [--quick] [--profile=DIR]
                   DIR/clients.cpuprofile and prints where their time went
 `;
 
-interface Args {
-  readonly json: boolean;
-  readonly quick: boolean;
-  readonly profileDir: string | undefined;
-}
-
-function parseArgs(argv: readonly string[]): Args {
-  let json = false;
-  let quick = false;
-  let profileDir: string | undefined;
-  for (const a of argv) {
-    if (a === '--json') json = true;
-    else if (a === '--quick') quick = true;
-    else if (a.startsWith('--profile=') && a.length > 10) profileDir = resolve(a.slice(10));
-    else if (a === '--help' || a === '-h') {
-      process.stdout.write(HELP);
-      process.exit(0);
-    } else if (a !== '--') {
-      process.stderr.write(`unknown argument ${a}\n${HELP}`);
-      process.exit(2);
-    }
-  }
-  return { json, quick, profileDir };
-}
-
-const args = parseArgs(process.argv.slice(2));
-const { json, quick } = args;
+let profileDir: string | undefined;
+const { json, quick } = parseArgs(process.argv.slice(2), HELP, (a) => {
+  if (!a.startsWith('--profile=') || a.length <= 10) return false;
+  profileDir = resolve(a.slice(10));
+  return true;
+});
 
 /** Everything sized in one place; --quick shrinks it all. */
 const C = quick
@@ -108,8 +87,6 @@ const C = quick
 const BODY_BYTES = 1024;
 const TARGET_RATIO = 0.4;
 const LIMITS_NOTE = 'rate limits loosened with LOOSE_TEST_LIMITS from @deadbolt/relay/testing (mailbox quotas at their defaults)';
-
-const log = (s: string): void => void process.stderr.write(`${s}\n`);
 
 /** Nearest-rank percentile of unsorted values. */
 function percentile(values: readonly number[], p: number): number {
@@ -214,7 +191,8 @@ async function main(): Promise<void> {
       runs: C.rounds,
       onRound: (r) => log(`round ${r} of ${C.rounds}: raw echo ${C.echoMs} ms, stack ${C.stackMs} ms, bare transports ${C.stackMs} ms...`),
     });
-    const { cores, othersBusyCores } = await contention();
+    const figure1Contention = await contention();
+    const { cores, othersBusyCores } = figure1Contention;
     log(`  raw echo ${formatInt(echoM!.perSecond)}/s, stack ${formatInt(stackM!.perSecond)}/s, bare transports ${formatInt(bareM!.perSecond)}/s`);
 
     // --- the ceiling: what no implementation of the stack could beat on this machine ----------------
@@ -238,15 +216,15 @@ async function main(): Promise<void> {
 
     // --- optional: profiles of one more full-load run ------------------------------------------------
     let profileText: string | undefined;
-    if (args.profileDir) {
-      mkdirSync(args.profileDir, { recursive: true });
+    if (profileDir) {
+      mkdirSync(profileDir, { recursive: true });
       log(`profiling one more full-load run (${C.stackMs} ms) in the relay and in this process...`);
       await relayServer.profileStart();
       const mine = await startProfile();
       const profiled = await theFleet.run(C.stackMs);
       const clientProfile = (await mine.stop()) as CpuProfile;
-      const relayFile = join(args.profileDir, 'relay.cpuprofile');
-      const clientFile = join(args.profileDir, 'clients.cpuprofile');
+      const relayFile = join(profileDir, 'relay.cpuprofile');
+      const clientFile = join(profileDir, 'clients.cpuprofile');
       await relayServer.profileStop(relayFile);
       writeFileSync(clientFile, JSON.stringify(clientProfile));
       const relayProfile = JSON.parse(readFileSync(relayFile, 'utf8')) as CpuProfile;
@@ -336,14 +314,11 @@ async function main(): Promise<void> {
       valueLine('relay/database-after', after.dbBytes, 'bytes'),
       valueLine('contention/other-processes-cores', ms2(othersBusyCores), 'cores'),
     ];
-    const contentionNote =
-      `other processes kept ${othersBusyCores.toFixed(2)} of ${cores} cores busy on average during figure 1` +
-      (othersBusyCores > 0.25 ? ' — WARNING: the machine was contended; rerun on a quiet machine' : '');
-    log(contentionNote);
+    const note = contentionNote(figure1Contention, 'during figure 1');
+    log(note);
     if (profileText && json) log(profileText);
     if (json) {
-      process.stdout.write(jsonLines(lines));
-      log(`done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+      writeJson(lines, started);
       return;
     }
 
@@ -453,10 +428,7 @@ async function main(): Promise<void> {
     out.push(`   At full load every client keeps one send in flight, so the end-to-end time is ${2 * C.pairs} sends ÷ the rate (Little's law):`);
     out.push('   waiting in queues, mostly for a busy event loop, not work done for this message.');
     if (profileText) out.push('', profileText);
-    out.push('');
-    out.push(contentionNote);
-    out.push(`total ${((performance.now() - started) / 1000).toFixed(1)} s${quick ? ' (--quick: numbers are meaningless)' : ''}`);
-    process.stdout.write(out.join('\n') + '\n');
+    writeTable(out, note, started, quick);
   } finally {
     echoClients?.close();
     await fleet?.close();

@@ -12,14 +12,12 @@
  *
  * Node-only modules (harness.ts) must not be imported here.
  */
-import { createClient, createEncryptedStorage, type Client } from '@deadbolt/core';
-import type { FrameHandler, InboundFrame, OutboundMessage, SharedRecipient, StorageAdapter, TransportAdapter } from '@deadbolt/spec';
+import { createEncryptedStorage } from '@deadbolt/core';
+import type { StorageAdapter, TransportAdapter } from '@deadbolt/spec';
 import { createIndexedDbStorage } from '@deadbolt/storage-indexeddb';
 import { createMemoryStorage } from '@deadbolt/storage-memory';
 import { createWebSocketTransport } from '@deadbolt/transport-websocket';
-
-const BODY = new Uint8Array(1024).fill(0x61);
-const AT_REST_KEY = new Uint8Array(32).fill(0x42);
+import { AT_REST_KEY, captureOverrides, frameCapture, logicalBytes, openPair, receiveRun, sendRun, take, type CapturedPair } from './storage-pair.js';
 /** Unique per page load, so a run never meets an earlier run's databases. */
 const RUN_ID = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
 let databases = 0;
@@ -72,27 +70,15 @@ const ADAPTERS: Record<string, () => { storage: StorageAdapter; inner: StorageAd
 
 
 /**
- * The WebSocket transport with two switches: `capture` keeps sent frames instead of
- * sending them, and `handler` is the frame handler the client registered. A Proxy over
- * the real transport, so it follows the transport interface as it grows.
+ * The WebSocket transport with two switches (storage-pair.ts `FrameCapture`): `capture`
+ * keeps sent frames instead of sending them, and `handler` is the frame handler the client
+ * registered. A Proxy over the real transport, so it follows the transport interface as it
+ * grows.
  */
 function benchTransport(wsUrl: string) {
   const inner = createWebSocketTransport({ url: wsUrl });
-  const state = { capture: false, captured: [] as Uint8Array[], handler: undefined as FrameHandler | undefined };
-  const overrides: Partial<TransportAdapter> = {
-    async send(messages: readonly OutboundMessage[]) {
-      if (!state.capture) return inner.send(messages);
-      for (const m of messages) state.captured.push(m.frame.slice());
-    },
-    async sendShared(recipients: readonly SharedRecipient[], frame: Uint8Array) {
-      if (!state.capture) return inner.sendShared(recipients, frame);
-      for (const _ of recipients) state.captured.push(frame.slice());
-    },
-    onFrame(handler: FrameHandler) {
-      state.handler = handler;
-      return inner.onFrame(handler);
-    },
-  };
+  const state = frameCapture();
+  const overrides: Partial<TransportAdapter> = captureOverrides(inner, state);
   const transport = new Proxy(inner, {
     get(target, property) {
       if (Object.hasOwn(overrides, property)) return overrides[property as keyof TransportAdapter];
@@ -103,62 +89,12 @@ function benchTransport(wsUrl: string) {
   return { transport, state };
 }
 
-interface Pair {
-  readonly alice: Client;
-  readonly bob: Client;
-  readonly aliceT: ReturnType<typeof benchTransport>;
-  readonly bobT: ReturnType<typeof benchTransport>;
-  /** What bob's store really holds (under any encryption wrapper). */
-  readonly bobStored: StorageAdapter;
-  seq: number;
-}
+const pairs = new Map<string, CapturedPair>();
 
-const pairs = new Map<string, Pair>();
-
-function pairOf(adapter: string): Pair {
+function pairOf(adapter: string): CapturedPair {
   const pair = pairs.get(adapter);
   if (pair === undefined) throw new Error(`no pair for ${adapter}: call setUp first`);
   return pair;
-}
-
-function nextMessage(client: Client): Promise<void> {
-  return new Promise((resolve) => {
-    const off = client.on('message-received', () => {
-      off();
-      resolve();
-    });
-  });
-}
-
-/** Alice sends `count` messages (captured); returns the time taken in ms. */
-async function sendRun(pair: Pair, count: number): Promise<number> {
-  const t0 = performance.now();
-  for (let i = 0; i < count; i++) await pair.alice.send(pair.bob.address.userId, BODY);
-  return performance.now() - t0;
-}
-
-/** Hands every captured frame to bob's handler, one at a time; returns the time taken in ms. */
-async function receiveRun(pair: Pair, frames: readonly Uint8Array[]): Promise<number> {
-  const handler = pair.bobT.state.handler;
-  if (handler === undefined) throw new Error('bench:storage-browser: the client registered no frame handler');
-  const t0 = performance.now();
-  for (const bytes of frames) {
-    const frame: InboundFrame = { id: `bench-${pair.seq++}`, from: pair.alice.address, receivedAt: Date.now(), bytes };
-    await handler(frame);
-  }
-  return performance.now() - t0;
-}
-
-const take = (pair: Pair): Uint8Array[] => pair.aliceT.state.captured.splice(0);
-
-/** Bytes of keys (UTF-16 code units of every segment) and values under `prefix`, as the store holds them. */
-async function logicalBytes(storage: StorageAdapter, prefix: string[]): Promise<number> {
-  let bytes = 0;
-  for (const e of await storage.range(prefix, { limit: 1_000_000 })) {
-    bytes += e.value.length;
-    for (const s of e.key) bytes += s.length;
-  }
-  return bytes;
 }
 
 const api = {
@@ -173,17 +109,7 @@ const api = {
     const b = open();
     const aliceT = benchTransport(wsUrl);
     const bobT = benchTransport(wsUrl);
-    const prekeyBatch = { oneTime: 5, pqOneTime: 2 };
-    const alice = await createClient({ userId: `alice${n}`, deviceId: 'phone', storage: counted(a.storage), transport: aliceT.transport, prekeyBatch });
-    const bob = await createClient({ userId: `bob${n}`, deviceId: 'laptop', storage: counted(b.storage), transport: bobT.transport, prekeyBatch });
-    await alice.start();
-    await bob.start();
-    const atBob = nextMessage(bob);
-    await alice.send(`bob${n}`, 'hello');
-    await atBob;
-    const atAlice = nextMessage(alice);
-    await bob.send(`alice${n}`, 'hi');
-    await atAlice;
+    const { alice, bob } = await openPair(n, { storage: counted(a.storage), transport: aliceT.transport }, { storage: counted(b.storage), transport: bobT.transport });
     aliceT.state.capture = true;
     pairs.set(adapter, { alice, bob, aliceT, bobT, bobStored: b.inner, seq: 0 });
   },
@@ -200,7 +126,7 @@ const api = {
     const c1 = { ...calls };
     const frames = take(pair);
     if (frames.length !== count) throw new Error(`captured ${frames.length} frames for ${count} messages`);
-    const receiveMs = await receiveRun(pair, frames);
+    const receiveMs = await receiveRun(pair, frames, 'bench:storage-browser');
     return { sendMs, receiveMs, sendCalls: minus(c1, c0, count), receiveCalls: minus(calls, c1, count) };
   },
 
@@ -243,7 +169,7 @@ const api = {
     const session = await logicalBytes(pair.bobStored, ['session', pair.alice.address.userId]);
     const before = await logicalBytes(pair.bobStored, ['msg']);
     await sendRun(pair, count);
-    await receiveRun(pair, take(pair));
+    await receiveRun(pair, take(pair), 'bench:storage-browser');
     const after = await logicalBytes(pair.bobStored, ['msg']);
     return { session, historyPer1000: ((after - before) * 1000) / count };
   },

@@ -31,27 +31,26 @@
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
 import WebSocket from 'ws';
-import { createClient, createEncryptedStorage, type Client } from '@deadbolt/core';
+import { createEncryptedStorage } from '@deadbolt/core';
 import { createMemoryRelayStore, createRelay, silentRelayLogger, type Relay } from '@deadbolt/relay';
 import { LOOSE_TEST_LIMITS } from '@deadbolt/relay/testing';
-import type { FrameHandler, InboundFrame, OutboundMessage, StorageAdapter, TransportAdapter } from '@deadbolt/spec';
+import type { StorageAdapter } from '@deadbolt/spec';
 import { createMemoryStorage } from '@deadbolt/storage-memory';
 import { createSqliteStorage } from '@deadbolt/storage-sqlite';
 import { createWebSocketTransport, type WebSocketConstructor } from '@deadbolt/transport-websocket';
+import { forwardTransport } from './forward-transport.js';
 import { formatInt, interleaveRuns, jsonLines, median, printTable, rateLine, valueLine, type PreparedBench, type RateLine, type ValueLine } from './harness.js';
+import { AT_REST_KEY, captureOverrides, frameCapture, logicalBytes, openPair, receiveRun, sendRun, take, type CapturedPair } from './storage-pair.js';
 
 const args = new Set(process.argv.slice(2));
 const json = args.has('--json');
 const quick = args.has('--quick');
 const log = (s: string) => process.stderr.write(`${s}\n`);
-const BODY = new Uint8Array(1024).fill(0x61);
 /** Messages per timed run. */
 const RUN = quick ? 20 : 400;
 const HISTORY = quick ? 50 : 1000;
-const AT_REST_KEY = new Uint8Array(32).fill(0x42);
 
 const dir = mkdtempSync(join(tmpdir(), 'deadbolt-bench-storage-'));
 let files = 0;
@@ -80,65 +79,19 @@ const ADAPTERS: readonly AdapterKind[] = [
 ];
 
 /**
- * The WebSocket transport with two switches: `capture` keeps sent frames instead of sending
- * them, and `handler` exposes the frame handler the client registered.
+ * The WebSocket transport with two switches (storage-pair.ts `FrameCapture`): `capture`
+ * keeps sent frames instead of sending them, and `handler` exposes the frame handler the
+ * client registered.
  */
 function benchTransport(wsUrl: string) {
   const inner = createWebSocketTransport({ url: wsUrl, WebSocket: WebSocket as unknown as WebSocketConstructor });
-  const state = { capture: false, captured: [] as Uint8Array[], handler: undefined as FrameHandler | undefined };
-  const transport: TransportAdapter = {
-    specificationVersion: inner.specificationVersion,
-    get maxFrameSize() {
-      return inner.maxFrameSize;
-    },
-    get state() {
-      return inner.state;
-    },
-    connect: (auth) => inner.connect(auth),
-    async send(messages: readonly OutboundMessage[]) {
-      if (!state.capture) return inner.send(messages);
-      for (const m of messages) state.captured.push(m.frame.slice());
-    },
-    onFrame(handler) {
-      state.handler = handler;
-      return inner.onFrame(handler);
-    },
-    onStateChange: (l) => inner.onStateChange(l),
-    onNotice: (l) => inner.onNotice(l),
-    publishPrekeys: (u) => inner.publishPrekeys(u),
-    fetchBundles: (u) => inner.fetchBundles(u),
-    async sendShared(recipients, frame) {
-      // Captured like `send`: one copy per recipient, as each would receive it.
-      if (!state.capture) return inner.sendShared(recipients, frame);
-      for (const _ of recipients) state.captured.push(frame.slice());
-    },
-    publishDeviceList: (list) => inner.publishDeviceList(list),
-    provisionPut: (channel, sealed) => inner.provisionPut(channel, sealed),
-    provisionTake: (channel, waitMs) => inner.provisionTake(channel, waitMs),
-    close: () => inner.close(),
-  };
-  return { transport, state };
+  const state = frameCapture();
+  return { transport: forwardTransport(inner, captureOverrides(inner, state)), state };
 }
 
-interface Pair {
+interface Pair extends CapturedPair {
   readonly kind: AdapterKind;
-  readonly alice: Client;
-  readonly bob: Client;
-  readonly aliceT: ReturnType<typeof benchTransport>;
-  readonly bobT: ReturnType<typeof benchTransport>;
-  /** What Bob's store really holds (under any encryption wrapper). */
-  readonly bobStored: StorageAdapter;
   readonly bobFile: string | undefined;
-  seq: number;
-}
-
-function nextEvent(client: Client, event: 'message-received'): Promise<void> {
-  return new Promise((resolve) => {
-    const off = client.on(event, () => {
-      off();
-      resolve();
-    });
-  });
 }
 
 async function startPair(relay: Relay, kind: AdapterKind, n: number): Promise<Pair> {
@@ -146,50 +99,10 @@ async function startPair(relay: Relay, kind: AdapterKind, n: number): Promise<Pa
   const b = kind.open();
   const aliceT = benchTransport(relay.wsUrl);
   const bobT = benchTransport(relay.wsUrl);
-  const prekeyBatch = { oneTime: 5, pqOneTime: 2 };
-  const alice = await createClient({ userId: `alice${n}`, deviceId: 'phone', storage: a.storage, transport: aliceT.transport, prekeyBatch });
-  const bob = await createClient({ userId: `bob${n}`, deviceId: 'laptop', storage: b.storage, transport: bobT.transport, prekeyBatch });
-  await alice.start();
-  await bob.start();
   // A confirmed session both ways, over the relay; then the network is taken out.
-  const atBob = nextEvent(bob, 'message-received');
-  await alice.send(`bob${n}`, 'hello');
-  await atBob;
-  const atAlice = nextEvent(alice, 'message-received');
-  await bob.send(`alice${n}`, 'hi');
-  await atAlice;
+  const { alice, bob } = await openPair(n, { storage: a.storage, transport: aliceT.transport }, { storage: b.storage, transport: bobT.transport });
   aliceT.state.capture = true;
   return { kind, alice, bob, aliceT, bobT, bobStored: b.inner, bobFile: b.file, seq: 0 };
-}
-
-/** Alice sends `count` messages (captured); returns the time taken. */
-async function sendRun(pair: Pair, count: number): Promise<number> {
-  const t0 = performance.now();
-  for (let i = 0; i < count; i++) await pair.alice.send(pair.bob.address.userId, BODY);
-  return performance.now() - t0;
-}
-
-/** Hands every captured frame to Bob's handler, one at a time; returns the time taken. */
-async function receiveRun(pair: Pair, frames: Uint8Array[]): Promise<number> {
-  const handler = pair.bobT.state.handler;
-  if (handler === undefined) throw new Error('bench:storage: the client registered no frame handler');
-  const t0 = performance.now();
-  for (const bytes of frames) {
-    const frame: InboundFrame = { id: `bench-${pair.seq++}`, from: pair.alice.address, receivedAt: Date.now(), bytes };
-    await handler(frame);
-  }
-  return performance.now() - t0;
-}
-
-const take = (pair: Pair): Uint8Array[] => pair.aliceT.state.captured.splice(0);
-
-async function logicalBytes(storage: StorageAdapter, prefix: string[]): Promise<number> {
-  let bytes = 0;
-  for (const e of await storage.range(prefix, { limit: 1_000_000 })) {
-    bytes += e.value.length;
-    for (const s of e.key) bytes += s.length;
-  }
-  return bytes;
 }
 
 /** The SQLite file's size once its write-ahead log is folded in (checkpointed from a second connection). */
@@ -215,7 +128,7 @@ async function main(): Promise<void> {
     // Warm-up: one run of each, untimed.
     for (const pair of pairs) {
       await sendRun(pair, Math.min(RUN, 50));
-      await receiveRun(pair, take(pair));
+      await receiveRun(pair, take(pair), 'bench:storage');
     }
 
     // Timed runs, adapters in turn. Each run: Alice sends RUN messages (timed: send), then
@@ -226,7 +139,7 @@ async function main(): Promise<void> {
       name: pair.kind.name,
       async run() {
         const sendMs = await sendRun(pair, RUN);
-        const receiveMs = await receiveRun(pair, take(pair));
+        const receiveMs = await receiveRun(pair, take(pair), 'bench:storage');
         (sendTimes.get(pair) ?? sendTimes.set(pair, []).get(pair)!).push(sendMs);
         (receiveTimes.get(pair) ?? receiveTimes.set(pair, []).get(pair)!).push(receiveMs);
         return { ops: RUN, elapsed: receiveMs };
@@ -242,7 +155,7 @@ async function main(): Promise<void> {
       const before = await logicalBytes(pair.bobStored, ['msg']);
       const fileBefore = fileBytes(pair.bobFile);
       await sendRun(pair, HISTORY);
-      await receiveRun(pair, take(pair));
+      await receiveRun(pair, take(pair), 'bench:storage');
       const after = await logicalBytes(pair.bobStored, ['msg']);
       const fileAfter = fileBytes(pair.bobFile);
       sizes.set(pair, { session, historyPer1000: ((after - before) * 1000) / HISTORY, filePer1000: ((fileAfter - fileBefore) * 1000) / HISTORY });

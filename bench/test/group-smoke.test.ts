@@ -4,13 +4,8 @@
  * figures. It never asserts a speed; the message counts of a removal are exact, so their
  * relations are checked.
  */
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-
-const run = promisify(execFile);
-const benchDir = fileURLToPath(new URL('..', import.meta.url));
+import { runQuickJson } from './helpers/run-bench.js';
 
 const RATE_FIELDS = ['name', 'perSecond', 'baseline', 'baselinePerSecond', 'ratio', 'primitiveBaseline', 'primitivePerSecond', 'primitiveRatio'];
 const VALUE_FIELDS = ['name', 'value', 'unit'];
@@ -49,13 +44,7 @@ const VALUE_UNITS: Record<string, string> = {
 
 describe('pnpm bench:group --quick --json', () => {
   it('prints one well-formed JSON object per line, with every figure', { timeout: 180_000 }, async () => {
-    const { stdout } = await run(process.execPath, ['--conditions=@deadbolt/source', '--import', 'tsx', 'src/group-main.ts', '--quick', '--json'], {
-      cwd: benchDir,
-      maxBuffer: 16 * 1024 * 1024,
-      timeout: 170_000,
-    });
-    const lines = stdout.split('\n').filter((l) => l.length > 0);
-    const objects = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    const objects = await runQuickJson('group-main.ts', 170_000);
 
     const rates = objects.filter((o) => 'perSecond' in o);
     const values = objects.filter((o) => !('perSecond' in o));

@@ -2,13 +2,8 @@
  * Smoke test of the benchmark script: runs `src/main.ts --quick --json` exactly as
  * `pnpm bench` does and checks the shape of every output line. It never asserts a speed.
  */
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-
-const run = promisify(execFile);
-const benchDir = fileURLToPath(new URL('..', import.meta.url));
+import { runQuickJson } from './helpers/run-bench.js';
 
 const RATE_FIELDS = ['name', 'perSecond', 'baseline', 'baselinePerSecond', 'ratio'];
 const PRIMITIVE_FIELDS = ['primitiveBaseline', 'primitivePerSecond', 'primitiveRatio'];
@@ -16,16 +11,11 @@ const VALUE_FIELDS = ['name', 'value', 'unit'];
 
 describe('pnpm bench --quick --json', () => {
   it('prints one well-formed JSON object per line', { timeout: 180_000 }, async () => {
-    const { stdout } = await run(process.execPath, ['--conditions=@deadbolt/source', '--import', 'tsx', 'src/main.ts', '--quick', '--json'], {
-      cwd: benchDir,
-      maxBuffer: 16 * 1024 * 1024,
-    });
-    const lines = stdout.split('\n').filter((l) => l.length > 0);
+    const lines = await runQuickJson('main.ts');
     expect(lines.length).toBeGreaterThan(0);
 
     const names = new Set<string>();
-    for (const line of lines) {
-      const obj = JSON.parse(line) as Record<string, unknown>;
+    for (const obj of lines) {
       const keys = Object.keys(obj).sort();
       expect(typeof obj.name).toBe('string');
       names.add(obj.name as string);

@@ -1,14 +1,10 @@
 /** The stack bench runs end to end in --quick mode and prints well-formed --json lines (no speed assertions). */
-import { execFile } from 'node:child_process';
 import { cpus } from 'node:os';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { expect, test } from 'vitest';
+import { runQuickJson } from './helpers/run-bench.js';
 
 test('pnpm bench:stack --quick --json prints one well-formed object per line', async () => {
-  const cwd = fileURLToPath(new URL('..', import.meta.url));
-  const { stdout } = await promisify(execFile)(process.execPath, ['--conditions=@deadbolt/source', '--import', 'tsx', 'src/stack-main.ts', '--quick', '--json'], { cwd, timeout: 120_000 });
-  const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const lines = await runQuickJson('stack-main.ts', 120_000);
   const rates = lines.filter((l) => 'perSecond' in l);
   const values = lines.filter((l) => !('perSecond' in l));
   expect(rates.map((r) => r.name)).toEqual(['stack/sustained-1024B-messages-3-pairs', 'stack/bare-transports-1182B-frames-3-pairs', `stack/ceiling-${cpus().length}-cores`]);

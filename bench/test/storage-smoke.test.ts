@@ -1,13 +1,9 @@
 /** The storage bench runs end to end in --quick mode and prints well-formed --json lines (no speed assertions). */
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { expect, test } from 'vitest';
+import { runQuickJson } from './helpers/run-bench.js';
 
 test('pnpm bench:storage --quick --json prints every adapter figure, one well-formed object per line', async () => {
-  const cwd = fileURLToPath(new URL('..', import.meta.url));
-  const { stdout } = await promisify(execFile)(process.execPath, ['--conditions=@deadbolt/source', '--import', 'tsx', 'src/storage-main.ts', '--quick', '--json'], { cwd, timeout: 120_000 });
-  const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const lines = await runQuickJson('storage-main.ts', 120_000);
   const names = lines.map((l) => l.name);
   for (const adapter of ['memory', 'sqlite', 'memory-at-rest', 'sqlite-at-rest']) {
     for (const figure of ['receive-1024B', 'send-1024B', 'session-record', 'history-per-1000-messages']) {

@@ -1,13 +1,9 @@
 /** The WebRTC bench runs end to end in --quick mode and prints well-formed --json lines (no speed assertions). */
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { expect, test } from 'vitest';
+import { runQuickJson } from './helpers/run-bench.js';
 
 test('pnpm bench:webrtc --quick --json prints every figure, one well-formed object per line', async () => {
-  const cwd = fileURLToPath(new URL('..', import.meta.url));
-  const { stdout } = await promisify(execFile)(process.execPath, ['--conditions=@deadbolt/source', '--import', 'tsx', 'src/webrtc-main.ts', '--quick', '--json'], { cwd, timeout: 120_000 });
-  const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const lines = await runQuickJson('webrtc-main.ts', 120_000);
   const rates = lines.filter((l) => 'perSecond' in l);
   const values = lines.filter((l) => !('perSecond' in l));
   expect(rates.map((r) => r.name)).toEqual(['webrtc/node-datachannel/direct-1024B-messages', 'webrtc/werift/direct-1024B-messages']);

@@ -197,18 +197,25 @@ interface Side {
 
 /**
  * Two established parties at protocol level, with their ratchet states in memory. Each
- * message: `pad`, `pairwiseAdPrefix`, `ratchetEncrypt`, `encodeRatchetMessage` on the
- * sender; `decodeRatchetMessage`, `pairwiseAdPrefix`, `ratchetDecrypt`, `unpad` on the
- * receiver.
+ * message: `pad`, `ratchetEncrypt`, `encodeRatchetMessage` on the sender;
+ * `decodeRatchetMessage`, `ratchetDecrypt`, `unpad` on the receiver. The AD prefixes
+ * (`pairwiseAdPrefix`, docs/protocol.md §6.3) depend only on the two certificates, so
+ * they are computed once per pair, as the session manager keeps them per session (its
+ * `adCache`): per-message work is what is measured.
  */
 export class ProtocolPair {
   private turn = 0;
+  /** The AD prefix of each direction, by sender (computed once: see the class comment). */
+  private readonly ad = new Map<Side, Uint8Array>();
 
   private constructor(
     private readonly crypto: CryptoProvider,
     private readonly alice: Side,
     private readonly bob: Side,
-  ) {}
+  ) {
+    this.ad.set(alice, pairwiseAdPrefix(alice.device.cert, bob.device.cert));
+    this.ad.set(bob, pairwiseAdPrefix(bob.device.cert, alice.device.cert));
+  }
 
   /** Alice sets up a session with Bob (PQXDH), Bob replies, Alice decrypts the reply. */
   static async establish(crypto: CryptoProvider, plaintext: Uint8Array): Promise<ProtocolPair> {
@@ -222,14 +229,14 @@ export class ProtocolPair {
   }
 
   send(from: Side, to: Side, plaintext: Uint8Array): Uint8Array {
-    const out = ratchetEncrypt(this.crypto, from.state, pad(plaintext), pairwiseAdPrefix(from.device.cert, to.device.cert));
+    const out = ratchetEncrypt(this.crypto, from.state, pad(plaintext), this.ad.get(from)!);
     from.state = out.state;
     return encodeRatchetMessage(out.headerBytes, out.body);
   }
 
   async receive(to: Side, from: Side, wire: Uint8Array): Promise<Uint8Array> {
     const message = decodeRatchetMessage(wire);
-    const out = await ratchetDecrypt(this.crypto, to.state, message, pairwiseAdPrefix(from.device.cert, to.device.cert), RATCHET_LIMITS);
+    const out = await ratchetDecrypt(this.crypto, to.state, message, this.ad.get(from)!, RATCHET_LIMITS);
     to.state = out.state;
     return unpad(out.paddedPlaintext);
   }

@@ -63,8 +63,21 @@ function encodeBody(c: Omit<DeviceCertificate, 'signature'>): Uint8Array {
 
 /** Encodes a certificate (§3.2). */
 export function encodeDeviceCertificate(c: DeviceCertificate): Uint8Array {
-  return concatBytes(encodeBody(c), c.signature);
+  let encoded = encodings.get(c);
+  if (encoded === undefined) {
+    encoded = concatBytes(encodeBody(c), c.signature);
+    encodings.set(c, encoded);
+  }
+  return encoded.slice();
 }
+
+/**
+ * Encodings by certificate object. A session record holds its peer's certificate and is
+ * written after every message (docs/protocol.md §7.2): the certificate object, decoded
+ * once or made once and never changed by core (copies go to applications), encodes to the
+ * same bytes each time. Entries go with their objects.
+ */
+const encodings = new WeakMap<DeviceCertificate, Uint8Array>();
 
 /** Decodes a certificate without verifying it. Throws `CodecError`. */
 export function decodeDeviceCertificate(bytes: Uint8Array): DeviceCertificate {

@@ -463,8 +463,28 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     if (!ad) adCache.set(remote, (ad = { send: pairwiseAdPrefix(me.certificate, remote), receive: pairwiseAdPrefix(remote, me.certificate) }));
     return ad;
   };
-  const loadTrust = (userId: string): Promise<TrustRecord | undefined> =>
-    load(storageKeys.trust(userId), RecordType.TRUST, readTrustRecord);
+  /**
+   * Decoded trust records by user, with the bytes they came from: every encrypt and
+   * decrypt reads the peer's trust, and a load whose stored bytes are unchanged reuses the
+   * decoded record (as `recordCache` does for sessions), skipping checksum and decode. Any
+   * other writer changes the bytes and forces a checked decode. Records are never changed
+   * in place; `trust()` hands applications copies. Bounded like `recordCache`.
+   */
+  const trustCache = new Map<string, { readonly bytes: Uint8Array; readonly record: TrustRecord }>();
+  const loadTrust = async (userId: string): Promise<TrustRecord | undefined> => {
+    const key = storageKeys.trust(userId);
+    const bytes = await storage.get(key);
+    if (bytes === undefined) {
+      trustCache.delete(userId);
+      return undefined;
+    }
+    const hit = trustCache.get(userId);
+    const record = hit !== undefined && equalBytes(hit.bytes, bytes) ? hit.record : openRecord(crypto, key, RecordType.TRUST, bytes, readTrustRecord);
+    trustCache.delete(userId);
+    trustCache.set(userId, { bytes, record });
+    if (trustCache.size > RECORD_CACHE_SIZE) trustCache.delete(trustCache.keys().next().value as string);
+    return record;
+  };
   const putTrust = (userId: string, record: TrustRecord): StorageOp =>
     put(storageKeys.trust(userId), RecordType.TRUST, encodeTrustRecord(record));
   // Device lists (§3.3): stored as encoded and signed; the record checksum guards the
@@ -1072,7 +1092,11 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
       return out;
     }),
     decrypt: locked(decrypt),
-    trust: serial(async (userId: string) => loadTrust(userId)),
+    trust: serial(async (userId: string) => {
+      // A copy: the record may be the cached one (loadTrust), which must not change.
+      const t = await loadTrust(userId);
+      return t === undefined ? undefined : { ...t, accountKey: t.accountKey.slice() as Ed25519PublicKey, ...(t.pendingKey ? { pendingKey: t.pendingKey.slice() as Ed25519PublicKey } : {}) };
+    }),
     acceptIdentity: locked(acceptIdentity),
     rejectIdentity: locked(rejectIdentity),
     setVerified: locked(async (userId: string, verified: boolean) => {

@@ -3,9 +3,9 @@
  */
 import { describe, expect, test } from 'vitest';
 import { isDeadboltError } from '@deadbolt/spec';
-import { compareSafetyNumberQr, decodePrekeyMessage, formatSafetyNumber } from '../../src/index.js';
+import { compareSafetyNumberQr, createSessionManager, decodePrekeyMessage, formatSafetyNumber } from '../../src/index.js';
 import { encodePrekeyMessage } from '../../src/protocol/prekey-message.js';
-import { createParty, createSiblingDevice, establishedPair, str, takeBundle, text } from '../helpers/parties.js';
+import { createParty, createSiblingDevice, establishedPair, nodeCrypto, str, takeBundle, text } from '../helpers/parties.js';
 import { expectFailsWithoutMutation } from '../helpers/no-mutation.js';
 
 describe('identity changes (B16)', () => {
@@ -47,6 +47,25 @@ describe('identity changes (B16)', () => {
     await expectFailsWithoutMutation([alice.storage], () => alice.sessions.encrypt(bob.address, text('x')), 'UNTRUSTED_IDENTITY');
     await alice.sessions.acceptIdentity('bob', got.senderAccountKey);
     expect((await alice.sessions.trust('bob'))?.verified).toBe(false);
+  });
+
+  test('trust() hands out a copy: changing it changes nothing the session manager decides on', async () => {
+    const { alice, bob } = await establishedPair();
+    const trust = await alice.sessions.trust('bob');
+    trust!.accountKey.fill(0);
+    expect((await alice.sessions.trust('bob'))?.accountKey).toEqual((await bob.sessions.certificate()).accountKey);
+    const wire = await alice.sessions.encrypt(bob.address, text('still trusted'));
+    expect(str((await bob.sessions.decrypt(alice.address, wire)).plaintext)).toBe('still trusted');
+  });
+
+  test('a trust record changed in the store by another writer is read afresh: a pending key written there blocks sending at once', async () => {
+    const { alice, bob } = await establishedPair();
+    await alice.sessions.encrypt(bob.address, text('reads the trust record once'));
+    // Another manager on the same store (another tab) learns of a new key for Bob.
+    const other = createSessionManager({ storage: alice.storage, crypto: nodeCrypto });
+    const newBob = await createParty('bob', 'laptop');
+    await expect(other.processBundle(takeBundle(newBob))).rejects.toSatisfy((e) => isDeadboltError(e, 'UNTRUSTED_IDENTITY'));
+    await expect(alice.sessions.encrypt(bob.address, text('x'))).rejects.toSatisfy((e) => isDeadboltError(e, 'UNTRUSTED_IDENTITY'));
   });
 
   test('another device claiming the user but certified by a different account key is not trusted', async () => {

@@ -467,8 +467,8 @@ async function currentList(core: RelayCore, userId: string): Promise<{ readonly 
  *
  * Devices named in `skip` (the caller has sessions with them) get no bundle, so none of
  * their prekeys is taken. Every read counts against `directoryReads`; only a read that
- * takes prekeys counts against the stricter `bundleFetches` too, which protects prekeys
- * from being drained, so a device reading its own user's entry at every start (skipping
+ * takes one-time prekeys counts against the stricter `bundleFetches` too, which protects
+ * them from being drained, so a device reading its own user's entry at every start (skipping
  * the siblings it knows) never runs into it.
  */
 async function fetchBundles(core: RelayCore, device: AuthenticatedDevice, targetUser: string, skip: readonly string[]): Promise<RelayFrame> {
@@ -487,7 +487,11 @@ async function fetchBundles(core: RelayCore, device: AuthenticatedDevice, target
     if (skipped.has(d.deviceId)) known++;
     else wanted.push({ deviceId: d.deviceId, certificate });
   }
-  if (wanted.length > 0) {
+  // The bundle-fetch limit protects one-time prekeys from being drained: a read that would
+  // take none (every device it wants has none left, or never uploaded any) costs only the
+  // directory read. Otherwise a listed device without prekeys would make every read of its
+  // user, a DEVICE_MISMATCH refresh included, spend the stricter budget for nothing.
+  if (wanted.length > 0 && (await takesOneTimePrekeys(core, targetUser, wanted))) {
     const wait = core.limiters.bundleFetches.attempt([pair]);
     if (wait > 0) return errorFrame('RATE_LIMITED', 'too many bundle fetches for this user', wait);
   }
@@ -504,6 +508,15 @@ async function fetchBundles(core: RelayCore, device: AuthenticatedDevice, target
   // devices (it knows that device): skipping never turns a known user into an unknown one.
   if (bundles.length === 0 && current === undefined && known === 0) return errorFrame('UNKNOWN_USER', 'no such user, or no device with prekeys');
   return { kind: 'bundles', bundles, deviceList: current?.encoded };
+}
+
+/** Whether taking a bundle of any of `wanted` would take a one-time (X25519 or PQ) prekey. */
+async function takesOneTimePrekeys(core: RelayCore, userId: string, wanted: readonly { readonly deviceId: string }[]): Promise<boolean> {
+  for (const { deviceId } of wanted) {
+    const counts = await core.store.prekeyCounts({ userId, deviceId });
+    if (counts.oneTime > 0 || counts.pq > 0) return true;
+  }
+  return false;
 }
 
 // --- device lists (relay-protocol.md PUBLISH_DEVICE_LIST, protocol §3.3) ------------------

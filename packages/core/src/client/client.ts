@@ -46,6 +46,8 @@ import { decodeContent, encodeContent, MAX_MESSAGE_BODY, MAX_SIGNAL_PAYLOAD, typ
 import {
   approveDevice,
   discoveryDue,
+  forgetReread,
+  rereadState,
   ensureOwnDeviceList,
   listVersionOf,
   ownDevices,
@@ -546,7 +548,15 @@ export async function createClient(options: ClientOptions): Promise<Client> {
    */
   const reachAll = async (user: UserId): Promise<void> => {
     if ((await sessions.devices(user)).length === 0) await discover(user);
-    else if (await discoveryDue(deviceContext, user)) await discover(user).catch((err: unknown) => events.emit('error', err));
+    else {
+      const before = rereadState(deviceContext, user);
+      if (!(await discoveryDue(deviceContext, user))) return;
+      await discover(user).catch((err: unknown) => {
+        // Offline or closed: the relay was never asked, so it was no attempt (devices.ts).
+        if (isDeadboltError(err, 'TRANSPORT_FAILED') || isDeadboltError(err, 'CLOSED')) forgetReread(deviceContext, user, before);
+        events.emit('error', err);
+      });
+    }
   };
 
   /**

@@ -69,10 +69,9 @@ export interface DeviceContext {
 
 /** What {@link discoveryDue} remembers of a user. */
 export interface RereadState {
-  /** When the last read was tried (ms), whatever its outcome. */
+  /** When the last read was tried (ms), whatever the relay answered. */
   readonly at: number;
-  /** The signed list's version then, and the listed devices without a session (sorted, joined). */
-  readonly listVersion: number;
+  /** The listed devices without a session then (sorted, space-joined: ids have no spaces). */
   readonly missing: string;
   /** The wait before the next read while nothing of the above changes. */
   readonly interval: number;
@@ -102,7 +101,22 @@ function remember(ctx: DeviceContext, user: UserId, state: RereadState): void {
  * a send already tries this user on a schedule, the next send reads the entry again.
  */
 function noteIncompleteRead(ctx: DeviceContext, user: UserId): void {
-  if (ctx.rereads?.has(user) === false) remember(ctx, user, { at: Number.NEGATIVE_INFINITY, listVersion: -1, missing: '', interval: REREAD_INTERVAL_MS });
+  if (ctx.rereads?.has(user) === false) remember(ctx, user, { at: Number.NEGATIVE_INFINITY, missing: '', interval: REREAD_INTERVAL_MS });
+}
+
+/**
+ * A read {@link discoveryDue} asked for never reached the relay (this device offline, the
+ * transport closed): it is not an attempt, so it neither waits nor grows the wait.
+ */
+export function forgetReread(ctx: DeviceContext, user: UserId, tried: RereadState | undefined): void {
+  if (ctx.rereads === undefined) return;
+  if (tried === undefined) ctx.rereads.delete(user);
+  else remember(ctx, user, tried);
+}
+
+/** What {@link discoveryDue} knew of `user` before its answer (to undo it with {@link forgetReread}). */
+export function rereadState(ctx: DeviceContext, user: UserId): RereadState | undefined {
+  return ctx.rereads?.get(user);
 }
 
 /**
@@ -113,10 +127,13 @@ function noteIncompleteRead(ctx: DeviceContext, user: UserId): void {
  * session with it while others exist. A user without sessions is always read by the send.
  *
  * Tried at most every {@link REREAD_INTERVAL_MS}, the wait doubling (up to
- * {@link MAX_REREAD_INTERVAL_MS}) while the list and the devices out of reach stay the same
- * (a device that never uploaded prekeys, or whose bundle does not verify): a listed device
- * that cannot be reached must not spend the relay's per-pair read budget, which the next
- * DEVICE_MISMATCH refresh needs. A true answer counts as the attempt, whatever its outcome.
+ * {@link MAX_REREAD_INTERVAL_MS}) while the same devices stay out of reach (a device that
+ * never uploaded prekeys, or whose bundle does not verify), whatever list versions the
+ * contact publishes meanwhile: a device that cannot be reached must not make this client
+ * read its user's entry again and again (the relay charges reads per requesting user and
+ * target, shared by this user's devices). A true answer counts as the attempt, whatever
+ * the relay answers; one that never reached it is undone ({@link forgetReread}). A clock
+ * that went back makes the read due.
  */
 export async function discoveryDue(ctx: DeviceContext, user: UserId): Promise<boolean> {
   if (ctx.rereads === undefined || ctx.now === undefined) return false;
@@ -132,10 +149,10 @@ export async function discoveryDue(ctx: DeviceContext, user: UserId): Promise<bo
   if (missing === '') return false;
   const now = ctx.now();
   const last = ctx.rereads.get(user);
-  const same = last !== undefined && last.listVersion === list.listVersion && last.missing === missing;
-  if (same && now - last.at < last.interval) return false;
+  const same = last !== undefined && last.missing === missing;
+  if (same && now >= last.at && now - last.at < last.interval) return false;
   const interval = same ? Math.min(last.interval * 2, MAX_REREAD_INTERVAL_MS) : REREAD_INTERVAL_MS;
-  remember(ctx, user, { at: now, listVersion: list.listVersion, missing, interval });
+  remember(ctx, user, { at: now, missing, interval });
   return true;
 }
 

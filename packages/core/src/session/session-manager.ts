@@ -566,7 +566,8 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     });
     await commit([put(storageKeys.identity(), RecordType.IDENTITY, encodeIdentityRecord(record)), putDeviceList(user, list)]);
     identityCache = record;
-    return certificate;
+    // A copy: the identity's own object stays core's (its encoding is memoised, §3.2).
+    return copyCertificate(certificate);
   }
 
   async function generatePrekeys(opts: GeneratePrekeysOptions = {}): Promise<PublicPrekeys> {
@@ -1072,7 +1073,9 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
   return {
     crypto,
     createIdentity: locked(createIdentity),
-    certificate: serial(async () => (await identity()).certificate),
+    // A copy, like every certificate handed out: core's own must never change (its
+    // encoding is memoised with it, device-certificate.ts).
+    certificate: serial(async () => copyCertificate((await identity()).certificate)),
     generatePrekeys: locked(generatePrekeys),
     processBundle: locked(processBundle),
     hasSession: serial(async (peer: Address) => (await loadSessions(peer)) !== undefined),

@@ -11,7 +11,7 @@
  */
 import { expect, test } from 'vitest';
 import { prepareFetchSkip, RELAY_LIMITS, TransportError, type Address, type DeviceDirectoryEntry, type FetchBundlesOptions, type TransportAdapter } from '@deadbolt/spec';
-import { discoveryDue, ensureOwnDeviceList, refreshDevices, type DeviceContext } from '../../src/client/devices.js';
+import { discoveryDue, ensureOwnDeviceList, forgetReread, refreshDevices, rereadState, type DeviceContext } from '../../src/client/devices.js';
 import type { SessionManager } from '../../src/session/session-manager.js';
 
 function context(sessionCount: number, listed: readonly string[] | undefined): { ctx: DeviceContext; skips: string[][] } {
@@ -112,14 +112,31 @@ test('a send reads a user again for a listed device it has no session with at mo
   expect(await due()).toBe(true); // then 40
   minutes(69);
   expect(await due()).toBe(false);
-  // A new list (a device linked or revoked) is worth a read at once, and restarts the wait.
-  list = { listVersion: 4, devices: [...list.devices, { deviceId: 'desktop' }] };
+  // The contact republishing the same devices (a new version) changes nothing.
+  list = { listVersion: 4, devices: list.devices };
+  expect(await due()).toBe(false);
+  // A device newly out of reach (one linked since) is worth a read at once, and restarts the wait.
+  list = { listVersion: 5, devices: [...list.devices, { deviceId: 'desktop' }] };
   expect(await due()).toBe(true);
   minutes(78);
   expect(await due()).toBe(false);
   minutes(79);
   expect(await due()).toBe(true);
+  // A clock that went back makes the read due rather than silent for as long (the wait,
+  // 20 minutes before, is now 40).
+  minutes(20);
+  expect(await due()).toBe(true);
+  minutes(59);
+  expect(await due()).toBe(false);
+  // A read that never reached the relay (offline) is undone: no wait, and no longer wait.
+  minutes(60);
+  const tried = rereadState(ctx, 'bob' as never);
+  expect(await due()).toBe(true);
+  expect(rereadState(ctx, 'bob' as never)?.interval).toBe(80 * 60_000);
+  forgetReread(ctx, 'bob' as never, tried);
+  expect(rereadState(ctx, 'bob' as never)).toEqual(tried);
+  expect(await due()).toBe(true);
   // Every listed device reached: nothing to read.
-  list = { listVersion: 5, devices: [{ deviceId: 'phone' }] };
+  list = { listVersion: 6, devices: [{ deviceId: 'phone' }] };
   expect(await due()).toBe(false);
 });

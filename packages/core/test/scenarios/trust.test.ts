@@ -58,6 +58,18 @@ describe('identity changes (B16)', () => {
     expect(str((await bob.sessions.decrypt(alice.address, wire)).plaintext)).toBe('still trusted');
   });
 
+  test('certificate() and createIdentity() hand out copies: changing one changes nothing this device sends', async () => {
+    const { alice, bob } = await establishedPair();
+    const mine = await alice.sessions.certificate();
+    mine.identityKey.fill(0);
+    expect(await alice.sessions.certificate()).not.toEqual(mine);
+    const carol = await createParty('carol', 'phone');
+    await alice.sessions.processBundle(takeBundle(carol));
+    const wire = await alice.sessions.encrypt(carol.address, text('to carol'));
+    expect(str((await carol.sessions.decrypt(alice.address, wire)).plaintext)).toBe('to carol');
+    expect(str((await bob.sessions.decrypt(alice.address, await alice.sessions.encrypt(bob.address, text('to bob')))).plaintext)).toBe('to bob');
+  });
+
   test('a trust record changed in the store by another writer is read afresh: a pending key written there blocks sending at once', async () => {
     const { alice, bob } = await establishedPair();
     await alice.sessions.encrypt(bob.address, text('reads the trust record once'));

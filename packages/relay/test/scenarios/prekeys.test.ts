@@ -208,6 +208,33 @@ describe('SECURITY.md F39: bundle fetches are rate limited; exhaustion falls bac
     expectError(await a.request({ kind: 'fetch-bundles', userId: 'nobody', skip: ['laptop'] }), 'UNKNOWN_USER');
   });
 
+  it('a read that would take no one-time prekey (a listed device that never uploaded any, or has none left) does not spend the bundle-fetch limit', async () => {
+    const r = await relay();
+    const bob = await createDevice('bob', 'laptop', { oneTime: 1, pqOneTime: 1 });
+    const bobTablet = await createSiblingDevice(bob, 'tablet'); // registers, never uploads prekeys
+    const alice = await createDevice('alice', 'phone');
+    const b = await connect(r, bob);
+    await connect(r, bobTablet);
+    expectOk(await b.request({ kind: 'publish-prekeys', upload: bob.upload() }));
+    const a = await connect(r, alice);
+    const devicesOf = (frame: RelayFrame) => bundlesOf(frame).map((x) => decodePrekeyBundle(x).certificate.deviceId);
+    // The first read takes the laptop's only one-time keys (it counts); after that, reads
+    // that skip the laptop want only the tablet, which has nothing to take: more than the
+    // six the bundle-fetch limit allows pass.
+    expect(devicesOf(await a.request({ kind: 'fetch-bundles', userId: 'bob' }))).toEqual(['laptop']);
+    for (let i = 0; i < 10; i++) expect(devicesOf(await a.request({ kind: 'fetch-bundles', userId: 'bob', skip: ['laptop'] }))).toEqual([]);
+    // The laptop's keys are used up too: its bundle now carries only the last-resort key, so
+    // reading it takes nothing either.
+    for (let i = 0; i < 10; i++) expect(devicesOf(await a.request({ kind: 'fetch-bundles', userId: 'bob' }))).toEqual(['laptop']);
+    expect(await r.store.prekeyCounts(bob.address)).toEqual({ oneTime: 0, pq: 0 });
+    // Once there is something to take again (a device with one-time keys), the limit
+    // applies as before: 5 more (6 in all).
+    const bobDesktop = await createSiblingDevice(bob, 'desktop', { oneTime: 20, pqOneTime: 20 });
+    expectOk(await (await connect(r, bobDesktop)).request({ kind: 'publish-prekeys', upload: bobDesktop.upload() }));
+    for (let i = 0; i < 5; i++) expect(devicesOf(await a.request({ kind: 'fetch-bundles', userId: 'bob' }))).toEqual(['desktop', 'laptop']);
+    expectError(await a.request({ kind: 'fetch-bundles', userId: 'bob' }), 'RATE_LIMITED');
+  });
+
   it('exhausted one-time keys fall back to the signed last-resort key, which still starts a session; the owner is told PREKEYS_LOW', async () => {
     const r = await relay();
     const bob = await createDevice('bob', 'laptop', { oneTime: 2, pqOneTime: 1 });

@@ -240,6 +240,18 @@ test('start() retried while offline announces a left-over message once per run, 
   expect(errors.some((e) => (e as Error).message === 'killed before the marker was deleted')).toBe(true);
 });
 
+/** Bob started again on the store at `path`: what it announces and reports at start. */
+async function restartBob(path: string): Promise<{ client: Client; got: ReceivedMessage[]; errors: unknown[] }> {
+  const errors: unknown[] = [];
+  const client = await createClient({ userId: 'bob', deviceId: 'laptop', storage: createSqliteStorage({ path }), transport: makeTransport('websocket', relay) });
+  open.push(client);
+  const got: ReceivedMessage[] = [];
+  client.on('message-received', (m) => void got.push(m));
+  client.on('error', (e) => void errors.push(e));
+  await client.start();
+  return { client, got, errors };
+}
+
 test('a corrupted marker or history record is reported and skipped; the client starts and goes on', async () => {
   const path = join(dir, 'bob.db');
   let bob = await startBob(createSqliteStorage({ path }), () => new Promise<void>(() => undefined));
@@ -262,13 +274,7 @@ test('a corrupted marker or history record is reported and skipped; the client s
   await flip(['msg', 'alice', m2.key[1]!], (v) => v.length - 12);
   await raw.close();
 
-  const errors: unknown[] = [];
-  const client = await createClient({ userId: 'bob', deviceId: 'laptop', storage: createSqliteStorage({ path }), transport: makeTransport('websocket', relay) });
-  open.push(client);
-  const got: ReceivedMessage[] = [];
-  client.on('message-received', (m) => void got.push(m));
-  client.on('error', (e) => void errors.push(e));
-  await client.start();
+  const { client, got, errors } = await restartBob(path);
   // `three` is announced; the other two are reported (CORRUPTED_RECORD), not trusted.
   expect(got.map((m) => [text(m), m.redelivered])).toEqual([['three', true]]);
   expect(errors.map((e) => (e as { code?: string }).code)).toEqual(['CORRUPTED_RECORD', 'CORRUPTED_RECORD']);
@@ -292,13 +298,7 @@ test('a marker whose conversation is not a user id (a tampered store) is reporte
   ]);
   await raw.close();
 
-  const errors: unknown[] = [];
-  const client = await createClient({ userId: 'bob', deviceId: 'laptop', storage: createSqliteStorage({ path }), transport: makeTransport('websocket', relay) });
-  open.push(client);
-  const got: ReceivedMessage[] = [];
-  client.on('message-received', (m) => void got.push(m));
-  client.on('error', (e) => void errors.push(e));
-  await client.start();
+  const { client, got, errors } = await restartBob(path);
   expect(got.map((m) => [text(m), m.redelivered])).toEqual([['one', true]]);
   expect(errors.map((e) => (e as { code?: string }).code)).toEqual(['CORRUPTED_RECORD']);
   const check = createSqliteStorage({ path });

@@ -19,20 +19,14 @@
  * WebRTC transport adds (the signalling hook, `path`, `onPathChange`, `directLinksDisabled`,
  * `preconnect`).
  */
-import { afterEach, expect, test } from 'vitest';
+import { expect, test } from 'vitest';
 import { createClient, type Client, type ReadonlyTransport } from '@deadbolt/core';
-import type { Relay } from '@deadbolt/relay';
 import { isDeadboltError, type Address, type SignallingChannel, type TransportAdapter, type TransportState } from '@deadbolt/spec';
 import { createMemoryStorage } from '@deadbolt/storage-memory';
-import { makeTransport, startRelay } from './stack.js';
+import { makeTransport, perTestRelay } from './stack.js';
 
-let relay: Relay | undefined;
-const open: Client[] = [];
-afterEach(async () => {
-  for (const c of open.splice(0)) await c.close();
-  await relay?.close();
-  relay = undefined;
-});
+const scope = perTestRelay();
+const { open } = scope;
 
 /** What the WebRTC transport adds to the contract, as far as these tests need it. */
 interface WithExtras extends TransportAdapter {
@@ -63,7 +57,7 @@ function withExtras(): Extras {
   const pathListeners = new Set<(change: { peer: Address; path: 'direct' | 'relay' }) => void>();
   const signals: string[] = [];
   const waiting: ((text: string) => void)[] = [];
-  const transport = Object.defineProperty(makeTransport('websocket', relay!), 'directLinksDisabled', { get: () => disabled, enumerable: true }) as WithExtras;
+  const transport = Object.defineProperty(makeTransport('websocket', scope.relay()), 'directLinksDisabled', { get: () => disabled, enumerable: true }) as WithExtras;
   transport.attachSignalling = (c) => {
     channel = c;
     c.onSignal((_from, payload) => {
@@ -135,7 +129,7 @@ function attempts(view: TransportAdapter & WithExtras, bob: Address): Record<str
 }
 
 test('client.transport refuses every member that sends, receives, connects, closes or attaches, and core keeps receiving', async () => {
-  relay = await startRelay();
+  await scope.start();
   const a = withExtras();
   const b = withExtras();
   const alice = await started('alice', 'phone', a.transport);
@@ -204,7 +198,7 @@ test('client.transport refuses every member that sends, receives, connects, clos
 });
 
 test("client.transport reads the transport's state and observation members and the adapter's own extras, live", async () => {
-  relay = await startRelay();
+  await scope.start();
   const a = withExtras();
   const alice = await createClient({ userId: 'alice', deviceId: 'phone', storage: createMemoryStorage(), transport: a.transport });
   open.push(alice);

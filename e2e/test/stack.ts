@@ -7,6 +7,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
+import { afterEach } from 'vitest';
 import { createClient, type Client, type StoredMessage } from '@deadbolt/core';
 import { createRelay, createSqliteRelayStore, silentRelayLogger, type Relay, type RelayOptions } from '@deadbolt/relay';
 import { createMemoryStorage } from '@deadbolt/storage-memory';
@@ -111,3 +112,25 @@ export async function startClient(
 }
 
 export const text = (m: StoredMessage): string => new TextDecoder().decode(m.body);
+
+/**
+ * What one test opens, closed after it: its clients (`open`), then its relay. `start`
+ * starts the test's relay (options as for {@link startRelay}); `relay()` returns it.
+ */
+export function perTestRelay(): { readonly open: Client[]; start(options?: Parameters<typeof startRelay>[0]): Promise<Relay>; relay(): Relay } {
+  let current: Relay | undefined;
+  const open: Client[] = [];
+  afterEach(async () => {
+    for (const c of open.splice(0)) await c.close();
+    await current?.close();
+    current = undefined;
+  });
+  return {
+    open,
+    start: async (options) => (current = await startRelay(options)),
+    relay: () => {
+      if (current === undefined) throw new Error('no relay started in this test');
+      return current;
+    },
+  };
+}

@@ -24,20 +24,14 @@
  * Real clients over the real relay; the transports are the WebSocket one with the two
  * optional hooks added, as a WebRTC transport would have them.
  */
-import { afterEach, expect, test } from 'vitest';
+import { expect, test } from 'vitest';
 import { createClient, linkDevice, type Client } from '@deadbolt/core';
-import type { Relay } from '@deadbolt/relay';
 import type { Address, SignalSenderInfo, SignallingChannel, StorageAdapter, TransportAdapter } from '@deadbolt/spec';
 import { createMemoryStorage, createMemoryStorageBacking } from '@deadbolt/storage-memory';
-import { makeTransport, startRelay } from './stack.js';
+import { makeTransport, perTestRelay } from './stack.js';
 
-let relay: Relay | undefined;
-const open: Client[] = [];
-afterEach(async () => {
-  for (const c of open.splice(0)) await c.close();
-  await relay?.close();
-  relay = undefined;
-});
+const scope = perTestRelay();
+const { open } = scope;
 
 interface Hooked {
   readonly transport: TransportAdapter;
@@ -51,7 +45,7 @@ interface Hooked {
 }
 
 function hooked(): Hooked {
-  const transport = makeTransport('websocket', relay!);
+  const transport = makeTransport('websocket', scope.relay());
   let channel: SignallingChannel | undefined;
   const closed: Hooked['closed'] = [];
   const signals: Hooked['signals'] = [];
@@ -89,7 +83,7 @@ async function client(userId: string, deviceId: string, h: Hooked): Promise<Clie
 }
 
 test('signals carry firstContact: true until this device has sent a message to the sender\'s user', async () => {
-  relay = await startRelay();
+  await scope.start();
   const a = hooked();
   const b = hooked();
   const alice = await client('alice', 'phone', a);
@@ -112,7 +106,7 @@ test('signals carry firstContact: true until this device has sent a message to t
 });
 
 test('firstContact: false survives a restart (it is the stored record, not the run\'s memory)', async () => {
-  relay = await startRelay();
+  await scope.start();
   const backing = createMemoryStorageBacking();
   const first = hooked();
   const alice = await createClient({ userId: 'alice', deviceId: 'phone', storage: createMemoryStorage({ backing }), transport: first.transport });
@@ -133,7 +127,7 @@ test('firstContact: false survives a restart (it is the stored record, not the r
 
 test('no signal is handed over from a user whose identity changed until the change is accepted', async () => {
   // Bob re-installs (a new account key, the same address); the relay lets him re-register.
-  relay = await startRelay({ verifyRegistration: async (_user, _key, token) => token === 'login-ok' });
+  await scope.start({ verifyRegistration: async (_user, _key, token) => token === 'login-ok' });
   const a = hooked();
   const alice = await createClient({ userId: 'alice', deviceId: 'phone', storage: createMemoryStorage(), transport: a.transport, registrationToken: 'login-ok' });
   open.push(alice);
@@ -171,12 +165,12 @@ test('no signal is handed over from a user whose identity changed until the chan
 });
 
 test('closeLinksTo: called with the devices a changed device list names, so a revoked device is dropped at once', async () => {
-  relay = await startRelay();
+  await scope.start();
   const a = hooked();
   const alice = await client('alice', 'phone', a);
   const bobPhone = await client('bob', 'phone', hooked());
   // Bob links a tablet (approved by his phone); Alice writes to both.
-  const link = await linkDevice({ userId: 'bob', deviceId: 'tablet', storage: createMemoryStorage(), transport: makeTransport('websocket', relay) });
+  const link = await linkDevice({ userId: 'bob', deviceId: 'tablet', storage: createMemoryStorage(), transport: makeTransport('websocket', scope.relay()) });
   await bobPhone.approveDevice(link.code);
   await link.completed;
   await link.transport.close();
@@ -191,7 +185,7 @@ test('closeLinksTo: called with the devices a changed device list names, so a re
 });
 
 test('a signal from a device revoked while its frame was being handled is not handed to the transport', async () => {
-  relay = await startRelay();
+  await scope.start();
   const a = hooked();
   // Alice's store runs `beforeContactedRead` when the signal path looks up whether she wrote
   // to the sender: the moment between the signal's decrypt and its handlers.
@@ -217,7 +211,7 @@ test('a signal from a device revoked while its frame was being handled is not ha
   await alice.start();
   const p = hooked();
   const bobPhone = await client('bob', 'phone', p);
-  const link = await linkDevice({ userId: 'bob', deviceId: 'tablet', storage: createMemoryStorage(), transport: makeTransport('websocket', relay) });
+  const link = await linkDevice({ userId: 'bob', deviceId: 'tablet', storage: createMemoryStorage(), transport: makeTransport('websocket', scope.relay()) });
   await bobPhone.approveDevice(link.code);
   await link.completed;
   await link.transport.close();
@@ -247,7 +241,7 @@ test('a signal from a device revoked while its frame was being handled is not ha
 });
 
 test('contact is set on what client.send hands the transport, and on nothing core sends on its own (a stranger’s group: control messages, sender keys)', async () => {
-  relay = await startRelay();
+  await scope.start();
   const a = hooked();
   const m = hooked();
   const alice = await client('alice', 'phone', a);

@@ -4,20 +4,13 @@
  * oldest first, for 1:1 conversations (both directions) and group conversations, and over
  * encryption at rest.
  */
-import { afterEach, expect, test } from 'vitest';
+import { expect, test } from 'vitest';
 import { createClient, createEncryptedStorage, type StoredGroupMessage, type StoredMessage } from '@deadbolt/core';
-import type { Relay } from '@deadbolt/relay';
 import { isDeadboltError, type StorageAdapter } from '@deadbolt/spec';
 import { createMemoryStorage } from '@deadbolt/storage-memory';
-import { makeTransport, startClient, startRelay, type TestClient } from './stack.js';
+import { makeTransport, perTestRelay, startClient } from './stack.js';
 
-let relay: Relay | undefined;
-const clients: TestClient[] = [];
-afterEach(async () => {
-  for (const c of clients.splice(0)) await c.client.close();
-  await relay?.close();
-  relay = undefined;
-});
+const scope = perTestRelay();
 
 const bodyOf = (m: { readonly body: Uint8Array }): string => new TextDecoder().decode(m.body);
 
@@ -35,10 +28,10 @@ async function pages<M extends StoredMessage | StoredGroupMessage>(read: (option
 }
 
 test('1:1 history pages back from the newest message, both on the sending and on the receiving side, also under encryption at rest', async () => {
-  relay = await startRelay();
+  const relay = await scope.start();
   const alice = await startClient('websocket', relay, 'alice', 'phone');
   const bob = await startClient('http-polling', relay, 'bob', 'laptop', createEncryptedStorage(createMemoryStorage(), { key: new Uint8Array(32).fill(7) }));
-  clients.push(alice, bob);
+  scope.open.push(alice.client, bob.client);
   const bodies = Array.from({ length: 25 }, (_, i) => `m${String(i).padStart(2, '0')}`);
   for (const body of bodies) await alice.client.send('bob', body);
   await bob.waitForMessages(25);
@@ -67,10 +60,10 @@ test('1:1 history pages back from the newest message, both on the sending and on
 });
 
 test('group history pages back the same way', async () => {
-  relay = await startRelay();
+  const relay = await scope.start();
   const alice = await startClient('websocket', relay, 'alice', 'phone');
   const bob = await startClient('websocket', relay, 'bob', 'laptop');
-  clients.push(alice, bob);
+  scope.open.push(alice.client, bob.client);
   const group = await alice.client.createGroup({ name: 'paging', members: ['bob'] });
   const bodies = Array.from({ length: 12 }, (_, i) => `g${String(i).padStart(2, '0')}`);
   for (const body of bodies) await group.send(body);
@@ -79,7 +72,7 @@ test('group history pages back the same way', async () => {
 });
 
 test('createClient refuses a storage adapter of an older contract version, which would ignore range windows', async () => {
-  relay = await startRelay();
+  const relay = await scope.start();
   const current = createMemoryStorage();
   const v1 = { ...current, specificationVersion: 'deadbolt.storage.v1' } as unknown as StorageAdapter;
   const caught = await createClient({ userId: 'alice', deviceId: 'phone', storage: v1, transport: makeTransport('websocket', relay) }).catch((e: unknown) => e);

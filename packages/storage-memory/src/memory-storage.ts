@@ -7,8 +7,8 @@
  * under it) lets `range` touch only its m matches, however many other entries the store
  * holds: a client calls `range` on every send (its sessions with the recipient), and a scan
  * of the whole store would grow with its history. The matches' key order is kept per
- * prefix once a `range` has sorted them (O(m log m)), until an entry under that prefix is
- * added or removed; overwriting a value keeps it. A window (`after`, `before`, `limit`,
+ * prefix once a `range` has sorted them (O(m log m)); an entry added or removed under the
+ * prefix is put in or taken out at its place (a binary search, then a splice). A window (`after`, `before`, `limit`,
  * invariant 12) is then found by binary search, so paging back through a long history
  * costs O(log m + limit) a page.
  *
@@ -47,13 +47,13 @@ interface StoredEntry {
 /** One backing: the entries, and the prefix index over them (see {@link encodePrefixes}). */
 interface Entries {
   readonly byId: Map<string, StoredEntry>;
-  /** The encoding of every prefix (0 to d segments) of every stored key → the ids under it. */
+  /** The encoding of every prefix (1 to d segments) of every stored key → the ids under it. */
   readonly under: Map<string, Set<string>>;
   /**
-   * The ids under a prefix in key order, for prefixes a `range` has read since the last
-   * entry was added under them or removed (a cache over `under`, dropped on change).
+   * The ids under a prefix in key order, for prefixes a `range` has read (a cache over
+   * `under`, kept in step by `store` and `drop`, gone with the prefix's last entry).
    */
-  readonly sorted: Map<string, readonly string[]>;
+  readonly sorted: Map<string, string[]>;
 }
 
 function newEntries(): Entries {
@@ -158,13 +158,13 @@ function encodeKey(key: StorageKey): string {
 }
 
 /**
- * The encodings of every prefix of `key` by whole segments, from the empty prefix to the
- * key itself (d + 1 of them): because each segment carries its length, the encoding of a
+ * The encodings of every prefix of `key` by whole segments, from its first segment to the
+ * key itself (d of them; `range` takes no empty prefix): because each segment carries its length, the encoding of a
  * prefix is exactly the encoding of the key cut after that segment, and two keys share an
  * encoded prefix only if they share that prefix of segments.
  */
 function encodePrefixes(key: StorageKey): string[] {
-  const out = [''];
+  const out: string[] = [];
   let acc = '';
   for (const segment of key) {
     acc += `${segment.length}:${segment}`;
@@ -224,21 +224,26 @@ export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage
   function drop(id: string): void {
     const old = entries.byId.get(id);
     if (old === undefined) return;
-    old.value.fill(0);
-    entries.byId.delete(id);
     for (const prefix of encodePrefixes(old.key)) {
-      entries.sorted.delete(prefix);
+      const order = entries.sorted.get(prefix);
+      if (order !== undefined) order.splice(searchKeys(entries, order, old.key, true), 1); // found while `old` is still in byId
       const ids = entries.under.get(prefix);
       if (ids === undefined) continue;
       ids.delete(id);
-      if (ids.size === 0) entries.under.delete(prefix);
+      if (ids.size === 0) {
+        entries.under.delete(prefix);
+        entries.sorted.delete(prefix);
+      }
     }
+    old.value.fill(0);
+    entries.byId.delete(id);
   }
 
   function store(id: string, entry: StoredEntry): void {
     entries.byId.set(id, entry);
     for (const prefix of encodePrefixes(entry.key)) {
-      entries.sorted.delete(prefix);
+      const order = entries.sorted.get(prefix);
+      if (order !== undefined) order.splice(searchKeys(entries, order, entry.key, false), 0, id);
       let ids = entries.under.get(prefix);
       if (ids === undefined) {
         ids = new Set();
@@ -323,7 +328,11 @@ export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage
       if (closed) return;
       closed = true;
       if (shared === undefined) {
-        for (const id of [...entries.byId.keys()]) drop(id);
+        // A store of its own is emptied: wipe the values, then let the index go at once.
+        for (const entry of entries.byId.values()) entry.value.fill(0);
+        entries.byId.clear();
+        entries.under.clear();
+        entries.sorted.clear();
       }
     },
   };

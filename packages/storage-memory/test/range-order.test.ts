@@ -62,3 +62,14 @@ test('range windows match a full sort of the matches after any sequence of write
     { numRuns: 300 },
   );
 });
+
+test('a delete under a prefix whose order is kept takes out that key, not another', async () => {
+  const store = createMemoryStorage();
+  const put = (k: string) => store.batch([{ type: 'put', key: ['p', k], value: Uint8Array.of(k.charCodeAt(0)) }]);
+  for (const k of ['a', 'b', 'c', 'd']) await put(k);
+  expect((await store.range(['p'])).map((e) => e.key[1])).toEqual(['a', 'b', 'c', 'd']); // the order is now kept
+  await store.batch([{ type: 'delete', key: ['p', 'c'] }]);
+  await put('bb');
+  expect((await store.range(['p'])).map((e) => e.key[1])).toEqual(['a', 'b', 'bb', 'd']);
+  expect((await store.range(['p'], { reverse: true, limit: 2 })).map((e) => e.key[1])).toEqual(['d', 'bb']);
+});

@@ -27,15 +27,12 @@
 import { isDeadboltError, StorageError, type StorageAdapter, type StorageKey, type StorageOp } from '@deadbolt/spec';
 import type { CryptoProvider } from '../crypto/provider.js';
 import { sealRecord, openRecord } from '../session/record-envelope.js';
-import { ClientRecordType, isConversationId } from './history.js';
-
-/** Whom a marker points at: a 1:1 conversation (`d`) or a group (`g`). */
-export type AnnouncedKind = 'd' | 'g';
+import { ClientRecordType, isConversationId, type ConversationKind } from './history.js';
 
 /** A stored marker, as {@link Announcer.scan} hands it over. */
 export interface PendingAnnouncement {
   readonly key: StorageKey;
-  readonly kind: AnnouncedKind;
+  readonly kind: ConversationKind;
   /** The user id of a 1:1 conversation, or the group id's hex. */
   readonly conversation: string;
   readonly sortKey: string;
@@ -43,9 +40,9 @@ export interface PendingAnnouncement {
 
 export interface Announcer {
   /** The marker to write in the same batch as the message's history record. */
-  op(kind: AnnouncedKind, conversation: string, sortKey: string): StorageOp;
+  op(kind: ConversationKind, conversation: string, sortKey: string): StorageOp;
   /** The marker's key. */
-  key(kind: AnnouncedKind, conversation: string, sortKey: string): StorageKey;
+  key(kind: ConversationKind, conversation: string, sortKey: string): StorageKey;
   /**
    * Claims the announcement of `key` for this client instance: true the first time, false
    * if it is being announced or was announced already (by the live path, a replay or a
@@ -84,7 +81,7 @@ export function createAnnouncer(storage: StorageAdapter, crypto: CryptoProvider,
   let flushing: Promise<void> | undefined;
   let closed = false;
 
-  const key = (kind: AnnouncedKind, conversation: string, sortKey: string): StorageKey => ['announce', sortKey, kind, conversation];
+  const key = (kind: ConversationKind, conversation: string, sortKey: string): StorageKey => ['announce', sortKey, kind, conversation];
   const idOf = (k: StorageKey): string => JSON.stringify(k);
 
   async function flushNow(): Promise<void> {

@@ -45,9 +45,7 @@ import { resolveStorage, resolveTransport, type AdapterConfig, type ModuleLoader
 import { decodeContent, encodeContent, MAX_MESSAGE_BODY, MAX_SIGNAL_PAYLOAD, type Content } from './content.js';
 import {
   approveDevice,
-  discoveryDue,
-  forgetReread,
-  rereadState,
+  reachAll as reachUser,
   ensureOwnDeviceList,
   listVersionOf,
   ownDevices,
@@ -541,23 +539,8 @@ export async function createClient(options: ClientOptions): Promise<Client> {
 
   /** Brings a user's devices in step with the directory and its signed list (devices.ts). */
   const discover = (user: UserId): Promise<Address[]> => refreshDevices(deviceContext, user);
-  /**
-   * Before a send: a user without sessions is read (its errors are the send's); one whose
-   * signed list names a device without a session is read again now and then, its errors
-   * reported, the send going on to the devices it has (devices.ts `discoveryDue`).
-   */
-  const reachAll = async (user: UserId): Promise<void> => {
-    if ((await sessions.devices(user)).length === 0) await discover(user);
-    else {
-      const before = rereadState(deviceContext, user);
-      if (!(await discoveryDue(deviceContext, user))) return;
-      await discover(user).catch((err: unknown) => {
-        // Offline or closed: the relay was never asked, so it was no attempt (devices.ts).
-        if (isDeadboltError(err, 'TRANSPORT_FAILED') || isDeadboltError(err, 'CLOSED')) forgetReread(deviceContext, user, before);
-        events.emit('error', err);
-      });
-    }
-  };
+  /** Before a send: reads a user without sessions, and now and then one with listed devices out of reach (devices.ts). */
+  const reachAll = (user: UserId): Promise<void> => reachUser(deviceContext, user);
 
   /**
    * Groups (groups.ts): the group engine over these sessions, this transport and history.

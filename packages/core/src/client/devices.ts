@@ -62,9 +62,9 @@ export interface DeviceContext {
    * how long to wait before the next ({@link discoveryDue}). Bounded to
    * {@link MAX_TRACKED_REREADS} users, the least recently tried forgotten first.
    */
-  readonly rereads?: Map<string, RereadState>;
+  readonly rereads: Map<string, RereadState>;
   /** The clock (ms) for {@link rereads}. */
-  now?(): number;
+  now(): number;
 }
 
 /** What {@link discoveryDue} remembers of a user. */
@@ -90,7 +90,6 @@ const MAX_TRACKED_REREADS = 1_000;
 
 function remember(ctx: DeviceContext, user: UserId, state: RereadState): void {
   const map = ctx.rereads;
-  if (map === undefined) return;
   map.delete(user);
   map.set(user, state);
   if (map.size > MAX_TRACKED_REREADS) map.delete(map.keys().next().value as string);
@@ -101,7 +100,7 @@ function remember(ctx: DeviceContext, user: UserId, state: RereadState): void {
  * a send already tries this user on a schedule, the next send reads the entry again.
  */
 function noteIncompleteRead(ctx: DeviceContext, user: UserId): void {
-  if (ctx.rereads?.has(user) === false) remember(ctx, user, { at: Number.NEGATIVE_INFINITY, missing: '', interval: REREAD_INTERVAL_MS });
+  if (!ctx.rereads.has(user)) remember(ctx, user, { at: Number.NEGATIVE_INFINITY, missing: '', interval: REREAD_INTERVAL_MS });
 }
 
 /**
@@ -109,14 +108,13 @@ function noteIncompleteRead(ctx: DeviceContext, user: UserId): void {
  * transport closed): it is not an attempt, so it neither waits nor grows the wait.
  */
 export function forgetReread(ctx: DeviceContext, user: UserId, tried: RereadState | undefined): void {
-  if (ctx.rereads === undefined) return;
   if (tried === undefined) ctx.rereads.delete(user);
   else remember(ctx, user, tried);
 }
 
 /** What {@link discoveryDue} knew of `user` before its answer (to undo it with {@link forgetReread}). */
 export function rereadState(ctx: DeviceContext, user: UserId): RereadState | undefined {
-  return ctx.rereads?.get(user);
+  return ctx.rereads.get(user);
 }
 
 /**
@@ -135,11 +133,10 @@ export function rereadState(ctx: DeviceContext, user: UserId): RereadState | und
  * the relay answers; one that never reached it is undone ({@link forgetReread}). A clock
  * that went back makes the read due.
  */
-export async function discoveryDue(ctx: DeviceContext, user: UserId): Promise<boolean> {
-  if (ctx.rereads === undefined || ctx.now === undefined) return false;
+export async function discoveryDue(ctx: DeviceContext, user: UserId, devices?: readonly Address[]): Promise<boolean> {
   const list = await ctx.sessions.deviceList(user);
   if (list === undefined) return false;
-  const known = new Set<string>((await ctx.sessions.devices(user)).map((d) => d.deviceId));
+  const known = new Set<string>((devices ?? (await ctx.sessions.devices(user))).map((d) => d.deviceId));
   const isSelf = (id: string): boolean => user === ctx.self.userId && id === ctx.self.deviceId;
   const missing = list.devices
     .map((d) => d.deviceId as string)
@@ -157,6 +154,35 @@ export async function discoveryDue(ctx: DeviceContext, user: UserId): Promise<bo
 }
 
 /**
+ * Before a send to `user`: a user without sessions is read (its errors are the send's);
+ * one whose signed list names a device without a session is read again now and then
+ * ({@link discoveryDue}), its errors reported, the send going on to the devices it has. A
+ * read that never reached the relay (offline, closed) is not counted as an attempt.
+ */
+export async function reachAll(ctx: DeviceContext, user: UserId): Promise<void> {
+  const devices = await ctx.sessions.devices(user);
+  if (devices.length === 0) {
+    await refreshDevices(ctx, user);
+    return;
+  }
+  const before = ctx.rereads.get(user);
+  if (!(await discoveryDue(ctx, user, devices))) return;
+  await refreshDevices(ctx, user).catch((e: unknown) => {
+    if (isDeadboltError(e, 'TRANSPORT_FAILED') || isDeadboltError(e, 'CLOSED')) forgetReread(ctx, user, before);
+    ctx.error(e);
+  });
+}
+
+/**
+ * Applies a signed device list of `user` (verified by the session manager; a rollback
+ * ignored) and reports a change ({@link DeviceContext.changed}).
+ */
+async function applyList(ctx: DeviceContext, user: UserId, encoded: Uint8Array): Promise<void> {
+  const applied = await ctx.sessions.applyDeviceList(user, encoded);
+  if (applied.changed) ctx.changed(user, applied.list.listVersion, applied.removed, applied.list.devices.map((d) => d.deviceId));
+}
+
+/**
  * Brings one user's devices in step with the relay's directory: applies the user's list
  * (when the relay has one: verified, a rollback ignored), then starts sessions with every
  * listed device this device has none with. Returns the devices it now has sessions with.
@@ -171,8 +197,7 @@ export async function refreshDevices(ctx: DeviceContext, user: UserId, prefetche
   const apply = async (entry: DeviceDirectoryEntry): Promise<void> => {
     if (entry.deviceList === undefined) return;
     try {
-      const applied = await ctx.sessions.applyDeviceList(user, entry.deviceList);
-      if (applied.changed) ctx.changed(user, applied.list.listVersion, applied.removed, applied.list.devices.map((d) => d.deviceId));
+      await applyList(ctx, user, entry.deviceList);
     } catch (e) {
       // A list that does not verify (forged, another key, equivocation) is not used; the
       // stored list, if any, keeps governing which bundles are accepted below.
@@ -317,16 +342,14 @@ export async function ensureOwnDeviceList(ctx: DeviceContext): Promise<DeviceDir
   // so it must see every one, skipped or not. (Only before the user's first list.)
   if (entry.deviceList === undefined && skip.length > 0) entry = await read({ skip: [] });
   if (entry.deviceList !== undefined) {
-    const applied = await ctx.sessions.applyDeviceList(user, entry.deviceList);
-    if (applied.changed) ctx.changed(user, applied.list.listVersion, applied.removed, applied.list.devices.map((d) => d.deviceId));
+    await applyList(ctx, user, entry.deviceList);
     // A sibling skipped above whose sessions the list just ended (linked again under the
     // same id with new keys) needs its bundle: the caller starts sessions from this entry.
     // A failed second read leaves the first answer (never the stored list the first read's
     // fallback would give: it is older than the list just applied).
     const again = await readRelinked(ctx, user, skip, entry, async (e) => {
       if (e.deviceList === undefined) return;
-      const reapplied = await ctx.sessions.applyDeviceList(user, e.deviceList);
-      if (reapplied.changed) ctx.changed(user, reapplied.list.listVersion, reapplied.removed, reapplied.list.devices.map((d) => d.deviceId));
+      await applyList(ctx, user, e.deviceList);
     });
     return again.entry;
   }
@@ -350,8 +373,7 @@ export async function ensureOwnDeviceList(ctx: DeviceContext): Promise<DeviceDir
     throw e;
   }
   await ctx.transport.publishDeviceList(list.encoded);
-  const applied = await ctx.sessions.applyDeviceList(user, list.encoded);
-  if (applied.changed) ctx.changed(user, applied.list.listVersion, applied.removed, applied.list.devices.map((d) => d.deviceId));
+  await applyList(ctx, user, list.encoded);
   return { bundles: entry.bundles, deviceList: list.encoded };
 }
 
@@ -388,8 +410,7 @@ export async function ownDevices(ctx: Pick<DeviceContext, 'self' | 'sessions'>):
 export async function approveDevice(ctx: DeviceContext, code: string, options: { readonly canManageDevices?: boolean } = {}): Promise<DeviceInfo> {
   const approval = await ctx.sessions.approveLink(code, options);
   await ctx.transport.publishDeviceList(approval.deviceList.encoded);
-  const applied = await ctx.sessions.applyDeviceList(ctx.self.userId, approval.deviceList.encoded);
-  if (applied.changed) ctx.changed(ctx.self.userId, applied.list.listVersion, applied.removed, applied.list.devices.map((d) => d.deviceId));
+  await applyList(ctx, ctx.self.userId, approval.deviceList.encoded);
   await ctx.transport.provisionPut(approval.channel, approval.sealed);
   return { deviceId: approval.device.deviceId, thisDevice: false };
 }
@@ -403,8 +424,7 @@ export async function revokeDevice(ctx: DeviceContext, deviceId: string): Promis
   }
   const next = await ctx.sessions.signDeviceList(list.devices.filter((d) => d.deviceId !== id));
   await ctx.transport.publishDeviceList(next.encoded);
-  const applied = await ctx.sessions.applyDeviceList(ctx.self.userId, next.encoded);
-  if (applied.changed) ctx.changed(ctx.self.userId, applied.list.listVersion, applied.removed, applied.list.devices.map((d) => d.deviceId));
+  await applyList(ctx, ctx.self.userId, next.encoded);
 }
 
 /** Options of {@link linkDevice}. */

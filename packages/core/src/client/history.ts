@@ -167,12 +167,15 @@ export const historyKeys = Object.freeze({
   groupOrphans: (): string[] => ['group-orphan'],
 });
 
+/** How a marker's key names its conversation (`pending-send`, `announce`): `d` a 1:1 one, `g` a group. */
+export type ConversationKind = 'd' | 'g';
+
 /**
  * Whether `conversation`, read back from a marker's key (`pending-send`, `announce`), is
  * one the client writes: a valid user id for a 1:1 message (`d`), a group id's 64-char
  * lowercase hex for a group message (`g`). Anything else is a corrupted marker.
  */
-export function isConversationId(kind: 'd' | 'g', conversation: string): boolean {
+export function isConversationId(kind: ConversationKind, conversation: string): boolean {
   if (kind === 'g') return /^[0-9a-f]{64}$/.test(conversation);
   try {
     toUserId(conversation);

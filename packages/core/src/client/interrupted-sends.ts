@@ -40,23 +40,20 @@
 import { fromHex, isDeadboltError, StorageError, userId as toUserId, type StorageAdapter, type StorageKey, type StorageOp, type UserId } from '@deadbolt/spec';
 import type { CryptoProvider } from '../crypto/provider.js';
 import { openRecord, sealRecord } from '../session/record-envelope.js';
-import { ClientRecordType, encodeStoredMessage, historyKeys, isConversationId, readStoredGroupMessage, readStoredMessage } from './history.js';
+import { ClientRecordType, encodeStoredMessage, historyKeys, isConversationId, type ConversationKind, readStoredGroupMessage, readStoredMessage } from './history.js';
 
 /** Markers resolved by one `start()` at most; any beyond wait for the next start. */
 const MAX_RESOLVED_PER_START = 1000;
 
-/** Which history a marker points into: a 1:1 conversation (`d`) or a group (`g`). */
-export type SendKind = 'd' | 'g';
-
-const markerKey = (kind: SendKind, conversation: string, sortKey: string): string[] => ['pending-send', kind, conversation, sortKey];
+const markerKey = (kind: ConversationKind, conversation: string, sortKey: string): string[] => ['pending-send', kind, conversation, sortKey];
 
 /** The marker written with a `pending` record. */
-export function pendingSendMarker(crypto: CryptoProvider, kind: SendKind, conversation: string, sortKey: string): StorageOp {
+export function pendingSendMarker(crypto: CryptoProvider, kind: ConversationKind, conversation: string, sortKey: string): StorageOp {
   return { type: 'put', key: markerKey(kind, conversation, sortKey), value: sealRecord(crypto, ClientRecordType.PENDING_SEND, new Uint8Array(0)) };
 }
 
 /** The marker's deletion, in the batch that records the outcome. */
-export function settledSendMarker(kind: SendKind, conversation: string, sortKey: string): StorageOp {
+function settledSendMarker(kind: ConversationKind, conversation: string, sortKey: string): StorageOp {
   return { type: 'delete', key: markerKey(kind, conversation, sortKey) };
 }
 
@@ -73,7 +70,7 @@ function locked<T>(storage: StorageAdapter, fn: () => Promise<T>): Promise<T> {
  */
 export async function settleSend<M>(
   storage: StorageAdapter,
-  marker: { readonly kind: SendKind; readonly conversation: string; readonly sortKey: string },
+  marker: { readonly kind: ConversationKind; readonly conversation: string; readonly sortKey: string },
   record: (status: 'sent' | 'failed') => M,
   write: (message: M) => StorageOp,
   deliver: () => Promise<void>,

@@ -49,6 +49,7 @@ import { relayAuthSignatureInput } from '../protocol/relay-auth.js';
 import { safetyNumber, type SafetyNumber } from '../protocol/safety-number.js';
 import { RecordType, openRecord, sealRecord } from './record-envelope.js';
 import { AT_REST_CHECK_KEY } from '../storage/encrypted-storage.js';
+import { createDecodedCache } from './decoded-cache.js';
 import { encodeSessionRecord, readSessionRecord, type SessionRecord, type SessionState } from './session-state.js';
 import {
   encodeIdentityRecord,
@@ -407,36 +408,15 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
   }
 
   /**
-   * Decoded session records by storage key, with the exact bytes they came from or were
-   * written as. A load whose stored bytes are byte-identical to the cached ones reuses the
-   * decoded record (records are immutable), skipping the checksum and decode, and keeping
+   * Decoded session records by storage key (decoded-cache.ts). Reusing a record also keeps
    * the ratchet keys' arrays, so the provider's imported key objects stay valid between
-   * messages. Any other writer (another process, a corrupted store) changes the bytes and
-   * forces a fresh, checked decode. Bounded: the least recently used entries go first.
+   * messages.
    */
-  const recordCache = new Map<string, { readonly bytes: Uint8Array; readonly record: SessionRecord }>();
+  const recordCache = createDecodedCache<SessionRecord>(RECORD_CACHE_SIZE);
   const pendingRecords = new WeakMap<Uint8Array, SessionRecord>();
-  const cacheRecord = (id: string, bytes: Uint8Array, record: SessionRecord): void => {
-    recordCache.delete(id);
-    recordCache.set(id, { bytes, record });
-    if (recordCache.size > RECORD_CACHE_SIZE) recordCache.delete(recordCache.keys().next().value as string);
-  };
   const loadSessions = async (peer: Address): Promise<SessionRecord | undefined> => {
     const key = storageKeys.session(peer);
-    const bytes = await storage.get(key);
-    const id = JSON.stringify(key);
-    if (bytes === undefined) {
-      recordCache.delete(id);
-      return undefined;
-    }
-    const hit = recordCache.get(id);
-    if (hit && equalBytes(hit.bytes, bytes)) {
-      cacheRecord(id, hit.bytes, hit.record);
-      return hit.record;
-    }
-    const record = openRecord(crypto, key, RecordType.SESSION, bytes, readSessionRecord);
-    cacheRecord(id, bytes, record);
-    return record;
+    return recordCache.read(JSON.stringify(key), await storage.get(key), (bytes) => openRecord(crypto, key, RecordType.SESSION, bytes, readSessionRecord));
   };
   const putSessions = (peer: Address, record: SessionRecord): StorageOp => {
     const op = put(storageKeys.session(peer), RecordType.SESSION, encodeSessionRecord(record));
@@ -448,10 +428,10 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
     await storage.batch(ops);
     for (const op of ops) {
       const id = JSON.stringify(op.key);
-      if (op.type === 'delete') recordCache.delete(id);
+      if (op.type === 'delete') recordCache.drop(id);
       else {
         const record = pendingRecords.get(op.value);
-        if (record) cacheRecord(id, op.value, record);
+        if (record) recordCache.keep(id, op.value, record);
       }
     }
   };
@@ -465,25 +445,13 @@ export function createSessionManager(options: SessionManagerOptions): SessionMan
   };
   /**
    * Decoded trust records by user, with the bytes they came from: every encrypt and
-   * decrypt reads the peer's trust, and a load whose stored bytes are unchanged reuses the
-   * decoded record (as `recordCache` does for sessions), skipping checksum and decode. Any
-   * other writer changes the bytes and forces a checked decode. Records are never changed
-   * in place; `trust()` hands applications copies. Bounded like `recordCache`.
+   * decrypt reads the peer's trust (decoded-cache.ts, as session records). Records are
+   * never changed in place; `trust()` hands applications copies.
    */
-  const trustCache = new Map<string, { readonly bytes: Uint8Array; readonly record: TrustRecord }>();
+  const trustCache = createDecodedCache<TrustRecord>(RECORD_CACHE_SIZE);
   const loadTrust = async (userId: string): Promise<TrustRecord | undefined> => {
     const key = storageKeys.trust(userId);
-    const bytes = await storage.get(key);
-    if (bytes === undefined) {
-      trustCache.delete(userId);
-      return undefined;
-    }
-    const hit = trustCache.get(userId);
-    const record = hit !== undefined && equalBytes(hit.bytes, bytes) ? hit.record : openRecord(crypto, key, RecordType.TRUST, bytes, readTrustRecord);
-    trustCache.delete(userId);
-    trustCache.set(userId, { bytes, record });
-    if (trustCache.size > RECORD_CACHE_SIZE) trustCache.delete(trustCache.keys().next().value as string);
-    return record;
+    return trustCache.read(userId, await storage.get(key), (bytes) => openRecord(crypto, key, RecordType.TRUST, bytes, readTrustRecord));
   };
   const putTrust = (userId: string, record: TrustRecord): StorageOp =>
     put(storageKeys.trust(userId), RecordType.TRUST, encodeTrustRecord(record));

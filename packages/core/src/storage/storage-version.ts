@@ -9,15 +9,13 @@ import { STORAGE_SPECIFICATION_VERSION, UsageError, type StorageAdapter } from '
  * Refuses an adapter of another contract version: a `deadbolt.storage.v1` adapter would
  * ignore the range windows of v2 (invariant 12) and hand history the wrong page, silently.
  * A wrapper must check what it wraps, or it would pass an old adapter off as current.
- *
- * @param field - the option that named the adapter, for the error's details.
  */
-export function checkedStorage(storage: StorageAdapter, field = 'storage'): StorageAdapter {
+export function checkedStorage(storage: StorageAdapter): StorageAdapter {
   const version: unknown = (storage as Partial<StorageAdapter> | null)?.specificationVersion;
   if (version !== STORAGE_SPECIFICATION_VERSION) {
     throw new UsageError('INVALID_ARGUMENT', {
-      message: `${field}: the adapter implements ${typeof version === 'string' ? version : 'no storage contract'}; this client needs ${STORAGE_SPECIFICATION_VERSION}`,
-      details: { field, expected: `a ${STORAGE_SPECIFICATION_VERSION} adapter` },
+      message: `storage: the adapter implements ${typeof version === 'string' ? version : 'no storage contract'}; this client needs ${STORAGE_SPECIFICATION_VERSION}`,
+      details: { field: 'storage', expected: `a ${STORAGE_SPECIFICATION_VERSION} adapter` },
     });
   }
   return storage;

@@ -34,6 +34,8 @@ function context(sessionCount: number, listed: readonly string[] | undefined): {
     rejected: () => undefined,
     changed: () => undefined,
     error: () => undefined,
+    rereads: new Map(),
+    now: () => 0,
   };
   return { ctx, skips };
 }
@@ -75,7 +77,7 @@ test('start-up: when the second read (for a sibling linked again under its id) f
       throw new TransportError('RATE_LIMITED', { message: 'too many reads', details: { retryAfterMs: 1000 } });
     },
   } as unknown as TransportAdapter;
-  const ctx: DeviceContext = { self, sessions, transport, rejected: () => undefined, changed: () => undefined, error: (e) => void errors.push(e) };
+  const ctx: DeviceContext = { self, sessions, transport, rejected: () => undefined, changed: () => undefined, error: (e) => void errors.push(e), rereads: new Map(), now: () => 0 };
   const entry = await ensureOwnDeviceList(ctx);
   expect(reads).toEqual([['tablet'], []]);
   expect(entry).toBe(first);

@@ -478,13 +478,13 @@ async function fetchBundles(core: RelayCore, device: AuthenticatedDevice, target
   const current = await currentList(core, targetUser);
   const skipped = new Set(skip);
   const wanted = [];
-  let known = 0; // current devices the caller skipped: it knows them
+  let known = false; // whether the caller skipped a current device: it knows the user
   for (const d of await core.store.listDevices(targetUser)) {
     // A device never needs its own bundle.
     if (targetUser === device.address.userId && d.deviceId === device.address.deviceId) continue;
     const certificate = decodeDeviceCertificate(d.certificate);
     if (current !== undefined && !listsCertificate(current.list, certificate)) continue;
-    if (skipped.has(d.deviceId)) known++;
+    if (skipped.has(d.deviceId)) known = true;
     else wanted.push({ deviceId: d.deviceId, certificate });
   }
   // The bundle-fetch limit protects one-time prekeys from being drained: a read that would
@@ -506,7 +506,7 @@ async function fetchBundles(core: RelayCore, device: AuthenticatedDevice, target
   }
   // A user without a list is unknown unless the caller got a bundle or skipped one of its
   // devices (it knows that device): skipping never turns a known user into an unknown one.
-  if (bundles.length === 0 && current === undefined && known === 0) return errorFrame('UNKNOWN_USER', 'no such user, or no device with prekeys');
+  if (bundles.length === 0 && current === undefined && !known) return errorFrame('UNKNOWN_USER', 'no such user, or no device with prekeys');
   return { kind: 'bundles', bundles, deviceList: current?.encoded };
 }
 

@@ -170,6 +170,14 @@ export function createSqliteRelayStore(options: SqliteRelayStoreOptions): RelayS
     throw storageFailure('open', e);
   }
 
+  /**
+   * Deletes a device's rows from one device table. Prepared once per table: deleting a
+   * device runs all of them, replacing one runs the prekey tables' only.
+   */
+  const deleteDeviceFrom = Object.fromEntries(
+    DEVICE_TABLES.map((table) => [table, db.prepare(`DELETE FROM ${table} WHERE user_id = ? AND device_id = ?`)]),
+  ) as Record<(typeof DEVICE_TABLES)[number], Database.Statement>;
+
   const q = {
     getAccount: db.prepare('SELECT account_key FROM accounts WHERE user_id = ?'),
     insertAccount: db.prepare('INSERT INTO accounts (user_id, account_key) VALUES (?, ?)'),
@@ -182,7 +190,7 @@ export function createSqliteRelayStore(options: SqliteRelayStoreOptions): RelayS
       `INSERT INTO device_lists (user_id, version, list) VALUES (?, ?, ?)
        ON CONFLICT (user_id) DO UPDATE SET version = excluded.version, list = excluded.list`,
     ),
-    deleteDevice: DEVICE_TABLES.map((table) => db.prepare(`DELETE FROM ${table} WHERE user_id = ? AND device_id = ?`)),
+    deleteDevice: DEVICE_TABLES.map((table) => deleteDeviceFrom[table]),
 
     getDevice: db.prepare('SELECT certificate, signed_prekey, last_resort_prekey FROM devices WHERE user_id = ? AND device_id = ?'),
     deviceExists: db.prepare('SELECT 1 FROM devices WHERE user_id = ? AND device_id = ?').pluck(),
@@ -192,8 +200,8 @@ export function createSqliteRelayStore(options: SqliteRelayStoreOptions): RelayS
       'UPDATE devices SET certificate = ?, signed_prekey = NULL, last_resort_prekey = NULL WHERE user_id = ? AND device_id = ?',
     ),
     listDevices: db.prepare('SELECT device_id, certificate FROM devices WHERE user_id = ?'),
-    deleteDevicePrekeys: db.prepare('DELETE FROM one_time_prekeys WHERE user_id = ? AND device_id = ?'),
-    deleteDeviceConsumed: db.prepare('DELETE FROM consumed_prekeys WHERE user_id = ? AND device_id = ?'),
+    deleteDevicePrekeys: deleteDeviceFrom.one_time_prekeys,
+    deleteDeviceConsumed: deleteDeviceFrom.consumed_prekeys,
 
     setStaticPrekeys: db.prepare('UPDATE devices SET signed_prekey = ?, last_resort_prekey = ? WHERE user_id = ? AND device_id = ?'),
     prekeyExists: db.prepare('SELECT 1 FROM one_time_prekeys WHERE user_id = ? AND device_id = ? AND kind = ? AND key_id = ?').pluck(),

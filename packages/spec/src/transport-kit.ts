@@ -126,15 +126,16 @@ export function prepareFetchSkip(options: FetchBundlesOptions | undefined): stri
   const skip: unknown = options.skip;
   if (skip === undefined) return [];
   const expected = `an array of at most ${RELAY_LIMITS.maxBundles} device ids`;
-  if (!Array.isArray(skip)) throw new UsageError('INVALID_ARGUMENT', { message: `options.skip: expected ${expected}`, details: { field: 'options.skip', expected } });
+  const bad = (): UsageError => new UsageError('INVALID_ARGUMENT', { message: `options.skip: expected ${expected}`, details: { field: 'options.skip', expected } });
+  if (!Array.isArray(skip)) throw bad();
   const out = new Set<string>();
   for (const d of Array.from(skip as unknown[])) {
     try {
       out.add(toDeviceId(d as string));
     } catch {
-      throw new UsageError('INVALID_ARGUMENT', { message: `options.skip: expected ${expected}`, details: { field: 'options.skip', expected } });
+      throw bad();
     }
-    if (out.size > RELAY_LIMITS.maxBundles) throw new UsageError('INVALID_ARGUMENT', { message: `options.skip: expected ${expected}`, details: { field: 'options.skip', expected } });
+    if (out.size > RELAY_LIMITS.maxBundles) throw bad();
   }
   return [...out];
 }

@@ -54,19 +54,13 @@ export function prefixEnd(encodedPrefix: Uint8Array): Uint8Array {
   return out;
 }
 
-/** memcmp order, as SQLite compares BLOBs. */
-export function compareEncoded(a: Uint8Array, b: Uint8Array): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return (a[i] as number) - (b[i] as number);
-  return a.length - b.length;
-}
-
 /**
  * The one index range `[lower, upper)` of a `range` call (storage invariant 12): keys under
  * `prefix`, strictly after `after`, strictly before `before`. The smallest encoding above
  * enc(after) is enc(after) | `00` (every longer blob that starts with it is greater, and
  * nothing sorts between them), so the exclusive bound becomes an inclusive one; the
  * tighter of each pair of bounds is kept, so SQLite walks only the window itself.
+ * `Buffer.compare` is memcmp order, as SQLite compares BLOBs.
  */
 export function windowBounds(prefix: StorageKey, after: StorageKey | undefined, before: StorageKey | undefined): { lower: Uint8Array; upper: Uint8Array } {
   const from = encodeKey(prefix);
@@ -76,11 +70,11 @@ export function windowBounds(prefix: StorageKey, after: StorageKey | undefined, 
     const encoded = encodeKey(after);
     const next = new Uint8Array(encoded.length + 1);
     next.set(encoded);
-    if (compareEncoded(next, lower) > 0) lower = next;
+    if (Buffer.compare(next, lower) > 0) lower = next;
   }
   if (before !== undefined) {
     const encoded = encodeKey(before);
-    if (compareEncoded(encoded, upper) < 0) upper = encoded;
+    if (Buffer.compare(encoded, upper) < 0) upper = encoded;
   }
   return { lower, upper };
 }

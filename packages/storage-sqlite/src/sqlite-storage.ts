@@ -37,7 +37,7 @@ import {
   type StorageKey,
   type StorageOp,
 } from '@deadbolt/spec';
-import { compareEncoded, decodeKey, encodeKey, windowBounds } from './key-encoding.js';
+import { decodeKey, encodeKey, windowBounds } from './key-encoding.js';
 
 /** Options of {@link createSqliteStorage}. */
 export interface SqliteStorageOptions {
@@ -215,7 +215,7 @@ export function createSqliteStorage(options: SqliteStorageOptions): StorageAdapt
       const window = readRangeOptions(opts); // invariant 12
       if (window.limit === 0) return [];
       const { lower, upper } = windowBounds(prefix, window.after, window.before);
-      if (compareEncoded(lower, upper) >= 0) return [];
+      if (Buffer.compare(lower, upper) >= 0) return []; // memcmp order, as SQLite compares BLOBs
       const limit = Math.min(window.limit, Number.MAX_SAFE_INTEGER);
       try {
         return (window.reverse ? rangeDescStmt : rangeStmt).all(lower, upper, limit).map((row) => ({ key: decodeKey(row.k), value: plain(row.v) }));

@@ -116,12 +116,9 @@ class Transient extends Error {
 }
 
 /** What a request is, for retries and for mapping refusals. */
-interface CallOptions {
-  readonly operation: string;
+interface CallOptions extends RelayRequestOptions {
   /** The caller's own request (send, prekeys): a relay RATE_LIMITED rejects instead of waiting. */
   readonly user: boolean;
-  readonly userId?: string;
-  readonly largestFrame?: number;
   /** Extra time the relay may take (the FETCH wait). */
   readonly waitMs?: number;
 }

@@ -66,6 +66,7 @@ import {
   type HelloFrame,
   type OutboundMessage,
   type RelayFrame,
+  type RelayRequestOptions,
   type TransportAdapter,
   type TransportAuth,
 } from '@deadbolt/spec';
@@ -463,7 +464,7 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): Tr
       void core.deliver(frame.messages, async (ids) => {
         const acks: Promise<unknown>[] = [];
         for (let i = 0; i < ids.length; i += RELAY_LIMITS.maxAck) {
-          acks.push(request({ kind: 'ack', ids: ids.slice(i, i + RELAY_LIMITS.maxAck) }, 'ack', false));
+          acks.push(request({ kind: 'ack', ids: ids.slice(i, i + RELAY_LIMITS.maxAck) }, { operation: 'ack' }, false));
         }
         await Promise.all(acks);
       });
@@ -506,8 +507,12 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): Tr
     if (req.counted) counted--;
   }
 
-  /** Queues a request. The frame is encoded, so copied, before this returns. */
-  function request(frame: RelayFrame, operation: string, isCounted: boolean, userId?: string, largestFrame = 0): Promise<RelayFrame> {
+  /**
+   * Queues a request, counted against `maxPending` unless `isCounted` is false (the
+   * transport's own ACKs). The frame is encoded, so copied, before this returns.
+   */
+  function request(frame: RelayFrame, opts: RelayRequestOptions, isCounted = true): Promise<RelayFrame> {
+    const { operation, userId, largestFrame = 0 } = opts;
     const requestId = takeId();
     const bytes = encodeRelayFrame(requestId, frame) as Uint8Array<ArrayBuffer>;
     if (bytes.byteLength > RELAY_LIMITS.maxFrame) {
@@ -727,7 +732,7 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): Tr
     maxFrameSize,
     connecting: () => connecting,
     connect,
-    request: (frame, { operation, userId, largestFrame }) => request(frame, operation, true, userId, largestFrame),
+    request,
     provisionTake: provisionTakeOnce,
     close(): Promise<void> {
       closing ??= closeNow();

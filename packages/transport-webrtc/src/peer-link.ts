@@ -57,7 +57,6 @@ import {
   type RemoteFingerprintReader,
   type RTCDataChannelLike,
   type RTCPeerConnectionLike,
-  type SelectedCandidatePair,
   type SelectedCandidatePairReader,
 } from './peer-connection.js';
 import { fingerprintMatches, sdpFingerprints, type DtlsFingerprint } from './sdp.js';
@@ -87,6 +86,27 @@ export const PAIR_NOT_RELAYED = "the selected candidate pair is not relayed at b
 export const PAIR_NOT_EXPOSED = "the selected candidate pair is not exposed (privacy 'relay-only', requireRelayedPairCheck)";
 /** How often an open link's selected candidate pair is read again in the privacy mode (the ICE agent may switch pairs). */
 export const PAIR_RECHECK_MS = 15_000;
+
+// Close reasons the transport tells apart (webrtc-transport.ts: backoff, eviction, answer
+// tokens). Named here, where the link closes with them, so that the transport matches the
+// constants rather than copies of their text: rewording one cannot silently change how a
+// close is counted.
+/** The peer connection's state became `failed`. */
+export const CONNECTION_FAILED = 'connection failed';
+/** The peer connection's state became `closed`. */
+export const CONNECTION_CLOSED = 'connection closed';
+/** The link did not open within `connectTimeoutMs`. */
+export const CONNECT_TIMEOUT = 'no connection in time';
+/** The data channel closed (from this side nothing says why: the peer's lifetime, idle timer, eviction, shutdown or a break). */
+export const CHANNEL_CLOSED = 'channel closed';
+// Protocol breaks by the peer on the channel (the transport's PEER_BROKE).
+export const NOT_BINARY = 'a message that is not binary';
+export const TOO_MUCH_BEFORE_OPEN = 'too much before open';
+export const UNDECODABLE = 'undecodable message';
+export const FRAME_OUT_OF_SEQUENCE = 'frame out of sequence';
+export const CHUNK_OUT_OF_SEQUENCE = 'chunk out of sequence';
+export const FRAME_OVER_LIMIT = 'frame over the size limit';
+export const PEER_NOT_READING = 'the peer does not read what it is sent';
 
 /** Link settings (resolved by the transport). */
 export interface LinkSettings {
@@ -246,7 +266,7 @@ export class PeerLink {
     this.createdAt = this.#settings.now();
     const pc = this.pc;
     pc.onconnectionstatechange = () => {
-      if (pc.connectionState === 'failed' || pc.connectionState === 'closed') this.close(`connection ${pc.connectionState}`);
+      if (pc.connectionState === 'failed' || pc.connectionState === 'closed') this.close(pc.connectionState === 'failed' ? CONNECTION_FAILED : CONNECTION_CLOSED);
     };
     if (this.role === 'offerer') {
       this.#attach(pc.createDataChannel(CHANNEL_LABEL, { ordered: true }));
@@ -266,7 +286,7 @@ export class PeerLink {
         this.#attach(channel);
       };
     }
-    this.#connectTimer = this.#settings.timers.setTimeout(() => this.close('no connection in time'), this.#settings.connectTimeoutMs);
+    this.#connectTimer = this.#settings.timers.setTimeout(() => this.close(CONNECT_TIMEOUT), this.#settings.connectTimeoutMs);
   }
 
   get state(): 'connecting' | 'open' | 'closed' {
@@ -389,7 +409,7 @@ export class PeerLink {
     }
     channel.bufferedAmountLowThreshold = Math.floor(this.#settings.maxBufferedBytes / 2);
     channel.onopen = () => void this.#opened();
-    channel.onclose = () => this.close('channel closed');
+    channel.onclose = () => this.close(CHANNEL_CLOSED);
     channel.onerror = () => {
       // The close event follows, or the watchdog notices.
     };
@@ -444,12 +464,8 @@ export class PeerLink {
    */
   async #pairProblem(): Promise<string | undefined> {
     if (!this.#settings.relayOnly) return undefined;
-    let pair: SelectedCandidatePair | undefined;
-    try {
-      pair = await readSelectedCandidatePair(this.pc, this.#settings.selectedCandidatePair);
-    } catch {
-      pair = undefined;
-    }
+    // readSelectedCandidatePair catches every failure itself (undefined: not exposed).
+    const pair = await readSelectedCandidatePair(this.pc, this.#settings.selectedCandidatePair);
     if (pair === undefined) return this.#settings.requireRelayedPairCheck ? PAIR_NOT_EXPOSED : undefined;
     if (this.#state === 'connecting') this.#pairExposed = true;
     return pair.local === 'relay' && pair.remote === 'relay' ? undefined : PAIR_NOT_RELAYED;
@@ -471,11 +487,11 @@ export class PeerLink {
   #message(data: unknown): void {
     if (this.#state === 'closed') return;
     const bytes = toBytes(data);
-    if (bytes === undefined) return this.close('a message that is not binary');
+    if (bytes === undefined) return this.close(NOT_BINARY);
     if (this.#early !== undefined) {
       // Before this side has checked the certificate, nothing is acted on; kept, bounded.
       this.#earlyBytes += bytes.byteLength;
-      if (this.#earlyBytes > MAX_EARLY_BYTES) return this.close('too much before open');
+      if (this.#earlyBytes > MAX_EARLY_BYTES) return this.close(TOO_MUCH_BEFORE_OPEN);
       this.#early.push(bytes.slice());
       return;
     }
@@ -487,7 +503,7 @@ export class PeerLink {
     try {
       m = decodeDirect(bytes);
     } catch {
-      return this.close('undecodable message');
+      return this.close(UNDECODABLE);
     }
     this.#progress();
     this.#active();
@@ -508,15 +524,15 @@ export class PeerLink {
   #data(m: Extract<DirectMessage, { type: 'data' }>): void {
     let p = this.#partial;
     if (p === undefined) {
-      if (m.index !== 0 || m.frameId !== this.#lastInboundId + 1) return this.close('frame out of sequence');
+      if (m.index !== 0 || m.frameId !== this.#lastInboundId + 1) return this.close(FRAME_OUT_OF_SEQUENCE);
       p = { id: m.frameId, count: m.count, listVersion: m.listVersion, chunks: [], size: 0, seen: 0, refused: false };
       this.#partial = p;
     } else if (m.frameId !== p.id || m.count !== p.count || m.listVersion !== p.listVersion || m.index !== p.seen) {
-      return this.close('chunk out of sequence');
+      return this.close(CHUNK_OUT_OF_SEQUENCE);
     }
     p.size += m.chunk.byteLength;
     p.seen++;
-    if (p.size > this.#host.maxFrameSize()) return this.close('frame over the size limit');
+    if (p.size > this.#host.maxFrameSize()) return this.close(FRAME_OVER_LIMIT);
     // Bytes, not only frames (finding 5): a frame that would take what waits for the
     // handler over `maxInboundBytes` is not kept; it is NACKed once complete.
     if (!p.refused && this.#inboundBytes + p.size > this.#settings.maxInboundBytes) {
@@ -575,7 +591,7 @@ export class PeerLink {
   #control(type: 'received' | 'ack' | 'nack', frameId: number): void {
     if (this.#state !== 'open' || this.#channel === undefined) return;
     this.#controls.push(encodeDirect({ type, frameId }));
-    if (this.#controls.length > 2 * this.#settings.maxInbound + 64) return this.close('the peer does not read what it is sent');
+    if (this.#controls.length > 2 * this.#settings.maxInbound + 64) return this.close(PEER_NOT_READING);
     this.#pump();
   }
 

@@ -138,7 +138,28 @@ import {
 } from '@deadbolt/spec';
 import { invalidOption as invalid, isolatedListener as isolated, positiveOption as positive, systemTimers as globalTimers, type SignalSenderInfo } from '@deadbolt/spec';
 import { looksLikeNodeDatachannel, relaxesRelayPolicy, relayPolicyBasis, sendsFromHostDespiteRelayPolicy, type IceServer, type PeerConnectionConfig, type RemoteFingerprintReader, type RTCPeerConnectionConstructor, type RTCPeerConnectionLike, type SelectedCandidatePairReader } from './peer-connection.js';
-import { FINGERPRINT_NOT_EXPOSED, IDLE, PAIR_NOT_EXPOSED, PAIR_NOT_RELAYED, PeerLink, type DeliveryOutcome, type FingerprintCheck, type LinkHost, type LinkSettings, type Timers } from './peer-link.js';
+import {
+  CHANNEL_CLOSED,
+  CHUNK_OUT_OF_SEQUENCE,
+  CONNECT_TIMEOUT,
+  CONNECTION_FAILED,
+  FINGERPRINT_NOT_EXPOSED,
+  FRAME_OUT_OF_SEQUENCE,
+  FRAME_OVER_LIMIT,
+  IDLE,
+  NOT_BINARY,
+  PAIR_NOT_EXPOSED,
+  PAIR_NOT_RELAYED,
+  PEER_NOT_READING,
+  PeerLink,
+  TOO_MUCH_BEFORE_OPEN,
+  UNDECODABLE,
+  type DeliveryOutcome,
+  type FingerprintCheck,
+  type LinkHost,
+  type LinkSettings,
+  type Timers,
+} from './peer-link.js';
 import { relayOnlySdp, sdpProblem, withoutEndOfCandidates } from './sdp.js';
 import { CONNECTION_ID_LENGTH, decodeSignal, encodeSignal, type Signal } from './signal-codec.js';
 
@@ -320,8 +341,9 @@ export interface WebRtcTransportOptions {
    * only to rely on the WebRTC stack's own check (for example with a browser that has
    * neither `getRemoteCertificates()` nor certificate stats). After such a refusal this
    * transport makes and answers no more offers with that device for an hour, and after
-   * such refusals with {@link NOT_EXPOSED_DEVICES} devices, with none at all (the cause is
-   * then this device's own implementation; hostile review 3, finding 5).
+   * such refusals with {@link NOT_EXPOSED_USERS} distinct users within
+   * {@link NOT_EXPOSED_WINDOW_MS}, with no device for that window (the cause is then this
+   * device's own implementation; hostile review 3, finding 5; hostile review 4, finding 6).
    */
   readonly requireFingerprintCheck?: boolean;
   /**
@@ -376,7 +398,8 @@ export interface WebRtcTransport extends TransportAdapter {
    * selected candidate pair was not exposed (this device's own implementation, most
    * likely), until that window has passed; and for good, in the privacy mode, once the
    * `RTCPeerConnection` given turns out to construct node-datachannel connections (a
-   * factory function; the class itself is refused at creation). Frames take the relay
+   * factory function; the class itself is refused at creation) or a connection that
+   * reports another `iceTransportPolicy` than `'relay'`. Frames take the relay
    * meanwhile. The reason names no address and no secret.
    *
    * @example
@@ -506,12 +529,12 @@ export const ANSWER_REFILL_MS = 10_000;
 export const NOT_EXPOSED_USERS = 3;
 /** The window of {@link NOT_EXPOSED_USERS}, and how long direct links stay off after it was reached (1 hour). */
 export const NOT_EXPOSED_WINDOW_MS = 60 * 60_000;
-/** @deprecated The count is of users now: {@link NOT_EXPOSED_USERS}. */
-export const NOT_EXPOSED_DEVICES = NOT_EXPOSED_USERS;
 /** {@link WebRtcTransport.directLinksDisabled} after {@link NOT_EXPOSED_USERS}. */
 const OFF_NOT_EXPOSED = 'the remote certificate or selected candidate pair was not exposed with several users (this device’s implementation): direct links are off for an hour';
 /** {@link WebRtcTransport.directLinksDisabled} when a privacy-mode connection turned out to be node-datachannel's. */
 const OFF_HOST_SENDING = "privacy 'relay-only': the RTCPeerConnection given constructs node-datachannel connections, which send ICE checks from host addresses regardless of iceTransportPolicy: direct links are off";
+/** {@link WebRtcTransport.directLinksDisabled} when a privacy-mode connection reported another `iceTransportPolicy` than `'relay'`. */
+const OFF_RELAXED_POLICY = "privacy 'relay-only': a connection made by the RTCPeerConnection given reports another iceTransportPolicy than 'relay' (getConfiguration()): direct links are off";
 /** Inbound rate buckets kept, one per device (oldest forgotten first; hostile review 4, finding 5). */
 const MAX_INBOUND_BUCKETS = 1024;
 /**
@@ -521,13 +544,13 @@ const MAX_INBOUND_BUCKETS = 1024;
  * breaking each link it gets.
  */
 const PEER_BROKE: ReadonlySet<string> = new Set([
-  'a message that is not binary',
-  'too much before open',
-  'undecodable message',
-  'frame out of sequence',
-  'chunk out of sequence',
-  'frame over the size limit',
-  'the peer does not read what it is sent',
+  NOT_BINARY,
+  TOO_MUCH_BEFORE_OPEN,
+  UNDECODABLE,
+  FRAME_OUT_OF_SEQUENCE,
+  CHUNK_OUT_OF_SEQUENCE,
+  FRAME_OVER_LIMIT,
+  PEER_NOT_READING,
 ]);
 /**
  * A channel the peer closed is how every normal end looks from this side (its lifetime,
@@ -537,9 +560,8 @@ const PEER_BROKE: ReadonlySet<string> = new Set([
  */
 const SHORT_LINK_MS = 30_000;
 const LIFETIME_SLACK_MS = 15_000;
-const CHANNEL_CLOSED = 'channel closed';
 /** Close reasons of an answered attempt that never opened and drain its device's answer tokens (hostile review 5, finding 6). */
-const UNOPENED_FAILURES: ReadonlySet<string> = new Set(['no connection in time', 'connection failed']);
+const UNOPENED_FAILURES: ReadonlySet<string> = new Set([CONNECT_TIMEOUT, CONNECTION_FAILED]);
 /**
  * A BYE for an answered attempt arriving later than this after the answer left still
  * drains its device's answer tokens (hostile review 5, finding 5): an honest peer ends
@@ -1126,14 +1148,15 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
     // sends ICE checks from host sockets whatever the policy, so it is closed at once, and
     // since every connection comes from the same constructor, direct links stay off.
     // A connection that reports another policy than the relay one (a subclass rewriting
-    // its configuration; review 5, finding 1) is refused the same way.
-    if (privacy === 'relay-only' && (looksLikeNodeDatachannel(pc) || relaxesRelayPolicy(pc))) {
+    // its configuration; review 5, finding 1) is refused the same way, with its own reason.
+    const offReason = privacy !== 'relay-only' ? undefined : looksLikeNodeDatachannel(pc) ? OFF_HOST_SENDING : relaxesRelayPolicy(pc) ? OFF_RELAXED_POLICY : undefined;
+    if (offReason !== undefined) {
       try {
         pc.close();
       } catch {
         // Closed already.
       }
-      disableDirect(OFF_HOST_SENDING, Number.POSITIVE_INFINITY);
+      disableDirect(offReason, Number.POSITIVE_INFINITY);
       return undefined;
     }
     const link = new PeerLink({ peer, connectionId, role, pc, settings, host });
@@ -1285,22 +1308,16 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
   }
 
   /**
-   * Offers being decided plus answering-side links not open yet, bounded by
-   * `maxPendingOffers`; `except`'s own link is left out (a newer offer of that device
-   * would replace it).
+   * Offers being decided plus answering-side links not open yet, of the peers `counts`
+   * picks (`stranger`: a first contact's); `except`'s own link is left out (a newer offer
+   * of that device would replace it). Bounded by `maxPendingOffers` (not first contacts),
+   * {@link STRANGER_PENDING} (first contacts) and, per user, `maxPendingPerUser` (review 4,
+   * finding 2).
    */
-  function pendingInbound(except: string, stranger: boolean): number {
+  function pendingInbound(except: string, counts: (peer: Address, stranger: boolean) => boolean): number {
     let n = 0;
-    for (const [k, p] of pendingOffers) if (k !== except && p.stranger === stranger) n++;
-    for (const [k, l] of links) if (k !== except && l.role === 'answerer' && l.state === 'connecting' && strangerLinks.has(l) === stranger) n++;
-    return n;
-  }
-
-  /** The same, of `userId`'s devices only (not first contacts): at most `maxPendingPerUser` (review 4, finding 2). */
-  function pendingInboundOf(userId: string, except: string): number {
-    let n = 0;
-    for (const [k, p] of pendingOffers) if (k !== except && p.peer.userId === userId && !p.stranger) n++;
-    for (const [k, l] of links) if (k !== except && l.peer.userId === userId && l.role === 'answerer' && l.state === 'connecting' && !strangerLinks.has(l)) n++;
+    for (const [k, p] of pendingOffers) if (k !== except && counts(p.peer, p.stranger)) n++;
+    for (const [k, l] of links) if (k !== except && l.role === 'answerer' && l.state === 'connecting' && counts(l.peer, strangerLinks.has(l))) n++;
     return n;
   }
 
@@ -1356,7 +1373,12 @@ export function createWebRtcTransport(options: WebRtcTransportOptions): WebRtcTr
     // (STRANGER_PENDING), so that they never take the places of contacts' offers.
     const stranger = firstContact === true || (firstContact === undefined && !sentTo.has(from.userId) && !initiated.has(key));
     if (!pendingOffers.has(key)) {
-      if (stranger ? pendingInbound(key, true) >= STRANGER_PENDING : pendingInbound(key, false) >= maxPendingOffers || pendingInboundOf(from.userId, key) >= maxPendingPerUser) return;
+      if (
+        stranger
+          ? pendingInbound(key, (_, isStranger) => isStranger) >= STRANGER_PENDING
+          : pendingInbound(key, (_, isStranger) => !isStranger) >= maxPendingOffers || pendingInbound(key, (peer, isStranger) => !isStranger && peer.userId === from.userId) >= maxPendingPerUser
+      )
+        return;
     }
     // Each decision costs a token, answered or not (review 4, finding 7): `acceptOffer` may
     // ask the user, so refused and replaced offers are rate-limited like answered ones.

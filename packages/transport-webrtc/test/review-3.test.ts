@@ -8,7 +8,7 @@
  */
 import { describe, expect, test } from 'vitest';
 import type { Address } from '@deadbolt/spec';
-import { ANSWER_BURST, ANSWER_REFILL_MS, encodeSignal, MAX_LINK_LIFETIME_MS, NOT_EXPOSED_DEVICES } from '../src/index.js';
+import { ANSWER_BURST, ANSWER_REFILL_MS, encodeSignal, MAX_LINK_LIFETIME_MS, NOT_EXPOSED_USERS } from '../src/index.js';
 import { FINGERPRINT_NOT_EXPOSED } from '../src/peer-link.js';
 import { direct, utf8, viaRelay, World, type Device } from './helpers/fake-world.js';
 import { within } from './helpers/stack.js';
@@ -170,36 +170,36 @@ describe('undecided offers (finding 4)', () => {
 });
 
 describe('"not exposed" refusals are this device’s own (finding 5)', () => {
-  test(`after links refused as not exposed with ${NOT_EXPOSED_DEVICES} devices, no more offers are made or answered at all`, async () => {
+  test(`after links refused as not exposed with ${NOT_EXPOSED_USERS} users (a device each), no more offers are made or answered at all`, async () => {
     const w = world({ sender: 'talked-before' });
     // Bob's implementation shows no remote certificate (no reader): every link he checks is refused.
     const bob = await w.device('bob', { remoteFingerprint: () => undefined });
     const peers: Device[] = [];
     for (const name of ['carol', 'dave', 'erin', 'frank', 'grace']) peers.push(await w.device(name));
-    for (const p of peers.slice(0, NOT_EXPOSED_DEVICES)) {
+    for (const p of peers.slice(0, NOT_EXPOSED_USERS)) {
       expect(await within(bob.raw.preconnect(p.address), `the attempt with ${p.address.userId}`)).toBe(false);
       await w.changes.until(() => bob.pcs().every((pc) => pc.closed), 'bob’s end closed');
     }
-    expect(bob.pcs()).toHaveLength(NOT_EXPOSED_DEVICES);
+    expect(bob.pcs()).toHaveLength(NOT_EXPOSED_USERS);
     // Not another attempt with a new peer, neither his own nor an answer.
     expect(await within(bob.raw.preconnect(peers[3]!.address), 'the attempt')).toBe(false);
     await bob.transport.send([{ to: peers[3]!.address, frame: utf8('hello'), contact: true }]);
     void peers[4]!.raw.preconnect(bob.address);
     await w.changes.until(() => w.offersHeard(peers[4]!.address, bob.address) === 1, 'grace’s offer heard');
-    expect(bob.pcs(), 'no new peer connection').toHaveLength(NOT_EXPOSED_DEVICES);
+    expect(bob.pcs(), 'no new peer connection').toHaveLength(NOT_EXPOSED_USERS);
     expect(w.signals(bob.address, peers[4]!.address)).toEqual([]);
     await w.changes.until(() => viaRelay(peers[3]!).includes('hello'), 'the frame through the relay');
     expect(FINGERPRINT_NOT_EXPOSED).toContain('requireFingerprintCheck');
   });
 
-  test('refusals with fewer devices stop only those devices', async () => {
+  test('refusals with fewer users stop only those devices', async () => {
     const w = world({ sender: 'talked-before' });
     const bob = await w.device('bob', { remoteFingerprint: () => undefined });
     const peers: Device[] = [];
     for (const name of ['carol', 'dave', 'erin']) peers.push(await w.device(name));
-    for (const p of peers.slice(0, NOT_EXPOSED_DEVICES - 1)) expect(await within(bob.raw.preconnect(p.address), 'the attempt')).toBe(false);
+    for (const p of peers.slice(0, NOT_EXPOSED_USERS - 1)) expect(await within(bob.raw.preconnect(p.address), 'the attempt')).toBe(false);
     const before = bob.pcs().length;
-    void bob.raw.preconnect(peers[NOT_EXPOSED_DEVICES - 1]!.address);
+    void bob.raw.preconnect(peers[NOT_EXPOSED_USERS - 1]!.address);
     expect(bob.pcs(), 'another device is still tried').toHaveLength(before + 1);
   });
 });

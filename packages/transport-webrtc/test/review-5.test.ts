@@ -102,6 +102,8 @@ describe("finding 1: privacy 'relay-only' takes an allowlist of implementations"
     expect(await within(bob.raw.preconnect(alice.address), 'the attempt')).toBe(false);
     expect(w.signals(bob.address, alice.address)).toEqual([]);
     expect(bob.raw.directLinksDisabled).toBeDefined();
+    expect(bob.raw.directLinksDisabled).toMatch(/reports another iceTransportPolicy than 'relay'/);
+    expect(bob.raw.directLinksDisabled).not.toMatch(/node-datachannel/);
   });
 });
 
